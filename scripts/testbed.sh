@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Starts (`up`) and stops (`down`) the real daemons the privileged tests use: dockerd (with the
+# registry-free busybox image), a standalone containerd with CRI on private paths, and journald.
+# Idempotent: `up` reuses what already runs. Pids and logs live in $TESTBED (below).
+# See ../shared/TESTBED.md for why each flag is there.
+set -euo pipefail
+
+TESTBED=${TESTBED:-/tmp/codexray-testbed}
+CTRD=$TESTBED/containerd
+IMAGE=codexray-test/busybox:1
+PAUSE=codexray-test/pause:1
+mkdir -p "$TESTBED"
+
+log() { printf 'testbed: %s\n' "$*" >&2; }
+
+wait_for() { # seconds command...
+	local n=$(($1 * 10))
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || return 1
+		sleep 0.1
+	done
+}
+
+alive() { [ -f "$TESTBED/$1.pid" ] && kill -0 "$(cat "$TESTBED/$1.pid")" 2>/dev/null; }
+
+up_tracefs() {
+	mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing || log "cannot mount tracefs"
+}
+
+up_dockerd() {
+	if ! docker info >/dev/null 2>&1; then
+		log "starting dockerd"
+		setsid dockerd --bridge=none --iptables=false --ip6tables=false >"$TESTBED/dockerd.log" 2>&1 &
+		echo $! >"$TESTBED/dockerd.pid"
+		wait_for 30 docker info || { log "dockerd did not start: $(tail -5 "$TESTBED/dockerd.log")"; return 1; }
+	fi
+	if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+		local root=$TESTBED/rootfs
+		rm -rf "$root"
+		mkdir -p "$root"/{bin,tmp,proc,sys,dev,etc,var/log}
+		cp /bin/busybox "$root/bin/"
+		for a in $("$root/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
+		tar -C "$root" -c . | docker import - "$IMAGE" >/dev/null
+		tar -C "$root" -c . | docker import --change 'ENTRYPOINT ["/bin/sleep", "2147483647"]' - "$PAUSE" >/dev/null
+		log "imported $IMAGE and $PAUSE"
+	fi
+}
+
+up_containerd() {
+	if ! alive containerd; then
+		mkdir -p "$CTRD"/{root,state,cni}
+		cat >"$CTRD/config.toml" <<TOML
+version = 2
+root = "$CTRD/root"
+state = "$CTRD/state"
+[grpc]
+  address = "$CTRD/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "docker.io/$PAUSE"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    conf_dir = "$CTRD/cni"
+TOML
+		log "starting containerd on $CTRD/containerd.sock"
+		setsid containerd --config "$CTRD/config.toml" >"$TESTBED/containerd.log" 2>&1 &
+		echo $! >"$TESTBED/containerd.pid"
+		wait_for 30 ctr -a "$CTRD/containerd.sock" version || { log "containerd did not start: $(tail -5 "$TESTBED/containerd.log")"; return 1; }
+	fi
+	if ! ctr -a "$CTRD/containerd.sock" -n k8s.io images ls -q | grep -q "codexray-test/pause"; then
+		docker save "$IMAGE" "$PAUSE" | ctr -a "$CTRD/containerd.sock" -n k8s.io images import - >/dev/null
+		log "imported images into containerd"
+	fi
+}
+
+up_journald() {
+	if [ ! -S /run/systemd/journal/socket ] || ! alive journald; then
+		log "starting journald"
+		setsid /lib/systemd/systemd-journald >"$TESTBED/journald.log" 2>&1 &
+		echo $! >"$TESTBED/journald.pid"
+		wait_for 10 test -S /run/systemd/journal/socket || { log "journald did not start"; return 1; }
+	fi
+	[ -e /dev/log ] || ln -sf /run/systemd/journal/dev-log /dev/log
+}
+
+down_one() {
+	if alive "$1"; then
+		local pid
+		pid=$(cat "$TESTBED/$1.pid")
+		kill "$pid" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$pid" 2>/dev/null || true
+	fi
+	rm -f "$TESTBED/$1.pid"
+}
+
+case "${1:-up}" in
+up)
+	up_tracefs
+	up_dockerd
+	up_containerd
+	up_journald
+	log "up (logs in $TESTBED)"
+	;;
+down)
+	if docker info >/dev/null 2>&1; then
+		ids=$(docker ps -aq --filter label=codexray-test)
+		[ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1 || true
+	fi
+	down_one containerd
+	down_one dockerd
+	down_one journald
+	log "down"
+	;;
+*)
+	echo "usage: $0 up|down" >&2
+	exit 2
+	;;
+esac
