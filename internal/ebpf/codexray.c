@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: GPL-2.0
+//go:build ignore
+
+// The agent's kernel side: TCP connection lifecycle, per-connection byte counters and smoothed
+// RTT, retransmits, process fork/exec/exit and OOM victims. Only tracepoints and raw tracepoints
+// are used because kprobes and fentry are missing on some kernels the agent must run on.
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define MSG_PEEK 2
+
+// Event types; internal/ebpf/event.go mirrors them.
+#define CX_EVENT_CONNECT 1
+#define CX_EVENT_CONNECT_FAILED 2
+#define CX_EVENT_ACCEPT 3
+#define CX_EVENT_LISTEN_OPEN 4
+#define CX_EVENT_LISTEN_CLOSE 5
+#define CX_EVENT_CLOSE 6
+#define CX_EVENT_RETRANSMIT 7
+#define CX_EVENT_PROCESS_FORK 8
+#define CX_EVENT_PROCESS_EXEC 9
+#define CX_EVENT_PROCESS_EXIT 10
+#define CX_EVENT_OOM_KILL 11
+
+#define CX_FLAG_INBOUND 1
+
+// One fixed-size record for every event type keeps Go decoding allocation-free and simple.
+struct event {
+	__u64 timestamp_ns;
+	__u64 sock;
+	__u64 cgroup_id;
+	__u64 duration_ns;
+	__u64 bytes_sent;
+	__u64 bytes_received;
+	__u32 type;
+	__u32 pid;        // tgid of the context the event is attributed to
+	__u32 tid;
+	__u32 target_pid; // child (fork) or victim (OOM kill)
+	__u32 srtt_us;
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+	__u16 flags;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 _pad;
+};
+
+// A connect() in flight. ESTABLISHED arrives in softirq, where the current task is whoever
+// happened to run, so the connecting context is remembered here at SYN_SENT.
+struct connecting_sock {
+	__u64 start_ns;
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 tid;
+};
+
+// An established connection the agent saw open. Byte counters and RTT are updated in place so
+// user space can read them while the connection is still open.
+struct connection {
+	__u64 cgroup_id;
+	__u64 bytes_sent;
+	__u64 bytes_received;
+	__u32 pid;
+	__u32 srtt_us;
+	__u32 flags;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct connecting_sock);
+} connecting SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct connection);
+} connections SEC(".maps");
+
+// Size is set by the loader from the configuration.
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost_events SEC(".maps");
+
+
+static __always_inline struct event *reserve_event(__u32 type)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__u32 zero = 0;
+		__u64 *lost = bpf_map_lookup_elem(&lost_events, &zero);
+		if (lost)
+			*lost += 1; // per-CPU slot: no atomic needed
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = type;
+	e->timestamp_ns = bpf_ktime_get_ns();
+	return e;
+}
+
+static __always_inline void current_ids(__u32 *pid, __u32 *tid)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	*pid = id >> 32;
+	*tid = (__u32)id;
+}
+
+// The cgroup v2 id of the cgroup that created the socket: the right owner in softirq context,
+// where bpf_get_current_cgroup_id() would name an unrelated task.
+static __always_inline __u64 sock_cgroup_id(const void *skaddr)
+{
+	struct sock *sk = (struct sock *)skaddr;
+	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+}
+
+static __always_inline void fill_addrs(struct event *e, struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	e->family = ctx->family;
+	e->sport = ctx->sport;
+	e->dport = ctx->dport;
+	// Arrays in the tracepoint record are copied with probe reads: the verifier refuses
+	// loads through a ctx pointer the compiler has offset.
+	if (ctx->family == AF_INET) {
+		bpf_core_read(e->saddr, 4, &ctx->saddr);
+		bpf_core_read(e->daddr, 4, &ctx->daddr);
+	} else {
+		bpf_core_read(e->saddr, 16, &ctx->saddr_v6);
+		bpf_core_read(e->daddr, 16, &ctx->daddr_v6);
+	}
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int on_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	if (ctx->family != AF_INET && ctx->family != AF_INET6)
+		return 0;
+
+	__u64 sk = (__u64)ctx->skaddr;
+	int oldstate = ctx->oldstate;
+	int newstate = ctx->newstate;
+	struct event *e;
+
+	if (newstate == TCP_SYN_SENT) {
+		struct connecting_sock c = {};
+		c.start_ns = bpf_ktime_get_ns();
+		c.cgroup_id = bpf_get_current_cgroup_id();
+		current_ids(&c.pid, &c.tid);
+		bpf_map_update_elem(&connecting, &sk, &c, BPF_ANY);
+		return 0;
+	}
+
+	if (oldstate == TCP_SYN_SENT) {
+		struct connecting_sock *c = bpf_map_lookup_elem(&connecting, &sk);
+		if (!c)
+			return 0; // connect started before the agent attached
+		__u32 type = newstate == TCP_ESTABLISHED ? CX_EVENT_CONNECT : CX_EVENT_CONNECT_FAILED;
+		if (type == CX_EVENT_CONNECT) {
+			struct connection conn = {};
+			conn.cgroup_id = c->cgroup_id;
+			conn.pid = c->pid;
+			bpf_map_update_elem(&connections, &sk, &conn, BPF_ANY);
+		}
+		e = reserve_event(type);
+		if (e) {
+			e->sock = sk;
+			e->cgroup_id = c->cgroup_id;
+			e->pid = c->pid;
+			e->tid = c->tid;
+			e->duration_ns = e->timestamp_ns - c->start_ns;
+			fill_addrs(e, ctx);
+			bpf_ringbuf_submit(e, 0);
+		}
+		bpf_map_delete_elem(&connecting, &sk);
+		return 0;
+	}
+
+	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
+		struct connection conn = {};
+		conn.cgroup_id = sock_cgroup_id(ctx->skaddr);
+		conn.flags = CX_FLAG_INBOUND;
+		bpf_map_update_elem(&connections, &sk, &conn, BPF_ANY);
+		e = reserve_event(CX_EVENT_ACCEPT);
+		if (e) {
+			e->sock = sk;
+			e->cgroup_id = conn.cgroup_id;
+			e->flags = CX_FLAG_INBOUND;
+			fill_addrs(e, ctx);
+			bpf_ringbuf_submit(e, 0);
+		}
+		return 0;
+	}
+
+	if (newstate == TCP_LISTEN || (oldstate == TCP_LISTEN && newstate == TCP_CLOSE)) {
+		e = reserve_event(newstate == TCP_LISTEN ? CX_EVENT_LISTEN_OPEN : CX_EVENT_LISTEN_CLOSE);
+		if (e) {
+			e->sock = sk;
+			// listen() and close() run in process context, the socket's cgroup is still the
+			// better owner: a listener may be handed over to another process.
+			e->cgroup_id = sock_cgroup_id(ctx->skaddr);
+			current_ids(&e->pid, &e->tid);
+			fill_addrs(e, ctx);
+			bpf_ringbuf_submit(e, 0);
+		}
+		return 0;
+	}
+
+	if (newstate == TCP_CLOSE) {
+		struct connection *conn = bpf_map_lookup_elem(&connections, &sk);
+		if (!conn)
+			return 0;
+		e = reserve_event(CX_EVENT_CLOSE);
+		if (e) {
+			e->sock = sk;
+			e->cgroup_id = conn->cgroup_id;
+			e->pid = conn->pid;
+			e->flags = conn->flags;
+			e->bytes_sent = conn->bytes_sent;
+			e->bytes_received = conn->bytes_received;
+			e->srtt_us = conn->srtt_us;
+			fill_addrs(e, ctx);
+			bpf_ringbuf_submit(e, 0);
+		}
+		bpf_map_delete_elem(&connections, &sk);
+	}
+	return 0;
+}
+
+static __always_inline void account_bytes(struct trace_event_raw_sock_msg_length *ctx, int sent)
+{
+	if (ctx->protocol != IPPROTO_TCP || ctx->ret <= 0)
+		return;
+	if (!sent && (ctx->flags & MSG_PEEK))
+		return; // peeked bytes will be read again
+	__u64 sk = (__u64)ctx->sk;
+	struct connection *conn = bpf_map_lookup_elem(&connections, &sk);
+	if (!conn)
+		return;
+	if (sent)
+		__sync_fetch_and_add(&conn->bytes_sent, ctx->ret);
+	else
+		__sync_fetch_and_add(&conn->bytes_received, ctx->ret);
+	struct tcp_sock *tp = (struct tcp_sock *)ctx->sk;
+	conn->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3; // srtt_us holds 8 * smoothed RTT
+}
+
+SEC("tracepoint/sock/sock_send_length")
+int on_sock_send_length(struct trace_event_raw_sock_msg_length *ctx)
+{
+	account_bytes(ctx, 1);
+	return 0;
+}
+
+SEC("tracepoint/sock/sock_recv_length")
+int on_sock_recv_length(struct trace_event_raw_sock_msg_length *ctx)
+{
+	account_bytes(ctx, 0);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int on_tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
+{
+	__u64 sk = (__u64)ctx->skaddr;
+	__u64 cgroup_id;
+	__u32 pid, flags = 0;
+
+	if (ctx->state == TCP_SYN_SENT) {
+		struct connecting_sock *c = bpf_map_lookup_elem(&connecting, &sk);
+		if (!c)
+			return 0;
+		cgroup_id = c->cgroup_id;
+		pid = c->pid;
+	} else {
+		struct connection *conn = bpf_map_lookup_elem(&connections, &sk);
+		if (!conn)
+			return 0;
+		cgroup_id = conn->cgroup_id;
+		pid = conn->pid;
+		flags = conn->flags;
+	}
+	struct event *e = reserve_event(CX_EVENT_RETRANSMIT);
+	if (!e)
+		return 0;
+	e->sock = sk;
+	e->cgroup_id = cgroup_id;
+	e->pid = pid;
+	e->flags = flags;
+	e->family = ctx->family;
+	e->sport = ctx->sport;
+	e->dport = ctx->dport;
+	// Arrays in the tracepoint record are copied with probe reads: the verifier refuses
+	// loads through a ctx pointer the compiler has offset.
+	if (ctx->family == AF_INET) {
+		bpf_core_read(e->saddr, 4, &ctx->saddr);
+		bpf_core_read(e->daddr, 4, &ctx->daddr);
+	} else {
+		bpf_core_read(e->saddr, 16, &ctx->saddr_v6);
+		bpf_core_read(e->daddr, 16, &ctx->daddr_v6);
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+// sched_process_fork(struct task_struct *parent, struct task_struct *child)
+SEC("raw_tracepoint/sched_process_fork")
+int on_sched_process_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	__u32 child_pid = BPF_CORE_READ(child, pid);
+	__u32 child_tgid = BPF_CORE_READ(child, tgid);
+	if (child_pid != child_tgid)
+		return 0; // a new thread, not a new process
+	struct event *e = reserve_event(CX_EVENT_PROCESS_FORK);
+	if (!e)
+		return 0;
+	current_ids(&e->pid, &e->tid);
+	e->target_pid = child_tgid;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_exec")
+int on_sched_process_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct event *e = reserve_event(CX_EVENT_PROCESS_EXEC);
+	if (!e)
+		return 0;
+	current_ids(&e->pid, &e->tid);
+	e->target_pid = e->pid;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_exit")
+int on_sched_process_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 pid, tid;
+	current_ids(&pid, &tid);
+	if (pid != tid)
+		return 0; // only the thread-group leader's exit ends the process for the agent
+	struct event *e = reserve_event(CX_EVENT_PROCESS_EXIT);
+	if (!e)
+		return 0;
+	e->pid = pid;
+	e->tid = tid;
+	e->target_pid = pid;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+// mark_victim(struct task_struct *task, uid_t uid). The current task is the one that hit the
+// OOM condition, not necessarily the victim, so the victim's own cgroup is read from its task.
+SEC("raw_tracepoint/mark_victim")
+int on_mark_victim(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *victim = (struct task_struct *)ctx->args[0];
+	struct event *e = reserve_event(CX_EVENT_OOM_KILL);
+	if (!e)
+		return 0;
+	current_ids(&e->pid, &e->tid);
+	e->target_pid = BPF_CORE_READ(victim, tgid);
+	e->cgroup_id = BPF_CORE_READ(victim, cgroups, dfl_cgrp, kn, id);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

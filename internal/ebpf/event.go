@@ -1,0 +1,136 @@
+package ebpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// EventType says what happened in the kernel. Values mirror CX_EVENT_* in codexray.c.
+type EventType uint32
+
+const (
+	// EventConnect: an outbound connect() reached ESTABLISHED. Duration is the connection time.
+	EventConnect EventType = 1
+	// EventConnectFailed: an outbound connect() went from SYN_SENT to CLOSE.
+	EventConnectFailed EventType = 2
+	// EventAccept: an inbound connection reached ESTABLISHED on a listening socket's child.
+	EventAccept EventType = 3
+	// EventListenOpen: a socket entered LISTEN.
+	EventListenOpen EventType = 4
+	// EventListenClose: a listening socket closed.
+	EventListenClose EventType = 5
+	// EventClose: a connection the agent saw open has closed; carries the final byte counts.
+	EventClose EventType = 6
+	// EventRetransmit: the kernel retransmitted a segment (SYN included) of a tracked socket.
+	EventRetransmit EventType = 7
+	// EventProcessFork: a new process (not thread) was created; TargetPID is the child.
+	EventProcessFork EventType = 8
+	// EventProcessExec: a process called execve.
+	EventProcessExec EventType = 9
+	// EventProcessExit: a process's thread-group leader exited.
+	EventProcessExit EventType = 10
+	// EventOOMKill: the OOM killer chose TargetPID; CgroupID is the victim's cgroup.
+	EventOOMKill EventType = 11
+
+	maxEventType = EventOOMKill
+)
+
+var eventTypeNames = [...]string{
+	"unknown", "connect", "connect_failed", "accept", "listen_open", "listen_close", "close",
+	"retransmit", "process_fork", "process_exec", "process_exit", "oom_kill",
+}
+
+func (t EventType) String() string {
+	if t > maxEventType {
+		return fmt.Sprintf("EventType(%d)", uint32(t))
+	}
+	return eventTypeNames[t]
+}
+
+// FlagInbound marks connections accepted by a local listener.
+const FlagInbound uint16 = 1
+
+// EventSize is the size in bytes of one ring-buffer record (struct event in codexray.c).
+const EventSize = 112
+
+const (
+	afInet  = 2
+	afInet6 = 10
+)
+
+// ErrShortEvent is returned for a record smaller than EventSize.
+var ErrShortEvent = errors.New("ebpf: short event record")
+
+// Event is one decoded ring-buffer record. Decode overwrites every field, so one Event can be
+// reused for every record without allocating.
+type Event struct {
+	Type EventType
+	// Timestamp is CLOCK_MONOTONIC (bpf_ktime_get_ns), not wall-clock time.
+	Timestamp time.Duration
+	// Sock is the kernel address of the socket: an opaque connection identity.
+	Sock uint64
+	// CgroupID is the inode of the cgroup v2 directory the event belongs to: the connecting
+	// process's cgroup, the socket's cgroup for inbound connections, the victim's for OOM kills.
+	CgroupID uint64
+	// Duration is the connection time (SYN_SENT to ESTABLISHED or CLOSE).
+	Duration      time.Duration
+	BytesSent     uint64
+	BytesReceived uint64
+	PID           uint32 // process id (tgid) of the context the event is attributed to
+	TID           uint32
+	TargetPID     uint32 // fork child, exec'ing/exiting process, OOM victim
+	SRTT          time.Duration
+	Flags         uint16
+	// Source and Destination are as the socket sees them: for outbound connections Destination
+	// is the address dialled (before NAT), for inbound ones Source is the listen address.
+	Source      netip.AddrPort
+	Destination netip.AddrPort
+}
+
+// Inbound reports whether the connection was accepted rather than dialled.
+func (e *Event) Inbound() bool { return e.Flags&FlagInbound != 0 }
+
+// Decode fills e from one ring-buffer record in the kernel's (little-endian) layout.
+func (e *Event) Decode(b []byte) error {
+	if len(b) < EventSize {
+		return ErrShortEvent
+	}
+	le := binary.LittleEndian
+	typ := EventType(le.Uint32(b[48:]))
+	if typ == 0 || typ > maxEventType {
+		return fmt.Errorf("ebpf: unknown event type %d", uint32(typ))
+	}
+	e.Type = typ
+	e.Timestamp = time.Duration(le.Uint64(b[0:]))
+	e.Sock = le.Uint64(b[8:])
+	e.CgroupID = le.Uint64(b[16:])
+	e.Duration = time.Duration(le.Uint64(b[24:]))
+	e.BytesSent = le.Uint64(b[32:])
+	e.BytesReceived = le.Uint64(b[40:])
+	e.PID = le.Uint32(b[52:])
+	e.TID = le.Uint32(b[56:])
+	e.TargetPID = le.Uint32(b[60:])
+	e.SRTT = time.Duration(le.Uint32(b[64:])) * time.Microsecond
+	family := le.Uint16(b[68:])
+	// Ports come from the tracepoints already in host byte order.
+	sport := le.Uint16(b[70:])
+	dport := le.Uint16(b[72:])
+	e.Flags = le.Uint16(b[74:])
+	switch family {
+	case afInet:
+		e.Source = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[76:80])), sport)
+		e.Destination = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[92:96])), dport)
+	case afInet6:
+		e.Source = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[76:92])).Unmap(), sport)
+		e.Destination = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[92:108])).Unmap(), dport)
+	case 0:
+		// process and OOM events carry no addresses
+		e.Source, e.Destination = netip.AddrPort{}, netip.AddrPort{}
+	default:
+		return fmt.Errorf("ebpf: %s event with address family %d", typ, family)
+	}
+	return nil
+}

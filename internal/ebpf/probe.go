@@ -1,0 +1,224 @@
+package ebpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	cebpf "github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+var (
+	// ErrUnsupported wraps every "this kernel cannot run the tracer" condition: no BTF, no
+	// ring buffer (kernel < 5.8), a missing tracepoint.
+	ErrUnsupported = errors.New("kernel does not support the eBPF tracer")
+	// ErrPermission wraps failures caused by missing privileges (root, or CAP_BPF with
+	// CAP_PERFMON).
+	ErrPermission = errors.New("not permitted to load eBPF programs (needs root or CAP_BPF+CAP_PERFMON)")
+	// ErrClosed is returned by ReadEvent after Close.
+	ErrClosed = errors.New("ebpf probe closed")
+)
+
+// kernelBTF is where CO-RE relocations are resolved from.
+var kernelBTF = "/sys/kernel/btf/vmlinux"
+
+// LoadOptions tune the kernel side.
+type LoadOptions struct {
+	// RingBufferSize in bytes: a power of two and a multiple of the page size. 0 means the
+	// default of Config.
+	RingBufferSize int
+}
+
+// Probe is the loaded and attached set of BPF programs. It holds every link for its lifetime:
+// a dropped link is closed by the GC and its program silently detaches.
+type Probe struct {
+	objs   codexrayObjects
+	links  []link.Link
+	reader *ringbuf.Reader
+	record ringbuf.Record
+}
+
+// attachment is one program and where it goes.
+type attachment struct {
+	group, name string // tracepoint group/name; group "" means a raw tracepoint
+	prog        func(*codexrayPrograms) *cebpf.Program
+}
+
+var attachments = []attachment{
+	{"sock", "inet_sock_set_state", func(p *codexrayPrograms) *cebpf.Program { return p.OnInetSockSetState }},
+	{"sock", "sock_send_length", func(p *codexrayPrograms) *cebpf.Program { return p.OnSockSendLength }},
+	{"sock", "sock_recv_length", func(p *codexrayPrograms) *cebpf.Program { return p.OnSockRecvLength }},
+	{"tcp", "tcp_retransmit_skb", func(p *codexrayPrograms) *cebpf.Program { return p.OnTcpRetransmitSkb }},
+	{"", "sched_process_fork", func(p *codexrayPrograms) *cebpf.Program { return p.OnSchedProcessFork }},
+	{"", "sched_process_exec", func(p *codexrayPrograms) *cebpf.Program { return p.OnSchedProcessExec }},
+	{"", "sched_process_exit", func(p *codexrayPrograms) *cebpf.Program { return p.OnSchedProcessExit }},
+	{"", "mark_victim", func(p *codexrayPrograms) *cebpf.Program { return p.OnMarkVictim }},
+}
+
+// Load checks the kernel, loads the programs, attaches them and opens the ring buffer. Every
+// failure is wrapped with what was being done and, where it applies, ErrUnsupported or
+// ErrPermission, so the caller can report a clear status. It never panics.
+func Load(opts LoadOptions) (*Probe, error) {
+	size := opts.RingBufferSize
+	if size == 0 {
+		size = DefaultConfig().RingBufferSize
+	}
+	if err := validRingBufferSize(size); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(kernelBTF); err != nil {
+		return nil, fmt.Errorf("%w: kernel BTF not available (%v); kernel built without CONFIG_DEBUG_INFO_BTF", ErrUnsupported, err)
+	}
+	if err := features.HaveMapType(cebpf.RingBuf); err != nil {
+		if errors.Is(err, cebpf.ErrNotSupported) {
+			return nil, fmt.Errorf("%w: BPF ring buffer missing (kernel older than 5.8): %v", ErrUnsupported, err)
+		}
+		return nil, classify("probing for BPF ring buffer", err)
+	}
+	// No-op on kernels with memcg accounting of BPF memory (5.11+); needed below that.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, classify("raising RLIMIT_MEMLOCK", err)
+	}
+
+	spec, err := loadCodexray()
+	if err != nil {
+		return nil, fmt.Errorf("parsing embedded BPF objects: %w", err)
+	}
+	spec.Maps["events"].MaxEntries = uint32(size)
+
+	p := &Probe{}
+	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+		return nil, classify("loading BPF objects", err)
+	}
+	for _, a := range attachments {
+		prog := a.prog(&p.objs.codexrayPrograms)
+		var l link.Link
+		var err error
+		if a.group == "" {
+			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.name, Program: prog})
+		} else {
+			l, err = link.Tracepoint(a.group, a.name, prog, nil)
+		}
+		if err != nil {
+			p.Close()
+			what := "attaching raw tracepoint " + a.name
+			if a.group != "" {
+				what = "attaching tracepoint " + a.group + "/" + a.name
+			}
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%w: %s: %v", ErrUnsupported, what, err)
+			}
+			return nil, classify(what, err)
+		}
+		p.links = append(p.links, l)
+	}
+	p.reader, err = ringbuf.NewReader(p.objs.Events)
+	if err != nil {
+		p.Close()
+		return nil, classify("opening ring buffer", err)
+	}
+	return p, nil
+}
+
+func classify(what string, err error) error {
+	var verr *cebpf.VerifierError
+	switch {
+	case errors.As(err, &verr):
+		// The verifier answers EACCES; that is not a privilege problem.
+		return fmt.Errorf("%w: %s: BPF verifier rejected the program: %v", ErrUnsupported, what, err)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%w: %s: %v", ErrPermission, what, err)
+	case errors.Is(err, cebpf.ErrNotSupported):
+		return fmt.Errorf("%w: %s: %v", ErrUnsupported, what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// ReadEvent blocks until the next event and decodes it into ev. It reuses one buffer, so it
+// must be called from a single goroutine; it does not allocate. After Close it returns
+// ErrClosed. A malformed record returns a decode error and the caller may continue.
+func (p *Probe) ReadEvent(ev *Event) error {
+	if err := p.reader.ReadInto(&p.record); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return ErrClosed
+		}
+		return fmt.Errorf("reading ring buffer: %w", err)
+	}
+	return ev.Decode(p.record.RawSample)
+}
+
+// ConnectionCounters is the kernel's live view of one established connection (struct
+// connection in codexray.c).
+type ConnectionCounters struct {
+	CgroupID      uint64
+	BytesSent     uint64
+	BytesReceived uint64
+	PID           uint32
+	SRTTMicros    uint32
+	Flags         uint32
+	_             uint32
+}
+
+// Connections calls fn for every open connection the kernel side tracks, with its current byte
+// counters: this is how counters of long-lived connections advance before they close.
+func (p *Probe) Connections(fn func(sock uint64, c *ConnectionCounters)) error {
+	var (
+		sock uint64
+		c    ConnectionCounters
+	)
+	it := p.objs.Connections.Iterate()
+	for it.Next(&sock, &c) {
+		fn(sock, &c)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterating connections map: %w", err)
+	}
+	return nil
+}
+
+// LostEvents returns how many events the kernel dropped because the ring buffer was full,
+// summed over CPUs, since Load.
+func (p *Probe) LostEvents() (uint64, error) {
+	var perCPU []uint64
+	if err := p.objs.LostEvents.Lookup(uint32(0), &perCPU); err != nil {
+		return 0, fmt.Errorf("reading lost events: %w", err)
+	}
+	var total uint64
+	for _, n := range perCPU {
+		total += n
+	}
+	return total, nil
+}
+
+// RunCounts returns how often each program ran. The kernel counts only while BPF statistics
+// are enabled (cilium/ebpf EnableStats or sysctl kernel.bpf_stats_enabled=1).
+func (p *Probe) RunCounts() (map[string]uint64, error) {
+	counts := make(map[string]uint64, len(attachments))
+	for _, a := range attachments {
+		stats, err := a.prog(&p.objs.codexrayPrograms).Stats()
+		if err != nil {
+			return nil, fmt.Errorf("program stats for %s: %w", a.name, err)
+		}
+		counts[a.name] = stats.RunCount
+	}
+	return counts, nil
+}
+
+// Close detaches every program and releases maps and the ring buffer. It unblocks ReadEvent.
+// Safe to call more than once.
+func (p *Probe) Close() error {
+	var errs []error
+	if p.reader != nil {
+		errs = append(errs, p.reader.Close())
+	}
+	for _, l := range p.links {
+		errs = append(errs, l.Close())
+	}
+	p.links = nil
+	errs = append(errs, p.objs.Close())
+	return errors.Join(errs...)
+}
