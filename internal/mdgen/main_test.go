@@ -1,0 +1,105 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const receiverDir = "../../receiver/codexrayreceiver"
+
+// TestGeneratedFilesAreFresh fails when metadata.yaml changed but `make generate` was not run.
+func TestGeneratedFilesAreFresh(t *testing.T) {
+	files, err := generateDir(receiverDir, "github.com/codexray/codexray-node-agent/receiver/codexrayreceiver")
+	require.NoError(t, err)
+	for name, want := range files {
+		got, err := os.ReadFile(filepath.Join(receiverDir, name))
+		require.NoError(t, err, "%s is missing: run make generate", name)
+		assert.Equal(t, string(want), string(got), "%s is stale: run make generate", name)
+	}
+}
+
+// TestPrometheusNamesMatchCoroot pins the exported names users' dashboards depend on.
+func TestPrometheusNamesMatchCoroot(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(receiverDir, "metadata.yaml"))
+	require.NoError(t, err)
+	md, err := ParseMetadata(data)
+	require.NoError(t, err)
+	want := map[string]string{
+		"container.net.tcp.successful_connects":    "container_net_tcp_successful_connects_total",
+		"container.net.tcp.failed_connects":        "container_net_tcp_failed_connects_total",
+		"container.net.tcp.connection_time":        "container_net_tcp_connection_time_seconds_total",
+		"container.net.tcp.active_connections":     "container_net_tcp_active_connections",
+		"container.net.tcp.listen_info":            "container_net_tcp_listen_info",
+		"container.net.tcp.retransmits":            "container_net_tcp_retransmits_total",
+		"container.net.tcp.bytes_sent":             "container_net_tcp_bytes_sent_total",
+		"container.net.tcp.bytes_received":         "container_net_tcp_bytes_received_total",
+		"container.net.latency":                    "container_net_latency_seconds",
+		"container.resources.cpu.delay":            "container_resources_cpu_delay_seconds_total",
+		"container.resources.disk.delay":           "container_resources_disk_delay_seconds_total",
+		"container.oom_kills":                      "container_oom_kills_total",
+		"container.info":                           "container_info",
+		"container.restarts":                       "container_restarts_total",
+		"container.resources.cpu.usage":            "container_resources_cpu_usage_seconds_total",
+		"container.resources.cpu.limit_cores":      "container_resources_cpu_limit_cores",
+		"container.resources.cpu.throttled":        "container_resources_cpu_throttled_seconds_total",
+		"container.resources.memory.rss":           "container_resources_memory_rss_bytes",
+		"container.resources.memory.cache":         "container_resources_memory_cache_bytes",
+		"container.resources.memory.limit":         "container_resources_memory_limit_bytes",
+		"container.resources.disk.reads":           "container_resources_disk_reads_total",
+		"container.resources.disk.writes":          "container_resources_disk_writes_total",
+		"container.resources.disk.read_bytes":      "container_resources_disk_read_bytes_total",
+		"container.resources.disk.written_bytes":   "container_resources_disk_written_bytes_total",
+		"container.resources.cpu.pressure.waiting": "container_resources_cpu_pressure_waiting_seconds_total",
+		"container.resources.io.pressure.waiting":  "container_resources_io_pressure_waiting_seconds_total",
+		"container.log.messages":                   "container_log_messages_total",
+		"node.info":                                "node_info",
+		"node.cloud_info":                          "node_cloud_info",
+		"node.uptime":                              "node_uptime_seconds",
+	}
+	for name, prom := range want {
+		m, ok := md.Metrics[name]
+		require.True(t, ok, "metadata.yaml lacks %s", name)
+		assert.Equal(t, prom, PrometheusName(name, m), name)
+	}
+}
+
+func TestParseMetadataRejectsMistakes(t *testing.T) {
+	tests := []struct {
+		name, yaml, wantErr string
+	}{
+		{"unknown key", "type: x\nmetricz: {}\n", "field metricz not found"},
+		{"unknown attribute", "type: x\nattributes: {}\nmetrics:\n  a:\n    description: d\n    unit: s\n    gauge: {value_type: int}\n    attributes: [nope]\n", "unknown attribute nope"},
+		{"sum and gauge", "type: x\nmetrics:\n  a:\n    description: d\n    unit: s\n    gauge: {value_type: int}\n    sum: {value_type: int, aggregation_temporality: cumulative}\n", "exactly one of sum and gauge"},
+		{"no unit", "type: x\nmetrics:\n  a:\n    description: d\n    gauge: {value_type: int}\n", "unit is missing"},
+		{"bad value type", "type: x\nmetrics:\n  a:\n    description: d\n    unit: s\n    gauge: {value_type: string}\n", "value_type must be int or double"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseMetadata([]byte(tt.yaml))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.wantErr)
+		})
+	}
+}
+
+func TestGoNames(t *testing.T) {
+	for in, want := range map[string]string{
+		"container.net.tcp.successful_connects": "ContainerNetTCPSuccessfulConnects",
+		"container.id":                          "ContainerID",
+		"k8s.pod.uid":                           "K8sPodUID",
+		"container.oom_kills":                   "ContainerOomKills",
+	} {
+		assert.Equal(t, want, goName(in))
+	}
+	for in, want := range map[string]string{
+		"actual_destination": "actualDestinationAttributeValue",
+		"destination_ip":     "destinationIPAttributeValue",
+		"kind":               "kindAttributeValue",
+	} {
+		assert.Equal(t, want, paramName(in))
+	}
+}

@@ -1,0 +1,72 @@
+package codexrayreceiver
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/codexray/codexray-node-agent/internal/cgroups"
+	"github.com/codexray/codexray-node-agent/internal/cloudmeta"
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/ebpf"
+	"github.com/codexray/codexray-node-agent/internal/logs"
+	"github.com/codexray/codexray-node-agent/internal/taskstats"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+)
+
+// Config is the configuration of the codexray receiver. Every field has a documented default
+// (see README.md in this directory), so `codexray: {}` is a complete configuration.
+type Config struct {
+	// CollectionInterval is how often metrics are collected and pushed. Default 15s.
+	CollectionInterval time.Duration `mapstructure:"collection_interval"`
+
+	// Node says where the host's files are, for node_info and node_uptime_seconds.
+	Node NodeConfig `mapstructure:"node"`
+
+	// One section per source; each has `enabled`.
+	EBPF       ebpf.Config       `mapstructure:"ebpf"`
+	Taskstats  taskstats.Config  `mapstructure:"taskstats"`
+	Cgroups    cgroups.Config    `mapstructure:"cgroups"`
+	Containers containers.Config `mapstructure:"containers"`
+	Logs       logs.Config       `mapstructure:"logs"`
+	Cloud      cloudmeta.Config  `mapstructure:"cloud"`
+
+	// Metrics and ResourceAttributes switch individual metrics and resource attributes.
+	metadata.MetricsBuilderConfig `mapstructure:",squash"`
+	// Events switches individual log events (codexray.log.pattern).
+	Events metadata.EventsConfig `mapstructure:"events"`
+}
+
+// NodeConfig locates the host's own files. In a container the host's /proc is usually mounted
+// elsewhere (e.g. /host/proc); hostPID pods can keep /proc.
+type NodeConfig struct {
+	// ProcRoot is the host's procfs. Default /proc.
+	ProcRoot string `mapstructure:"proc_root"`
+	// MachineIDPaths are tried in order for host.id. Default /etc/machine-id,
+	// /var/lib/dbus/machine-id.
+	MachineIDPaths []string `mapstructure:"machine_id_paths"`
+}
+
+// minCollectionInterval keeps a typo such as `1ms` from turning the agent into a CPU burner.
+const minCollectionInterval = time.Second
+
+var _ confmap.Validator = (*Config)(nil)
+
+// Validate checks the receiver-level settings; the collector also calls Validate on every
+// source section.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.CollectionInterval < minCollectionInterval {
+		errs = append(errs, fmt.Errorf("collection_interval must be at least %s, got %s", minCollectionInterval, c.CollectionInterval))
+	}
+	if c.Node.ProcRoot == "" {
+		errs = append(errs, errors.New("node.proc_root must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) logsBuilderConfig() metadata.LogsBuilderConfig {
+	return metadata.LogsBuilderConfig{Events: c.Events, ResourceAttributes: c.ResourceAttributes}
+}

@@ -1,0 +1,3 @@
+package codexrayreceiver
+
+//go:generate go run ../../internal/mdgen -dir .

@@ -1,0 +1,234 @@
+package codexrayreceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver"
+	"go.uber.org/zap"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+)
+
+// Source states, the values of codexray_source_status{state}.
+const (
+	stateRunning  = "running"
+	stateFailed   = "failed"
+	stateDisabled = "disabled"
+)
+
+// codexrayReceiver is the one instance shared by the metrics and logs pipelines of a config.
+type codexrayReceiver struct {
+	cfg      *Config
+	settings receiver.Settings
+	logger   *zap.Logger
+	onStop   func()
+
+	mu              sync.Mutex
+	metricsConsumer consumer.Metrics
+	logsConsumer    consumer.Logs
+
+	startOnce    sync.Once
+	shutdownOnce sync.Once
+	startErr     error
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
+
+	registry *containers.Registry
+	node     *nodeSource
+	sources  []source
+	states   map[string]string // source name -> state, written by start only
+
+	mb *metadata.MetricsBuilder
+}
+
+func newReceiver(cfg *Config, set receiver.Settings, onStop func()) *codexrayReceiver {
+	return &codexrayReceiver{cfg: cfg, settings: set, logger: set.Logger, onStop: onStop, states: map[string]string{}}
+}
+
+func (r *codexrayReceiver) setMetricsConsumer(c consumer.Metrics) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.metricsConsumer = c
+}
+
+func (r *codexrayReceiver) setLogsConsumer(c consumer.Logs) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logsConsumer = c
+}
+
+// Start is called once per pipeline the receiver is in; only the first call does anything.
+func (r *codexrayReceiver) Start(ctx context.Context, host component.Host) error {
+	r.startOnce.Do(func() { r.startErr = r.start(ctx, host) })
+	return r.startErr
+}
+
+func (r *codexrayReceiver) start(_ context.Context, host component.Host) error {
+	// Sources outlive Start's context: they get their own, cancelled by Shutdown.
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	start := time.Now()
+	r.mb = metadata.NewMetricsBuilder(r.cfg.MetricsBuilderConfig, r.settings, metadata.WithStartTime(pcommon.NewTimestampFromTime(start)))
+	r.registry = &containers.Registry{}
+	r.node = newNodeSource(r.cfg.Node, start)
+
+	env := sourceEnv{cfg: r.cfg, settings: r.settings, registry: r.registry, emitLogs: r.emitLogs}
+	var failed []error
+	for _, newSource := range sourceConstructors {
+		s := newSource(env)
+		r.sources = append(r.sources, s)
+		if !s.enabled() {
+			r.states[s.name()] = stateDisabled
+			continue
+		}
+		if err := s.start(runCtx, host); err != nil {
+			// Degrade, never crash: the other sources carry on.
+			r.states[s.name()] = stateFailed
+			r.logger.Warn("source could not start; the others carry on", zap.String("source", s.name()), zap.Error(err))
+			failed = append(failed, fmt.Errorf("%s: %w", s.name(), err))
+			continue
+		}
+		r.states[s.name()] = stateRunning
+	}
+	if len(failed) > 0 {
+		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(errors.Join(failed...)))
+	}
+
+	r.wg.Add(1)
+	go r.collectLoop(runCtx)
+	return nil
+}
+
+// Shutdown stops every goroutine; it is safe without Start and safe to call twice.
+func (r *codexrayReceiver) Shutdown(ctx context.Context) error {
+	var err error
+	r.shutdownOnce.Do(func() {
+		if r.cancel != nil {
+			r.cancel()
+		}
+		r.wg.Wait()
+		for _, s := range r.sources {
+			if r.states[s.name()] != stateRunning {
+				continue
+			}
+			if serr := s.shutdown(ctx); serr != nil {
+				err = errors.Join(err, fmt.Errorf("%s: %w", s.name(), serr))
+			}
+		}
+		if r.onStop != nil {
+			r.onStop()
+		}
+	})
+	return err
+}
+
+func (r *codexrayReceiver) collectLoop(ctx context.Context) {
+	defer r.wg.Done()
+	ticker := time.NewTicker(r.cfg.CollectionInterval)
+	defer ticker.Stop()
+	// A first collection right away: the user of `make run` sees metrics without waiting.
+	r.collectAndPush(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			r.collectAndPush(ctx)
+		}
+	}
+}
+
+func (r *codexrayReceiver) collectAndPush(ctx context.Context) {
+	r.mu.Lock()
+	next := r.metricsConsumer
+	r.mu.Unlock()
+	if next == nil {
+		return
+	}
+	md := r.collect(time.Now())
+	if md.ResourceMetrics().Len() == 0 {
+		return
+	}
+	if err := next.ConsumeMetrics(ctx, md); err != nil && ctx.Err() == nil {
+		r.logger.Warn("pushing metrics failed", zap.Error(err))
+	}
+}
+
+// collect builds one pmetric.Metrics: a resource per container, then the node resource.
+func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
+	now := pcommon.NewTimestampFromTime(t)
+	mb := r.mb
+	running := r.runningSources()
+
+	containersSeen := r.registry.Containers()
+	for _, c := range containersSeen {
+		for _, s := range running {
+			if cr, ok := s.(containerRecorder); ok {
+				cr.recordContainer(mb, now, c)
+			}
+		}
+		rb := mb.NewResourceBuilder()
+		setContainerResource(rb, c)
+		mb.EmitForResource(metadata.WithResource(rb.Emit()), metadata.WithStartTimeOverride(pcommon.NewTimestampFromTime(c.FirstSeen)))
+	}
+
+	r.node.recordNode(mb, now)
+	mb.RecordCodexrayContainersTrackedDataPoint(now, int64(len(containersSeen)))
+	for _, s := range r.sources {
+		mb.RecordCodexraySourceStatusDataPoint(now, 1, s.name(), r.states[s.name()])
+	}
+	rb := mb.NewResourceBuilder()
+	r.node.describeNode(rb)
+	for _, s := range running {
+		if nr, ok := s.(nodeRecorder); ok {
+			nr.recordNode(mb, now)
+		}
+		if nd, ok := s.(nodeDescriber); ok {
+			nd.describeNode(rb)
+		}
+	}
+	return mb.Emit(metadata.WithResource(rb.Emit()))
+}
+
+func (r *codexrayReceiver) runningSources() []source {
+	running := make([]source, 0, len(r.sources))
+	for _, s := range r.sources {
+		if r.states[s.name()] == stateRunning {
+			running = append(running, s)
+		}
+	}
+	return running
+}
+
+func setContainerResource(rb *metadata.ResourceBuilder, c *containers.Container) {
+	rb.SetContainerID(string(c.ID))
+	rb.SetContainerName(c.Name)
+	rb.SetContainerImageName(c.Image)
+	rb.SetContainerRuntime(c.Runtime)
+	rb.SetK8sPodName(c.PodName)
+	rb.SetK8sPodUID(c.PodUID)
+	rb.SetK8sNamespaceName(c.Namespace)
+	rb.SetK8sContainerName(c.ContainerName)
+}
+
+// emitLogs hands log records to the logs pipeline, if the receiver is in one.
+func (r *codexrayReceiver) emitLogs(ctx context.Context, logs plog.Logs) error {
+	r.mu.Lock()
+	next := r.logsConsumer
+	r.mu.Unlock()
+	if next == nil || logs.LogRecordCount() == 0 {
+		return nil
+	}
+	return next.ConsumeLogs(ctx, logs)
+}

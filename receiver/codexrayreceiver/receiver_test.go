@@ -1,0 +1,222 @@
+package codexrayreceiver
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/goleak"
+
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// onlyNode turns every source off, leaving the node and self-metrics.
+func onlyNode(cfg *Config) {
+	cfg.EBPF.Enabled = false
+	cfg.Taskstats.Enabled = false
+	cfg.Cgroups.Enabled = false
+	cfg.Containers.Enabled = false
+	cfg.Logs.Enabled = false
+	cfg.Cloud.Enabled = false
+}
+
+func TestShutdownWithoutStart(t *testing.T) {
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig()
+	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	require.NoError(t, r.Shutdown(context.Background()))
+	require.NoError(t, r.Shutdown(context.Background()))
+}
+
+func TestOneInstanceServesMetricsAndLogs(t *testing.T) {
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig()
+	onlyNode(cfg.(*Config))
+	set := receivertest.NewNopSettings(metadata.Type)
+	mr, err := f.CreateMetrics(context.Background(), set, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	lr, err := f.CreateLogs(context.Background(), set, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	assert.Same(t, mr, lr, "metrics and logs pipelines must share one receiver")
+
+	other := f.CreateDefaultConfig()
+	or, err := f.CreateMetrics(context.Background(), set, other, consumertest.NewNop())
+	require.NoError(t, err)
+	assert.NotSame(t, mr, or, "a second config is a second receiver")
+
+	host := componenttest.NewNopHost()
+	require.NoError(t, mr.Start(context.Background(), host))
+	require.NoError(t, lr.Start(context.Background(), host)) // second Start is a no-op
+	require.NoError(t, mr.Shutdown(context.Background()))
+	require.NoError(t, lr.Shutdown(context.Background()))
+	require.NoError(t, or.Shutdown(context.Background()))
+
+	// After shutdown the config maps to a fresh receiver again (a collector reload).
+	again, err := f.CreateMetrics(context.Background(), set, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	assert.NotSame(t, mr, again)
+	require.NoError(t, again.Shutdown(context.Background()))
+}
+
+func TestCollectsNodeInfoAndSelfMetrics(t *testing.T) {
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	onlyNode(cfg)
+	sink := new(consumertest.MetricsSink)
+	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
+
+	require.Eventually(t, func() bool { return len(sink.AllMetrics()) > 0 }, 10*time.Second, 20*time.Millisecond)
+	md := sink.AllMetrics()[0]
+	require.Equal(t, 1, md.ResourceMetrics().Len(), "only the node resource when no source runs")
+	res := md.ResourceMetrics().At(0).Resource().Attributes()
+	host, _ := os.Hostname()
+	v, ok := res.Get("host.name")
+	require.True(t, ok)
+	assert.Equal(t, host, v.Str())
+	v, _ = res.Get("os.type")
+	assert.Equal(t, "linux", v.Str())
+
+	kernel, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	require.NoError(t, err)
+	info := findMetric(t, md, "node.info")
+	require.Equal(t, 1, info.Gauge().DataPoints().Len())
+	dp := info.Gauge().DataPoints().At(0)
+	assert.Equal(t, int64(1), dp.IntValue())
+	kv, _ := dp.Attributes().Get("kernel_version")
+	assert.Equal(t, strings.TrimSpace(string(kernel)), kv.Str())
+	hv, _ := dp.Attributes().Get("hostname")
+	assert.Equal(t, host, hv.Str())
+
+	up := findMetric(t, md, "node.uptime")
+	assert.Greater(t, up.Gauge().DataPoints().At(0).DoubleValue(), 0.0)
+
+	tracked := findMetric(t, md, "codexray.containers.tracked")
+	assert.Equal(t, int64(0), tracked.Gauge().DataPoints().At(0).IntValue())
+}
+
+func findMetric(t *testing.T, md pmetric.Metrics, name string) pmetric.Metric {
+	t.Helper()
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		sms := md.ResourceMetrics().At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				if ms.At(k).Name() == name {
+					return ms.At(k)
+				}
+			}
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return pmetric.Metric{}
+}
+
+func TestParseUptime(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    float64
+		wantErr bool
+	}{
+		{"12345.67 54321.00\n", 12345.67, false},
+		{"0.01 0.00", 0.01, false},
+		{"", 0, true},
+		{"abc 1", 0, true},
+		{"-5 1", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseUptime(tt.in)
+		if tt.wantErr {
+			assert.Error(t, err, tt.in)
+			continue
+		}
+		require.NoError(t, err, tt.in)
+		assert.InDelta(t, tt.want, got, 1e-9)
+	}
+}
+
+// fakeSource stands in for a real source in lifecycle tests.
+type fakeSource struct {
+	id       string
+	on       bool
+	startErr error
+	started  bool
+	stopped  int
+}
+
+func (f *fakeSource) name() string  { return f.id }
+func (f *fakeSource) enabled() bool { return f.on }
+func (f *fakeSource) start(context.Context, component.Host) error {
+	if f.startErr != nil {
+		return f.startErr
+	}
+	f.started = true
+	return nil
+}
+func (f *fakeSource) shutdown(context.Context) error { f.stopped++; return nil }
+
+func TestFailingSourceDegradesAndIsReported(t *testing.T) {
+	failing := &fakeSource{id: "failing", on: true, startErr: errors.New("no BTF")}
+	working := &fakeSource{id: "working", on: true}
+	off := &fakeSource{id: "off", on: false}
+	saved := sourceConstructors
+	sourceConstructors = nil
+	for _, s := range []*fakeSource{failing, working, off} {
+		registerSource(func(sourceEnv) source { return s })
+	}
+	defer func() { sourceConstructors = saved }()
+
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	sink := new(consumertest.MetricsSink)
+	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
+	require.NoError(t, err)
+	var reported []*componentstatus.Event
+	host := &statusHost{report: func(ev *componentstatus.Event) { reported = append(reported, ev) }}
+	require.NoError(t, r.Start(context.Background(), host), "a failing source must not fail the receiver")
+	require.Eventually(t, func() bool { return len(sink.AllMetrics()) > 0 }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, r.Shutdown(context.Background()))
+
+	require.Len(t, reported, 1)
+	assert.Equal(t, componentstatus.StatusRecoverableError, reported[0].Status())
+	assert.ErrorContains(t, reported[0].Err(), "failing: no BTF")
+	assert.True(t, working.started)
+	assert.Equal(t, 1, working.stopped, "a running source is shut down exactly once")
+	assert.Equal(t, 0, failing.stopped, "a source that did not start is not shut down")
+
+	status := findMetric(t, sink.AllMetrics()[0], "codexray.source.status")
+	states := map[string]string{}
+	for i := 0; i < status.Gauge().DataPoints().Len(); i++ {
+		attrs := status.Gauge().DataPoints().At(i).Attributes()
+		src, _ := attrs.Get("source")
+		st, _ := attrs.Get("state")
+		states[src.Str()] = st.Str()
+	}
+	assert.Equal(t, map[string]string{"failing": stateFailed, "working": stateRunning, "off": stateDisabled}, states)
+}
+
+// statusHost is a component.Host that records status reports.
+type statusHost struct {
+	report func(*componentstatus.Event)
+}
+
+func (h *statusHost) GetExtensions() map[component.ID]component.Component { return nil }
+func (h *statusHost) Report(ev *componentstatus.Event)                    { h.report(ev) }

@@ -1,0 +1,61 @@
+package codexrayreceiver
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+)
+
+// sourceEnv is what every source is built from.
+type sourceEnv struct {
+	cfg      *Config
+	settings receiver.Settings
+	registry *containers.Registry
+	// emitLogs forwards log records to the logs pipeline; it drops them (returning nil) when
+	// the receiver is in no logs pipeline.
+	emitLogs func(ctx context.Context, logs plog.Logs) error
+}
+
+// source is one independent producer of data: the eBPF tracer, taskstats, a log reader, the
+// cloud metadata watcher... Each starts on its own; one that cannot start does not stop the
+// others.
+type source interface {
+	// name is the value of the `source` attribute of codexray_source_status.
+	name() string
+	// enabled reports whether the configuration turns the source on.
+	enabled() bool
+	// start must return fast; background work runs in goroutines the source owns.
+	start(ctx context.Context, host component.Host) error
+	// shutdown stops every goroutine of the source; safe when start failed or never ran.
+	shutdown(ctx context.Context) error
+}
+
+// containerRecorder is implemented by sources with per-container metrics. It is called once per
+// container per collection, before the container's resource is emitted.
+type containerRecorder interface {
+	recordContainer(mb *metadata.MetricsBuilder, now pcommon.Timestamp, c *containers.Container)
+}
+
+// nodeRecorder is implemented by sources with node-level metrics (including self-metrics).
+type nodeRecorder interface {
+	recordNode(mb *metadata.MetricsBuilder, now pcommon.Timestamp)
+}
+
+// nodeDescriber is implemented by sources that add attributes to the node resource.
+type nodeDescriber interface {
+	describeNode(rb *metadata.ResourceBuilder)
+}
+
+// sourceConstructors lists every source. Each source file registers itself from init, so
+// adding a source touches only its own file.
+var sourceConstructors []func(env sourceEnv) source
+
+func registerSource(newSource func(env sourceEnv) source) {
+	sourceConstructors = append(sourceConstructors, newSource)
+}
