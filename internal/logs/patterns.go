@@ -1,0 +1,207 @@
+package logs
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/logpatterns"
+)
+
+// Patterns is the Sink that turns messages into what the receiver emits: per container,
+// cumulative message counts by (source, level, pattern hash) — container_log_messages_total —
+// and per pattern the messages seen since the last flush, for the codexray.log.pattern record.
+// Each (container, source) stream has its own extractor, so logpatterns.Config.MaxPatterns
+// bounds the patterns of one stream. Safe for concurrent use.
+type Patterns struct {
+	cfg logpatterns.Config
+
+	mu      sync.RWMutex
+	streams map[streamKey]*stream
+}
+
+type streamKey struct {
+	container containers.ID
+	source    string
+}
+
+type countKey struct {
+	level Level
+	hash  string
+}
+
+type stream struct {
+	mu        sync.Mutex
+	extractor *logpatterns.Extractor
+	counts    map[countKey]uint64
+	// flushed is each pattern's Count at the last flush.
+	flushed  map[*logpatterns.Pattern]uint64
+	start    time.Time
+	lastSeen atomic.Int64 // unix nanoseconds
+}
+
+// NewPatterns returns an empty aggregator whose extractors use cfg.
+func NewPatterns(cfg logpatterns.Config) *Patterns {
+	return &Patterns{cfg: cfg, streams: map[streamKey]*stream{}}
+}
+
+// Message counts one message under the pattern its extractor puts it in. The level is the
+// source's (journald PRIORITY) when it has one, else the one detected in the text; the count
+// is keyed by the pattern's hash at this moment, so a series never loses counts when a later
+// message generalises the template (the new hash starts its own series).
+func (p *Patterns) Message(m *Message) {
+	key := streamKey{m.Container, m.Source}
+	p.mu.RLock()
+	s := p.streams[key]
+	p.mu.RUnlock()
+	if s == nil {
+		p.mu.Lock()
+		if s = p.streams[key]; s == nil {
+			s = &stream{
+				extractor: logpatterns.NewExtractor(p.cfg),
+				counts:    map[countKey]uint64{},
+				flushed:   map[*logpatterns.Pattern]uint64{},
+				start:     time.Now(),
+			}
+			p.streams[key] = s
+		}
+		p.mu.Unlock()
+	}
+	s.mu.Lock()
+	pattern, level := s.extractor.Add(m.Text)
+	if m.Level != LevelUnknown {
+		level = m.Level
+	}
+	s.counts[countKey{level, pattern.Hash}]++
+	s.mu.Unlock()
+	s.lastSeen.Store(time.Now().UnixNano())
+}
+
+// MessageCount is one series of container_log_messages_total.
+type MessageCount struct {
+	Source      string
+	Level       Level
+	PatternHash string
+	Count       uint64
+	Start       time.Time // when the stream was first seen: the start timestamp of the sum
+}
+
+// Containers returns the containers with log state, including NodeID for node-level logs,
+// sorted. The receiver uses it to emit logs of containers its registry does not know.
+func (p *Patterns) Containers() []containers.ID {
+	p.mu.RLock()
+	seen := map[containers.ID]bool{}
+	for k := range p.streams {
+		seen[k.container] = true
+	}
+	p.mu.RUnlock()
+	out := make([]containers.ID, 0, len(seen))
+	for id := range seen {
+		out = append(out, id)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// Counts calls fn for every message count of a container, ordered by source, level and hash.
+func (p *Patterns) Counts(id containers.ID, fn func(MessageCount)) {
+	p.mu.RLock()
+	var mine []streamKey
+	for k := range p.streams {
+		if k.container == id {
+			mine = append(mine, k)
+		}
+	}
+	ss := make([]*stream, len(mine))
+	sort.Slice(mine, func(i, j int) bool { return mine[i].source < mine[j].source })
+	for i, k := range mine {
+		ss[i] = p.streams[k]
+	}
+	p.mu.RUnlock()
+	for i, s := range ss {
+		s.mu.Lock()
+		out := make([]MessageCount, 0, len(s.counts))
+		for k, n := range s.counts {
+			out = append(out, MessageCount{Source: mine[i].source, Level: k.level, PatternHash: k.hash, Count: n, Start: s.start})
+		}
+		s.mu.Unlock()
+		sort.Slice(out, func(a, b int) bool {
+			if out[a].Level != out[b].Level {
+				return out[a].Level < out[b].Level
+			}
+			return out[a].PatternHash < out[b].PatternHash
+		})
+		for _, c := range out {
+			fn(c)
+		}
+	}
+}
+
+// PatternRecord is one codexray.log.pattern log record: a pattern that matched messages since
+// the previous flush.
+type PatternRecord struct {
+	Container containers.ID
+	Source    string
+	Hash      string
+	Template  string
+	Level     Level
+	Sample    string // the pattern's first message, cut to logpatterns.Config.SampleLength bytes
+	Count     uint64 // messages since the previous record of this pattern
+}
+
+// FlushPatterns calls fn for every pattern that matched messages since the last flush, with
+// the number of those messages, and marks them flushed.
+func (p *Patterns) FlushPatterns(fn func(PatternRecord)) {
+	p.mu.RLock()
+	keys := make([]streamKey, 0, len(p.streams))
+	for k := range p.streams {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].container != keys[j].container {
+			return keys[i].container < keys[j].container
+		}
+		return keys[i].source < keys[j].source
+	})
+	ss := make([]*stream, len(keys))
+	for i, k := range keys {
+		ss[i] = p.streams[k]
+	}
+	p.mu.RUnlock()
+	var records []PatternRecord
+	for i, s := range ss {
+		records = records[:0]
+		s.mu.Lock()
+		for _, pat := range s.extractor.Patterns() {
+			if delta := pat.Count - s.flushed[pat]; delta > 0 {
+				records = append(records, PatternRecord{
+					Container: keys[i].container, Source: keys[i].source, Hash: pat.Hash,
+					Template: pat.Template, Level: pat.Level, Sample: pat.Sample, Count: delta,
+				})
+				s.flushed[pat] = pat.Count
+			}
+		}
+		s.mu.Unlock()
+		for _, r := range records {
+			fn(r)
+		}
+	}
+}
+
+// Expire forgets streams without a message since before, bounding memory as containers come
+// and go. It returns how many streams it dropped.
+func (p *Patterns) Expire(before time.Time) int {
+	cutoff := before.UnixNano()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for k, s := range p.streams {
+		if s.lastSeen.Load() < cutoff {
+			delete(p.streams, k)
+			n++
+		}
+	}
+	return n
+}

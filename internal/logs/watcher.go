@@ -1,0 +1,386 @@
+package logs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Stats are the log sources' self-metrics, cumulative since the Reader started.
+type Stats struct {
+	Lines                atomic.Uint64 // raw lines read from files
+	Messages             atomic.Uint64 // messages handed to the sink (all sources)
+	Truncated            atomic.Uint64 // messages cut at max_line_length
+	ParseErrors          atomic.Uint64 // lines a docker/CRI decoder rejected (skipped)
+	FilesOpened          atomic.Uint64
+	FilesSkipped         atomic.Uint64 // not followed because max_open_files was reached
+	Rotations            atomic.Uint64 // a followed path now names another file (rename, re-create)
+	Truncations          atomic.Uint64 // a followed file shrank or its first bytes changed
+	RecoveredFromRotated atomic.Uint64 // unread data finished from a rotated copy
+	ReadErrors           atomic.Uint64
+	JournalEntries       atomic.Uint64
+}
+
+// CheckpointStore keeps read positions across restarts. A storage.Client of the collector's
+// storage extension (e.g. file_storage) satisfies it.
+type CheckpointStore interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	Set(ctx context.Context, key string, value []byte) error
+	Delete(ctx context.Context, key string) error
+}
+
+// fileCheckpoint is what a restart needs to resume a file exactly: its identity and the offset
+// after the last whole message.
+type fileCheckpoint struct {
+	Dev    uint64      `json:"dev"`
+	Ino    uint64      `json:"ino"`
+	FP     fingerprint `json:"fp"`
+	Offset int64       `json:"offset"`
+}
+
+func fileCheckpointKey(path string) string { return "logs/file:" + path }
+
+// openFiles is the max_open_files budget shared by all file sources.
+type openFiles struct {
+	limit int64
+	used  atomic.Int64
+}
+
+func (o *openFiles) acquire() bool {
+	if o.used.Add(1) > o.limit {
+		o.used.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (o *openFiles) release() { o.used.Add(-1) }
+
+// fileWatcher follows the files one source discovers. One goroutine owns it.
+type fileWatcher struct {
+	name     string
+	cfg      *Config
+	discover func() []fileTarget
+	sink     Sink
+	stats    *Stats
+	budget   *openFiles
+	store    CheckpointStore // nil: no checkpoints
+	// fromStartAtLaunch: files found at launch without a checkpoint are read from the start,
+	// because the store shows the agent ran before (they appeared while it was down).
+	fromStartAtLaunch bool
+	logger            *zap.Logger
+
+	followers map[string]*follower
+	draining  []drainingFile
+	buf       []byte
+	scratch   []byte
+	msg       Message
+
+	reportedErrors map[string]bool
+}
+
+type drainingFile struct {
+	r        *follower
+	deadline time.Time
+}
+
+func newFileWatcher(name string, cfg *Config, discover func() []fileTarget, sink Sink, stats *Stats,
+	budget *openFiles, store CheckpointStore, fromStartAtLaunch bool, logger *zap.Logger,
+) *fileWatcher {
+	return &fileWatcher{
+		name: name, cfg: cfg, discover: discover, sink: sink, stats: stats, budget: budget,
+		store: store, fromStartAtLaunch: fromStartAtLaunch, logger: logger,
+		followers:      map[string]*follower{},
+		buf:            make([]byte, 256<<10),
+		scratch:        make([]byte, fingerprintSize),
+		reportedErrors: map[string]bool{},
+	}
+}
+
+// run follows files until ctx is done, then saves checkpoints and closes every file.
+func (w *fileWatcher) run(ctx context.Context) {
+	w.sync(ctx, true)
+	w.pollAll()
+	poll := time.NewTicker(w.cfg.PollInterval)
+	defer poll.Stop()
+	discovery := time.NewTicker(w.cfg.DiscoveryInterval)
+	defer discovery.Stop()
+	checkpoint := time.NewTicker(w.cfg.CheckpointInterval)
+	defer checkpoint.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			w.pollAll()
+			w.saveCheckpoints(context.Background())
+			w.closeAll()
+			return
+		case <-poll.C:
+			w.pollAll()
+		case <-discovery.C:
+			w.sync(ctx, false)
+		case <-checkpoint.C:
+			w.saveCheckpoints(ctx)
+		}
+	}
+}
+
+// sync starts following newly discovered files, updates attribution of followed ones and
+// stops following files that still exist but are no longer wanted. Files that vanished are
+// left to pollAll, which drains them first.
+func (w *fileWatcher) sync(ctx context.Context, launch bool) {
+	targets := w.discover()
+	wanted := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		wanted[t.path] = true
+		if r, ok := w.followers[t.path]; ok {
+			r.target.container, r.target.source = t.container, t.source
+			continue
+		}
+		if r := w.open(ctx, t, launch); r != nil {
+			w.followers[t.path] = r
+		}
+	}
+	for path, r := range w.followers {
+		if wanted[path] {
+			continue
+		}
+		if _, err := os.Stat(path); err == nil {
+			w.close(r)
+			delete(w.followers, path)
+		}
+	}
+}
+
+// open starts following a file at the position the checkpoint, or the launch rule, says.
+func (w *fileWatcher) open(ctx context.Context, t fileTarget, launch bool) *follower {
+	if !w.budget.acquire() {
+		w.stats.FilesSkipped.Add(1)
+		w.reportOnce("budget:"+t.path, "log file not followed: logs.max_open_files reached", zap.String("path", t.path))
+		return nil
+	}
+	f, err := os.Open(t.path)
+	if err != nil {
+		w.budget.release()
+		if !errors.Is(err, os.ErrNotExist) {
+			w.stats.ReadErrors.Add(1)
+			w.reportOnce("open:"+t.path, "cannot open log file", zap.String("path", t.path), zap.Error(err))
+		}
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		_ = f.Close()
+		w.budget.release()
+		return nil
+	}
+	w.stats.FilesOpened.Add(1)
+	r := &follower{target: t, dec: t.newDecoder(), f: f, saved: -1}
+	r.dev, r.ino = fileIdentity(fi)
+	size := fi.Size()
+
+	cp := w.loadCheckpoint(ctx, t.path)
+	switch {
+	case cp != nil && cp.Dev == r.dev && cp.Ino == r.ino && size >= cp.Offset && cp.FP.matches(f, size, w.scratch):
+		r.offset, r.commit = cp.Offset, cp.Offset
+	case cp != nil:
+		// The path names other content than when the checkpoint was taken (rotated while the
+		// agent was down): finish the old content from its rotated copy, then read this file
+		// from its first line.
+		old := &follower{target: t, dec: r.dec, fp: cp.FP, offset: cp.Offset}
+		old.recoverFromRotatedCopy(w)
+		r.dec.reset()
+	case launch && !w.fromStartAtLaunch:
+		r.offset = lastLineStart(f, size, w.buf)
+		r.commit = r.offset
+	}
+	r.fp, _ = readFingerprint(f, size, w.scratch)
+	return r
+}
+
+// lastLineStart returns the offset just after the last '\n' before size, so that reading
+// "from the end" never starts in the middle of a line.
+func lastLineStart(f io.ReaderAt, size int64, buf []byte) int64 {
+	for end := size; end > 0; {
+		start := max(end-int64(len(buf)), 0)
+		n, _ := f.ReadAt(buf[:end-start], start)
+		for i := n - 1; i >= 0; i-- {
+			if buf[i] == '\n' {
+				return start + int64(i) + 1
+			}
+		}
+		end = start
+		if size-end > 1<<20 { // a gigantic last line: don't scan the whole file backwards
+			return size
+		}
+	}
+	return 0
+}
+
+// pollAll reads new data of every followed and draining file, handling rotation, deletion and
+// truncation.
+func (w *fileWatcher) pollAll() {
+	for path, r := range w.followers {
+		fi, err := os.Stat(path)
+		if err != nil {
+			// Deleted, or renamed away and not re-created yet: read what is left, keep reading
+			// for the grace period, forget the checkpoint.
+			delete(w.followers, path)
+			w.retire(r)
+			if w.store != nil {
+				_ = w.store.Delete(context.Background(), fileCheckpointKey(path))
+			}
+			continue
+		}
+		if dev, ino := fileIdentity(fi); dev != r.dev || ino != r.ino {
+			w.stats.Rotations.Add(1)
+			delete(w.followers, path)
+			w.retire(r)
+			if nr := w.open(context.Background(), r.target, false); nr != nil {
+				w.followers[path] = nr
+				w.read(nr)
+			}
+			continue
+		}
+		w.read(r)
+	}
+	now := time.Now()
+	kept := w.draining[:0]
+	for _, d := range w.draining {
+		w.readOnly(d.r)
+		if now.Before(d.deadline) {
+			kept = append(kept, d)
+			continue
+		}
+		w.close(d.r)
+	}
+	clear(w.draining[len(kept):])
+	w.draining = kept
+}
+
+// read checks the followed file for truncation, then reads what was appended.
+func (w *fileWatcher) read(r *follower) {
+	fi, err := r.f.Stat()
+	if err != nil {
+		w.stats.ReadErrors.Add(1)
+		return
+	}
+	size := fi.Size()
+	if size < r.offset || (size > r.offset && !r.fp.matches(r.f, size, w.scratch)) {
+		// copytruncate (or truncate-and-rewrite): finish the old content from the copy when
+		// one is beside the file, then read the new content from its first byte.
+		w.stats.Truncations.Add(1)
+		r.recoverFromRotatedCopy(w)
+		r.restart()
+		r.fp = fingerprint{}
+	}
+	if size > r.offset {
+		w.readOnly(r)
+	}
+	if r.fp.N < fingerprintSize && size > int64(r.fp.N) {
+		r.fp, _ = readFingerprint(r.f, size, w.scratch)
+	}
+}
+
+func (w *fileWatcher) readOnly(r *follower) {
+	if err := r.readFrom(r.f, w); err != nil {
+		w.stats.ReadErrors.Add(1)
+		w.reportOnce("read:"+r.target.path, "reading log file", zap.String("path", r.target.path), zap.Error(err))
+	}
+}
+
+// retire drains a file that left its path and keeps reading it for the rotation grace period.
+func (w *fileWatcher) retire(r *follower) {
+	w.readOnly(r)
+	if w.cfg.RotationGrace <= 0 {
+		w.close(r)
+		return
+	}
+	w.draining = append(w.draining, drainingFile{r: r, deadline: time.Now().Add(w.cfg.RotationGrace)})
+}
+
+func (w *fileWatcher) close(r *follower) {
+	if r.f != nil {
+		_ = r.f.Close()
+		r.f = nil
+		w.budget.release()
+	}
+}
+
+func (w *fileWatcher) closeAll() {
+	for path, r := range w.followers {
+		w.close(r)
+		delete(w.followers, path)
+	}
+	for _, d := range w.draining {
+		w.close(d.r)
+	}
+	w.draining = nil
+}
+
+func (w *fileWatcher) emit(r *follower, stream string, t time.Time, text []byte) {
+	w.msg = Message{
+		Container: r.target.container,
+		Source:    r.target.source,
+		Stream:    stream,
+		Time:      t,
+		Text:      sanitizeText(text),
+	}
+	w.stats.Messages.Add(1)
+	w.sink.Message(&w.msg)
+}
+
+func (w *fileWatcher) loadCheckpoint(ctx context.Context, path string) *fileCheckpoint {
+	if w.store == nil {
+		return nil
+	}
+	b, err := w.store.Get(ctx, fileCheckpointKey(path))
+	if err != nil || b == nil {
+		return nil
+	}
+	var cp fileCheckpoint
+	if err := json.Unmarshal(b, &cp); err != nil {
+		w.reportOnce("checkpoint:"+path, "ignoring unreadable log checkpoint", zap.String("path", path), zap.Error(err))
+		return nil
+	}
+	return &cp
+}
+
+func (w *fileWatcher) saveCheckpoints(ctx context.Context) {
+	if w.store == nil {
+		return
+	}
+	for path, r := range w.followers {
+		if r.commit == r.saved {
+			continue
+		}
+		b, _ := json.Marshal(fileCheckpoint{Dev: r.dev, Ino: r.ino, FP: r.fp, Offset: r.commit})
+		if err := w.store.Set(ctx, fileCheckpointKey(path), b); err != nil {
+			w.reportOnce("checkpoint-set", "cannot save log checkpoints", zap.Error(err))
+			return
+		}
+		r.saved = r.commit
+	}
+}
+
+func (w *fileWatcher) reportParseError(path string, err error) {
+	w.reportOnce("parse:"+path, "skipping malformed log lines (reported once per file)", zap.String("source", w.name), zap.String("path", path), zap.Error(err))
+}
+
+// reportOnce logs a problem the first time it happens for a key: a broken file must not flood
+// the collector's log at line rate.
+func (w *fileWatcher) reportOnce(key, msg string, fields ...zap.Field) {
+	if w.reportedErrors[key] {
+		return
+	}
+	if len(w.reportedErrors) > 10000 {
+		clear(w.reportedErrors)
+	}
+	w.reportedErrors[key] = true
+	w.logger.Warn(msg, fields...)
+}
