@@ -1,0 +1,135 @@
+// Command codexray-logpatterns analyses a log file offline with the agent's pattern engine.
+//
+//	codexray-logpatterns [flags] [file]     (reads stdin without a file)
+//
+// By default it joins multi-line messages (stack traces) and prints one block per pattern,
+// most frequent first: count, level, pattern hash and template, then a sample message.
+// With -assign it treats every input line as one message and prints, for each input line,
+// "<pattern_hash>\t<template>" with the final template of the pattern the line joined, so
+// the output can be scored line by line against labelled data.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/codexray/codexray-node-agent/internal/logpatterns"
+)
+
+func main() {
+	cfg := logpatterns.DefaultConfig()
+	assign := flag.Bool("assign", false, "print <pattern_hash>\\t<template> for every input line, one message per line")
+	flag.IntVar(&cfg.MaxPatterns, "max-patterns", cfg.MaxPatterns, "patterns kept before the overflow bucket")
+	flag.IntVar(&cfg.MaxMessageLength, "max-message-length", cfg.MaxMessageLength, "bytes of a message analysed")
+	flag.IntVar(&cfg.SampleLength, "sample-length", cfg.SampleLength, "bytes of the sample kept per pattern")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags] [file]\n", os.Args[0])
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "codexray-logpatterns:", err)
+		os.Exit(2)
+	}
+	in := io.Reader(os.Stdin)
+	if flag.NArg() > 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if flag.NArg() == 1 {
+		f, err := os.Open(flag.Arg(0))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "codexray-logpatterns:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		in = f
+	}
+	out := bufio.NewWriter(os.Stdout)
+	var err error
+	if *assign {
+		err = runAssign(in, out, cfg)
+	} else {
+		err = runSummary(in, out, cfg)
+	}
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "codexray-logpatterns:", err)
+		os.Exit(1)
+	}
+}
+
+// eachLine calls f with every line of r without its line ending; lines of any length work.
+func eachLine(r io.Reader, f func(string)) error {
+	br := bufio.NewReaderSize(r, 1<<16)
+	for {
+		line, err := br.ReadString('\n')
+		if len(line) > 0 {
+			f(strings.TrimRight(line, "\r\n"))
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func runAssign(r io.Reader, w io.Writer, cfg logpatterns.Config) error {
+	e := logpatterns.NewExtractor(cfg)
+	var assigned []*logpatterns.Pattern
+	if err := eachLine(r, func(l string) {
+		p, _ := e.Add(l)
+		assigned = append(assigned, p)
+	}); err != nil {
+		return err
+	}
+	for _, p := range assigned {
+		if _, err := fmt.Fprintf(w, "%s\t%s\n", p.Hash, p.Template); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runSummary(r io.Reader, w io.Writer, cfg logpatterns.Config) error {
+	e := logpatterns.NewExtractor(cfg)
+	j := logpatterns.NewJoiner(logpatterns.DefaultJoinerConfig())
+	// Offline there is no clock worth waiting for: messages complete when the next starts.
+	var now time.Time
+	messages := 0
+	add := func(m logpatterns.Message) {
+		e.Add(m.Text)
+		messages++
+	}
+	if err := eachLine(r, func(l string) {
+		if m, ok := j.Add(l, now); ok {
+			add(m)
+		}
+	}); err != nil {
+		return err
+	}
+	if m, ok := j.FlushAll(); ok {
+		add(m)
+	}
+	ps := e.Patterns()
+	sort.SliceStable(ps, func(a, b int) bool { return ps[a].Count > ps[b].Count })
+	fmt.Fprintf(w, "%d messages, %d patterns, %d truncated, %d continuation lines dropped\n\n", messages, len(ps), e.Truncated(), j.Dropped())
+	for _, p := range ps {
+		fmt.Fprintf(w, "%8d  %-8s  %s  %s\n", p.Count, p.Level, p.Hash, p.Template)
+		if p.Sample != "" {
+			fmt.Fprintf(w, "          sample: %s\n", strings.ReplaceAll(p.Sample, "\n", "\n                  "))
+		}
+	}
+	return nil
+}
