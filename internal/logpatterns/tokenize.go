@@ -119,8 +119,37 @@ func fnvString(h uint64, s string) uint64 {
 
 var wildcardHash = fnvString(fnvOffset, Wildcard)
 
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+func isSpace(c byte) bool { return byteClass[c]&classSpace != 0 }
+
+const (
+	classSpace   = 1 << iota
+	classSpecial // a byte that can make a word variable: digits, = : / \ ~ and quotes
+)
+
+var byteClass = func() (t [256]uint8) {
+	for _, c := range []byte(" \t\n\r\v\f") {
+		t[c] = classSpace
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = classSpecial
+	}
+	for _, c := range []byte("=:/\\\"'~") {
+		t[c] = classSpecial
+	}
+	return t
+}()
+
+// maybeHexOrDate reports whether a word without special bytes could still be variable: a
+// long run of hex letters or a month or weekday name.
+func maybeHexOrDate(w string) bool {
+	ps, pe := 0, len(w)
+	for ps < pe && isLeadingPunct(w[ps]) {
+		ps++
+	}
+	for pe > ps && isTrailingPunct(w[pe-1]) {
+		pe--
+	}
+	return pe-ps >= 12 || isDateName(w[ps:pe])
 }
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isHexDigit(c byte) bool {
@@ -154,10 +183,27 @@ func Tokenize(message string, dst []Token) []Token {
 				continue
 			}
 		}
-		for i < n && !isSpace(message[i]) {
+		// One pass finds the end of the word, hashes it and notes which bytes it holds, so
+		// plain words (most of a log) skip classification.
+		h := uint64(fnvOffset)
+		var class uint8
+		for i < n {
+			c := message[i]
+			cc := byteClass[c]
+			if cc&classSpace != 0 {
+				break
+			}
+			class |= cc
+			h = (h ^ uint64(c)) * fnvPrime
 			i++
 		}
-		t := classifyWord(message, start, i)
+		var t Token
+		if class&classSpecial == 0 && !maybeHexOrDate(message[start:i]) {
+			t = Token{Start: start, End: i, VarStart: start, VarEnd: start, hash: h}
+			dst = append(dst, t)
+			continue
+		}
+		t = classifyWord(message, start, i)
 		// key="quoted value with spaces" is one token.
 		if t.Kind == KindWord && i < n {
 			if eq := indexByteRange(message, start, i, '='); eq >= 0 && eq+1 < i && message[eq+1] == '"' && isKey(message[start:eq]) {
