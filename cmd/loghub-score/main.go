@@ -10,11 +10,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -33,7 +35,12 @@ func main() {
 	dir := flag.String("dir", "../shared/loghub2k", "Loghub-2k directory; a relative path is resolved against the repository root")
 	minTime := flag.Duration("mintime", 200*time.Millisecond, "minimum CPU time spent replaying each system for the throughput figure")
 	verbose := flag.Bool("v", false, "print the wrongly grouped true templates of each system")
+	flood := flag.Int("flood", 0, "instead of scoring, feed this many unique random lines to one extractor and report patterns, overflow, heap and RSS")
 	flag.Parse()
+	if *flood > 0 {
+		runFlood(os.Stdout, *flood)
+		return
+	}
 	if err := run(os.Stdout, resolveDir(*dir), *minTime, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "loghub-score:", err)
 		os.Exit(1)
@@ -237,4 +244,55 @@ func printMistakes(w io.Writer, l labelled, groups, templates []string) {
 			fmt.Fprintf(w, "      %4d -> %s\n", c, k)
 		}
 	}
+}
+
+// runFlood shows that memory stays flat however many distinct messages arrive: after
+// max_patterns patterns every new kind of message lands in the overflow pattern.
+func runFlood(w io.Writer, lines int) {
+	cfg := logpatterns.DefaultConfig()
+	e := logpatterns.NewExtractor(cfg)
+	r := rand.New(rand.NewPCG(1, 1))
+	var buf []byte
+	step := lines / 10
+	if step == 0 {
+		step = lines
+	}
+	fmt.Fprintf(w, "%12s %9s %12s %10s %10s\n", "lines", "patterns", "overflow", "heap_MiB", "rss_MiB")
+	start := time.Now()
+	for i := 1; i <= lines; i++ {
+		buf = buf[:0]
+		for k, words := 0, 3+r.IntN(10); k < words; k++ {
+			if k > 0 {
+				buf = append(buf, ' ')
+			}
+			for range 3 + r.IntN(8) {
+				buf = append(buf, byte('a'+r.IntN(26)))
+			}
+		}
+		e.Add(string(buf))
+		if i%step == 0 || i == lines {
+			var ms runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			fmt.Fprintf(w, "%12d %9d %12d %10.1f %10.1f\n", i, len(e.Patterns()), e.Overflow().Count, float64(ms.HeapInuse)/(1<<20), rssMiB())
+		}
+	}
+	fmt.Fprintf(w, "%.0f lines/s\n", float64(lines)/time.Since(start).Seconds())
+}
+
+// rssMiB reads the resident set size from /proc/self/statm (Linux); 0 elsewhere.
+func rssMiB() float64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseUint(string(f[1]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return float64(pages*uint64(os.Getpagesize())) / (1 << 20)
 }
