@@ -18,10 +18,11 @@ const (
 	KindQuoted               // "any text" or 'any text'; the quotes are kept
 	KindKeyValue             // key=value with a variable value; the key is kept
 	KindMixed                // any other token that contains a digit: id-42, blk_123
+	KindBool                 // true, false, null, nil in any case
 	KindDate                 // a timestamp or a part of one: 03:55:21, 2024-01-02T03:04:05Z, Jul, Sunday
 )
 
-var kindNames = [...]string{"word", "number", "hex", "uuid", "ip", "path", "url", "duration", "quoted", "keyvalue", "mixed", "date"}
+var kindNames = [...]string{"word", "number", "hex", "uuid", "ip", "path", "url", "duration", "quoted", "keyvalue", "mixed", "bool", "date"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -140,7 +141,7 @@ var byteClass = func() (t [256]uint8) {
 }()
 
 // maybeHexOrDate reports whether a word without special bytes could still be variable: a
-// long run of hex letters or a month or weekday name.
+// long run of hex letters, a month or weekday name, a boolean or null.
 func maybeHexOrDate(w string) bool {
 	ps, pe := 0, len(w)
 	for ps < pe && isLeadingPunct(w[ps]) {
@@ -149,7 +150,7 @@ func maybeHexOrDate(w string) bool {
 	for pe > ps && isTrailingPunct(w[pe-1]) {
 		pe--
 	}
-	return pe-ps >= 12 || isDateName(w[ps:pe])
+	return pe-ps >= 12 || isDateName(w[ps:pe]) || isBoolOrNull(w[ps:pe])
 }
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isHexDigit(c byte) bool {
@@ -205,7 +206,7 @@ func Tokenize(message string, dst []Token) []Token {
 		}
 		t = classifyWord(message, start, i)
 		// key="quoted value with spaces" is one token.
-		if t.Kind == KindWord && i < n {
+		if (t.Kind == KindWord || t.Kind == KindKeyValue) && i < n {
 			if eq := indexByteRange(message, start, i, '='); eq >= 0 && eq+1 < i && message[eq+1] == '"' && isKey(message[start:eq]) {
 				if end, ok := quotedEnd(message, eq+1); ok && end > i {
 					t = Token{Start: start, End: end, VarStart: eq + 2, VarEnd: end - 1, Kind: KindKeyValue}
@@ -337,18 +338,23 @@ func classifyWord(message string, start, end int) Token {
 	if ps == pe {
 		return t
 	}
-	// key=value: the key is constant, the value is classified on its own.
-	if eq := indexByteRange(message, ps, pe, '='); eq > ps && isKey(message[ps:eq]) {
+	// key=value and key:value: the key is constant, the value is classified on its own; a
+	// quoted value is always variable.
+	if eq := indexKeySep(message, ps, pe); eq > ps && isKey(message[ps:eq]) && (message[eq] == '=' || colonKey(message[ps:pe], eq-ps)) {
 		vs := eq + 1
+		quoted := vs < pe && (message[vs] == '"' || message[vs] == '\'')
 		for vs < pe && isLeadingPunct(message[vs]) {
 			vs++
 		}
 		if vs < pe {
-			if k := classifyCore(message[vs:pe]); k != KindWord {
+			if quoted || classifyCore(message[vs:pe]) != KindWord {
 				t.Kind, t.VarStart, t.VarEnd = KindKeyValue, vs, pe
+				return t
 			}
 		}
-		return t
+		if message[eq] == '=' || vs == pe {
+			return t
+		}
 	}
 	if k := classifyCore(message[ps:pe]); k != KindWord {
 		t.Kind, t.VarStart, t.VarEnd = k, ps, pe
@@ -390,6 +396,9 @@ func classifyCore(w string) Kind {
 		}
 		if isDateName(w) {
 			return KindDate
+		}
+		if isBoolOrNull(w) {
+			return KindBool
 		}
 		return KindWord
 	}
@@ -650,4 +659,48 @@ func isTimestamp(w string) bool {
 		}
 	}
 	return sep
+}
+
+// indexKeySep returns the index of the first '=' in message[from:to], or else of the first
+// ':' when the word has no '=' (key:value), or -1.
+func indexKeySep(message string, from, to int) int {
+	colon := -1
+	for i := from; i < to; i++ {
+		switch message[i] {
+		case '=':
+			return i
+		case ':':
+			if colon < 0 {
+				colon = i
+			}
+		}
+	}
+	return colon
+}
+
+func isBoolOrNull(w string) bool {
+	switch len(w) {
+	case 3:
+		return equalFold(w, "nil")
+	case 4:
+		return equalFold(w, "true") || equalFold(w, "null")
+	case 5:
+		return equalFold(w, "false")
+	}
+	return false
+}
+
+// colonKey reports whether w splits at its colon colon into a key and a value: the key is an
+// identifier and the whole word is not a value of its own (an IPv6 address, a time).
+func colonKey(w string, colon int) bool {
+	if !isLetter(w[0]) {
+		return false
+	}
+	for i := 1; i < colon; i++ {
+		if c := w[i]; !isLetter(c) && !isDigit(c) && c != '_' {
+			return false
+		}
+	}
+	k := classifyCore(w)
+	return k == KindWord || k == KindMixed
 }
