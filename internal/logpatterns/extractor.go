@@ -234,13 +234,15 @@ func (e *Extractor) newCluster(message string, toks []Token) *cluster {
 	return c
 }
 
-// generalise turns every position where the message differs from the cluster into <*>.
+// generalise turns every position where the message differs from the cluster into a
+// wildcard position. The position matches anything from then on; its text keeps what both
+// sides share around the difference ("rhost=<*>" from "rhost=<*>" and "rhost=example.org").
 func (e *Extractor) generalise(c *cluster, message string, toks []Token) {
 	changed := false
 	for i, t := range toks {
 		if h := c.hashes[i]; h != wildcardHash && h != t.hash {
 			c.hashes[i] = wildcardHash
-			c.texts[i] = Wildcard
+			c.texts[i] = mergeTokens(c.texts[i], t.Masked(message))
 			changed = true
 		}
 	}
@@ -263,4 +265,39 @@ func truncateUTF8(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// mergeTokens returns the text of a position where a and b differ: their common prefix up to
+// a punctuation boundary, <*>, and their common suffix from a punctuation boundary.
+func mergeTokens(a, b string) string {
+	p := 0
+	for p < len(a) && p < len(b) && a[p] == b[p] {
+		p++
+	}
+	for p > 0 && !isBoundary(a[p-1]) {
+		p--
+	}
+	for p > 0 && strings.HasSuffix(a[:p], "<") { // never keep half of a "<*>"
+		p--
+	}
+	sfx := 0
+	for sfx < len(a)-p && sfx < len(b)-p && a[len(a)-1-sfx] == b[len(b)-1-sfx] {
+		sfx++
+	}
+	for sfx > 0 && !isBoundary(a[len(a)-sfx]) {
+		sfx--
+	}
+	for sfx > 0 && strings.HasPrefix(a[len(a)-sfx:], ">") {
+		sfx--
+	}
+	return a[:p] + Wildcard + a[len(a)-sfx:]
+}
+
+// isBoundary is punctuation that separates a key or bracket from a value.
+func isBoundary(c byte) bool {
+	switch c {
+	case '=', ':', '(', ')', '[', ']', '{', '}', '"', '\'', ',', ';', '<', '>':
+		return true
+	}
+	return false
 }

@@ -233,3 +233,20 @@ func FuzzExtractor(f *testing.F) {
 		}
 	})
 }
+
+func TestMergeTokens(t *testing.T) {
+	tests := []struct{ a, b, want string }{
+		{"rhost=<*>", "rhost=example.org", "rhost=<*>"},
+		{"alice", "alan", "<*>"},
+		{"(reserved)", "(usable)", "(<*>)"},
+		{"user=guest", "user=test", "user=<*>"},
+		{`tag="<*>",`, "tag=null,", "tag=<*>,"},
+		{"[<*>]", "<*>", "<*>"},
+		{"a", "", "<*>"},
+	}
+	for _, tt := range tests {
+		if got := mergeTokens(tt.a, tt.b); got != tt.want {
+			t.Errorf("mergeTokens(%q, %q) = %q, want %q", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
