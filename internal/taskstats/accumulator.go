@@ -1,0 +1,216 @@
+package taskstats
+
+import (
+	"sync"
+	"time"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+)
+
+// Resolver tells which container a process belongs to. *containers.Registry implements it.
+type Resolver interface {
+	ContainerByPID(pid uint32) (*containers.Container, bool)
+}
+
+// Accumulator turns per-process delay totals into monotonic per-container totals.
+//
+// A container's total is the sum of the final totals of its processes that exited (its "dead"
+// part) plus the latest totals of its live processes. A live process's totals are read at
+// each collection (Observe); when it exits its final totals (from an exit notification, or
+// the last reading when the notification was lost) move to the dead part exactly once. Each
+// process's contribution only grows (readings are clamped to the largest seen), so container
+// totals never go back.
+//
+// Multi-threaded processes: a TGID reading already includes the threads that exited (the
+// kernel folds each exiting thread into the thread group's accumulator), so per-thread exit
+// notifications of a still-running process are ignored; only the record of the last thread
+// (AGROUP) with its thread-group record counts, once.
+//
+// An Accumulator is safe for concurrent use: exit notifications arrive on their own goroutine.
+type Accumulator struct {
+	resolver Resolver
+	// retention is how long a container without live processes keeps its totals.
+	retention time.Duration
+
+	mu         sync.Mutex
+	seq        uint64 // bumped by every exit; orders exits against in-flight readings
+	gen        uint64 // collections started
+	procs      map[uint32]*procEntry
+	exited     map[uint32]*tombstone
+	containers map[containers.ID]*containerTotals
+
+	exitsOutside uint64 // final exits of processes in no known container
+	missedExits  uint64 // processes that vanished without an exit notification
+	pidReuses    uint64
+}
+
+// procEntry is a live process being followed.
+type procEntry struct {
+	container containers.ID
+	start     uint64 // /proc/<pid>/stat starttime (clock ticks since boot)
+	last      Delays // largest totals read so far
+	gen       uint64 // collection that last saw it
+}
+
+// tombstone remembers a process whose final totals were folded, so that a zombie or a late
+// duplicate is not counted again.
+type tombstone struct {
+	container containers.ID
+	start     uint64 // 0 when the process was never followed
+	folded    Delays // what was moved to the dead part
+	seq       uint64
+	gen       uint64 // collection during which it was made
+}
+
+type containerTotals struct {
+	dead     Delays
+	live     int // live processes at the last collection
+	lastSeen time.Time
+	snapshot Delays // dead + live at the end of the last collection
+	known    bool   // snapshot valid
+}
+
+// NewAccumulator returns an Accumulator attributing processes through r. Totals of a
+// container with no live process are forgotten after retention (default 5 minutes if 0).
+func NewAccumulator(r Resolver, retention time.Duration) *Accumulator {
+	if retention <= 0 {
+		retention = 5 * time.Minute
+	}
+	return &Accumulator{
+		resolver:   r,
+		retention:  retention,
+		procs:      map[uint32]*procEntry{},
+		exited:     map[uint32]*tombstone{},
+		containers: map[containers.ID]*containerTotals{},
+	}
+}
+
+// ContainerDelays returns the container's totals as of the last completed collection.
+func (a *Accumulator) ContainerDelays(id containers.ID) (Delays, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.containers[id]
+	if !ok || !c.known {
+		return Delays{}, false
+	}
+	return c.snapshot, true
+}
+
+// Counters are the accumulator's self-observability figures.
+type Counters struct {
+	LiveProcesses int    // processes followed at the last collection
+	Containers    int    // containers with totals
+	ExitsOutside  uint64 // exits of processes in no known container
+	MissedExits   uint64 // processes that vanished without an exit notification (last reading used)
+	PIDReuses     uint64 // pids found reused by another process between two collections
+}
+
+// Counters returns the current figures.
+func (a *Accumulator) Counters() Counters {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return Counters{
+		LiveProcesses: len(a.procs), Containers: len(a.containers),
+		ExitsOutside: a.exitsOutside, MissedExits: a.missedExits, PIDReuses: a.pidReuses,
+	}
+}
+
+func (a *Accumulator) totals(id containers.ID, now time.Time) *containerTotals {
+	c := a.containers[id]
+	if c == nil {
+		c = &containerTotals{}
+		a.containers[id] = c
+	}
+	c.lastSeen = now
+	return c
+}
+
+// Exit handles one exit notification. The final totals of a process are the thread-group
+// record when present, else the task record of a thread group's last thread (AGROUP, or on
+// kernels before v12, a task whose pid is a followed process). Other per-thread records are
+// already part of their process's next TGID reading and are ignored.
+func (a *Accumulator) Exit(r *Reply, now time.Time) {
+	var (
+		tgid  uint32
+		final Delays
+		ppid  uint32
+	)
+	switch {
+	case r.HasGroup:
+		tgid, final = r.TGID, r.Group.Delays()
+		ppid = r.Task.PPID
+	case r.HasTask:
+		tgid = r.Task.TGID
+		if tgid == 0 { // before v12
+			tgid = r.PID
+		}
+		if r.Task.Version >= 12 {
+			if r.Task.Flag&AGroup == 0 {
+				return
+			}
+		} else {
+			a.mu.Lock()
+			_, followed := a.procs[r.PID]
+			a.mu.Unlock()
+			if !followed || r.PID != tgid {
+				return
+			}
+		}
+		final, ppid = r.Task.Delays(), r.Task.PPID
+	default:
+		return
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seq++
+	if e, ok := a.procs[tgid]; ok {
+		final = final.max(e.last)
+		a.totals(e.container, now).dead = a.totals(e.container, now).dead.add(final)
+		delete(a.procs, tgid)
+		a.exited[tgid] = &tombstone{container: e.container, start: e.start, folded: final, seq: a.seq, gen: a.gen}
+		return
+	}
+	if t, ok := a.exited[tgid]; ok {
+		// Already folded: a duplicate, or a notification that arrived after the process had
+		// vanished from /proc and its last reading was folded. Only what grew since counts.
+		grown := final.max(t.folded)
+		c := a.totals(t.container, now)
+		c.dead = c.dead.add(sub(grown, t.folded))
+		t.folded = grown
+		return
+	}
+	// A process born and gone between two collections. The resolver may still see it (a
+	// zombie not yet reaped) or its parent, which for a short-lived child is in the same
+	// container. Resolving without the lock would let a collection race in; exits are rare
+	// enough for the resolver's cost to be held here.
+	id, ok := a.resolve(tgid, ppid)
+	if !ok {
+		a.exitsOutside++
+		return
+	}
+	c := a.totals(id, now)
+	c.dead = c.dead.add(final)
+	a.exited[tgid] = &tombstone{container: id, folded: final, seq: a.seq, gen: a.gen}
+}
+
+func (a *Accumulator) resolve(pids ...uint32) (containers.ID, bool) {
+	for _, pid := range pids {
+		if pid == 0 {
+			continue
+		}
+		if c, ok := a.resolver.ContainerByPID(pid); ok && c != nil {
+			return c.ID, true
+		}
+	}
+	return "", false
+}
+
+// sub returns a-b for totals with a ≥ b field by field.
+func sub(a, b Delays) Delays {
+	return Delays{
+		CPU: a.CPU - b.CPU, Blkio: a.Blkio - b.Blkio, Swapin: a.Swapin - b.Swapin,
+		Freepages: a.Freepages - b.Freepages, Thrashing: a.Thrashing - b.Thrashing,
+		Compact: a.Compact - b.Compact, WPCopy: a.WPCopy - b.WPCopy, IRQ: a.IRQ - b.IRQ,
+	}
+}

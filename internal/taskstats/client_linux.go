@@ -1,0 +1,178 @@
+//go:build linux
+
+package taskstats
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/mdlayher/genetlink"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// ErrGone is returned for a task that no longer exists (the kernel answered ESRCH).
+var ErrGone = errors.New("taskstats: task is gone")
+
+// ErrUnavailable wraps every reason the TASKSTATS family cannot be used: no kernel support,
+// no permission (CAP_NET_ADMIN is needed for queries), not in the initial namespaces.
+var ErrUnavailable = errors.New("taskstats: unavailable")
+
+// Namespace tells in which network namespace a socket was opened and why.
+type Namespace struct {
+	// Host is true when the socket lives in the host's network namespace (the only one where
+	// the kernel answers TASKSTATS and delivers exit notifications).
+	Host bool
+	// Note explains a fallback, e.g. "/proc/1/ns/net: permission denied; using the agent's own
+	// network namespace". Empty when nothing unusual happened.
+	Note string
+}
+
+// Client queries per-task and per-thread-group statistics over one generic-netlink socket.
+// A Client is not safe for concurrent use.
+type Client struct {
+	conn      *genetlink.Conn
+	family    genetlink.Family
+	namespace Namespace
+	req       []byte // reusable request attributes
+	reply     Reply
+}
+
+// Dial opens a TASKSTATS socket in the host network namespace, reached through
+// procRoot/1/ns/net. When that namespace is the agent's own, or cannot be opened (as for an
+// agent without hostPID or where pid 1's namespaces are hidden), the socket is opened in the
+// agent's own namespace and Namespace().Note says so.
+func Dial(procRoot string) (*Client, error) {
+	conn, ns, err := dialHost(procRoot)
+	if err != nil {
+		return nil, err
+	}
+	family, err := conn.GetFamily(familyName)
+	if err != nil {
+		conn.Close()
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: generic netlink family %s not found (kernel without CONFIG_TASKSTATS, or not the host network namespace): %v", ErrUnavailable, familyName, err)
+		}
+		return nil, fmt.Errorf("%w: resolving generic netlink family %s: %v", ErrUnavailable, familyName, err)
+	}
+	return &Client{conn: conn, family: family, namespace: ns, req: make([]byte, 0, 16)}, nil
+}
+
+// dialHost opens a generic-netlink socket in the host network namespace when it can.
+func dialHost(procRoot string) (*genetlink.Conn, Namespace, error) {
+	hostNS := filepath.Join(procRoot, "1/ns/net")
+	f, err := os.Open(hostNS)
+	if err != nil {
+		conn, derr := genetlink.Dial(nil)
+		if derr != nil {
+			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %v", ErrUnavailable, derr)
+		}
+		return conn, Namespace{Note: fmt.Sprintf("%s unreadable (%v); TASKSTATS socket opened in the agent's own network namespace, which works only if it is the host's", hostNS, err)}, nil
+	}
+	defer f.Close()
+	if sameNamespace(f, "/proc/thread-self/ns/net") {
+		conn, err := genetlink.Dial(nil)
+		if err != nil {
+			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %v", ErrUnavailable, err)
+		}
+		return conn, Namespace{Host: true}, nil
+	}
+	// netlink.Config.NetNS makes the socket package lock an OS thread, setns into the
+	// namespace, create the socket and restore the thread (or let it die if it cannot).
+	conn, err := genetlink.Dial(&netlink.Config{NetNS: int(f.Fd())})
+	if err != nil {
+		conn, derr := genetlink.Dial(nil)
+		if derr != nil {
+			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %v", ErrUnavailable, derr)
+		}
+		return conn, Namespace{Note: fmt.Sprintf("entering %s failed (%v); TASKSTATS socket opened in the agent's own network namespace", hostNS, err)}, nil
+	}
+	return conn, Namespace{Host: true}, nil
+}
+
+// sameNamespace reports whether the open namespace file f is the namespace at path.
+func sameNamespace(f *os.File, path string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(path, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
+}
+
+// Namespace returns where the socket was opened.
+func (c *Client) Namespace() Namespace { return c.namespace }
+
+// Close closes the socket.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// TGID returns the statistics of a whole thread group (process): those of its threads that
+// already exited plus those of its live threads. It returns ErrGone when the process no
+// longer exists.
+func (c *Client) TGID(tgid uint32) (Stats, error) {
+	r, err := c.query(cmdAttrTGID, tgid)
+	if err != nil {
+		return Stats{}, err
+	}
+	if !r.HasGroup {
+		return Stats{}, fmt.Errorf("%w: reply to TGID %d query without AGGR_TGID", ErrMalformed, tgid)
+	}
+	return r.Group, nil
+}
+
+// PID returns the statistics of one task (thread).
+func (c *Client) PID(pid uint32) (Stats, error) {
+	r, err := c.query(cmdAttrPID, pid)
+	if err != nil {
+		return Stats{}, err
+	}
+	if !r.HasTask {
+		return Stats{}, fmt.Errorf("%w: reply to PID %d query without AGGR_PID", ErrMalformed, pid)
+	}
+	return r.Task, nil
+}
+
+// Raw returns the undecoded reply attributes of a TGID query (for recording fixtures).
+func (c *Client) Raw(tgid uint32) ([]byte, error) {
+	msgs, err := c.execute(cmdAttrTGID, tgid)
+	if err != nil {
+		return nil, err
+	}
+	return msgs[0].Data, nil
+}
+
+func (c *Client) query(attr uint16, id uint32) (*Reply, error) {
+	msgs, err := c.execute(attr, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := ParseReply(msgs[0].Data, &c.reply); err != nil {
+		return nil, err
+	}
+	return &c.reply, nil
+}
+
+func (c *Client) execute(attr uint16, id uint32) ([]genetlink.Message, error) {
+	var idb [4]byte
+	binary.NativeEndian.PutUint32(idb[:], id)
+	c.req = appendAttr(c.req[:0], attr, idb[:])
+	msgs, err := c.conn.Execute(genetlink.Message{
+		Header: genetlink.Header{Command: cmdGet, Version: c.family.Version},
+		Data:   c.req,
+	}, c.family.ID, netlink.Request)
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.ESRCH):
+			return nil, ErrGone
+		case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+			return nil, fmt.Errorf("%w: TASKSTATS query denied (needs CAP_NET_ADMIN): %v", ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("taskstats: query %d: %w", id, err)
+	}
+	if len(msgs) == 0 {
+		return nil, fmt.Errorf("%w: empty reply to query %d", ErrMalformed, id)
+	}
+	return msgs, nil
+}
