@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 )
@@ -19,6 +20,8 @@ type Reader struct {
 	logger *zap.Logger
 	stats  Stats
 	procfs string
+
+	syncs atomic.Uint64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -75,17 +78,17 @@ func (r *Reader) Start(ctx context.Context, store CheckpointStore) error {
 	if cfg.Docker.Enabled {
 		watchers = append(watchers, newFileWatcher("docker", cfg, func() []fileTarget {
 			return discoverDocker(cfg, r.lookup, filter)
-		}, r.sink, &r.stats, budget, store, fromStartAtLaunch, r.logger))
+		}, r.sink, &r.stats, budget, store, fromStartAtLaunch, r.logger, &r.syncs))
 	}
 	if cfg.CRI.Enabled {
 		watchers = append(watchers, newFileWatcher("cri", cfg, func() []fileTarget {
 			return discoverCRI(cfg, filter)
-		}, r.sink, &r.stats, budget, store, fromStartAtLaunch, r.logger))
+		}, r.sink, &r.stats, budget, store, fromStartAtLaunch, r.logger, &r.syncs))
 	}
 	if cfg.Files.Enabled {
 		d := &fileSourceDiscovery{cfg: cfg, lookup: r.lookup, filter: filter, procfs: r.procfs,
 			writers: map[string]writerInfo{}, scanEvery: 12}
-		watchers = append(watchers, newFileWatcher("files", cfg, d.discover, r.sink, &r.stats, budget, store, fromStartAtLaunch, r.logger))
+		watchers = append(watchers, newFileWatcher("files", cfg, d.discover, r.sink, &r.stats, budget, store, fromStartAtLaunch, r.logger, &r.syncs))
 	}
 	for _, w := range watchers {
 		r.wg.Add(1)

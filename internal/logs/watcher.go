@@ -75,6 +75,8 @@ type fileWatcher struct {
 	// because the store shows the agent ran before (they appeared while it was down).
 	fromStartAtLaunch bool
 	logger            *zap.Logger
+	// syncs counts discovery rounds (tests wait for the launch round).
+	syncs *atomic.Uint64
 
 	followers map[string]*follower
 	draining  []drainingFile
@@ -91,10 +93,11 @@ type drainingFile struct {
 }
 
 func newFileWatcher(name string, cfg *Config, discover func() []fileTarget, sink Sink, stats *Stats,
-	budget *openFiles, store CheckpointStore, fromStartAtLaunch bool, logger *zap.Logger,
+	budget *openFiles, store CheckpointStore, fromStartAtLaunch bool, logger *zap.Logger, syncs *atomic.Uint64,
 ) *fileWatcher {
 	return &fileWatcher{
-		name: name, cfg: cfg, discover: discover, sink: sink, stats: stats, budget: budget,
+		syncs: syncs,
+		name:  name, cfg: cfg, discover: discover, sink: sink, stats: stats, budget: budget,
 		store: store, fromStartAtLaunch: fromStartAtLaunch, logger: logger,
 		followers:      map[string]*follower{},
 		buf:            make([]byte, 256<<10),
@@ -135,6 +138,7 @@ func (w *fileWatcher) run(ctx context.Context) {
 // left to pollAll, which drains them first.
 func (w *fileWatcher) sync(ctx context.Context, launch bool) {
 	targets := w.discover()
+	defer w.syncs.Add(1)
 	wanted := make(map[string]bool, len(targets))
 	for _, t := range targets {
 		wanted[t.path] = true

@@ -1,0 +1,278 @@
+package logs
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestFilesAtLaunchFromEndLaterFromStart(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.log")
+	appendLines(t, old, numbered("before", 0, 3)...)
+	rec := &recorder{}
+	r := startReader(t, filesConfig(dir), nil, rec, nil)
+	waitFor(t, 5*time.Second, "old.log followed", func() bool { return r.Stats().FilesOpened.Load() == 1 })
+
+	appendLines(t, old, numbered("after", 0, 2)...)
+	late := filepath.Join(dir, "late.log")
+	appendLines(t, late, numbered("late", 0, 3)...)
+	waitFor(t, 5*time.Second, "5 messages", func() bool { return len(rec.snapshot()) >= 5 })
+	time.Sleep(50 * time.Millisecond)
+
+	var afterMsgs, lateMsgs []Message
+	for _, m := range rec.snapshot() {
+		switch m.Source {
+		case old:
+			afterMsgs = append(afterMsgs, m)
+		case late:
+			lateMsgs = append(lateMsgs, m)
+		default:
+			t.Fatalf("message from %q", m.Source)
+		}
+		if m.Container != NodeID {
+			t.Fatalf("host file attributed to %q", m.Container)
+		}
+	}
+	checkExactlyOnce(t, afterMsgs, "after", 0, 2)
+	checkExactlyOnce(t, lateMsgs, "late", 0, 3)
+}
+
+// steadyWriter appends numbered lines to path, rotating it every `every` lines with rotate,
+// which runs while no write is in flight (as logrotate's copytruncate or a reopen signal would
+// race, but deterministically).
+func steadyWriter(t *testing.T, path, prefix string, n, every int, rotate func(f **os.File)) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { f.Close() }()
+	lines := numbered(prefix, 0, n)
+	for i, l := range lines {
+		if i > 0 && i%every == 0 {
+			rotate(&f)
+		}
+		if _, err := f.WriteString(l + "\n"); err != nil {
+			t.Fatal(err)
+		}
+		if i%200 == 0 {
+			time.Sleep(time.Millisecond) // a steady stream, not one write
+		}
+	}
+}
+
+func TestRotationByRenameLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	appendLines(t, path, "existing before launch")
+	rec := &recorder{}
+	r := startReader(t, filesConfig(dir), nil, rec, nil)
+	waitFor(t, 5*time.Second, "app.log followed", func() bool { return r.Stats().FilesOpened.Load() == 1 })
+
+	const n = 30000
+	steadyWriter(t, path, "line", n, 4000, func(f **os.File) {
+		// logrotate "create": rename, then the service reopens its log a little later and
+		// writes a few more lines into the renamed file meanwhile.
+		if err := os.Rename(path, path+".1"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		(*f).Close()
+		nf, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*f = nf
+		time.Sleep(30 * time.Millisecond)
+	})
+	awaitCount(rec, n, 10*time.Second)
+	checkExactlyOnce(t, rec.snapshot(), "line", 0, n)
+	// The launch file, then one new file per rotation (the path is briefly missing, so the
+	// rotation looks like a deletion followed by a new file).
+	if got := r.Stats().FilesOpened.Load(); got != 8 {
+		t.Errorf("files opened: got %d, want 8", got)
+	}
+}
+
+func TestCopyTruncateLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	rec := &recorder{}
+	r := startReader(t, filesConfig(dir), nil, rec, nil)
+	appendLines(t, path) // created empty after launch: read from its first line
+	waitFor(t, 5*time.Second, "app.log followed", func() bool { return r.Stats().FilesOpened.Load() == 1 })
+
+	const n = 30000
+	steadyWriter(t, path, "line", n, 4000, func(f **os.File) {
+		// logrotate copytruncate: copy, then truncate in place; the writer keeps its O_APPEND
+		// descriptor and goes on at offset 0.
+		src, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := os.Create(path + ".1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(dst, src); err != nil {
+			t.Fatal(err)
+		}
+		src.Close()
+		dst.Close()
+		if err := os.Truncate(path, 0); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	})
+	awaitCount(rec, n, 10*time.Second)
+	checkExactlyOnce(t, rec.snapshot(), "line", 0, n)
+	if got := r.Stats().Truncations.Load(); got != 7 {
+		t.Errorf("truncations: got %d, want 7", got)
+	}
+}
+
+func TestDeletedAndRecreated(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	rec := &recorder{}
+	r := startReader(t, filesConfig(dir), nil, rec, nil)
+	appendLines(t, path, numbered("first", 0, 3)...)
+	waitFor(t, 5*time.Second, "first lines", func() bool { return len(rec.snapshot()) == 3 })
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "deletion noticed", func() bool {
+		return r.Stats().FilesOpened.Load() == 1 && len(rec.snapshot()) == 3
+	})
+	time.Sleep(50 * time.Millisecond)
+	appendLines(t, path, numbered("second", 0, 4)...)
+	waitFor(t, 5*time.Second, "second lines", func() bool { return len(rec.snapshot()) == 7 })
+	var second []Message
+	for _, m := range rec.snapshot()[3:] {
+		second = append(second, m)
+	}
+	checkExactlyOnce(t, second, "second", 0, 4)
+}
+
+func TestLongLinesAndJunk(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	cfg := filesConfig(dir)
+	cfg.MaxLineLength = 1024
+	rec := &recorder{}
+	r := startReader(t, cfg, nil, rec, nil)
+
+	huge := strings.Repeat("x", 300<<10) // longer than one read buffer
+	junk := "\x00\x01\xff\xfe binary \xc3\x28 junk"
+	appendLines(t, path, "short one", huge, "short two", junk, strings.Repeat("y", 1024), strings.Repeat("z", 1025))
+	waitFor(t, 5*time.Second, "6 messages", func() bool { return len(rec.snapshot()) >= 6 })
+	time.Sleep(50 * time.Millisecond)
+	msgs := rec.snapshot()
+	if len(msgs) != 6 {
+		t.Fatalf("got %d messages", len(msgs))
+	}
+	want := []string{"short one", strings.Repeat("x", 1024), "short two", "  \uFFFD binary \uFFFD( junk", strings.Repeat("y", 1024), strings.Repeat("z", 1024)}
+	for i, m := range msgs {
+		if m.Text != want[i] {
+			t.Errorf("message %d: got %q (len %d), want len %d", i, head80(m.Text), len(m.Text), len(want[i]))
+		}
+		if !utf8.ValidString(m.Text) {
+			t.Errorf("message %d is not valid UTF-8", i)
+		}
+	}
+	if got := r.Stats().Truncated.Load(); got != 2 {
+		t.Errorf("truncated: got %d, want 2", got)
+	}
+}
+
+func head80(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// A line written in two parts is one message, whenever the poll happens.
+func TestPartialLineWaitsForNewline(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	rec := &recorder{}
+	startReader(t, filesConfig(dir), nil, rec, nil)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString("hello ")
+	time.Sleep(100 * time.Millisecond)
+	if n := len(rec.snapshot()); n != 0 {
+		t.Fatalf("a partial line was emitted: %d messages", n)
+	}
+	f.WriteString("world\n")
+	waitFor(t, 5*time.Second, "the joined line", func() bool { return len(rec.snapshot()) == 1 })
+	if got := rec.snapshot()[0].Text; got != "hello world" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestCheckpointResumesExactly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	appendLines(t, path, numbered("old", 0, 5)...)
+	store := newMemStore()
+	rec := &recorder{}
+
+	r1 := NewReader(filesConfig(dir), nil, rec, nil)
+	if err := r1.Start(t.Context(), store); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "followed", func() bool { return r1.Stats().FilesOpened.Load() == 1 })
+	appendLines(t, path, numbered("line", 0, 1000)...)
+	waitFor(t, 5*time.Second, "1000 lines", func() bool { return len(rec.snapshot()) == 1000 })
+	r1.Shutdown()
+
+	// While the agent is down: more lines, then a rename rotation, then a new file.
+	appendLines(t, path, numbered("line", 1000, 1500)...)
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendLines(t, path, numbered("line", 1500, 2000)...)
+	appendLines(t, filepath.Join(dir, "new.log"), numbered("line", 2000, 2100)...)
+
+	r2 := startReader(t, filesConfig(dir), nil, rec, store)
+	waitFor(t, 5*time.Second, "2100 lines", func() bool { return len(rec.snapshot()) >= 2100 })
+	time.Sleep(100 * time.Millisecond)
+	checkExactlyOnce(t, rec.snapshot(), "line", 0, 2100)
+	if got := r2.Stats().RecoveredFromRotated.Load(); got != 1 {
+		t.Errorf("recovered from rotated: got %d, want 1", got)
+	}
+
+	// A third run with nothing new reads nothing.
+	r2.Shutdown()
+	before := len(rec.snapshot())
+	r3 := startReader(t, filesConfig(dir), nil, rec, store)
+	waitFor(t, 5*time.Second, "followed", func() bool { return r3.Stats().FilesOpened.Load() == 2 })
+	time.Sleep(100 * time.Millisecond)
+	if got := len(rec.snapshot()); got != before {
+		t.Fatalf("restart re-read %d messages", got-before)
+	}
+}
+
+func TestMaxOpenFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"a.log", "b.log", "c.log"} {
+		appendLines(t, filepath.Join(dir, n), "x")
+	}
+	cfg := filesConfig(dir)
+	cfg.MaxOpenFiles = 2
+	r := startReader(t, cfg, nil, &recorder{}, nil)
+	waitFor(t, 5*time.Second, "skip counted", func() bool { return r.Stats().FilesSkipped.Load() >= 1 })
+	if got := r.Stats().FilesOpened.Load(); got != 2 {
+		t.Fatalf("opened %d files, want 2", got)
+	}
+}
