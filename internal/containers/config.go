@@ -1,13 +1,82 @@
 package containers
 
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
 // Config is the `containers` section of the codexray receiver configuration.
 type Config struct {
-	// Enabled turns this source on. Default true.
+	// Enabled turns the registry's scanning and runtime metadata on. Default true. When off,
+	// every lookup misses and no per-container metrics are produced.
 	Enabled bool `mapstructure:"enabled"`
+	// ScanInterval is how often every process in /proc is re-attributed (new and gone
+	// containers are also found on demand and through process events). Default 10s.
+	ScanInterval time.Duration `mapstructure:"scan_interval"`
+	// Retention is how long a container whose processes are all gone stays queryable and
+	// listed by Containers (with GoneAt set), so its last OOM kill and final counters are
+	// reported. After it, its series stop. Default 5m.
+	Retention time.Duration `mapstructure:"retention"`
+	// IncludeOtherCgroups treats any other non-root cgroup (not a runtime's container, not a
+	// systemd service, not a user session) as a container of runtime "cgroup" with its cgroup
+	// path as ID. Default true: processes that an operator or a test put into a hand-made
+	// cgroup stay attributable.
+	IncludeOtherCgroups bool `mapstructure:"include_other_cgroups"`
+	// DockerSocket is dockerd's API socket; "" disables docker metadata.
+	// Default "/var/run/docker.sock".
+	DockerSocket string `mapstructure:"docker_socket"`
+	// CRISockets are CRI runtime sockets (containerd, CRI-O), asked in order for the metadata
+	// of containerd, CRI-O and kubepods containers. Sockets that do not exist are skipped.
+	// Default ["/run/containerd/containerd.sock", "/run/crio/crio.sock"].
+	CRISockets []string `mapstructure:"cri_sockets"`
+	// RuntimeTimeout bounds every call to a runtime, so a hung or garbage-answering socket
+	// cannot stall the registry. Default 2s.
+	RuntimeTimeout time.Duration `mapstructure:"runtime_timeout"`
+	// MetadataRefreshInterval is how often live containers' runtime metadata (restart count,
+	// labels) is re-read. Default 1m.
+	MetadataRefreshInterval time.Duration `mapstructure:"metadata_refresh_interval"`
+	// MinRescanInterval rate-limits the on-demand scans a lookup miss triggers (a new cgroup
+	// id from eBPF, an unknown pid). Default 200ms.
+	MinRescanInterval time.Duration `mapstructure:"min_rescan_interval"`
 }
 
 // DefaultConfig returns the documented defaults.
-func DefaultConfig() Config { return Config{Enabled: true} }
+func DefaultConfig() Config {
+	return Config{
+		Enabled:                 true,
+		ScanInterval:            10 * time.Second,
+		Retention:               5 * time.Minute,
+		IncludeOtherCgroups:     true,
+		DockerSocket:            "/var/run/docker.sock",
+		CRISockets:              []string{"/run/containerd/containerd.sock", "/run/crio/crio.sock"},
+		RuntimeTimeout:          2 * time.Second,
+		MetadataRefreshInterval: time.Minute,
+		MinRescanInterval:       200 * time.Millisecond,
+	}
+}
 
 // Validate reports the first invalid setting.
-func (c *Config) Validate() error { return nil }
+func (c *Config) Validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		min  time.Duration
+	}{
+		{"scan_interval", c.ScanInterval, 100 * time.Millisecond},
+		{"retention", c.Retention, 0},
+		{"runtime_timeout", c.RuntimeTimeout, time.Millisecond},
+		{"metadata_refresh_interval", c.MetadataRefreshInterval, time.Second},
+		{"min_rescan_interval", c.MinRescanInterval, 0},
+	} {
+		if d.v < d.min {
+			return fmt.Errorf("containers: %s must be at least %v, got %v", d.name, d.min, d.v)
+		}
+	}
+	for _, s := range c.CRISockets {
+		if s == "" {
+			return errors.New("containers: cri_sockets must not contain an empty path")
+		}
+	}
+	return nil
+}

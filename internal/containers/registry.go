@@ -1,49 +1,302 @@
 package containers
 
 import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/codexray/codexray-node-agent/internal/cgroups"
 )
 
-// ID identifies a container everywhere in the agent and never changes while it lives, e.g.
-// "/docker/<64 hex>", "/k8s/<namespace>/<pod>/<container>", "/system.slice/nginx.service".
-type ID string
+// Registry knows every container on the node: which processes and cgroups belong to each, its
+// runtime metadata, and when it went away. The zero value is an empty registry whose lookups
+// miss; Start makes it scan. It is safe for concurrent use; lookups that hit take a read lock
+// only.
+type Registry struct {
+	mu      sync.RWMutex
+	started bool
+	cfg     Config
+	fs      *cgroups.FS
+	logger  *zap.Logger
+	rt      *runtimes
+	now     func() time.Time
 
-// Container is what the registry knows about one container. Sources key their per-container
-// state by ID and look containers up through the Registry.
-type Container struct {
-	ID         ID
-	CgroupPath string    // cgroup path relative to the hierarchy root, e.g. "/docker/<id>"
-	FirstSeen  time.Time // start timestamp of the container's cumulative metrics
+	byID        map[ID]*entry
+	byCgroup    map[string]*entry // container cgroup path (cgroups.Identity.Path)
+	byCgroupID  map[uint64]*entry // cgroup v2 inode of any cgroup a member process was in
+	byRuntimeID map[string]*entry
+	pids        map[uint32]*entry // nil entry: the process is in no container
+	// notContainer holds the v2 cgroup ids of processes in no container, so eBPF events from
+	// the host's own processes do not trigger rescans. Rebuilt by every full scan.
+	notContainer map[uint64]struct{}
+	// ignored are container-shaped cgroups a runtime said are not containers (pod sandboxes).
+	ignored map[string]struct{}
 
-	Runtime   string // "docker", "containerd", "crio", "podman", "systemd", "cgroup"
-	RuntimeID string // the runtime's container id, when there is one
-	Name      string
-	Image     string
-	Labels    map[string]string
+	scanMu     sync.Mutex // serialises scans, discoveries and metadata publication
+	lastRescan time.Time  // guarded by scanMu
 
-	PodName       string
-	PodUID        string
-	Namespace     string
-	ContainerName string
-	Restarts      int64
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
-	LogPath string // docker json-file or CRI log file, when known
+	pidBuf []uint32 // guarded by scanMu
+
+	scans, rescans, processErrors, runtimeLookups, expired atomic.Uint64
 }
 
-// Registry knows every container on the node. Placeholder until the cgroup/runtime-backed
-// implementation lands (issue 3); the exported method set is the contract other sources use.
-type Registry struct{}
+// entry is the registry's handle on one container: the published *Container is replaced
+// when metadata changes; the state behind it is shared.
+type entry struct {
+	cur      atomic.Pointer[Container]
+	st       *state
+	identity cgroups.Identity
+	// guarded by Registry.mu: what to delete from the indexes when the container expires.
+	cgroupKeys []string
+	cgroupIDs  []uint64
+	runtimeIDs []string
+}
 
-// ContainerByPID returns the container a process belongs to.
-func (r *Registry) ContainerByPID(pid uint32) (*Container, bool) { return nil, false }
+// ScanStats are the registry's self-metrics.
+type ScanStats struct {
+	Scans          uint64 // full scans done
+	Rescans        uint64 // on-demand scans of new processes done
+	ProcessErrors  uint64 // /proc/<pid>/cgroup files that could not be read or parsed (not exits)
+	RuntimeLookups uint64 // metadata requests sent to runtimes
+	Expired        uint64 // containers forgotten after their retention
+}
+
+// Start configures the registry and starts scanning in the background: a first full scan
+// right away, then every cfg.ScanInterval, plus metadata refreshes. It fails (and the
+// registry stays empty) when the cgroup hierarchy cannot be opened. logger may be nil.
+func (r *Registry) Start(cfg Config, cgroupsCfg cgroups.Config, logger *zap.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := cgroupsCfg.Validate(); err != nil {
+		return err
+	}
+	fs, err := cgroups.Open(cgroupsCfg)
+	if err != nil {
+		return err
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	r.mu.Lock()
+	if r.started {
+		r.mu.Unlock()
+		return errors.New("containers: registry already started")
+	}
+	r.started = true
+	r.cfg = cfg
+	r.fs = fs
+	r.logger = logger
+	r.rt = newRuntimes(cfg, logger)
+	if r.now == nil {
+		r.now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.mu.Unlock()
+	logger.Info("container registry started", zap.String("cgroup_layout", fs.Layout().String()),
+		zap.String("cgroup_root", cgroupsCfg.Root), zap.String("proc_root", cgroupsCfg.ProcRoot))
+
+	r.wg.Add(1)
+	go r.loop(ctx)
+	return nil
+}
+
+// Close stops the background work and closes the runtime connections. Safe without Start and
+// safe to call twice.
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	cancel := r.cancel
+	r.cancel = nil
+	r.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	r.wg.Wait()
+	r.rt.close()
+	return nil
+}
+
+func (r *Registry) loop(ctx context.Context) {
+	defer r.wg.Done()
+	r.scan(ctx, true)
+	scanTick := time.NewTicker(r.cfg.ScanInterval)
+	defer scanTick.Stop()
+	refreshTick := time.NewTicker(r.cfg.MetadataRefreshInterval)
+	defer refreshTick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-scanTick.C:
+			r.scan(ctx, true)
+		case <-refreshTick.C:
+			r.refreshMetadata(ctx)
+		}
+	}
+}
+
+// Scan re-attributes every process now (what the timer does); for tests and for callers that
+// know the node changed.
+func (r *Registry) Scan() {
+	if !r.isStarted() {
+		return
+	}
+	r.scan(context.Background(), true)
+}
+
+func (r *Registry) isStarted() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.started
+}
+
+// ContainerByPID returns the container a process belongs to. An unknown pid is attributed on
+// the spot (one /proc read).
+func (r *Registry) ContainerByPID(pid uint32) (*Container, bool) {
+	r.mu.RLock()
+	e, known := r.pids[pid]
+	started := r.started
+	r.mu.RUnlock()
+	if known {
+		return e.container()
+	}
+	if !started {
+		return nil, false
+	}
+	return r.attributePID(pid).container()
+}
 
 // ContainerByCgroupID returns the container whose cgroup v2 directory has this inode number
-// (what bpf_get_current_cgroup_id returns), resolving unknown ids on demand.
-func (r *Registry) ContainerByCgroupID(id uint64) (*Container, bool) { return nil, false }
+// (what bpf_get_current_cgroup_id returns). An unknown id triggers a scan of the processes the
+// registry has not seen yet, at most once per min_rescan_interval, so a container that
+// appeared a moment ago is attributable.
+func (r *Registry) ContainerByCgroupID(id uint64) (*Container, bool) {
+	r.mu.RLock()
+	e, ok := r.byCgroupID[id]
+	_, host := r.notContainer[id]
+	started := r.started
+	r.mu.RUnlock()
+	if ok {
+		return e.container()
+	}
+	if host || !started {
+		return nil, false
+	}
+	if !r.rescan() {
+		return nil, false
+	}
+	r.mu.RLock()
+	e = r.byCgroupID[id]
+	r.mu.RUnlock()
+	return e.container()
+}
 
 // ContainerByRuntimeID returns the container a runtime (dockerd, containerd) knows by id.
-func (r *Registry) ContainerByRuntimeID(id string) (*Container, bool) { return nil, false }
+func (r *Registry) ContainerByRuntimeID(id string) (*Container, bool) {
+	r.mu.RLock()
+	e := r.byRuntimeID[id]
+	r.mu.RUnlock()
+	return e.container()
+}
 
-// Containers returns a snapshot of the live containers (and of recently gone ones that still
-// have state to report).
-func (r *Registry) Containers() []*Container { return nil }
+// ContainerByID returns the container with this ID, live or within its retention.
+func (r *Registry) ContainerByID(id ID) (*Container, bool) {
+	r.mu.RLock()
+	e := r.byID[id]
+	r.mu.RUnlock()
+	return e.container()
+}
+
+// Containers returns a snapshot of the live containers and of recently gone ones that still
+// have state to report (GoneAt set, within the retention), sorted by ID.
+func (r *Registry) Containers() []*Container {
+	r.mu.RLock()
+	out := make([]*Container, 0, len(r.byID))
+	var cutoff time.Time
+	if r.started {
+		cutoff = r.now().Add(-r.cfg.Retention)
+	}
+	for _, e := range r.byID {
+		if gone := e.st.goneTime(); !gone.IsZero() && gone.Before(cutoff) {
+			continue
+		}
+		out = append(out, e.cur.Load())
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *Container) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// OnProcessStart attributes a new process (call it on exec, or on fork when the child may be
+// moved to a container cgroup). It returns the container the process is in, if any.
+func (r *Registry) OnProcessStart(pid uint32) (*Container, bool) {
+	if !r.isStarted() {
+		return nil, false
+	}
+	return r.attributePID(pid).container()
+}
+
+// OnProcessExit forgets a process. When it was its container's last process, the container
+// is marked gone now (it stays queryable for the retention).
+func (r *Registry) OnProcessExit(pid uint32) {
+	r.mu.Lock()
+	e, ok := r.pids[pid]
+	if ok {
+		delete(r.pids, pid)
+	}
+	now := time.Time{}
+	if r.started {
+		now = r.now()
+	}
+	r.mu.Unlock()
+	if e == nil {
+		return
+	}
+	e.st.mu.Lock()
+	if e.st.pids > 0 {
+		e.st.pids--
+	}
+	if e.st.pids == 0 && e.st.goneAt.IsZero() {
+		e.st.goneAt = now
+	}
+	e.st.mu.Unlock()
+}
+
+// Stats returns the registry's self-metrics.
+func (r *Registry) Stats() ScanStats {
+	return ScanStats{
+		Scans: r.scans.Load(), Rescans: r.rescans.Load(), ProcessErrors: r.processErrors.Load(),
+		RuntimeLookups: r.runtimeLookups.Load(), Expired: r.expired.Load(),
+	}
+}
+
+func (e *entry) container() (*Container, bool) {
+	if e == nil {
+		return nil, false
+	}
+	return e.cur.Load(), true
+}
+
+func (s *state) goneTime() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.goneAt
+}

@@ -1,0 +1,111 @@
+package containers
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/codexray/codexray-node-agent/internal/cgroups"
+)
+
+// ID identifies a container everywhere in the agent and never changes while it lives:
+//
+//	/k8s/<namespace>/<pod>/<container>  any runtime, when Kubernetes metadata is known
+//	/docker/<64 hex>                     dockerd
+//	/containerd/<64 hex>                 containerd without Kubernetes metadata
+//	/crio/<64 hex>, /podman/<64 hex>     CRI-O, podman
+//	/kubepods/<pod uid>/<64 hex>         a kubepods container no runtime could describe
+//	/system.slice/<unit>.service         a systemd service (its cgroup path)
+//	/<cgroup path>                       any other cgroup, when include_other_cgroups is on
+//
+// The ID is fixed when the container is first seen; metadata learnt later fills the other
+// fields. A Kubernetes container that restarts (new runtime id, new cgroup) keeps its ID.
+type ID string
+
+// Container is what the registry knows about one container. Sources key their per-container
+// state by ID and look containers up through the Registry. A *Container is immutable once
+// published: when metadata changes the registry publishes a new copy, so readers need no lock.
+type Container struct {
+	ID         ID
+	CgroupPath string    // cgroup path relative to the hierarchy root, e.g. "/docker/<id>"
+	FirstSeen  time.Time // start timestamp of the container's cumulative metrics
+
+	Runtime   string // "docker", "containerd", "crio", "podman", "kubepods", "systemd", "cgroup"
+	RuntimeID string // the runtime's container id, when there is one
+	Name      string
+	Image     string
+	Labels    map[string]string // shared between copies; never modified after publication
+
+	PodName       string
+	PodUID        string
+	Namespace     string
+	ContainerName string
+	Restarts      int64
+
+	LogPath string // docker json-file or CRI log file, when known
+
+	st *state // live state shared by every published copy
+}
+
+// state is the mutable part of a container, shared by its published copies.
+type state struct {
+	fs *cgroups.FS
+
+	mu     sync.Mutex
+	paths  cgroups.Paths // where its stats are read (the container's cgroups)
+	pids   int           // processes seen in it at the last scan or event
+	goneAt time.Time     // zero while processes remain
+	last   cgroups.Stats // last successful reading
+	hasLast bool
+	refreshedAt time.Time // last runtime metadata lookup
+}
+
+// GoneAt is when the registry saw the container's last process leave; zero while it runs.
+// A gone container stays listed for the configured retention.
+func (c *Container) GoneAt() time.Time {
+	if c.st == nil {
+		return time.Time{}
+	}
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	return c.st.goneAt
+}
+
+// Processes is how many processes the registry last counted in the container.
+func (c *Container) Processes() int {
+	if c.st == nil {
+		return 0
+	}
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	return c.st.pids
+}
+
+// ErrNoCgroupStats: the container's resource counters cannot be read (no cgroups source, or
+// nothing has ever been read for a container that is already gone).
+var ErrNoCgroupStats = errors.New("no cgroup stats for this container")
+
+// Resources reads the container's cgroup counters now (called at each collection). For a
+// container whose cgroup is gone it returns the last reading, so final counters are reported
+// during the retention. A partial reading comes with an error describing the unread parts.
+func (c *Container) Resources() (cgroups.Stats, error) {
+	if c.st == nil || c.st.fs == nil {
+		return cgroups.Stats{}, ErrNoCgroupStats
+	}
+	c.st.mu.Lock()
+	paths := c.st.paths
+	c.st.mu.Unlock()
+	s, err := c.st.fs.Stats(paths)
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	if errors.Is(err, cgroups.ErrCgroupGone) {
+		if c.st.hasLast {
+			return c.st.last, nil
+		}
+		return cgroups.Stats{}, ErrNoCgroupStats
+	}
+	if s.HasCPU || s.HasMemory || s.HasPSI || len(s.IO) > 0 {
+		c.st.last, c.st.hasLast = s, true
+	}
+	return s, err
+}

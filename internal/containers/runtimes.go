@@ -1,0 +1,128 @@
+package containers
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/codexray/codexray-node-agent/internal/cgroups"
+)
+
+// runtimePause is how long a runtime socket that failed (timeout, garbage, refused) is not
+// asked again. Lookups happen on the paths of eBPF events: a hung runtime may cost one
+// timeout per pause, never one per event.
+const runtimePause = 30 * time.Second
+
+// runtimeClient is one runtime socket.
+type runtimeClient interface {
+	inspect(ctx context.Context, id string) (metadata, error)
+	close()
+}
+
+type runtimeEndpoint struct {
+	socket string
+	client runtimeClient
+	// guarded by runtimes.mu
+	pausedUntil time.Time
+	down        bool // logged as unavailable; logged again when it answers
+}
+
+// runtimes asks the configured container runtimes for metadata, each call bounded by a
+// timeout and each failing socket paused, so the registry never blocks on a runtime.
+type runtimes struct {
+	timeout time.Duration
+	logger  *zap.Logger
+	docker  *runtimeEndpoint
+	cri     []*runtimeEndpoint
+
+	mu sync.Mutex
+}
+
+func newRuntimes(cfg Config, logger *zap.Logger) *runtimes {
+	rt := &runtimes{timeout: cfg.RuntimeTimeout, logger: logger}
+	if cfg.DockerSocket != "" {
+		rt.docker = &runtimeEndpoint{socket: cfg.DockerSocket, client: newDockerClient(cfg.DockerSocket, cfg.RuntimeTimeout)}
+	}
+	for _, s := range cfg.CRISockets {
+		c, err := newCRIClient(s)
+		if err != nil {
+			logger.Warn("CRI runtime metadata disabled for this socket", zap.String("socket", s), zap.Error(err))
+			continue
+		}
+		rt.cri = append(rt.cri, &runtimeEndpoint{socket: s, client: c})
+	}
+	return rt
+}
+
+// lookup asks the runtimes that can know a container of this kind. ok is false when none
+// answered with metadata (absent, paused, failing, or not knowing the id).
+func (rt *runtimes) lookup(ctx context.Context, kind cgroups.Kind, id string) (metadata, bool) {
+	if rt == nil || id == "" {
+		return metadata{}, false
+	}
+	var endpoints []*runtimeEndpoint
+	switch kind {
+	case cgroups.KindDocker:
+		if rt.docker != nil {
+			endpoints = []*runtimeEndpoint{rt.docker}
+		}
+	case cgroups.KindContainerd, cgroups.KindCRIO, cgroups.KindKubepods:
+		endpoints = rt.cri
+	}
+	for _, ep := range endpoints {
+		if m, ok := rt.ask(ctx, ep, id); ok {
+			return m, true
+		}
+	}
+	return metadata{}, false
+}
+
+func (rt *runtimes) ask(ctx context.Context, ep *runtimeEndpoint, id string) (metadata, bool) {
+	now := time.Now()
+	rt.mu.Lock()
+	paused := now.Before(ep.pausedUntil)
+	rt.mu.Unlock()
+	if paused {
+		return metadata{}, false
+	}
+	if _, err := os.Stat(ep.socket); err != nil {
+		return metadata{}, false // runtime not installed here: nothing to log
+	}
+	ctx, cancel := context.WithTimeout(ctx, rt.timeout)
+	defer cancel()
+	m, err := ep.client.inspect(ctx, id)
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	switch {
+	case err == nil || errors.Is(err, errNotFound):
+		if ep.down {
+			ep.down = false
+			rt.logger.Info("container runtime answers again", zap.String("socket", ep.socket))
+		}
+		return m, err == nil
+	default:
+		ep.pausedUntil = time.Now().Add(runtimePause)
+		if !ep.down {
+			ep.down = true
+			rt.logger.Warn("container runtime unavailable; containers it runs get no metadata until it answers",
+				zap.String("socket", ep.socket), zap.Duration("retry_in", runtimePause), zap.Error(err))
+		}
+		return metadata{}, false
+	}
+}
+
+func (rt *runtimes) close() {
+	if rt == nil {
+		return
+	}
+	if rt.docker != nil {
+		rt.docker.client.close()
+	}
+	for _, c := range rt.cri {
+		c.client.close()
+	}
+}

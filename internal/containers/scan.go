@@ -1,0 +1,423 @@
+package containers
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/codexray/codexray-node-agent/internal/cgroups"
+)
+
+// observation is what one scan saw of one container cgroup.
+type observation struct {
+	identity cgroups.Identity
+	paths    cgroups.Paths // the container's own cgroups, for stats
+	pids     []uint32
+	unified  []string // distinct v2 paths its processes are in (the container's and nested ones)
+	entry    *entry   // resolved container, nil when a runtime said it is not one
+}
+
+// batch is the result of reading a set of processes, published at once.
+type batch struct {
+	obs          map[string]*observation
+	hostPids     []uint32
+	notContainer []uint64
+	ignored      []string // container-shaped cgroups seen that are not containers
+}
+
+func (r *Registry) tracked(id cgroups.Identity) bool {
+	switch id.Kind {
+	case cgroups.KindNone:
+		return false
+	case cgroups.KindOther:
+		return r.cfg.IncludeOtherCgroups
+	}
+	return true
+}
+
+// scan reads processes and publishes what it learnt. A full scan re-reads every process and
+// decides which containers are gone; an incremental one reads only processes the registry
+// does not know yet.
+func (r *Registry) scan(ctx context.Context, full bool) {
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
+	r.scanLocked(ctx, full)
+}
+
+func (r *Registry) scanLocked(ctx context.Context, full bool) {
+	pids, err := r.fs.Pids(r.pidBuf[:0])
+	r.pidBuf = pids
+	if err != nil {
+		r.logger.Warn("listing processes failed; keeping what is known", zap.Error(err))
+		return
+	}
+	if !full {
+		// Only processes not seen yet: filter under one read lock.
+		r.mu.RLock()
+		n := 0
+		for _, pid := range pids {
+			if _, ok := r.pids[pid]; !ok {
+				pids[n] = pid
+				n++
+			}
+		}
+		r.mu.RUnlock()
+		pids = pids[:n]
+	}
+	b := batch{obs: make(map[string]*observation)}
+	cgroupIDs := make(map[string]uint64)
+	for _, pid := range pids {
+		r.read(pid, &b, cgroupIDs)
+	}
+	r.resolve(ctx, &b)
+	r.publish(&b, cgroupIDs, full)
+	if full {
+		r.scans.Add(1)
+	} else {
+		r.rescans.Add(1)
+	}
+}
+
+// read attributes one process into the batch.
+func (r *Registry) read(pid uint32, b *batch, cgroupIDs map[string]uint64) {
+	paths, err := r.fs.ProcessPaths(pid)
+	if err != nil {
+		if !cgroups.ProcessExited(err) {
+			r.processErrors.Add(1)
+		}
+		return // exited mid-scan, or unreadable: the next scan tries again
+	}
+	id := paths.Identify()
+	if !r.tracked(id) {
+		b.hostPids = append(b.hostPids, pid)
+		if ino, ok := r.cgroupID(paths.Unified, cgroupIDs); ok {
+			b.notContainer = append(b.notContainer, ino)
+		}
+		return
+	}
+	o := b.obs[id.Path]
+	if o == nil {
+		o = &observation{identity: id, paths: paths.ContainerPaths(id)}
+		b.obs[id.Path] = o
+	}
+	o.pids = append(o.pids, pid)
+	if paths.Unified != "" && paths.Unified != "/" {
+		for _, u := range o.unified {
+			if u == paths.Unified {
+				return
+			}
+		}
+		o.unified = append(o.unified, paths.Unified)
+	}
+}
+
+// cgroupID stats a v2 path once per scan.
+func (r *Registry) cgroupID(unified string, cache map[string]uint64) (uint64, bool) {
+	if unified == "" || r.fs.Layout() == cgroups.LayoutV1 {
+		return 0, false
+	}
+	if ino, ok := cache[unified]; ok {
+		return ino, ino != 0
+	}
+	ino, err := r.fs.CgroupID(unified)
+	if err != nil {
+		ino = 0 // gone already
+	}
+	cache[unified] = ino
+	return ino, ino != 0
+}
+
+// resolve finds or creates the container of every observation. Runtime lookups happen here,
+// under scanMu but not under mu, so lookups by other sources never wait for a runtime.
+func (r *Registry) resolve(ctx context.Context, b *batch) {
+	for key, o := range b.obs {
+		r.mu.RLock()
+		e := r.byCgroup[key]
+		_, ignored := r.ignored[key]
+		r.mu.RUnlock()
+		switch {
+		case ignored:
+			b.hostPids = append(b.hostPids, o.pids...)
+			b.ignored = append(b.ignored, key)
+			delete(b.obs, key)
+		case e == nil:
+			o.entry = r.discover(ctx, o)
+			if o.entry == nil {
+				r.mu.Lock()
+				if r.ignored == nil {
+					r.ignored = make(map[string]struct{})
+				}
+				r.ignored[key] = struct{}{}
+				r.mu.Unlock()
+				b.hostPids = append(b.hostPids, o.pids...)
+				b.ignored = append(b.ignored, key)
+				delete(b.obs, key)
+			}
+		default:
+			o.entry = e
+			if !e.st.goneTime().IsZero() {
+				// Back from the dead (docker restart keeps the cgroup): re-read the restart count.
+				if m, ok := r.lookup(ctx, e.identity); ok {
+					r.applyRefresh(e, m)
+				}
+			}
+		}
+	}
+}
+
+// discover creates the container for a cgroup never seen, or re-points an existing one with
+// the same ID (a Kubernetes container restarted into a new cgroup). nil: not a container.
+func (r *Registry) discover(ctx context.Context, o *observation) *entry {
+	m, hasMeta := r.lookup(ctx, o.identity)
+	if hasMeta && m.Sandbox {
+		return nil
+	}
+	c := newContainer(o.identity, m, hasMeta)
+	r.mu.RLock()
+	e := r.byID[c.ID]
+	r.mu.RUnlock()
+	if e != nil {
+		prev := e.cur.Load()
+		c.FirstSeen = prev.FirstSeen
+		c.st = e.st
+		e.st.mu.Lock()
+		e.st.paths = o.paths
+		e.st.hasLast = false // counters of the new cgroup start again
+		e.st.refreshedAt = r.now()
+		e.st.mu.Unlock()
+		e.identity = o.identity
+		e.cur.Store(c)
+		return e
+	}
+	c.FirstSeen = r.now()
+	c.st = &state{fs: r.fs, paths: o.paths, refreshedAt: r.now()}
+	e = &entry{st: c.st, identity: o.identity}
+	e.cur.Store(c)
+	return e
+}
+
+func (r *Registry) lookup(ctx context.Context, id cgroups.Identity) (metadata, bool) {
+	switch id.Kind {
+	case cgroups.KindDocker, cgroups.KindContainerd, cgroups.KindCRIO, cgroups.KindKubepods:
+		r.runtimeLookups.Add(1)
+		return r.rt.lookup(ctx, id.Kind, id.ID)
+	}
+	return metadata{}, false
+}
+
+// newContainer builds a container's published fields; see ID for the naming.
+func newContainer(id cgroups.Identity, m metadata, hasMeta bool) *Container {
+	c := &Container{CgroupPath: id.Path, Runtime: id.Kind.String(), RuntimeID: id.ID, PodUID: id.PodUID}
+	switch id.Kind {
+	case cgroups.KindDocker:
+		c.ID = ID("/docker/" + id.ID)
+	case cgroups.KindContainerd:
+		c.ID = ID("/containerd/" + id.ID)
+	case cgroups.KindCRIO:
+		c.ID = ID("/crio/" + id.ID)
+	case cgroups.KindPodman:
+		c.ID = ID("/podman/" + id.ID)
+	case cgroups.KindKubepods:
+		c.ID = ID("/kubepods/" + id.PodUID + "/" + id.ID)
+	case cgroups.KindSystemd:
+		c.ID = ID(id.Path)
+		c.Name = id.ID
+	default:
+		c.ID = ID(id.Path)
+		c.Name = id.Path
+	}
+	if hasMeta {
+		applyMetadata(c, m)
+		if m.PodName != "" && m.Namespace != "" && m.ContainerName != "" {
+			c.ID = ID("/k8s/" + m.Namespace + "/" + m.PodName + "/" + m.ContainerName)
+		}
+	}
+	return c
+}
+
+func applyMetadata(c *Container, m metadata) {
+	c.Name, c.Image, c.Labels, c.Restarts, c.LogPath = m.Name, m.Image, m.Labels, m.Restarts, m.LogPath
+	c.PodName, c.Namespace, c.ContainerName = m.PodName, m.Namespace, m.ContainerName
+	if m.PodUID != "" {
+		c.PodUID = m.PodUID
+	}
+}
+
+// publish makes a batch visible to lookups. A full batch also marks containers without
+// processes gone and forgets those gone for longer than the retention.
+func (r *Registry) publish(b *batch, cgroupIDs map[string]uint64, full bool) {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID == nil {
+		r.byID = make(map[ID]*entry)
+		r.byCgroup = make(map[string]*entry)
+		r.byCgroupID = make(map[uint64]*entry)
+		r.byRuntimeID = make(map[string]*entry)
+		r.pids = make(map[uint32]*entry)
+		r.notContainer = make(map[uint64]struct{})
+	}
+	if full {
+		r.pids = make(map[uint32]*entry, len(r.pids))
+		r.notContainer = make(map[uint64]struct{}, len(r.notContainer))
+	}
+	for _, pid := range b.hostPids {
+		r.pids[pid] = nil
+	}
+	for _, ino := range b.notContainer {
+		r.notContainer[ino] = struct{}{}
+	}
+	seen := make(map[*entry]bool, len(b.obs))
+	for key, o := range b.obs {
+		e := o.entry
+		c := e.cur.Load()
+		seen[e] = true
+		if _, ok := r.byID[c.ID]; !ok {
+			r.byID[c.ID] = e
+		}
+		if r.byCgroup[key] != e {
+			r.byCgroup[key] = e
+			e.cgroupKeys = append(e.cgroupKeys, key)
+		}
+		if c.RuntimeID != "" && r.byRuntimeID[c.RuntimeID] != e {
+			r.byRuntimeID[c.RuntimeID] = e
+			e.runtimeIDs = append(e.runtimeIDs, c.RuntimeID)
+		}
+		for _, u := range o.unified {
+			ino, ok := r.cgroupID(u, cgroupIDs)
+			if ok && r.byCgroupID[ino] != e {
+				r.byCgroupID[ino] = e
+				e.cgroupIDs = append(e.cgroupIDs, ino)
+			}
+		}
+		for _, pid := range o.pids {
+			r.pids[pid] = e
+		}
+		e.st.mu.Lock()
+		if full {
+			e.st.pids = len(o.pids)
+		} else {
+			e.st.pids += len(o.pids)
+		}
+		e.st.goneAt = time.Time{}
+		e.st.mu.Unlock()
+	}
+	if !full {
+		return
+	}
+	// Forget sandboxes that are gone, so the set stays bounded.
+	r.ignored = make(map[string]struct{}, len(b.ignored))
+	for _, k := range b.ignored {
+		r.ignored[k] = struct{}{}
+	}
+	cutoff := now.Add(-r.cfg.Retention)
+	for id, e := range r.byID {
+		if seen[e] {
+			continue
+		}
+		e.st.mu.Lock()
+		e.st.pids = 0
+		if e.st.goneAt.IsZero() {
+			e.st.goneAt = now
+		}
+		expired := e.st.goneAt.Before(cutoff)
+		e.st.mu.Unlock()
+		if expired {
+			r.forgetLocked(id, e)
+		}
+	}
+}
+
+func (r *Registry) forgetLocked(id ID, e *entry) {
+	delete(r.byID, id)
+	for _, k := range e.cgroupKeys {
+		if r.byCgroup[k] == e {
+			delete(r.byCgroup, k)
+		}
+	}
+	for _, ino := range e.cgroupIDs {
+		if r.byCgroupID[ino] == e {
+			delete(r.byCgroupID, ino)
+		}
+	}
+	for _, rid := range e.runtimeIDs {
+		if r.byRuntimeID[rid] == e {
+			delete(r.byRuntimeID, rid)
+		}
+	}
+	for pid, pe := range r.pids {
+		if pe == e {
+			delete(r.pids, pid)
+		}
+	}
+	r.expired.Add(1)
+}
+
+// rescan reads the processes the registry has not seen, unless one did so within
+// min_rescan_interval.
+func (r *Registry) rescan() bool {
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
+	if now := r.now(); now.Sub(r.lastRescan) >= r.cfg.MinRescanInterval {
+		r.lastRescan = now
+		r.scanLocked(context.Background(), false)
+	}
+	return true
+}
+
+// attributePID reads one process and publishes it.
+func (r *Registry) attributePID(pid uint32) *entry {
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
+	b := batch{obs: make(map[string]*observation, 1)}
+	cgroupIDs := make(map[string]uint64, 1)
+	r.read(pid, &b, cgroupIDs)
+	r.resolve(context.Background(), &b)
+	r.publish(&b, cgroupIDs, false)
+	for _, o := range b.obs {
+		return o.entry
+	}
+	return nil
+}
+
+// refreshMetadata re-reads the runtime metadata of live runtime containers (restart counts,
+// labels). Lookups run without scanMu; each result is published under it.
+func (r *Registry) refreshMetadata(ctx context.Context) {
+	r.mu.RLock()
+	entries := make([]*entry, 0, len(r.byID))
+	for _, e := range r.byID {
+		entries = append(entries, e)
+	}
+	r.mu.RUnlock()
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			return
+		}
+		if !e.st.goneTime().IsZero() {
+			continue
+		}
+		m, ok := r.lookup(ctx, e.identity)
+		if !ok || m.Sandbox {
+			continue
+		}
+		r.scanMu.Lock()
+		r.applyRefresh(e, m)
+		r.scanMu.Unlock()
+	}
+}
+
+// applyRefresh publishes fresh metadata for a container; the caller holds scanMu.
+func (r *Registry) applyRefresh(e *entry, m metadata) {
+	if m.Sandbox {
+		return
+	}
+	prev := e.cur.Load()
+	c := *prev
+	applyMetadata(&c, m)
+	c.ID = prev.ID // fixed for the container's life
+	e.cur.Store(&c)
+	e.st.mu.Lock()
+	e.st.refreshedAt = r.now()
+	e.st.mu.Unlock()
+}
