@@ -1,0 +1,66 @@
+# The project's vocabulary: `make run` and `make test` are the two commands of the README.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:$(shell go env GOPATH 2>/dev/null || echo /root/go)/bin
+
+GOBIN := $(shell go env GOPATH)/bin
+DIST := _build/otelcol-codexray
+# Go test timeout per package; the whole `make test` stays well under 20 minutes.
+TEST_TIMEOUT ?= 15m
+LOGHUB_DIR ?= ../shared/loghub2k
+
+.PHONY: all run test build generate check-generated bench bench-logpatterns lint deps testbed-up testbed-down clean
+
+all: build
+
+## deps: install what is missing (Debian packages, ocb, crictl); idempotent
+deps:
+	@bash scripts/install-deps.sh
+
+## build: build the otelcol-codexray distribution with ocb into _build/
+build: deps
+	@echo "building $(DIST) with ocb (the first build downloads ~350 MB of modules)"
+	@env "dist.go=$(CURDIR)/scripts/ocb-go.sh" $(GOBIN)/builder --config builder-config.yaml >_build.log 2>&1 || \
+		{ tail -30 _build.log; echo "ocb failed; full log in _build.log" >&2; exit 1; }
+	@echo "built $(DIST)"
+
+## run: build and run the agent with config/default.yaml (as root)
+run: build
+	@bash scripts/run.sh
+
+## test: every test, the privileged ones included (CODEXRAY_REQUIRE_PRIVILEGED=1 makes their skips failures)
+test: deps build
+	@bash scripts/check-generated.sh
+	@bash scripts/testbed.sh up
+	@set -o pipefail; CODEXRAY_DIST=$(CURDIR)/$(DIST) go test -count=1 -timeout $(TEST_TIMEOUT) ./... ; rc=$$?; \
+		bash scripts/testbed.sh down; exit $$rc
+
+## generate: regenerate bpf2go objects, internal/metadata and documentation.md
+generate:
+	go generate ./...
+
+check-generated:
+	@bash scripts/check-generated.sh
+
+## bench: Go benchmarks (benchstat-friendly) and the end-to-end load scripts
+bench: deps
+	@bash scripts/testbed.sh up
+	go test -run '^$$' -bench . -benchmem -count 1 ./... | tee bench.out
+	$(MAKE) bench-logpatterns
+
+## bench-logpatterns: score the log-pattern extractor on ../shared/loghub2k
+bench-logpatterns:
+	go run ./cmd/loghub-score -dir $(LOGHUB_DIR)
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+testbed-up:
+	@bash scripts/testbed.sh up
+
+testbed-down:
+	@bash scripts/testbed.sh down
+
+clean:
+	rm -rf _build _build.log bench.out
