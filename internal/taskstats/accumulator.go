@@ -39,6 +39,7 @@ type Accumulator struct {
 	exited     map[uint32]*tombstone
 	containers map[containers.ID]*containerTotals
 
+	exits        uint64 // final exits folded into a container
 	exitsOutside uint64 // final exits of processes in no known container
 	missedExits  uint64 // processes that vanished without an exit notification
 	pidReuses    uint64
@@ -100,6 +101,7 @@ func (a *Accumulator) ContainerDelays(id containers.ID) (Delays, bool) {
 type Counters struct {
 	LiveProcesses int    // processes followed at the last collection
 	Containers    int    // containers with totals
+	Exits         uint64 // process exits folded into a container from a notification
 	ExitsOutside  uint64 // exits of processes in no known container
 	MissedExits   uint64 // processes that vanished without an exit notification (last reading used)
 	PIDReuses     uint64 // pids found reused by another process between two collections
@@ -111,7 +113,7 @@ func (a *Accumulator) Counters() Counters {
 	defer a.mu.Unlock()
 	return Counters{
 		LiveProcesses: len(a.procs), Containers: len(a.containers),
-		ExitsOutside: a.exitsOutside, MissedExits: a.missedExits, PIDReuses: a.pidReuses,
+		Exits: a.exits, ExitsOutside: a.exitsOutside, MissedExits: a.missedExits, PIDReuses: a.pidReuses,
 	}
 }
 
@@ -166,6 +168,7 @@ func (a *Accumulator) Exit(r *Reply, now time.Time) {
 	a.seq++
 	if e, ok := a.procs[tgid]; ok {
 		final = final.max(e.last)
+		a.exits++
 		a.totals(e.container, now).dead = a.totals(e.container, now).dead.add(final)
 		delete(a.procs, tgid)
 		a.exited[tgid] = &tombstone{container: e.container, start: e.start, folded: final, seq: a.seq, gen: a.gen}
@@ -189,6 +192,7 @@ func (a *Accumulator) Exit(r *Reply, now time.Time) {
 		a.exitsOutside++
 		return
 	}
+	a.exits++
 	c := a.totals(id, now)
 	c.dead = c.dead.add(final)
 	a.exited[tgid] = &tombstone{container: id, folded: final, seq: a.seq, gen: a.gen}
