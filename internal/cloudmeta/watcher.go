@@ -24,9 +24,12 @@ type Watcher struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 
-	mu       sync.Mutex
-	md       Metadata
-	known    bool
+	mu    sync.Mutex
+	md    Metadata
+	known bool
+	// outside: no provider to ask (none detected, or a DMI hint the service did not
+	// confirm); overrides alone then describe the node.
+	outside  bool
 	attempts uint64
 	failed   uint64
 	lastErr  string
@@ -90,21 +93,29 @@ func (w *Watcher) Shutdown() {
 }
 
 // Current returns what is known about the node, with overrides applied. ok is false until a
-// fetch succeeded or overrides alone give something to say.
+// fetch succeeded. On a node outside any cloud, the overrides alone are the answer (ok is
+// false when there are none). While a provider's answer is still awaited, overrides are held
+// back too: publishing them first and the full identity later would start two
+// node_cloud_info series for one node.
 func (w *Watcher) Current() (Metadata, bool) {
 	w.mu.Lock()
-	md, known := w.md, w.known
+	md, known, outside := w.md, w.known, w.outside
 	w.mu.Unlock()
-	if !w.cfg.Enabled {
+	switch {
+	case !w.cfg.Enabled:
 		return Metadata{}, false
+	case known:
+		return md.withOverrides(w.cfg.Overrides), true
+	case outside && w.cfg.Overrides != (Overrides{}):
+		return Metadata{}.withOverrides(w.cfg.Overrides), true
 	}
-	if !known && w.cfg.Overrides == (Overrides{}) {
-		return Metadata{}, false
-	}
-	if !known && w.cfg.Provider != "" {
-		md.Provider = Provider(w.cfg.Provider).Label()
-	}
-	return md.withOverrides(w.cfg.Overrides), true
+	return Metadata{}, false
+}
+
+func (w *Watcher) setOutside(v bool) {
+	w.mu.Lock()
+	w.outside = v
+	w.mu.Unlock()
 }
 
 // Stats returns the counters.
@@ -134,6 +145,7 @@ func (w *Watcher) run(ctx context.Context) {
 	defer close(w.done)
 	det := w.resolve()
 	if det.provider == "" {
+		w.setOutside(true)
 		// The normal case on bare metal and private virtualisation: say so once, no error.
 		w.logger.Info("No cloud provider identified from DMI; the node gets no cloud attributes",
 			zap.String("dmi_root", w.cfg.DMIRoot), zap.String("hint", "set cloud.provider to force one"))
@@ -174,6 +186,7 @@ func (w *Watcher) run(ctx context.Context) {
 		case !confirmed:
 			// DMI only hinted; no answer means this is not that cloud. Look again much later
 			// rather than hammering an address nobody serves.
+			w.setOutside(true)
 			if failStreak == 0 {
 				log.Info("Metadata service did not confirm the provider DMI hinted at; treating the node as outside any cloud",
 					zap.String("evidence", det.evidence), zap.Error(err))

@@ -274,3 +274,40 @@ func TestForcedProviderNeverTouchesDMI(t *testing.T) {
 		}
 	}
 }
+
+func TestOverridesWaitForTheProviderAnswer(t *testing.T) {
+	release := make(chan struct{})
+	s := newIMDS(t, Scaleway).handle("/conf", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+			body(`{"id":"srv-9","location":{"zone_id":"pl-waw-2"}}`)(w, r)
+		case <-r.Context().Done():
+		}
+	})
+	cfg := testConfig(s)
+	cfg.Overrides.AccountID = "acme"
+	w := startWatcher(t, cfg)
+	waitFor(t, "request in flight", func() bool { return len(s.log()) == 1 })
+	if md, ok := w.Current(); ok {
+		t.Fatalf("Current = %+v before the provider answered; overrides alone would start a second series", md)
+	}
+	close(release)
+	waitFor(t, "answer", func() bool { _, ok := w.Current(); return ok })
+	md, _ := w.Current()
+	want := Metadata{Provider: "Scaleway", AccountID: "acme", InstanceID: "srv-9", AvailabilityZone: "pl-waw-2", Region: "pl-waw"}
+	if md != want {
+		t.Fatalf("Current = %+v, want %+v", md, want)
+	}
+}
+
+func TestOverridesAfterUnconfirmedProbe(t *testing.T) {
+	s := newIMDS(t, AWS).handle(awsIdentityPath, http.NotFound)
+	cfg := testConfig(s)
+	cfg.Provider, cfg.DMIRoot = "", filepath.Join("testdata", "dmi", "xen-ec2-uuid")
+	cfg.Overrides.Region = "onprem-1"
+	w := startWatcher(t, cfg)
+	waitFor(t, "probe", func() bool { _, ok := w.Current(); return ok })
+	if md, _ := w.Current(); md != (Metadata{Region: "onprem-1"}) {
+		t.Fatalf("Current = %+v", md)
+	}
+}
