@@ -24,7 +24,8 @@ type Config struct {
 	Files FilesConfig `mapstructure:"files"`
 
 	// Include, when not empty, keeps only containers or units whose name or id matches one of
-	// these globs (path.Match syntax), e.g. "nginx*", "*.service", "/k8s/default/*".
+	// these globs ("*" spans '/', "{a,b}" alternatives), e.g. "nginx*", "*.service",
+	// "/k8s/default/*".
 	Include []string `mapstructure:"include"`
 	// Exclude drops containers or units whose name or id matches one of these globs; it wins
 	// over Include.
@@ -94,7 +95,7 @@ type JournaldConfig struct {
 type FilesConfig struct {
 	// Enabled turns the plain-file source on. Default true.
 	Enabled bool `mapstructure:"enabled"`
-	// Include lists globs of files to follow. Default /var/log/*.log, /var/log/*/*.log,
+	// Include lists globs of files to follow (filepath.Match syntax per path element). Default /var/log/*.log, /var/log/*/*.log,
 	// /var/log/syslog, /var/log/messages.
 	Include []string `mapstructure:"include"`
 	// Exclude lists globs of files never followed, matched against the full path and against
@@ -175,7 +176,10 @@ func (c *Config) Validate() error {
 	if c.CRI.Enabled && c.CRI.PodsDir == "" {
 		errs = append(errs, errors.New("logs.cri.pods_dir must be set when logs.cri is enabled"))
 	}
-	for _, g := range [][]string{c.Include, c.Exclude, c.Files.Include, c.Files.Exclude} {
+	if _, err := newNameFilter(c.Include, c.Exclude); err != nil {
+		errs = append(errs, err)
+	}
+	for _, g := range [][]string{c.Files.Include, c.Files.Exclude} {
 		for _, p := range g {
 			if _, err := filepath.Match(p, ""); err != nil {
 				errs = append(errs, fmt.Errorf("logs: bad glob %q: %w", p, err))

@@ -1,10 +1,13 @@
 package logs
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gobwas/glob"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
 )
@@ -67,12 +70,33 @@ func criContainerID(namespace, pod, container string) containers.ID {
 func systemdUnitID(unit string) containers.ID { return containers.ID("/system.slice/" + unit) }
 
 // nameFilter applies the include/exclude globs to the names a container or unit is known by.
-type nameFilter struct{ include, exclude []string }
+// Globs use gobwas/glob syntax without separators, so "*" also spans the '/' of container ids
+// ("/k8s/kube-system/*").
+type nameFilter struct{ include, exclude []glob.Glob }
+
+func newNameFilter(include, exclude []string) (nameFilter, error) {
+	var f nameFilter
+	for _, p := range include {
+		g, err := glob.Compile(p)
+		if err != nil {
+			return f, fmt.Errorf("logs.include: bad glob %q: %w", p, err)
+		}
+		f.include = append(f.include, g)
+	}
+	for _, p := range exclude {
+		g, err := glob.Compile(p)
+		if err != nil {
+			return f, fmt.Errorf("logs.exclude: bad glob %q: %w", p, err)
+		}
+		f.exclude = append(f.exclude, g)
+	}
+	return f, nil
+}
 
 // allows reports whether a container known by any of names should be read.
 func (f nameFilter) allows(names ...string) bool {
 	for _, n := range names {
-		if n != "" && matchAny(f.exclude, n) {
+		if n != "" && matchGlobs(f.exclude, n) {
 			return false
 		}
 	}
@@ -80,7 +104,16 @@ func (f nameFilter) allows(names ...string) bool {
 		return true
 	}
 	for _, n := range names {
-		if n != "" && matchAny(f.include, n) {
+		if n != "" && matchGlobs(f.include, n) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchGlobs(globs []glob.Glob, name string) bool {
+	for _, g := range globs {
+		if g.Match(name) {
 			return true
 		}
 	}

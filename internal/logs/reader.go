@@ -70,7 +70,12 @@ func (r *Reader) Start(ctx context.Context, store CheckpointStore) error {
 			r.logger.Warn("log checkpoints unavailable", zap.Error(err))
 		}
 	}
-	filter := nameFilter{include: r.cfg.Include, exclude: r.cfg.Exclude}
+	filter, err := newNameFilter(r.cfg.Include, r.cfg.Exclude)
+	if err != nil {
+		cancel()
+		r.cancel = nil
+		return err
+	}
 	budget := &openFiles{limit: int64(r.cfg.MaxOpenFiles)}
 	cfg := &r.cfg
 

@@ -1,0 +1,133 @@
+//go:build cgo && linux
+
+package logs
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/testutil"
+)
+
+const journalRemote = "/lib/systemd/systemd-journal-remote"
+
+// fixtureJournal turns the committed export-format fixture into a .journal file.
+func fixtureJournal(t *testing.T) string {
+	t.Helper()
+	_, err := os.Stat(journalRemote)
+	testutil.SkipUnlessPrivileged(t, err == nil, "%s not installed (package systemd-journal-remote): %v", journalRemote, err)
+	out := filepath.Join(t.TempDir(), "fixture.journal")
+	if b, err := exec.Command(journalRemote, "--output="+out, "testdata/journal.export").CombinedOutput(); err != nil {
+		t.Fatalf("journal-remote: %v: %s", err, b)
+	}
+	return out
+}
+
+func startJournalReader(t *testing.T, cfg Config, files []string, lookup ContainerLookup, sink Sink, store CheckpointStore) *Reader {
+	t.Helper()
+	r := NewReader(cfg, lookup, sink, nil)
+	r.journaldFiles, r.journaldFromHead = files, true
+	if err := r.Start(context.Background(), store); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Shutdown)
+	return r
+}
+
+func TestJournaldFixtureAttribution(t *testing.T) {
+	file := fixtureJournal(t)
+	cfg := testConfig()
+	cfg.Journald.Enabled = true
+	cfg.Exclude = []string{"cron.service"}
+	lookup := &fakeLookup{byRuntime: map[string]*containers.Container{
+		testDockerID: {ID: "/docker/" + testDockerID, Name: "web"},
+	}}
+	rec := &recorder{}
+	store := newMemStore()
+	r := startJournalReader(t, cfg, []string{file}, lookup, rec, store)
+	waitFor(t, 5*time.Second, "5 entries", func() bool { return r.Stats().JournalEntries.Load() == 5 })
+	time.Sleep(50 * time.Millisecond)
+
+	var got []string
+	for _, m := range rec.snapshot() {
+		got = append(got, fmt.Sprintf("%s|%s|%s|%s", m.Container, m.Source, m.Level, m.Text))
+	}
+	want := []string{
+		"/system.slice/nginx.service|journald|error|upstream timed out while reading response header",
+		"/system.slice/nginx.service|journald|info|reloading configuration",
+		"/docker/" + testDockerID + "|journald|info|GET /health 200",
+		"|journald|warning|disk almost full", // no unit, no known container: the node
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got\n%v\nwant\n%v", got, want)
+	}
+	if m := rec.snapshot()[0]; !m.Time.Equal(time.UnixMicro(1704164645000000)) {
+		t.Errorf("time %v", m.Time)
+	}
+
+	// A restart with the same store resumes after the last entry: nothing is read twice.
+	r.Shutdown()
+	if b, _ := store.Get(context.Background(), journaldCursorKey); len(b) == 0 {
+		t.Fatal("no cursor saved")
+	}
+	rec2 := &recorder{}
+	r2 := startJournalReader(t, cfg, []string{file}, lookup, rec2, store)
+	time.Sleep(300 * time.Millisecond)
+	if n := r2.Stats().JournalEntries.Load(); n != 0 {
+		t.Fatalf("restart re-read %d entries", n)
+	}
+}
+
+func TestJournaldLiveSystemdCat(t *testing.T) {
+	testutil.RequireJournald(t)
+	_, err := exec.LookPath("systemd-cat")
+	testutil.SkipUnlessPrivileged(t, err == nil, "systemd-cat not installed: %v", err)
+	cfg := testConfig()
+	cfg.Journald.Enabled = true
+	lookup := &fakeLookup{byPID: map[uint32]*containers.Container{}}
+	pats := NewPatterns(testPatternsConfig())
+	rec := &recorder{}
+	sink := SinkFunc(func(m *Message) {
+		if m.Container == "/system.slice/myservice.service" {
+			rec.Message(m)
+			pats.Message(m)
+		}
+	})
+	r := NewReader(cfg, lookup, sink, nil)
+	if err := r.Start(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Shutdown)
+
+	// The writer's pid is what journald records as _PID; the registry (faked here) knows it
+	// as the myservice unit's process.
+	cmd := exec.Command("systemd-cat", "-t", "myservice", "-p", "warning", "sh", "-c",
+		"sleep 0.2; for i in 1 2 3; do echo disk almost full on /dev/sda$i; done; sleep 1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lookup.mu.Lock()
+	lookup.byPID[uint32(cmd.Process.Pid)] = &containers.Container{ID: "/system.slice/myservice.service", Name: "myservice.service"}
+	lookup.mu.Unlock()
+	t.Cleanup(func() { _ = cmd.Wait() })
+	waitFor(t, 10*time.Second, "3 messages from systemd-cat", func() bool { return len(rec.snapshot()) >= 3 })
+
+	var counts []string
+	pats.Counts("/system.slice/myservice.service", func(c MessageCount) {
+		counts = append(counts, fmt.Sprintf("%s/%s/%d", c.Source, c.Level, c.Count))
+	})
+	if fmt.Sprint(counts) != "[journald/warning/3]" {
+		t.Fatalf("counts %v", counts)
+	}
+	var templates []string
+	pats.FlushPatterns(func(p PatternRecord) { templates = append(templates, p.Template) })
+	if fmt.Sprint(templates) != "[disk almost full on <*>]" {
+		t.Fatalf("templates %v", templates)
+	}
+}

@@ -1,0 +1,88 @@
+package logs
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/logpatterns"
+)
+
+func TestPatternsCountsAndFlush(t *testing.T) {
+	p := NewPatterns(logpatterns.DefaultConfig())
+	const web containers.ID = "/docker/web"
+	for i := range 5 {
+		p.Message(&Message{Container: web, Source: SourceStdoutStderr, Text: fmt.Sprintf("ERROR connection to 10.0.0.%d:5432 refused", i)})
+	}
+	for i := range 3 {
+		p.Message(&Message{Container: web, Source: SourceStdoutStderr, Text: fmt.Sprintf("INFO request %d served in %dms", i, i*7)})
+	}
+	// journald's PRIORITY wins over the text.
+	p.Message(&Message{Container: NodeID, Source: SourceJournald, Text: "disk almost full", Level: LevelWarning})
+
+	type series struct {
+		source, level string
+		count         uint64
+	}
+	collect := func(id containers.ID) (out []series, hashes []string) {
+		p.Counts(id, func(c MessageCount) {
+			out = append(out, series{c.Source, c.Level.String(), c.Count})
+			hashes = append(hashes, c.PatternHash)
+			if c.Start.IsZero() {
+				t.Error("zero start time")
+			}
+		})
+		return out, hashes
+	}
+	webSeries, webHashes := collect(web)
+	want := []series{{SourceStdoutStderr, "info", 3}, {SourceStdoutStderr, "error", 5}}
+	if fmt.Sprint(webSeries) != fmt.Sprint(want) {
+		t.Fatalf("web counts: got %v, want %v", webSeries, want)
+	}
+	if webHashes[0] == webHashes[1] || len(webHashes[0]) != 16 {
+		t.Fatalf("hashes %v", webHashes)
+	}
+	node, _ := collect(NodeID)
+	if fmt.Sprint(node) != fmt.Sprint([]series{{SourceJournald, "warning", 1}}) {
+		t.Fatalf("node counts: %v", node)
+	}
+	if got := p.Containers(); len(got) != 2 || got[0] != NodeID || got[1] != web {
+		t.Fatalf("containers: %v", got)
+	}
+
+	var records []PatternRecord
+	p.FlushPatterns(func(r PatternRecord) { records = append(records, r) })
+	if len(records) != 3 {
+		t.Fatalf("records: %+v", records)
+	}
+	byTemplate := map[string]PatternRecord{}
+	for _, r := range records {
+		byTemplate[r.Template] = r
+	}
+	errRec, ok := byTemplate["ERROR connection to <*> refused"]
+	if !ok {
+		t.Fatalf("no error pattern in %+v", records)
+	}
+	if errRec.Count != 5 || errRec.Level != LevelError || errRec.Sample != "ERROR connection to 10.0.0.0:5432 refused" ||
+		errRec.Container != web || errRec.Source != SourceStdoutStderr || errRec.Hash != logpatterns.TemplateHash(errRec.Template) {
+		t.Fatalf("error record: %+v", errRec)
+	}
+
+	// A second flush reports only what is new, and counts since the previous record.
+	p.Message(&Message{Container: web, Source: SourceStdoutStderr, Text: "ERROR connection to 10.0.0.9:5432 refused"})
+	records = records[:0]
+	p.FlushPatterns(func(r PatternRecord) { records = append(records, r) })
+	if len(records) != 1 || records[0].Count != 1 || records[0].Template != errRec.Template {
+		t.Fatalf("second flush: %+v", records)
+	}
+
+	if n := p.Expire(time.Now().Add(time.Minute)); n != 2 {
+		t.Fatalf("expired %d streams, want 2", n)
+	}
+	if got := p.Containers(); len(got) != 0 {
+		t.Fatalf("after expiry: %v", got)
+	}
+}
+
+func testPatternsConfig() logpatterns.Config { return logpatterns.DefaultConfig() }
