@@ -51,12 +51,12 @@ type Container struct {
 type state struct {
 	fs *cgroups.FS
 
-	mu     sync.Mutex
-	paths  cgroups.Paths // where its stats are read (the container's cgroups)
-	pids   int           // processes seen in it at the last scan or event
-	goneAt time.Time     // zero while processes remain
-	last   cgroups.Stats // last successful reading
-	hasLast bool
+	mu          sync.Mutex
+	paths       cgroups.Paths // where its stats are read (the container's cgroups)
+	pids        int           // processes seen in it at the last scan or event
+	goneAt      time.Time     // zero while processes remain
+	last        cgroups.Stats // last successful reading
+	hasLast     bool
 	refreshedAt time.Time // last runtime metadata lookup
 }
 

@@ -3,6 +3,7 @@ package containers
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,6 +18,9 @@ type criClient struct {
 	socket string
 	conn   *grpc.ClientConn
 	rt     runtimeapi.RuntimeServiceClient
+
+	mu          sync.Mutex
+	runtimeName string // from Version, once it answered
 }
 
 // maxCRIResponse bounds a response from a misbehaving socket.
@@ -52,6 +56,12 @@ func (c *criClient) inspect(ctx context.Context, id string) (metadata, error) {
 		if m.ContainerName == "" {
 			m.ContainerName = m.Name
 		}
+		if m.PodName == "" || m.Namespace == "" {
+			// kubelet adds the io.kubernetes.* labels; a runtime driven by another CRI client
+			// (crictl, tests) has only the sandbox's metadata.
+			c.fillFromSandbox(ctx, id, &m)
+		}
+		m.Runtime = c.name(ctx)
 		return m, nil
 	}
 	if err != nil && status.Code(err) != codes.NotFound {
@@ -66,6 +76,37 @@ func (c *criClient) inspect(ctx context.Context, id string) (metadata, error) {
 		return metadata{}, fmt.Errorf("CRI PodSandboxStatus %.12s on %s: %w", id, c.socket, serr)
 	}
 	return metadata{}, errNotFound
+}
+
+func (c *criClient) fillFromSandbox(ctx context.Context, id string, m *metadata) {
+	list, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{Id: id}})
+	if err != nil || len(list.GetContainers()) != 1 {
+		return
+	}
+	sb, err := c.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: list.GetContainers()[0].GetPodSandboxId()})
+	if err != nil {
+		return
+	}
+	md := sb.GetStatus().GetMetadata()
+	if md == nil {
+		return
+	}
+	m.PodName, m.Namespace = md.GetName(), md.GetNamespace()
+	if m.PodUID == "" {
+		m.PodUID = md.GetUid()
+	}
+}
+
+// name is the runtime's own name ("containerd", "cri-o"), asked once.
+func (c *criClient) name(ctx context.Context) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.runtimeName == "" {
+		if v, err := c.rt.Version(ctx, &runtimeapi.VersionRequest{}); err == nil {
+			c.runtimeName = v.GetRuntimeName()
+		}
+	}
+	return c.runtimeName
 }
 
 func (c *criClient) close() { _ = c.conn.Close() }

@@ -23,6 +23,7 @@ type metadata struct {
 	ContainerName string
 	Restarts      int64
 	LogPath       string
+	Runtime       string // the runtime's own name, when it says ("containerd", "cri-o")
 	// Sandbox: the id is a pod sandbox (pause container), not an application container.
 	Sandbox bool
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,13 +23,13 @@ func TestMain(m *testing.M) {
 var testdata = func() string { p, _ := filepath.Abs("../../testdata"); return p }()
 
 const (
-	id1      = "7ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be14" // docker, v2 pids 201 209
-	id2      = "e147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258b" // containerd k8s, pid 202
-	id3      = "58be147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf2" // crio, pid 203
-	id4      = "cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369" // a pod sandbox, pid 204
-	id5      = "369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0" // podman, pid 205
-	podUID   = "8d4e1f6a-52b3-4c70-9e21-3f5a6b7c8d90"
-	podUID2  = "1a2b3c4d-0000-4111-8222-333344445555"
+	id1     = "7ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be14" // docker, v2 pids 201 209
+	id2     = "e147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258b" // containerd k8s, pid 202
+	id3     = "58be147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf2" // crio, pid 203
+	id4     = "cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369" // a pod sandbox, pid 204
+	id5     = "369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0" // podman, pid 205
+	podUID  = "8d4e1f6a-52b3-4c70-9e21-3f5a6b7c8d90"
+	podUID2 = "1a2b3c4d-0000-4111-8222-333344445555"
 )
 
 // clock is a settable time source for retention tests.
@@ -146,7 +147,7 @@ func TestRegistryFixtureWithRuntimes(t *testing.T) {
 	// The cgroup id is the inode of the container's v2 directory; podman's process sits in
 	// the nested "container" cgroup, whose inode maps to the podman container too.
 	for path, want := range map[string]ID{
-		"/system.slice/docker-" + id1 + ".scope":           ID("/docker/" + id1),
+		"/system.slice/docker-" + id1 + ".scope":            ID("/docker/" + id1),
 		"/machine.slice/libpod-" + id5 + ".scope/container": ID("/podman/" + id5),
 	} {
 		var st syscall.Stat_t
@@ -389,4 +390,4 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool { return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)) }
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

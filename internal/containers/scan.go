@@ -242,6 +242,10 @@ func applyMetadata(c *Container, m metadata) {
 	if m.PodUID != "" {
 		c.PodUID = m.PodUID
 	}
+	if c.Runtime == cgroups.KindKubepods.String() && m.Runtime != "" {
+		// The cgroupfs driver's path does not name the runtime; the one that answered does.
+		c.Runtime = m.Runtime
+	}
 }
 
 // publish makes a batch visible to lookups. A full batch also marks containers without
