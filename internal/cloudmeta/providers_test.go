@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -99,8 +100,11 @@ func TestAWSTokenModes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newIMDS(t, AWS)
 			s.tokens = tc.mode
+			var mu sync.Mutex
 			var sawToken []bool
 			s.handle("/latest/meta-data/instance-life-cycle", func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
 				sawToken = append(sawToken, r.Header.Get(awsTokenHeader) == testToken)
 				_, _ = w.Write([]byte("on-demand"))
 			})
@@ -116,6 +120,8 @@ func TestAWSTokenModes(t *testing.T) {
 			if log := s.log(); log[0] != "PUT "+awsTokenPath {
 				t.Errorf("first request %q, want the token PUT", log[0])
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			if !slices.Equal(sawToken, []bool{tc.wantToken}) {
 				t.Errorf("GET carried token: %v, want %v", sawToken, tc.wantToken)
 			}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,10 +62,13 @@ func TestStartReturnsImmediately(t *testing.T) {
 
 func TestRetryWithBackoffThenSuccess(t *testing.T) {
 	var calls atomic.Int32
+	var mu sync.Mutex
 	var times []time.Time
 	s := newIMDS(t, Scaleway)
 	s.handle("/conf", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
 		times = append(times, time.Now())
+		mu.Unlock()
 		if calls.Add(1) <= 3 {
 			http.Error(w, "unavailable", http.StatusServiceUnavailable)
 			return
@@ -82,6 +86,8 @@ func TestRetryWithBackoffThenSuccess(t *testing.T) {
 		t.Fatalf("Current = %+v", md)
 	}
 	w.Shutdown()
+	mu.Lock()
+	defer mu.Unlock()
 	// Waits were 20, 40, 80 ms (doubling, capped at retry_max_interval 80 ms).
 	for i, min := range []time.Duration{20, 40, 80} {
 		if gap := times[i+1].Sub(times[i]); gap < min*time.Millisecond {
