@@ -312,3 +312,53 @@ func matches(err, want error) bool {
 	}
 	return errors.Is(err, want)
 }
+
+func TestLifeCycleMapping(t *testing.T) {
+	for _, tc := range []struct{ model, preemptible, want string }{
+		{"SPOT", "TRUE", "spot"},
+		{"STANDARD", "FALSE", "on-demand"},
+		{"", "TRUE", "preemptible"},
+		{"", "FALSE", "on-demand"},
+		{"", "", ""},
+	} {
+		if got := gcpLifeCycle(tc.model, tc.preemptible); got != tc.want {
+			t.Errorf("gcpLifeCycle(%q, %q) = %q, want %q", tc.model, tc.preemptible, got, tc.want)
+		}
+	}
+	for priority, want := range map[string]string{"Spot": "spot", "Regular": "on-demand", "Low": "low-priority", "": "", "Other": ""} {
+		if got := azureLifeCycle(priority); got != want {
+			t.Errorf("azureLifeCycle(%q) = %q, want %q", priority, got, want)
+		}
+	}
+}
+
+func TestGarbageAddressIsDroppedAlone(t *testing.T) {
+	// One malformed address costs that field only; the fetch reports it so it is retried.
+	s := newIMDS(t, GCP).handle("/computeMetadata/v1/instance/network-interfaces/0/ip", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Metadata-Flavor", "Google")
+		_, _ = w.Write([]byte("10.132.0"))
+	})
+	md, err := fetchGCP(testFetcher(t, s))
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("err = %v, want ErrMalformed", err)
+	}
+	want := wantFixture[GCP]
+	want.LocalIPv4 = ""
+	if md != want {
+		t.Fatalf("fetched %+v, want %+v", md, want)
+	}
+}
+
+func TestOracleOlderIMDSWithoutTenant(t *testing.T) {
+	md, err := parseOracleInstance([]byte(`{"id":"ocid1.instance.x","compartmentId":"ocid1.compartment.y","region":"iad","availabilityDomain":"Abcd:US-ASHBURN-AD-2"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Metadata{Provider: "Oracle", AccountID: "ocid1.compartment.y", InstanceID: "ocid1.instance.x", Region: "iad", AvailabilityZone: "Abcd:US-ASHBURN-AD-2"}
+	if md != want {
+		t.Fatalf("parsed %+v, want %+v", md, want)
+	}
+	if _, err := parseOracleInstance([]byte(`{"id":"x","shape":"<script>"}`)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("markup in shape: %v", err)
+	}
+}
