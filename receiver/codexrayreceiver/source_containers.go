@@ -1,0 +1,112 @@
+package codexrayreceiver
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.uber.org/zap"
+
+	"github.com/codexray/codexray-node-agent/internal/cgroups"
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+)
+
+func init() { registerSource(newContainersSource) }
+
+// containersSource runs the container registry every other source attributes through, and
+// records what each container is (container_info, restarts) and what it uses (cgroup cpu,
+// memory, block IO and PSI counters, read at collection time).
+type containersSource struct {
+	cfg        containers.Config
+	cgroupsCfg cgroups.Config
+	registry   *containers.Registry
+	logger     *zap.Logger
+
+	mu         sync.Mutex
+	lastWarned time.Time // partial cgroup readings are logged at most once a minute
+}
+
+func newContainersSource(env sourceEnv) source {
+	return &containersSource{
+		cfg:        env.cfg.Containers,
+		cgroupsCfg: env.cfg.Cgroups,
+		registry:   env.registry,
+		logger:     env.settings.Logger.With(zap.String("source", "containers")),
+	}
+}
+
+func (s *containersSource) name() string  { return "containers" }
+func (s *containersSource) enabled() bool { return s.cfg.Enabled }
+
+// start starts the registry's scanning; the first scan runs in the background.
+func (s *containersSource) start(context.Context, component.Host) error {
+	if s.registry == nil {
+		return errors.New("no container registry")
+	}
+	return s.registry.Start(s.cfg, s.cgroupsCfg, s.logger)
+}
+
+func (s *containersSource) shutdown(context.Context) error {
+	if s.registry == nil {
+		return nil
+	}
+	return s.registry.Close()
+}
+
+func (s *containersSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Timestamp, c *containers.Container) {
+	mb.RecordContainerInfoDataPoint(now, 1, c.Image)
+	mb.RecordContainerRestartsDataPoint(now, c.Restarts)
+	if !s.cgroupsCfg.Enabled {
+		return
+	}
+	st, err := c.Resources()
+	if errors.Is(err, containers.ErrNoCgroupStats) {
+		return
+	}
+	if err != nil {
+		s.warnPartial(c, err)
+	}
+	if st.HasCPU {
+		mb.RecordContainerResourcesCPUUsageDataPoint(now, st.CPU.UsageSeconds)
+		mb.RecordContainerResourcesCPUThrottledDataPoint(now, st.CPU.ThrottledSeconds)
+		if st.CPU.LimitCores > 0 {
+			mb.RecordContainerResourcesCPULimitCoresDataPoint(now, st.CPU.LimitCores)
+		}
+	}
+	if st.HasMemory {
+		mb.RecordContainerResourcesMemoryRssDataPoint(now, int64(st.Memory.RSSBytes))
+		mb.RecordContainerResourcesMemoryCacheDataPoint(now, int64(st.Memory.CacheBytes))
+	}
+	if st.Memory.LimitBytes > 0 {
+		mb.RecordContainerResourcesMemoryLimitDataPoint(now, int64(st.Memory.LimitBytes))
+	}
+	for _, d := range st.IO {
+		mb.RecordContainerResourcesDiskReadsDataPoint(now, int64(d.Reads), d.Device)
+		mb.RecordContainerResourcesDiskWritesDataPoint(now, int64(d.Writes), d.Device)
+		mb.RecordContainerResourcesDiskReadBytesDataPoint(now, int64(d.ReadBytes), d.Device)
+		mb.RecordContainerResourcesDiskWrittenBytesDataPoint(now, int64(d.WrittenBytes), d.Device)
+	}
+	if st.HasPSI {
+		mb.RecordContainerResourcesCPUPressureWaitingDataPoint(now, st.PSI.CPU.SomeSeconds, "some")
+		mb.RecordContainerResourcesCPUPressureWaitingDataPoint(now, st.PSI.CPU.FullSeconds, "full")
+		mb.RecordContainerResourcesMemoryPressureWaitingDataPoint(now, st.PSI.Memory.SomeSeconds, "some")
+		mb.RecordContainerResourcesMemoryPressureWaitingDataPoint(now, st.PSI.Memory.FullSeconds, "full")
+		mb.RecordContainerResourcesIOPressureWaitingDataPoint(now, st.PSI.IO.SomeSeconds, "some")
+		mb.RecordContainerResourcesIOPressureWaitingDataPoint(now, st.PSI.IO.FullSeconds, "full")
+	}
+}
+
+func (s *containersSource) warnPartial(c *containers.Container, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Since(s.lastWarned) < time.Minute {
+		return
+	}
+	s.lastWarned = time.Now()
+	s.logger.Warn("some cgroup counters of a container could not be read (logged once a minute)",
+		zap.String("container", string(c.ID)), zap.Error(err))
+}
