@@ -61,12 +61,17 @@ func Dial(procRoot string) (*Client, error) {
 	return &Client{conn: conn, family: family, namespace: ns, req: make([]byte, 0, 16)}, nil
 }
 
+// messageBuffer is the fixed receive buffer of every socket: a TASKSTATS message is at most
+// two records of ~600 bytes; a fixed buffer saves the size-peeking recvmsg of each reply.
+const messageBuffer = 16 << 10
+
 // dialHost opens a generic-netlink socket in the host network namespace when it can.
 func dialHost(procRoot string) (*genetlink.Conn, Namespace, error) {
+	own := &netlink.Config{MessageBufferSize: messageBuffer}
 	hostNS := filepath.Join(procRoot, "1/ns/net")
 	f, err := os.Open(hostNS)
 	if err != nil {
-		conn, derr := genetlink.Dial(nil)
+		conn, derr := genetlink.Dial(own)
 		if derr != nil {
 			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %v", ErrUnavailable, derr)
 		}
@@ -74,7 +79,7 @@ func dialHost(procRoot string) (*genetlink.Conn, Namespace, error) {
 	}
 	defer f.Close()
 	if sameNamespace(f, "/proc/thread-self/ns/net") {
-		conn, err := genetlink.Dial(nil)
+		conn, err := genetlink.Dial(own)
 		if err != nil {
 			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %v", ErrUnavailable, err)
 		}
@@ -82,9 +87,9 @@ func dialHost(procRoot string) (*genetlink.Conn, Namespace, error) {
 	}
 	// netlink.Config.NetNS makes the socket package lock an OS thread, setns into the
 	// namespace, create the socket and restore the thread (or let it die if it cannot).
-	conn, err := genetlink.Dial(&netlink.Config{NetNS: int(f.Fd())})
+	conn, err := genetlink.Dial(&netlink.Config{NetNS: int(f.Fd()), MessageBufferSize: messageBuffer})
 	if err != nil {
-		conn, derr := genetlink.Dial(nil)
+		conn, derr := genetlink.Dial(own)
 		if derr != nil {
 			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %v", ErrUnavailable, derr)
 		}

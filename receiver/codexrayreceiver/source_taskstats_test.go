@@ -1,0 +1,126 @@
+package codexrayreceiver
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/testutil"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+)
+
+func newTestTaskstatsSource(t *testing.T, mutate func(*Config)) *taskstatsSource {
+	rcfg := NewFactory().CreateDefaultConfig().(*Config)
+	rcfg.Taskstats.Enabled = true
+	if mutate != nil {
+		mutate(rcfg)
+	}
+	src := newTaskstatsSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type), registry: &containers.Registry{}}).(*taskstatsSource)
+	require.Equal(t, "taskstats", src.name())
+	return src
+}
+
+func TestTaskstatsSourceLifecycle(t *testing.T) {
+	t.Run("disabled", func(t *testing.T) {
+		src := newTestTaskstatsSource(t, func(c *Config) { c.Taskstats.Enabled = false })
+		assert.False(t, src.enabled())
+	})
+	t.Run("shutdown without start", func(t *testing.T) {
+		src := newTestTaskstatsSource(t, nil)
+		require.NoError(t, src.shutdown(context.Background()))
+		require.NoError(t, src.shutdown(context.Background()))
+	})
+	t.Run("record before start is a no-op", func(t *testing.T) {
+		src := newTestTaskstatsSource(t, nil)
+		mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+		src.recordContainer(mb, pcommon.NewTimestampFromTime(time.Now()), &containers.Container{ID: "/docker/x"})
+		src.recordNode(mb, pcommon.NewTimestampFromTime(time.Now()))
+		assert.Equal(t, 0, mb.Emit().MetricCount())
+	})
+	t.Run("no registry", func(t *testing.T) {
+		rcfg := NewFactory().CreateDefaultConfig().(*Config)
+		src := newTaskstatsSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type)})
+		require.ErrorContains(t, src.start(context.Background(), componenttest.NewNopHost()), "registry")
+		require.NoError(t, src.shutdown(context.Background()))
+	})
+}
+
+// cgroupResolver attributes processes to one docker container by /proc/<pid>/cgroup, standing
+// in for the registry so this test is about the source.
+type cgroupResolver struct{ id string }
+
+func (r cgroupResolver) ContainerByPID(pid uint32) (*containers.Container, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup")
+	if err != nil || !strings.Contains(string(b), "/docker/"+r.id) {
+		return nil, false
+	}
+	return &containers.Container{ID: containers.ID("/docker/" + r.id)}, true
+}
+
+// sumValue returns the value of a cumulative double sum metric in md.
+func sumValue(t *testing.T, md pmetric.Metrics, name string) (float64, bool) {
+	t.Helper()
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		sms := md.ResourceMetrics().At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				if m := ms.At(k); m.Name() == name {
+					require.Equal(t, pmetric.MetricTypeSum, m.Type())
+					require.True(t, m.Sum().IsMonotonic())
+					require.Equal(t, 1, m.Sum().DataPoints().Len())
+					return m.Sum().DataPoints().At(0).DoubleValue(), true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+func TestTaskstatsSourceRecordsContainerDelays(t *testing.T) {
+	testutil.RequireDocker(t)
+	out, err := exec.Command("docker", "run", "-d", "--label", "codexray-test=1", "--network", "none", "--cpus", "0.2",
+		testutil.DockerImage, "sh", "-c", "for i in 1 2; do (while :; do :; done) & done; wait").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	id := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
+
+	src := newTestTaskstatsSource(t, func(c *Config) { c.Taskstats.ExtendedDelays = true })
+	src.resolver = cgroupResolver{id: id}
+	err = src.start(context.Background(), componenttest.NewNopHost())
+	testutil.SkipUnlessPrivileged(t, err == nil, "taskstats source: %v", err)
+	t.Cleanup(func() { require.NoError(t, src.shutdown(context.Background())) })
+
+	ctr := &containers.Container{ID: containers.ID("/docker/" + id)}
+	mbCfg := metadata.DefaultMetricsBuilderConfig()
+	mbCfg.Metrics.ContainerResourcesSwapinDelay.Enabled = true
+	mb := metadata.NewMetricsBuilder(mbCfg, receivertest.NewNopSettings(metadata.Type))
+	record := func() pmetric.Metrics {
+		src.recordContainer(mb, pcommon.NewTimestampFromTime(time.Now()), ctr)
+		return mb.Emit()
+	}
+	time.Sleep(500 * time.Millisecond)
+	first := record()
+	cpu0, ok := sumValue(t, first, "container.resources.cpu.delay")
+	require.True(t, ok, "no cpu delay metric")
+	_, ok = sumValue(t, first, "container.resources.disk.delay")
+	require.True(t, ok, "no disk delay metric")
+	_, ok = sumValue(t, first, "container.resources.swapin.delay")
+	require.True(t, ok, "extended delays on and the metric enabled: swapin delay expected")
+	time.Sleep(3 * time.Second)
+	cpu1, _ := sumValue(t, record(), "container.resources.cpu.delay")
+	t.Logf("container_resources_cpu_delay_seconds_total %.3f → %.3f", cpu0, cpu1)
+	assert.GreaterOrEqual(t, cpu1-cpu0, 1.0, "two CPU loops under --cpus 0.2 wait more than 1s in 3s")
+}
