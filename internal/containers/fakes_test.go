@@ -30,12 +30,16 @@ func shortSocket(t *testing.T, name string) string {
 // fakeDocker serves GET /containers/<id>/json for the given containers on a unix socket.
 func fakeDocker(t *testing.T, containers map[string]dockerInspect) (socket string, requests *atomic.Int64) {
 	t.Helper()
-	socket = shortSocket(t, "docker.sock")
+	return fakeDockerAt(t, shortSocket(t, "docker.sock"), containers)
+}
+
+func fakeDockerAt(t *testing.T, socket string, containers map[string]dockerInspect) (string, *atomic.Int64) {
+	t.Helper()
 	l, err := net.Listen("unix", socket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	requests = new(atomic.Int64)
+	requests := new(atomic.Int64)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		requests.Add(1)
 		id := strings.TrimSuffix(strings.TrimPrefix(req.URL.Path, "/containers/"), "/json")

@@ -391,3 +391,51 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestRegistryBadProcesses(t *testing.T) {
+	proc := copyProc(t)
+	// 600 exited between listing and reading (no cgroup file); 601's file is unreadable
+	// (a directory); 602's is garbage. None may cost a container or stop the scan.
+	if err := os.MkdirAll(filepath.Join(proc, "600"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(proc, "601", "cgroup"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeProc(t, proc, "602", "this is not a cgroup file")
+	r := startFixture(t, testConfig(), proc, nil)
+	if got := len(r.Containers()); got != 6 {
+		t.Fatalf("%d containers, want 6: %v", got, ids(r.Containers()))
+	}
+	if st := r.Stats(); st.ProcessErrors < 2 {
+		t.Fatalf("process errors = %d, want the unreadable and the garbage file counted", st.ProcessErrors)
+	}
+	for _, pid := range []uint32{600, 601, 602} {
+		if c, ok := r.ContainerByPID(pid); ok {
+			t.Fatalf("pid %d attributed to %s", pid, c.ID)
+		}
+	}
+}
+
+func TestRegistryRuntimeComesBack(t *testing.T) {
+	old := runtimePause
+	runtimePause = 100 * time.Millisecond
+	t.Cleanup(func() { runtimePause = old })
+	sock := shortSocket(t, "docker.sock")
+	cfg := testConfig()
+	cfg.DockerSocket = sock
+	// dockerd is down at the first scan: the container is known without metadata.
+	r := startFixture(t, cfg, filepath.Join(testdata, "proc", "v2"), nil)
+	c, ok := r.ContainerByRuntimeID(id1)
+	if !ok || c.Name != "" {
+		t.Fatalf("before dockerd: %+v %v", c, ok)
+	}
+	// dockerd starts on the same socket; the next refresh fills the metadata in, ID unchanged.
+	fakeDockerAt(t, sock, map[string]dockerInspect{id1: {Name: "/back", RestartCount: 1}})
+	time.Sleep(150 * time.Millisecond)
+	r.refreshMetadata(t.Context())
+	c, _ = r.ContainerByRuntimeID(id1)
+	if c.Name != "back" || c.Restarts != 1 || c.ID != ID("/docker/"+id1) {
+		t.Fatalf("after dockerd came back: %+v", c)
+	}
+}

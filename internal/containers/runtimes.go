@@ -15,7 +15,7 @@ import (
 // runtimePause is how long a runtime socket that failed (timeout, garbage, refused) is not
 // asked again. Lookups happen on the paths of eBPF events: a hung runtime may cost one
 // timeout per pause, never one per event.
-const runtimePause = 30 * time.Second
+var runtimePause = 30 * time.Second
 
 // runtimeClient is one runtime socket.
 type runtimeClient interface {
