@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
@@ -37,8 +38,16 @@ type Client struct {
 	conn      *genetlink.Conn
 	family    genetlink.Family
 	namespace Namespace
-	req       []byte // reusable request attributes
 	reply     Reply
+
+	raw     syscall.RawConn
+	seq     uint32
+	wbuf    [queryMsgSize]byte
+	rbuf    []byte
+	n       int
+	ioErr   error
+	writeFn func(fd uintptr) bool // built once: closures passed per call would allocate
+	readFn  func(fd uintptr) bool
 }
 
 // Dial opens a TASKSTATS socket in the host network namespace, reached through
@@ -58,7 +67,21 @@ func Dial(procRoot string) (*Client, error) {
 		}
 		return nil, fmt.Errorf("%w: resolving generic netlink family %s: %v", ErrUnavailable, familyName, err)
 	}
-	return &Client{conn: conn, family: family, namespace: ns, req: make([]byte, 0, 16)}, nil
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	c := &Client{conn: conn, family: family, namespace: ns, raw: raw, rbuf: make([]byte, messageBuffer)}
+	c.writeFn = func(fd uintptr) bool {
+		_, c.ioErr = unix.Write(int(fd), c.wbuf[:])
+		return c.ioErr != unix.EAGAIN
+	}
+	c.readFn = func(fd uintptr) bool {
+		c.n, c.ioErr = unix.Read(int(fd), c.rbuf)
+		return c.ioErr != unix.EAGAIN
+	}
+	return c, nil
 }
 
 // messageBuffer is the fixed receive buffer of every socket: a TASKSTATS message is at most
@@ -139,45 +162,99 @@ func (c *Client) PID(pid uint32) (Stats, error) {
 	return r.Task, nil
 }
 
-// Raw returns the undecoded reply attributes of a TGID query (for recording fixtures).
+// Raw returns a copy of the undecoded reply attributes of a TGID query (for fixtures).
 func (c *Client) Raw(tgid uint32) ([]byte, error) {
-	msgs, err := c.execute(cmdAttrTGID, tgid)
+	b, err := c.execute(cmdAttrTGID, tgid)
 	if err != nil {
 		return nil, err
 	}
-	return msgs[0].Data, nil
+	return append([]byte(nil), b...), nil
 }
 
 func (c *Client) query(attr uint16, id uint32) (*Reply, error) {
-	msgs, err := c.execute(attr, id)
+	b, err := c.execute(attr, id)
 	if err != nil {
 		return nil, err
 	}
-	if err := ParseReply(msgs[0].Data, &c.reply); err != nil {
+	if err := ParseReply(b, &c.reply); err != nil {
 		return nil, err
 	}
 	return &c.reply, nil
 }
 
-func (c *Client) execute(attr uint16, id uint32) ([]genetlink.Message, error) {
-	var idb [4]byte
-	binary.NativeEndian.PutUint32(idb[:], id)
-	c.req = appendAttr(c.req[:0], attr, idb[:])
-	msgs, err := c.conn.Execute(genetlink.Message{
-		Header: genetlink.Header{Command: cmdGet, Version: c.family.Version},
-		Data:   c.req,
-	}, c.family.ID, netlink.Request)
-	if err != nil {
-		switch {
-		case errors.Is(err, unix.ESRCH):
-			return nil, ErrGone
-		case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-			return nil, fmt.Errorf("%w: TASKSTATS query denied (needs CAP_NET_ADMIN): %v", ErrUnavailable, err)
-		}
+// Netlink framing (include/uapi/linux/netlink.h, genetlink.h).
+const (
+	nlmsgHdrLen  = 16 // len u32, type u16, flags u16, seq u32, pid u32
+	genlHdrLen   = 4  // cmd u8, version u8, reserved u16
+	nlmsgError   = 2  // NLMSG_ERROR
+	nlmFRequest  = 1  // NLM_F_REQUEST
+	queryMsgSize = nlmsgHdrLen + genlHdrLen + nlaHdrLen + 4
+)
+
+// execute sends one query and returns the reply's attributes, which alias the receive buffer
+// until the next query. It talks to the socket directly (one write, one read, no allocation):
+// at one query per process per collection, the generic netlink helpers' allocations and
+// size-peeking reads were most of the cost.
+func (c *Client) execute(attr uint16, id uint32) ([]byte, error) {
+	c.seq++
+	w := c.wbuf[:queryMsgSize]
+	ne := binary.NativeEndian
+	ne.PutUint32(w[0:], queryMsgSize)
+	ne.PutUint16(w[4:], c.family.ID)
+	ne.PutUint16(w[6:], nlmFRequest)
+	ne.PutUint32(w[8:], c.seq)
+	ne.PutUint32(w[12:], 0)
+	w[16], w[17], w[18], w[19] = cmdGet, c.family.Version, 0, 0
+	ne.PutUint16(w[20:], nlaHdrLen+4)
+	ne.PutUint16(w[22:], attr)
+	ne.PutUint32(w[24:], id)
+
+	c.ioErr = nil
+	if err := c.raw.Write(c.writeFn); err != nil {
 		return nil, fmt.Errorf("taskstats: query %d: %w", id, err)
 	}
-	if len(msgs) == 0 {
-		return nil, fmt.Errorf("%w: empty reply to query %d", ErrMalformed, id)
+	if c.ioErr != nil {
+		return nil, fmt.Errorf("taskstats: query %d: sending: %w", id, c.ioErr)
 	}
-	return msgs, nil
+	for {
+		c.ioErr = nil
+		if err := c.raw.Read(c.readFn); err != nil {
+			return nil, fmt.Errorf("taskstats: query %d: %w", id, err)
+		}
+		if c.ioErr != nil {
+			return nil, fmt.Errorf("taskstats: query %d: receiving: %w", id, c.ioErr)
+		}
+		b := c.rbuf[:c.n]
+		if len(b) < nlmsgHdrLen {
+			return nil, fmt.Errorf("%w: %d-byte netlink message", ErrMalformed, len(b))
+		}
+		l := int(ne.Uint32(b))
+		if l < nlmsgHdrLen || l > len(b) {
+			return nil, fmt.Errorf("%w: netlink length %d of %d bytes", ErrMalformed, l, len(b))
+		}
+		if ne.Uint32(b[8:]) != c.seq {
+			continue // a reply to an earlier, abandoned query
+		}
+		typ := ne.Uint16(b[4:])
+		payload := b[nlmsgHdrLen:l]
+		if typ == nlmsgError {
+			if len(payload) < 4 {
+				return nil, fmt.Errorf("%w: short netlink error", ErrMalformed)
+			}
+			errno := unix.Errno(-int32(ne.Uint32(payload)))
+			switch errno {
+			case 0:
+				continue // an acknowledgement; the reply follows
+			case unix.ESRCH:
+				return nil, ErrGone
+			case unix.EPERM, unix.EACCES:
+				return nil, fmt.Errorf("%w: TASKSTATS query denied (needs CAP_NET_ADMIN): %v", ErrUnavailable, errno)
+			}
+			return nil, fmt.Errorf("taskstats: query %d: %w", id, errno)
+		}
+		if typ != c.family.ID || len(payload) < genlHdrLen {
+			return nil, fmt.Errorf("%w: unexpected netlink message type %d", ErrMalformed, typ)
+		}
+		return payload[genlHdrLen:], nil
+	}
 }
