@@ -62,6 +62,7 @@ func (s *cloudSource) describeNode(rb *metadata.ResourceBuilder) {
 	attrs := md.ResourceAttributes()
 	for key, set := range map[string]func(string){
 		cloudmeta.AttrCloudProvider:         rb.SetCloudProvider,
+		cloudmeta.AttrCloudPlatform:         rb.SetCloudPlatform,
 		cloudmeta.AttrCloudAccountID:        rb.SetCloudAccountID,
 		cloudmeta.AttrCloudRegion:           rb.SetCloudRegion,
 		cloudmeta.AttrCloudAvailabilityZone: rb.SetCloudAvailabilityZone,

@@ -75,6 +75,7 @@ func TestCloudSourceRecordsNodeCloudInfoAndResource(t *testing.T) {
 	res := md.ResourceMetrics().At(0).Resource().Attributes().AsRaw()
 	assert.Equal(t, map[string]any{
 		"cloud.provider":          "gcp",
+		"cloud.platform":          "gcp_compute_engine",
 		"cloud.account.id":        "my-project-4711",
 		"cloud.region":            "europe-west1",
 		"cloud.availability_zone": "europe-west1-b",

@@ -125,6 +125,7 @@ type ResourceAttributeConfig struct {
 type ResourceAttributesConfig struct {
 	CloudAccountID        ResourceAttributeConfig `mapstructure:"cloud.account.id"`
 	CloudAvailabilityZone ResourceAttributeConfig `mapstructure:"cloud.availability_zone"`
+	CloudPlatform         ResourceAttributeConfig `mapstructure:"cloud.platform"`
 	CloudProvider         ResourceAttributeConfig `mapstructure:"cloud.provider"`
 	CloudRegion           ResourceAttributeConfig `mapstructure:"cloud.region"`
 	ContainerID           ResourceAttributeConfig `mapstructure:"container.id"`
@@ -146,6 +147,7 @@ func DefaultResourceAttributesConfig() ResourceAttributesConfig {
 	return ResourceAttributesConfig{
 		CloudAccountID:        ResourceAttributeConfig{Enabled: true},
 		CloudAvailabilityZone: ResourceAttributeConfig{Enabled: true},
+		CloudPlatform:         ResourceAttributeConfig{Enabled: true},
 		CloudProvider:         ResourceAttributeConfig{Enabled: true},
 		CloudRegion:           ResourceAttributeConfig{Enabled: true},
 		ContainerID:           ResourceAttributeConfig{Enabled: true},

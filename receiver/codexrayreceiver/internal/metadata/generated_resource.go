@@ -29,6 +29,13 @@ func (rb *ResourceBuilder) SetCloudAvailabilityZone(val string) {
 	}
 }
 
+// SetCloudPlatform sets cloud.platform: Cloud platform (aws_ec2, gcp_compute_engine, azure.vm, ...). Empty values are not set.
+func (rb *ResourceBuilder) SetCloudPlatform(val string) {
+	if rb.config.CloudPlatform.Enabled && val != "" {
+		rb.res.Attributes().PutStr("cloud.platform", val)
+	}
+}
+
 // SetCloudProvider sets cloud.provider: Cloud provider (aws, gcp, azure, hetzner, ...). Empty values are not set.
 func (rb *ResourceBuilder) SetCloudProvider(val string) {
 	if rb.config.CloudProvider.Enabled && val != "" {
