@@ -205,3 +205,21 @@ func (p *Patterns) Expire(before time.Time) int {
 	}
 	return n
 }
+
+// Overflowed returns how many messages found no room under logpatterns.Config.MaxPatterns and
+// were counted under the overflow pattern (logpatterns.OverflowHash) instead.
+func (p *Patterns) Overflowed() uint64 {
+	p.mu.RLock()
+	ss := make([]*stream, 0, len(p.streams))
+	for _, s := range p.streams {
+		ss = append(ss, s)
+	}
+	p.mu.RUnlock()
+	var n uint64
+	for _, s := range ss {
+		s.mu.Lock()
+		n += s.extractor.Overflow().Count
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -1,0 +1,242 @@
+package codexrayreceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/logs"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+)
+
+func init() { registerSource(newLogsSource) }
+
+// logsSource reads the node's logs (docker json-file, CRI, journald, plain files) through
+// internal/logs, counts messages per container, source, level and pattern
+// (container_log_messages_total) and emits one codexray.log.pattern record per active pattern
+// every logs.patterns_flush_interval.
+type logsSource struct {
+	cfg      logs.Config
+	settings component.ID
+	logger   *zap.Logger
+	registry *containers.Registry
+	emitLogs func(context.Context, plog.Logs) error
+	lb       *metadata.LogsBuilder
+
+	mu       sync.Mutex
+	patterns *logs.Patterns
+	reader   *logs.Reader
+	client   storage.Client
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+func newLogsSource(env sourceEnv) source {
+	return &logsSource{
+		cfg:      env.cfg.Logs,
+		settings: env.settings.ID,
+		logger:   env.settings.Logger.With(zap.String("source", "logs")),
+		registry: env.registry,
+		emitLogs: env.emitLogs,
+		lb:       metadata.NewLogsBuilder(env.cfg.logsBuilderConfig(), env.settings),
+	}
+}
+
+func (s *logsSource) name() string  { return "logs" }
+func (s *logsSource) enabled() bool { return s.cfg.Enabled }
+
+// start opens the checkpoint storage (when logs.storage names an extension), then starts the
+// log sources. A log source that cannot run (journald without cgo, say) is logged once; the
+// others carry on and the logs source counts as running.
+func (s *logsSource) start(ctx context.Context, host component.Host) error {
+	var store logs.CheckpointStore
+	if s.cfg.Storage != "" {
+		client, err := s.storageClient(ctx, host)
+		if err != nil {
+			return err
+		}
+		s.client, store = client, client
+	}
+	var lookup logs.ContainerLookup
+	if s.registry != nil { // a nil *Registry in the interface would not compare to nil
+		lookup = s.registry
+	}
+	patterns := logs.NewPatterns(s.cfg.Patterns)
+	reader := logs.NewReader(s.cfg, lookup, patterns, s.logger)
+	if err := reader.Start(ctx, store); err != nil {
+		s.logger.Warn("some log sources cannot run; the others carry on", zap.Error(err))
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.patterns, s.reader, s.cancel = patterns, reader, cancel
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go s.flushLoop(runCtx)
+	return nil
+}
+
+func (s *logsSource) storageClient(ctx context.Context, host component.Host) (storage.Client, error) {
+	var id component.ID
+	if err := id.UnmarshalText([]byte(s.cfg.Storage)); err != nil {
+		return nil, fmt.Errorf("logs.storage %q: %w", s.cfg.Storage, err)
+	}
+	ext, ok := host.GetExtensions()[id]
+	if !ok {
+		return nil, fmt.Errorf("logs.storage: extension %q is not configured in service.extensions", s.cfg.Storage)
+	}
+	se, ok := ext.(storage.Extension)
+	if !ok {
+		return nil, fmt.Errorf("logs.storage: extension %q is not a storage extension", s.cfg.Storage)
+	}
+	client, err := se.GetClient(ctx, component.KindReceiver, s.settings, "logs")
+	if err != nil {
+		return nil, fmt.Errorf("logs.storage: opening a client of %q: %w", s.cfg.Storage, err)
+	}
+	return client, nil
+}
+
+// shutdown stops the readers (saving checkpoints), emits the last pattern records and closes
+// the storage client. Safe when start failed or never ran, and twice.
+func (s *logsSource) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	reader, cancel, client := s.reader, s.cancel, s.client
+	s.reader, s.cancel, s.client = nil, nil, nil
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	s.wg.Wait()
+	if reader != nil {
+		reader.Shutdown()
+		s.flush(ctx, time.Now())
+	}
+	if client != nil {
+		return client.Close(ctx)
+	}
+	return nil
+}
+
+func (s *logsSource) flushLoop(ctx context.Context) {
+	defer s.wg.Done()
+	ticker := time.NewTicker(s.cfg.PatternsFlushInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-ticker.C:
+			s.flush(ctx, now)
+			s.currentPatterns().Expire(now.Add(-s.cfg.StreamExpiry))
+		}
+	}
+}
+
+func (s *logsSource) currentPatterns() *logs.Patterns {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.patterns
+}
+
+// flush emits one codexray.log.pattern record per pattern that matched messages since the last
+// flush, grouped in one resource per container.
+func (s *logsSource) flush(ctx context.Context, now time.Time) {
+	patterns := s.currentPatterns()
+	if patterns == nil {
+		return
+	}
+	ts := pcommon.NewTimestampFromTime(now)
+	var current containers.ID
+	first := true
+	emitFor := func(id containers.ID) {
+		rb := s.lb.NewResourceBuilder()
+		if id != logs.NodeID {
+			if c, ok := s.containerByID(id); ok {
+				setContainerResource(rb, c)
+			} else {
+				rb.SetContainerID(string(id))
+			}
+		}
+		s.lb.EmitForResource(metadata.WithLogsResource(rb.Emit()))
+	}
+	patterns.FlushPatterns(func(r logs.PatternRecord) {
+		if !first && r.Container != current {
+			emitFor(current)
+		}
+		first, current = false, r.Container
+		s.lb.RecordCodexrayLogPatternEvent(ts, severityOf(r.Level), r.Sample, r.Hash, r.Template,
+			r.Level.String(), r.Source, int64(r.Count))
+	})
+	if !first {
+		emitFor(current)
+	}
+	records := s.lb.Emit()
+	if s.emitLogs == nil {
+		return
+	}
+	if err := s.emitLogs(ctx, records); err != nil && !errors.Is(err, context.Canceled) {
+		s.logger.Warn("pushing log pattern records failed", zap.Error(err))
+	}
+}
+
+func (s *logsSource) containerByID(id containers.ID) (*containers.Container, bool) {
+	if s.registry == nil {
+		return nil, false
+	}
+	return s.registry.ContainerByID(id)
+}
+
+func severityOf(l logs.Level) plog.SeverityNumber {
+	switch l {
+	case logs.LevelDebug:
+		return plog.SeverityNumberDebug
+	case logs.LevelInfo:
+		return plog.SeverityNumberInfo
+	case logs.LevelWarning:
+		return plog.SeverityNumberWarn
+	case logs.LevelError:
+		return plog.SeverityNumberError
+	case logs.LevelCritical:
+		return plog.SeverityNumberFatal
+	default:
+		return plog.SeverityNumberUnspecified
+	}
+}
+
+// recordContainer records container_log_messages_total of one container.
+func (s *logsSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Timestamp, c *containers.Container) {
+	if patterns := s.currentPatterns(); patterns != nil {
+		recordMessageCounts(mb, now, patterns, c.ID)
+	}
+}
+
+func recordMessageCounts(mb *metadata.MetricsBuilder, now pcommon.Timestamp, patterns *logs.Patterns, id containers.ID) {
+	patterns.Counts(id, func(c logs.MessageCount) {
+		mb.RecordContainerLogMessagesDataPoint(now, int64(c.Count), c.Source, c.Level.String(), c.PatternHash)
+	})
+}
+
+// recordNode records the messages of host logs no container wrote (on the node resource) and
+// what the log limits dropped.
+func (s *logsSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timestamp) {
+	s.mu.Lock()
+	patterns, reader := s.patterns, s.reader
+	s.mu.Unlock()
+	if patterns == nil || reader == nil {
+		return
+	}
+	recordMessageCounts(mb, now, patterns, logs.NodeID)
+	st := reader.Stats()
+	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.Truncated.Load()), "log_line_length")
+	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.FilesSkipped.Load()), "log_open_files")
+	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(patterns.Overflowed()), "log_patterns")
+	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.ParseErrors.Load()), "log_malformed_lines")
+}

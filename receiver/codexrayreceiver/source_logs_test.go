@@ -1,0 +1,257 @@
+package codexrayreceiver
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+)
+
+// logsCapture collects what the source pushes to the logs pipeline.
+type logsCapture struct {
+	mu   sync.Mutex
+	logs []plog.Logs
+}
+
+func (c *logsCapture) emit(_ context.Context, l plog.Logs) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.logs = append(c.logs, l)
+	return nil
+}
+
+func newTestLogsSource(t *testing.T, dir string, storageName string, capture *logsCapture) *logsSource {
+	t.Helper()
+	rcfg := NewFactory().CreateDefaultConfig().(*Config)
+	lc := &rcfg.Logs
+	lc.Docker.Enabled, lc.CRI.Enabled, lc.Journald.Enabled = false, false, false
+	lc.Files.Include = []string{filepath.Join(dir, "*.log")}
+	lc.Files.AttributeWriters = false
+	lc.PollInterval, lc.DiscoveryInterval, lc.CheckpointInterval = 10*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
+	lc.PatternsFlushInterval = time.Hour // flushed by hand
+	lc.Storage = storageName
+	require.NoError(t, lc.Validate())
+	env := sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type), registry: &containers.Registry{}}
+	if capture != nil {
+		env.emitLogs = capture.emit
+	}
+	src := newLogsSource(env).(*logsSource)
+	require.Equal(t, "logs", src.name())
+	require.True(t, src.enabled())
+	return src
+}
+
+// messageCounts returns "source level hash=value" for every container.log.messages point.
+func messageCounts(md pmetric.Metrics) map[string]int64 {
+	out := map[string]int64{}
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		sms := md.ResourceMetrics().At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				m := ms.At(k)
+				if m.Name() != "container.log.messages" {
+					continue
+				}
+				dps := m.Sum().DataPoints()
+				for d := 0; d < dps.Len(); d++ {
+					a := dps.At(d).Attributes()
+					src, _ := a.Get("source")
+					lvl, _ := a.Get("level")
+					out[filepath.Base(src.Str())+" "+lvl.Str()] += dps.At(d).IntValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
+func nodeCounts(src *logsSource) map[string]int64 {
+	mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	src.recordNode(mb, pcommon.NewTimestampFromTime(time.Now()))
+	return messageCounts(mb.Emit())
+}
+
+func appendTo(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	defer f.Close()
+	for _, l := range lines {
+		_, err := f.WriteString(l + "\n")
+		require.NoError(t, err)
+	}
+}
+
+func TestLogsSourceLifecycle(t *testing.T) {
+	t.Run("shutdown without start", func(t *testing.T) {
+		src := newTestLogsSource(t, t.TempDir(), "", nil)
+		require.NoError(t, src.shutdown(context.Background()))
+		require.NoError(t, src.shutdown(context.Background()))
+	})
+	t.Run("record before start is a no-op", func(t *testing.T) {
+		src := newTestLogsSource(t, t.TempDir(), "", nil)
+		mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+		src.recordContainer(mb, pcommon.NewTimestampFromTime(time.Now()), &containers.Container{ID: "/docker/x"})
+		src.recordNode(mb, pcommon.NewTimestampFromTime(time.Now()))
+		assert.Equal(t, 0, mb.Emit().MetricCount())
+	})
+	t.Run("missing storage extension", func(t *testing.T) {
+		src := newTestLogsSource(t, t.TempDir(), "file_storage", nil)
+		require.ErrorContains(t, src.start(context.Background(), componenttest.NewNopHost()), "not configured")
+		require.NoError(t, src.shutdown(context.Background()))
+	})
+}
+
+func TestLogsSourceCountsAndPatternRecords(t *testing.T) {
+	dir := t.TempDir()
+	capture := &logsCapture{}
+	src := newTestLogsSource(t, dir, "", capture)
+	require.NoError(t, src.start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, src.shutdown(context.Background())) })
+	time.Sleep(50 * time.Millisecond) // past the launch discovery: the file below is new
+
+	path := filepath.Join(dir, "billing.log")
+	for i := range 4 {
+		appendTo(t, path, fmt.Sprintf("ERROR payment %d declined by gateway", i))
+	}
+	appendTo(t, path, "INFO settlement batch closed")
+	want := map[string]int64{"billing.log error": 4, "billing.log info": 1}
+	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, nodeCounts(src)) }, 5*time.Second, 20*time.Millisecond,
+		"counts: %v", nodeCounts(src))
+
+	src.flush(context.Background(), time.Now())
+	capture.mu.Lock()
+	require.Len(t, capture.logs, 1)
+	logs := capture.logs[0]
+	capture.mu.Unlock()
+	require.Equal(t, 2, logs.LogRecordCount())
+	var got []string
+	lrs := logs.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+	for i := 0; i < lrs.Len(); i++ {
+		lr := lrs.At(i)
+		a := lr.Attributes()
+		tpl, _ := a.Get("template")
+		lvl, _ := a.Get("level")
+		cnt, _ := a.Get("count")
+		srcAttr, _ := a.Get("source")
+		hash, _ := a.Get("pattern_hash")
+		assert.Equal(t, "codexray.log.pattern", lr.EventName())
+		assert.Len(t, hash.Str(), 16)
+		assert.Equal(t, path, srcAttr.Str())
+		got = append(got, fmt.Sprintf("%s|%s|%d|%s|%s", lr.SeverityNumber(), lvl.Str(), cnt.Int(), tpl.Str(), lr.Body().Str()))
+	}
+	sort.Strings(got)
+	assert.Equal(t, []string{
+		"Error|error|4|ERROR payment <*> declined by gateway|ERROR payment 0 declined by gateway",
+		"Info|info|1|INFO settlement batch closed|INFO settlement batch closed",
+	}, got)
+
+	// Nothing new: the next flush emits no record.
+	src.flush(context.Background(), time.Now())
+	capture.mu.Lock()
+	defer capture.mu.Unlock()
+	assert.Equal(t, 0, capture.logs[len(capture.logs)-1].LogRecordCount())
+}
+
+// memStorage is an in-memory storage extension, standing in for file_storage.
+type memStorage struct {
+	component.StartFunc
+	component.ShutdownFunc
+	client *memClient
+}
+
+func (m *memStorage) GetClient(context.Context, component.Kind, component.ID, string) (storage.Client, error) {
+	return m.client, nil
+}
+
+type memClient struct {
+	mu sync.Mutex
+	kv map[string][]byte
+}
+
+func (c *memClient) Get(_ context.Context, k string) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.kv[k], nil
+}
+
+func (c *memClient) Set(_ context.Context, k string, v []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.kv[k] = append([]byte(nil), v...)
+	return nil
+}
+
+func (c *memClient) Delete(_ context.Context, k string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.kv, k)
+	return nil
+}
+
+func (c *memClient) Batch(ctx context.Context, ops ...*storage.Operation) error {
+	for _, op := range ops {
+		var err error
+		switch op.Type {
+		case storage.Get:
+			op.Value, err = c.Get(ctx, op.Key)
+		case storage.Set:
+			err = c.Set(ctx, op.Key, op.Value)
+		case storage.Delete:
+			err = c.Delete(ctx, op.Key)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *memClient) Close(context.Context) error { return nil }
+
+type storageHost struct{ exts map[component.ID]component.Component }
+
+func (h storageHost) GetExtensions() map[component.ID]component.Component { return h.exts }
+
+func TestLogsSourceResumesFromStorage(t *testing.T) {
+	dir := t.TempDir()
+	host := storageHost{exts: map[component.ID]component.Component{
+		component.MustNewID("file_storage"): &memStorage{client: &memClient{kv: map[string][]byte{}}},
+	}}
+	path := filepath.Join(dir, "app.log")
+
+	first := newTestLogsSource(t, dir, "file_storage", nil)
+	require.NoError(t, first.start(context.Background(), host))
+	time.Sleep(50 * time.Millisecond)
+	appendTo(t, path, "WARN cache miss for key a", "WARN cache miss for key b", "WARN cache miss for key c")
+	require.Eventually(t, func() bool { return nodeCounts(first)["app.log warning"] == 3 }, 5*time.Second, 20*time.Millisecond)
+	require.NoError(t, first.shutdown(context.Background()))
+
+	// Lines written while the collector is down are counted once by the next run, and the
+	// earlier ones are not counted again.
+	appendTo(t, path, "WARN cache miss for key d", "WARN cache miss for key e")
+	second := newTestLogsSource(t, dir, "file_storage", nil)
+	require.NoError(t, second.start(context.Background(), host))
+	t.Cleanup(func() { require.NoError(t, second.shutdown(context.Background())) })
+	require.Eventually(t, func() bool { return nodeCounts(second)["app.log warning"] == 2 }, 5*time.Second, 20*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	assert.Equal(t, map[string]int64{"app.log warning": 2}, nodeCounts(second))
+}
