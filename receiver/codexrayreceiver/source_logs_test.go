@@ -227,7 +227,9 @@ func (c *memClient) Batch(ctx context.Context, ops ...*storage.Operation) error 
 
 func (c *memClient) Close(context.Context) error { return nil }
 
-type storageHost struct{ exts map[component.ID]component.Component }
+type storageHost struct {
+	exts map[component.ID]component.Component
+}
 
 func (h storageHost) GetExtensions() map[component.ID]component.Component { return h.exts }
 
