@@ -24,8 +24,9 @@ var ErrUnavailable = errors.New("taskstats: unavailable")
 
 // Namespace tells in which network namespace a socket was opened and why.
 type Namespace struct {
-	// Host is true when the socket lives in the host's network namespace (the only one where
-	// the kernel answers TASKSTATS and delivers exit notifications).
+	// Host is true when the socket lives in the namespace of <proc_root>/1/ns/net, the host's
+	// for an agent with hostPID. Queries are answered in any namespace, but the kernel
+	// delivers exit notifications in the initial network namespace only.
 	Host bool
 	// Note explains a fallback, e.g. "/proc/1/ns/net: permission denied; using the agent's own
 	// network namespace". Empty when nothing unusual happened.
@@ -98,7 +99,7 @@ func dialHost(procRoot string) (*genetlink.Conn, Namespace, error) {
 		if derr != nil {
 			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %v", ErrUnavailable, derr)
 		}
-		return conn, Namespace{Note: fmt.Sprintf("%s unreadable (%v); TASKSTATS socket opened in the agent's own network namespace, which works only if it is the host's", hostNS, err)}, nil
+		return conn, Namespace{Note: fmt.Sprintf("%s unreadable (%v); TASKSTATS socket opened in the agent's own network namespace, so exit notifications arrive only if it is the host's", hostNS, err)}, nil
 	}
 	defer f.Close()
 	if sameNamespace(f, "/proc/thread-self/ns/net") {

@@ -16,9 +16,9 @@
 //	st := c.Status()                                        // delayacct state, listener errors, overruns
 //	c.Close()
 //
-// Kernel facts this package relies on: TASKSTATS answers and delivers exit notifications only
-// in the initial network namespace (the socket is opened there through <proc_root>/1/ns/net
-// when the agent runs elsewhere); exit-listener registration also needs the initial user and
-// pid namespaces; queries need CAP_NET_ADMIN. CPU delay is always accounted; disk (blkio),
+// Kernel facts this package relies on: exit notifications are delivered only to sockets in the
+// initial network namespace (sockets are opened there through <proc_root>/1/ns/net when the
+// agent runs elsewhere; queries work in any); exit-listener registration needs the initial
+// user and pid namespaces; queries need CAP_NET_ADMIN. CPU delay is always accounted; disk (blkio),
 // swap-in, reclaim and thrashing delays only while kernel.task_delayacct=1.
 package taskstats

@@ -311,3 +311,130 @@ func TestDockerShortLivedProcesses(t *testing.T) {
 		t.Fatalf("burners that lived between two collections added %.3fs of CPU delay, want ≥ 1s", d1.CPU-d0.CPU)
 	}
 }
+
+// A socket buffer too small for a burst of exits overruns; the listener counts it and goes on.
+func TestExitListenerOverrun(t *testing.T) {
+	requireTaskstats(t)
+	l, err := ListenExits("/proc")
+	testutil.SkipUnlessPrivileged(t, err == nil, "exit listener: %v", err)
+	if err := l.conn.SetReadBuffer(1); err != nil { // the kernel rounds it up to its minimum
+		t.Fatal(err)
+	}
+	// Not receiving yet: 50 exits pile up in a buffer that holds a couple.
+	if out, err := exec.Command("/bin/sh", "-c", "for i in $(seq 50); do /bin/true; done").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	received := make(chan struct{}, 1000)
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Run(func(*Reply) {
+			select {
+			case received <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Overruns() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The listener still works after the overrun.
+	exec.Command("/bin/true").Run()
+	select {
+	case <-received:
+	case <-time.After(5 * time.Second):
+		t.Error("nothing received after the overrun")
+	}
+	l.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if l.Overruns() == 0 {
+		t.Fatal("no overrun counted")
+	}
+	t.Logf("overruns %d", l.Overruns())
+}
+
+// fakeProcRoot returns a proc root whose 1/ns/net is target.
+func fakeProcRoot(t *testing.T, target string) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.MkdirAll(root+"/1/ns", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, root+"/1/ns/net"); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// The socket is opened in whatever namespace <proc_root>/1/ns/net is: the agent's own (no
+// setns needed), another one (entered on a locked thread), or none readable (own, with a note).
+func TestDialNamespaces(t *testing.T) {
+	requireTaskstats(t)
+	t.Run("same namespace as the agent", func(t *testing.T) {
+		c, err := Dial(fakeProcRoot(t, "/proc/self/ns/net"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if ns := c.Namespace(); !ns.Host || ns.Note != "" {
+			t.Fatalf("namespace %+v", ns)
+		}
+	})
+	t.Run("unreadable", func(t *testing.T) {
+		c, err := Dial(fakeProcRoot(t, "/nonexistent/net"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if ns := c.Namespace(); ns.Host || !strings.Contains(ns.Note, "agent's own network namespace") {
+			t.Fatalf("namespace %+v", ns)
+		}
+		if _, err := c.TGID(uint32(os.Getpid())); err != nil { // ours is the host's here
+			t.Fatal(err)
+		}
+	})
+	t.Run("another namespace is entered", func(t *testing.T) {
+		const name = "codexray-taskstats-test"
+		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+			testutil.SkipUnlessPrivileged(t, false, "ip netns add: %v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		root := fakeProcRoot(t, "/run/netns/"+name)
+		l, err := ListenExits(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ns := l.Namespace(); !ns.Host {
+			t.Fatalf("namespace %+v", ns)
+		}
+		// Queries answer in any namespace, but the kernel delivers exit notifications in the
+		// initial one only: a listener that really sits in the new namespace hears nothing.
+		got := make(chan struct{}, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- l.Run(func(*Reply) {
+				select {
+				case got <- struct{}{}:
+				default:
+				}
+			})
+		}()
+		for range 5 {
+			exec.Command("/bin/true").Run()
+		}
+		select {
+		case <-got:
+			t.Error("exit notification received by a socket outside the initial network namespace")
+		case <-time.After(time.Second):
+		}
+		l.Close()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		// The thread that entered the namespace went back (or died): a new listener opened
+		// from this goroutine's namespace hears exits again.
+		TestExitListener(t)
+	})
+}
