@@ -75,7 +75,7 @@ func BenchmarkFileToCounters(b *testing.B) {
 	cfg.PollInterval = time.Millisecond
 	store := newMemStore()
 	_ = store.Set(context.Background(), startedKey, []byte{1}) // read the file from its start
-	pats := NewPatterns(testPatternsConfig())
+	pats := newTestPatterns()
 	r := NewReader(cfg, nil, pats, nil)
 
 	b.ReportAllocs()
@@ -103,7 +103,7 @@ func BenchmarkSteady10kLinesPerSecond(b *testing.B) {
 	path := filepath.Join(dir, "app.log")
 	cfg := filesConfig(dir)
 	cfg.PollInterval = 250 * time.Millisecond // the default
-	pats := NewPatterns(testPatternsConfig())
+	pats := newTestPatterns()
 	r := NewReader(cfg, nil, pats, nil)
 	if err := r.Start(context.Background(), nil); err != nil {
 		b.Fatal(err)

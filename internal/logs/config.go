@@ -53,6 +53,10 @@ type Config struct {
 	// max_patterns (default 1000: the per-container pattern cap), max_message_length (8192),
 	// sample_length (1024: the longest sample a pattern record carries).
 	Patterns logpatterns.Config `mapstructure:"patterns"`
+	// Multiline joins multi-line messages (Java, Python, Go, .NET stack traces) of file-based
+	// sources before pattern extraction: enabled (default true), max_lines (500), max_bytes
+	// (65536), timeout (1s: how long a message waits for a continuation line).
+	Multiline MultilineConfig `mapstructure:"multiline"`
 	// PatternsFlushInterval is how often one codexray.log.pattern record per active pattern is
 	// emitted. Default 1m.
 	PatternsFlushInterval time.Duration `mapstructure:"patterns_flush_interval"`
@@ -64,6 +68,12 @@ type Config struct {
 	// journald cursor across collector restarts. Empty: no checkpoints; files that exist at
 	// start are read from their end, files that appear later from their first line.
 	Storage string `mapstructure:"storage"`
+}
+
+// MultilineConfig is the `logs.multiline` section.
+type MultilineConfig struct {
+	Enabled                  bool `mapstructure:"enabled"`
+	logpatterns.JoinerConfig `mapstructure:",squash"`
 }
 
 // DockerConfig is the `logs.docker` section.
@@ -123,6 +133,7 @@ func DefaultConfig() Config {
 		CheckpointInterval: 2 * time.Second,
 
 		Patterns:              logpatterns.DefaultConfig(),
+		Multiline:             MultilineConfig{Enabled: true, JoinerConfig: logpatterns.DefaultJoinerConfig()},
 		PatternsFlushInterval: time.Minute,
 		StreamExpiry:          time.Hour,
 	}
@@ -169,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Patterns.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("logs.patterns: %w", err))
+	}
+	if m := c.Multiline; m.Enabled && (m.MaxLines < 1 || m.MaxBytes < 1 || m.Timeout <= 0) {
+		errs = append(errs, fmt.Errorf("logs.multiline: max_lines, max_bytes and timeout must be positive, got %d, %d, %s", m.MaxLines, m.MaxBytes, m.Timeout))
 	}
 	if c.Docker.Enabled && c.Docker.ContainersDir == "" {
 		errs = append(errs, errors.New("logs.docker.containers_dir must be set when logs.docker is enabled"))

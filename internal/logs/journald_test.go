@@ -91,7 +91,7 @@ func TestJournaldLiveSystemdCat(t *testing.T) {
 	cfg := testConfig()
 	cfg.Journald.Enabled = true
 	lookup := &fakeLookup{byPID: map[uint32]*containers.Container{}}
-	pats := NewPatterns(testPatternsConfig())
+	pats := newTestPatterns()
 	rec := &recorder{}
 	sink := SinkFunc(func(m *Message) {
 		if m.Container == "/system.slice/myservice.service" {

@@ -16,7 +16,8 @@ import (
 // Each (container, source) stream has its own extractor, so logpatterns.Config.MaxPatterns
 // bounds the patterns of one stream. Safe for concurrent use.
 type Patterns struct {
-	cfg logpatterns.Config
+	cfg       logpatterns.Config
+	multiline MultilineConfig
 
 	mu      sync.RWMutex
 	streams map[streamKey]*stream
@@ -35,16 +36,19 @@ type countKey struct {
 type stream struct {
 	mu        sync.Mutex
 	extractor *logpatterns.Extractor
-	counts    map[countKey]uint64
+	// joiners join multi-line messages per runtime stream (stdout and stderr interleave).
+	joiners map[string]*logpatterns.Joiner
+	counts  map[countKey]uint64
 	// flushed is each pattern's Count at the last flush.
 	flushed  map[*logpatterns.Pattern]uint64
 	start    time.Time
 	lastSeen atomic.Int64 // unix nanoseconds
 }
 
-// NewPatterns returns an empty aggregator whose extractors use cfg.
-func NewPatterns(cfg logpatterns.Config) *Patterns {
-	return &Patterns{cfg: cfg, streams: map[streamKey]*stream{}}
+// NewPatterns returns an empty aggregator whose extractors use cfg; multi-line messages of
+// file-based sources are joined per multiline (journald entries are whole messages already).
+func NewPatterns(cfg logpatterns.Config, multiline MultilineConfig) *Patterns {
+	return &Patterns{cfg: cfg, multiline: multiline, streams: map[streamKey]*stream{}}
 }
 
 // Message counts one message under the pattern its extractor puts it in. The level is the
@@ -69,14 +73,79 @@ func (p *Patterns) Message(m *Message) {
 		}
 		p.mu.Unlock()
 	}
+	now := time.Now()
 	s.mu.Lock()
-	pattern, level := s.extractor.Add(m.Text)
-	if m.Level != LevelUnknown {
-		level = m.Level
+	if j := p.joiner(s, m); j != nil {
+		if msg, ok := j.Add(m.Text, now); ok {
+			s.add(msg.Text, LevelUnknown)
+		}
+	} else {
+		s.add(m.Text, m.Level)
+	}
+	s.mu.Unlock()
+	s.lastSeen.Store(now.UnixNano())
+}
+
+// joiner returns the stream's multi-line joiner for m, nil when m is a whole message.
+func (p *Patterns) joiner(s *stream, m *Message) *logpatterns.Joiner {
+	if !p.multiline.Enabled || m.Source == SourceJournald {
+		return nil
+	}
+	j := s.joiners[m.Stream]
+	if j == nil {
+		if s.joiners == nil {
+			s.joiners = map[string]*logpatterns.Joiner{}
+		}
+		j = logpatterns.NewJoiner(p.multiline.JoinerConfig)
+		s.joiners[m.Stream] = j
+	}
+	return j
+}
+
+// add counts one whole message; the caller holds s.mu.
+func (s *stream) add(text string, hint Level) {
+	pattern, level := s.extractor.Add(text)
+	if hint != LevelUnknown {
+		level = hint
 	}
 	s.counts[countKey{level, pattern.Hash}]++
-	s.mu.Unlock()
-	s.lastSeen.Store(time.Now().UnixNano())
+}
+
+// Tick hands out multi-line messages that waited longer than the joiner timeout for a
+// continuation line. The receiver calls it every second; Counts and FlushPatterns call it too.
+func (p *Patterns) Tick(now time.Time) {
+	for _, s := range p.allStreams() {
+		s.mu.Lock()
+		for _, j := range s.joiners {
+			if msg, ok := j.Flush(now); ok {
+				s.add(msg.Text, LevelUnknown)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (p *Patterns) allStreams() []*stream {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	ss := make([]*stream, 0, len(p.streams))
+	for _, s := range p.streams {
+		ss = append(ss, s)
+	}
+	return ss
+}
+
+// MultilineDropped returns how many continuation lines the joiners dropped at their caps.
+func (p *Patterns) MultilineDropped() uint64 {
+	var n uint64
+	for _, s := range p.allStreams() {
+		s.mu.Lock()
+		for _, j := range s.joiners {
+			n += j.Dropped()
+		}
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // MessageCount is one series of container_log_messages_total.
@@ -107,6 +176,7 @@ func (p *Patterns) Containers() []containers.ID {
 
 // Counts calls fn for every message count of a container, ordered by source, level and hash.
 func (p *Patterns) Counts(id containers.ID, fn func(MessageCount)) {
+	p.Tick(time.Now())
 	p.mu.RLock()
 	var mine []streamKey
 	for k := range p.streams {
@@ -154,6 +224,7 @@ type PatternRecord struct {
 // FlushPatterns calls fn for every pattern that matched messages since the last flush, with
 // the number of those messages, and marks them flushed.
 func (p *Patterns) FlushPatterns(fn func(PatternRecord)) {
+	p.Tick(time.Now())
 	p.mu.RLock()
 	keys := make([]streamKey, 0, len(p.streams))
 	for k := range p.streams {
@@ -209,14 +280,8 @@ func (p *Patterns) Expire(before time.Time) int {
 // Overflowed returns how many messages found no room under logpatterns.Config.MaxPatterns and
 // were counted under the overflow pattern (logpatterns.OverflowHash) instead.
 func (p *Patterns) Overflowed() uint64 {
-	p.mu.RLock()
-	ss := make([]*stream, 0, len(p.streams))
-	for _, s := range p.streams {
-		ss = append(ss, s)
-	}
-	p.mu.RUnlock()
 	var n uint64
-	for _, s := range ss {
+	for _, s := range p.allStreams() {
 		s.mu.Lock()
 		n += s.extractor.Overflow().Count
 		s.mu.Unlock()

@@ -2,6 +2,7 @@ package logs
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 )
 
 func TestPatternsCountsAndFlush(t *testing.T) {
-	p := NewPatterns(logpatterns.DefaultConfig())
+	p := NewPatterns(logpatterns.DefaultConfig(), MultilineConfig{}) // every line a message
 	const web containers.ID = "/docker/web"
 	for i := range 5 {
 		p.Message(&Message{Container: web, Source: SourceStdoutStderr, Text: fmt.Sprintf("ERROR connection to 10.0.0.%d:5432 refused", i)})
@@ -86,3 +87,51 @@ func TestPatternsCountsAndFlush(t *testing.T) {
 }
 
 func testPatternsConfig() logpatterns.Config { return logpatterns.DefaultConfig() }
+
+func newTestPatterns() *Patterns { return NewPatterns(testPatternsConfig(), DefaultConfig().Multiline) }
+
+func TestPatternsJoinMultilineMessages(t *testing.T) {
+	p := newTestPatterns()
+	const app containers.ID = "/k8s/shop/api-1/api"
+	lines := []string{
+		"ERROR unhandled exception in request handler",
+		"java.lang.NullPointerException: order is null",
+		"\tat com.shop.OrderService.place(OrderService.java:42)",
+		"\tat com.shop.Api.handle(Api.java:17)",
+		"INFO request served",
+		"Traceback (most recent call last):", // on stderr: its own joiner
+	}
+	for i, l := range lines {
+		stream := "stdout"
+		if i == 5 {
+			stream = "stderr"
+		}
+		p.Message(&Message{Container: app, Source: SourceStdoutStderr, Stream: stream, Text: l})
+	}
+	// Journald entries are whole messages: never joined.
+	p.Message(&Message{Container: app, Source: SourceJournald, Text: "\tindented but whole", Level: LevelInfo})
+
+	count := func() (total uint64, bySource map[string]uint64) {
+		bySource = map[string]uint64{}
+		p.Counts(app, func(c MessageCount) { total += c.Count; bySource[c.Source] += c.Count })
+		return
+	}
+	// The stack trace is one message; "INFO request served" and the traceback wait for a
+	// continuation line or the timeout.
+	if total, by := count(); total != 2 || by[SourceJournald] != 1 {
+		t.Fatalf("before the timeout: %d messages %v", total, by)
+	}
+	p.Tick(time.Now().Add(2 * time.Second))
+	if total, _ := count(); total != 4 {
+		t.Fatalf("after the timeout: %d messages", total)
+	}
+	var samples []string
+	p.FlushPatterns(func(r PatternRecord) {
+		if r.Level == LevelError {
+			samples = append(samples, r.Sample)
+		}
+	})
+	if len(samples) != 1 || samples[0] != strings.Join(lines[:4], "\n") {
+		t.Fatalf("joined sample: %q", samples)
+	}
+}

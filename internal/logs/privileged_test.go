@@ -40,7 +40,7 @@ func TestDockerContainerLogs(t *testing.T) {
 	testutil.RequireDocker(t)
 	cfg := testConfig()
 	cfg.Docker.Enabled = true
-	pats := NewPatterns(testPatternsConfig())
+	pats := newTestPatterns()
 	rec := &recorder{}
 	r := startReader(t, cfg, nil, SinkFunc(func(m *Message) { rec.Message(m); pats.Message(m) }), nil)
 
@@ -94,7 +94,7 @@ func TestCRIPodLogs(t *testing.T) {
 	cfg := testConfig()
 	cfg.CRI.Enabled, cfg.CRI.PodsDir = true, podsDir
 	rec := &recorder{}
-	pats := NewPatterns(testPatternsConfig())
+	pats := newTestPatterns()
 	startReader(t, cfg, nil, SinkFunc(func(m *Message) { rec.Message(m); pats.Message(m) }), nil)
 
 	uid := fmt.Sprintf("uid-%d", time.Now().UnixNano())
@@ -139,7 +139,11 @@ for i in 1 2 3 4; do echo "WARN slow query took ${i}00ms"; done; echo "ERROR ups
 	crictl("start", ctrID)
 
 	cid := containers.ID("/k8s/logtest/logpod/app")
-	waitFor(t, 20*time.Second, "6 CRI messages", func() bool { return len(rec.snapshot()) >= 6 })
+	waitFor(t, 20*time.Second, "6 CRI messages counted", func() bool {
+		var n uint64
+		pats.Counts(cid, func(c MessageCount) { n += c.Count }) // after the multi-line timeout
+		return len(rec.snapshot()) >= 6 && n >= 6
+	})
 	time.Sleep(100 * time.Millisecond)
 	msgs := rec.snapshot()
 	if len(msgs) != 6 {
@@ -181,7 +185,7 @@ func TestHostFileAttributedToWriter(t *testing.T) {
 	cfg.Files.Enabled = true
 	cfg.Files.Include = []string{filepath.Join(dir, "*.log")}
 	lookup := &fakeLookup{byPID: map[uint32]*containers.Container{}}
-	pats := NewPatterns(testPatternsConfig())
+	pats := newTestPatterns()
 	startReader(t, cfg, lookup, pats, nil)
 
 	// The writer opens its log only after the fake registry knows its pid, as a real

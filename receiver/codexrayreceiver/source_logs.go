@@ -70,7 +70,7 @@ func (s *logsSource) start(ctx context.Context, host component.Host) error {
 	if s.registry != nil { // a nil *Registry in the interface would not compare to nil
 		lookup = s.registry
 	}
-	patterns := logs.NewPatterns(s.cfg.Patterns)
+	patterns := logs.NewPatterns(s.cfg.Patterns, s.cfg.Multiline)
 	reader := logs.NewReader(s.cfg, lookup, patterns, s.logger)
 	if err := reader.Start(ctx, store); err != nil {
 		s.logger.Warn("some log sources cannot run; the others carry on", zap.Error(err))
@@ -129,10 +129,16 @@ func (s *logsSource) flushLoop(ctx context.Context) {
 	defer s.wg.Done()
 	ticker := time.NewTicker(s.cfg.PatternsFlushInterval)
 	defer ticker.Stop()
+	// The multi-line joiners' clock: a message waiting for a continuation line is counted
+	// once the joiner timeout has passed.
+	joinerClock := time.NewTicker(time.Second)
+	defer joinerClock.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-joinerClock.C:
+			s.currentPatterns().Tick(now)
 		case now := <-ticker.C:
 			s.flush(ctx, now)
 			s.currentPatterns().Expire(now.Add(-s.cfg.StreamExpiry))
@@ -239,4 +245,5 @@ func (s *logsSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timesta
 	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.FilesSkipped.Load()), "log_open_files")
 	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(patterns.Overflowed()), "log_patterns")
 	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.ParseErrors.Load()), "log_malformed_lines")
+	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(patterns.MultilineDropped()), "log_multiline_lines")
 }
