@@ -1,0 +1,98 @@
+package tracer
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/codexray/codexray-node-agent/internal/conntrack"
+	"github.com/codexray/codexray-node-agent/internal/ebpf"
+)
+
+// run is the kernel attachment of a started tracer.
+type run struct {
+	probe *ebpf.Probe
+	nat   *conntrack.Resolver // opened by Start, closed by Close
+	done  sync.WaitGroup
+}
+
+// Start loads the BPF programs, opens conntrack when configured and starts the goroutine that
+// reads events. A kernel that cannot run the tracer yields an error wrapping
+// ebpf.ErrUnsupported or ebpf.ErrPermission; the tracer then stays empty and Close is still
+// safe. A conntrack that cannot be opened is logged and actual_destination falls back to
+// destination.
+func (t *Tracer) Start() error {
+	if t.run.Load() != nil {
+		return errors.New("tracer already started")
+	}
+	probe, err := ebpf.Load(ebpf.LoadOptions{RingBufferSize: t.opts.Config.RingBufferSize})
+	if err != nil {
+		return fmt.Errorf("starting eBPF tracer: %w", err)
+	}
+	r := &run{probe: probe}
+	if t.opts.NAT == nil && t.opts.Config.Conntrack {
+		nat, err := conntrack.Open()
+		if err != nil {
+			t.opts.Logger.Warn("conntrack unavailable: actual_destination will equal destination", zap.Error(err))
+		} else {
+			r.nat = nat
+			t.opts.NAT = nat
+		}
+	}
+	t.run.Store(r)
+	r.done.Add(1)
+	go func() {
+		defer r.done.Done()
+		t.read(probe)
+	}()
+	return nil
+}
+
+func (t *Tracer) read(p *ebpf.Probe) {
+	var ev ebpf.Event
+	for {
+		err := p.ReadEvent(&ev)
+		switch {
+		case err == nil:
+			t.Handle(&ev)
+		case errors.Is(err, ebpf.ErrClosed):
+			return
+		default:
+			// a malformed record: count it and keep reading
+			t.decodeErrors.Add(1)
+		}
+	}
+}
+
+// Refresh pulls the live counters of open connections from the kernel, recomputes latency and
+// expires idle state. The receiver calls it once per collection, before ContainerStats.
+func (t *Tracer) Refresh() error {
+	var err error
+	if r := t.run.Load(); r != nil {
+		err = r.probe.Connections(t.UpdateConnection)
+	}
+	now := t.now()
+	t.mu.Lock()
+	t.updateLatency(now)
+	t.expire(now)
+	t.mu.Unlock()
+	return err
+}
+
+// Close detaches from the kernel and waits for the reader goroutine. Safe if Start failed or
+// never ran, and safe to call twice.
+func (t *Tracer) Close() error {
+	r := t.run.Swap(nil)
+	if r == nil {
+		return nil
+	}
+	err := r.probe.Close()
+	r.done.Wait()
+	if r.nat != nil {
+		err = errors.Join(err, r.nat.Close())
+		t.opts.NAT = nil
+	}
+	return err
+}

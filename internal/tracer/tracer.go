@@ -1,0 +1,536 @@
+package tracer
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/ebpf"
+)
+
+// Registry attributes kernel events to containers. *containers.Registry implements it.
+type Registry interface {
+	ContainerByCgroupID(id uint64) (*containers.Container, bool)
+	ContainerByPID(pid uint32) (*containers.Container, bool)
+}
+
+// NATResolver finds where a connection really goes after DNAT. *conntrack.Resolver
+// implements it.
+type NATResolver interface {
+	ActualDestination(src, dst netip.AddrPort) (actual netip.AddrPort, found bool, err error)
+}
+
+// ProcessEvent is a process lifecycle event, passed to Options.OnProcess so the registry can
+// refresh its pid → container view.
+type ProcessEvent struct {
+	Type      ebpf.EventType // EventProcessFork, EventProcessExec or EventProcessExit
+	PID       uint32         // the new (fork), exec'ing or exiting process
+	ParentPID uint32         // fork only
+	CgroupID  uint64
+}
+
+// Options configure a Tracer.
+type Options struct {
+	Config   ebpf.Config
+	Registry Registry
+	// NAT resolves actual destinations. nil: Start opens conntrack when Config.Conntrack is
+	// set; without it actual_destination equals destination.
+	NAT NATResolver
+	// OnProcess, if set, is called from the event-reader goroutine for every process event;
+	// it must not block.
+	OnProcess func(ProcessEvent)
+	Logger    *zap.Logger
+	// EphemeralPorts are folded on the listen side. Zero: read from
+	// /proc/sys/net/ipv4/ip_local_port_range (Linux default 32768-60999 if unreadable).
+	EphemeralPorts PortRange
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Stats are the tracer's self-metrics. All counts are cumulative.
+type Stats struct {
+	EventsProcessed uint64 // events decoded and handled
+	EventsLost      uint64 // events the kernel could not put into the full ring buffer
+	DecodeErrors    uint64 // malformed ring-buffer records, skipped
+	Unattributed    uint64 // events whose cgroup and pid no container claims
+	DroppedByLimit  uint64 // destinations/listen addresses refused by max_destinations_per_container
+	Expired         uint64 // destinations and listen addresses forgotten after destination_ttl
+	NATErrors       uint64 // failed conntrack lookups (actual_destination fell back to destination)
+}
+
+// DestinationStats are the counters of one (destination, actual_destination) pair.
+type DestinationStats struct {
+	Destination        string // ip:port as dialled
+	ActualDestination  string // ip:port after NAT
+	SuccessfulConnects uint64
+	FailedConnects     uint64
+	ConnectionTime     time.Duration // sum of SYN_SENT → ESTABLISHED times
+	ActiveConnections  int64
+	Retransmits        uint64
+	BytesSent          uint64
+	BytesReceived      uint64
+}
+
+// ListenStats describe one listen address; ports in the ephemeral range are folded to 0.
+type ListenStats struct {
+	Address            string
+	Open               bool // a socket still listens here (container_net_tcp_listen_info)
+	InboundConnections uint64
+}
+
+// LatencyStats is the kernel's smoothed RTT towards one destination IP, averaged over the
+// container's open connections to it at the last Refresh.
+type LatencyStats struct {
+	DestinationIP string
+	RTT           time.Duration
+}
+
+// ContainerStats is what the receiver records for one container. ContainerStats(id, &s)
+// reuses s's slices.
+type ContainerStats struct {
+	Destinations []DestinationStats
+	Listens      []ListenStats
+	Latency      []LatencyStats
+	OOMKills     uint64
+}
+
+type destKey struct{ dst, actual netip.AddrPort }
+
+type destination struct {
+	DestinationStats
+	lastActive time.Time
+}
+
+type listenAddr struct {
+	open       bool
+	inbound    uint64
+	lastActive time.Time
+}
+
+type latency struct {
+	rtt      time.Duration
+	lastSeen time.Time
+}
+
+type containerState struct {
+	container    *containers.Container
+	destinations map[destKey]*destination
+	listens      map[netip.AddrPort]*listenAddr
+	latency      map[netip.Addr]*latency
+	oomKills     uint64
+	lastOOMKill  time.Time
+}
+
+// connection is an open outbound connection the tracer saw established.
+type connection struct {
+	id            containers.ID
+	key           destKey
+	bytesSent     uint64 // kernel counters at the last account
+	bytesReceived uint64
+	srtt          time.Duration
+}
+
+// Tracer holds the per-container state built from kernel events.
+type Tracer struct {
+	opts      Options
+	ephemeral PortRange
+	now       func() time.Time
+
+	mu          sync.Mutex
+	containers  map[containers.ID]*containerState
+	connections map[uint64]*connection
+
+	processed, decodeErrors, unattributed, droppedByLimit, expired, natErrors atomic.Uint64
+
+	run atomic.Pointer[run] // set by Start
+}
+
+// New returns a tracer that only holds state; Start attaches it to the kernel.
+func New(opts Options) *Tracer {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	t := &Tracer{
+		opts:        opts,
+		ephemeral:   opts.EphemeralPorts,
+		now:         opts.Now,
+		containers:  map[containers.ID]*containerState{},
+		connections: map[uint64]*connection{},
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	if t.ephemeral == (PortRange{}) {
+		r, err := ReadEphemeralPorts("/proc/sys/net/ipv4/ip_local_port_range")
+		if err != nil {
+			opts.Logger.Info("using the default ephemeral port range", zap.Error(err))
+			r = defaultEphemeralPorts
+		}
+		t.ephemeral = r
+	}
+	if t.opts.Config.MaxDestinationsPerContainer <= 0 {
+		t.opts.Config.MaxDestinationsPerContainer = ebpf.DefaultConfig().MaxDestinationsPerContainer
+	}
+	return t
+}
+
+func (t *Tracer) attribute(cgroupID uint64, pid uint32) (*containers.Container, bool) {
+	if t.opts.Registry == nil {
+		return nil, false
+	}
+	if cgroupID != 0 {
+		if c, ok := t.opts.Registry.ContainerByCgroupID(cgroupID); ok {
+			return c, true
+		}
+	}
+	if pid != 0 {
+		if c, ok := t.opts.Registry.ContainerByPID(pid); ok {
+			return c, true
+		}
+	}
+	return nil, false
+}
+
+func (t *Tracer) actual(src, dst netip.AddrPort) netip.AddrPort {
+	if t.opts.NAT == nil {
+		return dst
+	}
+	actual, _, err := t.opts.NAT.ActualDestination(src, dst)
+	if err != nil {
+		t.natErrors.Add(1)
+		return dst
+	}
+	return actual
+}
+
+// Handle applies one event. Called from one goroutine (the reader); safe alongside readers of
+// the state.
+func (t *Tracer) Handle(ev *ebpf.Event) {
+	t.processed.Add(1)
+	switch ev.Type {
+	case ebpf.EventProcessFork, ebpf.EventProcessExec, ebpf.EventProcessExit:
+		if t.opts.OnProcess != nil {
+			pe := ProcessEvent{Type: ev.Type, PID: ev.TargetPID, CgroupID: ev.CgroupID}
+			if ev.Type == ebpf.EventProcessFork {
+				pe.ParentPID = ev.PID
+			}
+			t.opts.OnProcess(pe)
+		}
+		return
+	case ebpf.EventClose:
+		t.close(ev)
+		return
+	}
+
+	// Retransmits of established connections need no attribution: the connection has it.
+	if ev.Type == ebpf.EventRetransmit && ev.Inbound() {
+		return // inbound connections have no destination of this container
+	}
+	if ev.Type == ebpf.EventRetransmit {
+		t.mu.Lock()
+		conn := t.connections[ev.Sock]
+		if conn != nil {
+			if d := t.destinationOf(conn); d != nil {
+				d.Retransmits++
+				d.lastActive = t.now()
+			}
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock()
+	}
+
+	c, ok := t.attribute(ev.CgroupID, ev.PID)
+	if !ok && ev.Type == ebpf.EventOOMKill {
+		c, ok = t.attribute(0, ev.TargetPID)
+	}
+	if !ok {
+		t.unattributed.Add(1)
+		return
+	}
+	var key destKey
+	switch ev.Type {
+	case ebpf.EventConnect, ebpf.EventConnectFailed, ebpf.EventRetransmit:
+		key = destKey{ev.Destination, t.actual(ev.Source, ev.Destination)}
+	}
+
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.state(c)
+	switch ev.Type {
+	case ebpf.EventConnect:
+		d := t.destination(s, key, now)
+		if d == nil {
+			return
+		}
+		d.SuccessfulConnects++
+		d.ConnectionTime += ev.Duration
+		d.ActiveConnections++
+		t.connections[ev.Sock] = &connection{id: c.ID, key: key}
+	case ebpf.EventConnectFailed:
+		if d := t.destination(s, key, now); d != nil {
+			d.FailedConnects++
+		}
+	case ebpf.EventRetransmit:
+		if d := t.destination(s, key, now); d != nil {
+			d.Retransmits++
+		}
+	case ebpf.EventAccept:
+		if l := t.listen(s, ev.Source, now); l != nil {
+			l.inbound++
+		}
+	case ebpf.EventListenOpen:
+		if l := t.listen(s, ev.Source, now); l != nil {
+			l.open = true
+		}
+	case ebpf.EventListenClose:
+		if l := t.listen(s, ev.Source, now); l != nil {
+			l.open = false
+		}
+	case ebpf.EventOOMKill:
+		s.oomKills++
+		s.lastOOMKill = now
+	}
+}
+
+func (t *Tracer) close(ev *ebpf.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	conn := t.connections[ev.Sock]
+	if conn == nil {
+		return
+	}
+	delete(t.connections, ev.Sock)
+	d := t.destinationOf(conn)
+	if d == nil {
+		return
+	}
+	t.account(d, conn, ev.BytesSent, ev.BytesReceived)
+	d.ActiveConnections--
+	d.lastActive = t.now()
+}
+
+// account adds what the kernel counted since the last account.
+func (t *Tracer) account(d *destination, conn *connection, sent, received uint64) {
+	if sent >= conn.bytesSent {
+		d.BytesSent += sent - conn.bytesSent
+		conn.bytesSent = sent
+	}
+	if received >= conn.bytesReceived {
+		d.BytesReceived += received - conn.bytesReceived
+		conn.bytesReceived = received
+	}
+}
+
+func (t *Tracer) destinationOf(conn *connection) *destination {
+	s := t.containers[conn.id]
+	if s == nil {
+		return nil
+	}
+	return s.destinations[conn.key]
+}
+
+func (t *Tracer) state(c *containers.Container) *containerState {
+	s := t.containers[c.ID]
+	if s == nil {
+		s = &containerState{
+			destinations: map[destKey]*destination{},
+			listens:      map[netip.AddrPort]*listenAddr{},
+			latency:      map[netip.Addr]*latency{},
+		}
+		t.containers[c.ID] = s
+	}
+	s.container = c
+	return s
+}
+
+func (t *Tracer) destination(s *containerState, key destKey, now time.Time) *destination {
+	d := s.destinations[key]
+	if d == nil {
+		if len(s.destinations) >= t.opts.Config.MaxDestinationsPerContainer {
+			t.droppedByLimit.Add(1)
+			return nil
+		}
+		d = &destination{DestinationStats: DestinationStats{
+			Destination:       key.dst.String(),
+			ActualDestination: key.actual.String(),
+		}}
+		s.destinations[key] = d
+	}
+	d.lastActive = now
+	return d
+}
+
+func (t *Tracer) listen(s *containerState, addr netip.AddrPort, now time.Time) *listenAddr {
+	if t.ephemeral.contains(addr.Port()) {
+		addr = netip.AddrPortFrom(addr.Addr(), 0)
+	}
+	l := s.listens[addr]
+	if l == nil {
+		if len(s.listens) >= t.opts.Config.MaxDestinationsPerContainer {
+			t.droppedByLimit.Add(1)
+			return nil
+		}
+		l = &listenAddr{}
+		s.listens[addr] = l
+	}
+	l.lastActive = now
+	return l
+}
+
+// UpdateConnection applies the kernel's live counters of one open connection (from
+// ebpf.Probe.Connections): byte counters advance while the connection is open, and its
+// smoothed RTT feeds the latency of its destination IP.
+func (t *Tracer) UpdateConnection(sock uint64, c *ebpf.ConnectionCounters) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	conn := t.connections[sock]
+	if conn == nil {
+		return
+	}
+	if d := t.destinationOf(conn); d != nil {
+		if c.BytesSent != conn.bytesSent || c.BytesReceived != conn.bytesReceived {
+			d.lastActive = t.now()
+		}
+		t.account(d, conn, c.BytesSent, c.BytesReceived)
+	}
+	conn.srtt = time.Duration(c.SRTTMicros) * time.Microsecond
+}
+
+// updateLatency recomputes per-destination-IP RTT from the open connections' last srtt.
+func (t *Tracer) updateLatency(now time.Time) {
+	type acc struct {
+		sum time.Duration
+		n   int
+	}
+	sums := map[containers.ID]map[netip.Addr]*acc{}
+	for _, conn := range t.connections {
+		if conn.srtt <= 0 {
+			continue
+		}
+		byIP := sums[conn.id]
+		if byIP == nil {
+			byIP = map[netip.Addr]*acc{}
+			sums[conn.id] = byIP
+		}
+		ip := conn.key.actual.Addr()
+		a := byIP[ip]
+		if a == nil {
+			a = &acc{}
+			byIP[ip] = a
+		}
+		a.sum += conn.srtt
+		a.n++
+	}
+	for id, byIP := range sums {
+		s := t.containers[id]
+		if s == nil {
+			continue
+		}
+		for ip, a := range byIP {
+			l := s.latency[ip]
+			if l == nil {
+				if len(s.latency) >= t.opts.Config.MaxDestinationsPerContainer {
+					t.droppedByLimit.Add(1)
+					continue
+				}
+				l = &latency{}
+				s.latency[ip] = l
+			}
+			l.rtt = a.sum / time.Duration(a.n)
+			l.lastSeen = now
+		}
+	}
+}
+
+// expire forgets what has been idle for longer than the configured TTLs.
+func (t *Tracer) expire(now time.Time) {
+	ttl := t.opts.Config.DestinationTTL
+	retention := t.opts.Config.OOMKillRetention
+	for id, s := range t.containers {
+		if ttl > 0 {
+			for k, d := range s.destinations {
+				if d.ActiveConnections <= 0 && now.Sub(d.lastActive) > ttl {
+					delete(s.destinations, k)
+					t.expired.Add(1)
+				}
+			}
+			for k, l := range s.listens {
+				if !l.open && now.Sub(l.lastActive) > ttl {
+					delete(s.listens, k)
+					t.expired.Add(1)
+				}
+			}
+			for k, l := range s.latency {
+				if now.Sub(l.lastSeen) > ttl {
+					delete(s.latency, k)
+				}
+			}
+		}
+		oomRetained := s.oomKills > 0 && (retention <= 0 || now.Sub(s.lastOOMKill) <= retention)
+		if len(s.destinations) == 0 && len(s.listens) == 0 && len(s.latency) == 0 && !oomRetained {
+			delete(t.containers, id)
+		}
+	}
+}
+
+// ContainerStats fills s with the state of container id, reusing s's slices. It returns false
+// when the tracer has nothing for the container.
+func (t *Tracer) ContainerStats(id containers.ID, s *ContainerStats) bool {
+	s.Destinations, s.Listens, s.Latency, s.OOMKills = s.Destinations[:0], s.Listens[:0], s.Latency[:0], 0
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cs := t.containers[id]
+	if cs == nil {
+		return false
+	}
+	for _, d := range cs.destinations {
+		s.Destinations = append(s.Destinations, d.DestinationStats)
+	}
+	for addr, l := range cs.listens {
+		s.Listens = append(s.Listens, ListenStats{Address: addr.String(), Open: l.open, InboundConnections: l.inbound})
+	}
+	if t.opts.Config.Latency {
+		for ip, l := range cs.latency {
+			s.Latency = append(s.Latency, LatencyStats{DestinationIP: ip.String(), RTT: l.rtt})
+		}
+	}
+	s.OOMKills = cs.oomKills
+	return true
+}
+
+// Containers returns the containers the tracer holds state for, including ones the registry
+// may already have forgotten (an OOM-killed container stays for oom_kill_retention), so the
+// receiver can still report them.
+func (t *Tracer) Containers() []*containers.Container {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*containers.Container, 0, len(t.containers))
+	for _, s := range t.containers {
+		out = append(out, s.container)
+	}
+	return out
+}
+
+// Stats returns the self-metrics.
+func (t *Tracer) Stats() Stats {
+	s := Stats{
+		EventsProcessed: t.processed.Load(),
+		DecodeErrors:    t.decodeErrors.Load(),
+		Unattributed:    t.unattributed.Load(),
+		DroppedByLimit:  t.droppedByLimit.Load(),
+		Expired:         t.expired.Load(),
+		NATErrors:       t.natErrors.Load(),
+	}
+	if r := t.run.Load(); r != nil {
+		if n, err := r.probe.LostEvents(); err == nil {
+			s.EventsLost = n
+		}
+	}
+	return s
+}
