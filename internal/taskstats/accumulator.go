@@ -43,13 +43,15 @@ type Accumulator struct {
 	exitsOutside uint64 // final exits of processes in no known container
 	missedExits  uint64 // processes that vanished without an exit notification
 	pidReuses    uint64
+	implausible  uint64 // bogus disk delay increments removed
 }
 
 // procEntry is a live process being followed.
 type procEntry struct {
 	container containers.ID
 	start     uint64 // /proc/<pid>/stat starttime (clock ticks since boot)
-	last      Delays // largest totals read so far
+	last      Delays // largest totals read so far (disk delay without bogus increments)
+	blk       blkioTrack
 	gen       uint64 // collection that last saw it
 }
 
@@ -105,6 +107,7 @@ type Counters struct {
 	ExitsOutside  uint64 // exits of processes in no known container
 	MissedExits   uint64 // processes that vanished without an exit notification (last reading used)
 	PIDReuses     uint64 // pids found reused by another process between two collections
+	Implausible   uint64 // bogus disk delay increments removed (see blkio.go)
 }
 
 // Counters returns the current figures.
@@ -114,6 +117,7 @@ func (a *Accumulator) Counters() Counters {
 	return Counters{
 		LiveProcesses: len(a.procs), Containers: len(a.containers),
 		Exits: a.exits, ExitsOutside: a.exitsOutside, MissedExits: a.missedExits, PIDReuses: a.pidReuses,
+		Implausible: a.implausible,
 	}
 }
 
@@ -137,10 +141,12 @@ func (a *Accumulator) Exit(r *Reply, now time.Time) {
 		final Delays
 		ppid  uint32
 	)
+	var elapsed uint64 // ns
 	switch {
 	case r.HasGroup:
 		tgid, final = r.TGID, r.Group.Delays()
 		ppid = r.Task.PPID
+		elapsed = r.Group.ETime * 1000
 	case r.HasTask:
 		tgid = r.Task.TGID
 		if tgid == 0 { // before v12
@@ -159,6 +165,7 @@ func (a *Accumulator) Exit(r *Reply, now time.Time) {
 			}
 		}
 		final, ppid = r.Task.Delays(), r.Task.PPID
+		elapsed = r.Task.ETime * 1000
 	default:
 		return
 	}
@@ -167,12 +174,22 @@ func (a *Accumulator) Exit(r *Reply, now time.Time) {
 	defer a.mu.Unlock()
 	a.seq++
 	if e, ok := a.procs[tgid]; ok {
+		var bogus bool
+		final.Blkio, bogus = e.blk.next(final.Blkio, elapsed, e.start)
+		if bogus {
+			a.implausible++
+		}
 		final = final.max(e.last)
 		a.exits++
 		a.totals(e.container, now).dead = a.totals(e.container, now).dead.add(final)
 		delete(a.procs, tgid)
 		a.exited[tgid] = &tombstone{container: e.container, start: e.start, folded: final, seq: a.seq, gen: a.gen}
 		return
+	}
+	var fresh blkioTrack
+	if blkio, bogus := fresh.first(final.Blkio, elapsed); bogus {
+		a.implausible++
+		final.Blkio = blkio
 	}
 	if t, ok := a.exited[tgid]; ok {
 		// Already folded: a duplicate, or a notification that arrived after the process had

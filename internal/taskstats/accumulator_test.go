@@ -204,7 +204,7 @@ func TestAccumulator(t *testing.T) {
 				for _, e := range s.exits {
 					a.Exit(e, now)
 				}
-				if _, err := a.collect(procs, now, false); err != nil {
+				if _, err := a.collect(procs, now); err != nil {
 					t.Fatal(err)
 				}
 				for id, want := range s.want {
@@ -224,7 +224,7 @@ func TestAccumulatorExitDuringRead(t *testing.T) {
 	a := NewAccumulator(res, time.Hour)
 	procs := &fakeProcs{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(100)}}}
 	now := time.Unix(1000, 0)
-	if _, err := a.collect(procs, now, false); err != nil {
+	if _, err := a.collect(procs, now); err != nil {
 		t.Fatal(err)
 	}
 	procs.procs[10].d = cpu(150)
@@ -233,7 +233,7 @@ func TestAccumulatorExitDuringRead(t *testing.T) {
 			a.Exit(exitSingle(10, 1, cpu(160)), now) // arrives between the lookup and the apply
 		}
 	}
-	if _, err := a.collect(procs, now.Add(time.Second), false); err != nil {
+	if _, err := a.collect(procs, now.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if d, _ := a.ContainerDelays(ctrA); d.CPU != 160 {
@@ -246,13 +246,13 @@ func TestAccumulatorExpiresIdleContainers(t *testing.T) {
 	a := NewAccumulator(res, time.Minute)
 	procs := &fakeProcs{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(100)}}}
 	now := time.Unix(1000, 0)
-	a.collect(procs, now, false)
+	a.collect(procs, now)
 	procs.procs = map[uint32]*fakeProc{}
-	a.collect(procs, now.Add(time.Second), false)
+	a.collect(procs, now.Add(time.Second))
 	if _, ok := a.ContainerDelays(ctrA); !ok {
 		t.Fatal("forgotten too early")
 	}
-	a.collect(procs, now.Add(2*time.Minute), false)
+	a.collect(procs, now.Add(2*time.Minute))
 	if _, ok := a.ContainerDelays(ctrA); ok {
 		t.Fatal("idle container kept past retention")
 	}
@@ -263,9 +263,9 @@ func TestAccumulatorImplausibleDiskDelay(t *testing.T) {
 	a := NewAccumulator(res, time.Hour)
 	r := &elapsedReader{fakeProcs: fakeProcs{procs: map[uint32]*fakeProc{10: {start: 1, d: Delays{CPU: 5, Blkio: 40}}}}, elapsed: 1000}
 	now := time.Unix(1000, 0)
-	a.collect(r, now, true)
+	a.collect(r, now)
 	r.procs[10].d = Delays{CPU: 6, Blkio: 3e15} // uptime credited by a delayacct switch mid-IO
-	res2, _ := a.collect(r, now.Add(time.Second), true)
+	res2, _ := a.collect(r, now.Add(time.Second))
 	d, _ := a.ContainerDelays(ctrA)
 	if d.Blkio != 40 || d.CPU != 6 || res2.Implausible != 1 {
 		t.Fatalf("delays %v implausible %d", d, res2.Implausible)
@@ -340,7 +340,7 @@ func TestAccumulatorMonotonicRandom(t *testing.T) {
 				}
 			}
 		}
-		if _, err := a.collect(procs, now, false); err != nil {
+		if _, err := a.collect(procs, now); err != nil {
 			t.Fatal(err)
 		}
 		for c, id := range ids {
@@ -364,11 +364,28 @@ func TestAccumulatorMonotonicRandom(t *testing.T) {
 		}
 	}
 	procs.procs = map[uint32]*fakeProc{}
-	a.collect(procs, now.Add(time.Second), false)
+	a.collect(procs, now.Add(time.Second))
 	for c, id := range ids {
 		d, _ := a.ContainerDelays(id)
 		if d.CPU != finals[c] {
 			t.Errorf("%s: total %d, sum of finals %d", id, d.CPU, finals[c])
 		}
+	}
+}
+
+func TestAccumulatorImplausibleExit(t *testing.T) {
+	res := &fakeResolver{pids: map[uint32]containers.ID{10: ctrA}}
+	a := NewAccumulator(res, time.Hour)
+	now := time.Unix(1000, 0)
+	ok := exitSingle(50, 10, Delays{CPU: 1e6, Blkio: 2e6})
+	ok.Task.ETime = 5000 // µs: lived 5 ms, waited 2 ms for IO
+	bogus := exitSingle(51, 10, Delays{CPU: 1e6, Blkio: 1558e9})
+	bogus.Task.ETime = 5000 // lived 5 ms, "waited" 26 minutes
+	a.Exit(ok, now)
+	a.Exit(bogus, now)
+	a.collect(&fakeProcs{procs: map[uint32]*fakeProc{10: {start: 1}}}, now)
+	d, _ := a.ContainerDelays(ctrA)
+	if d.Blkio != 2e6 || d.CPU != 2e6 || a.Counters().Implausible != 1 {
+		t.Fatalf("delays %v, implausible %d", d, a.Counters().Implausible)
 	}
 }

@@ -26,13 +26,12 @@ type CollectResult struct {
 	Followed    int // processes in containers whose totals were read
 	Gone        int // processes that exited while being read
 	Errors      int // failed reads other than gone processes
-	Implausible int // readings with a delay beyond the process's elapsed time (kept at the last value)
+	Implausible int // readings with a bogus disk delay increment (removed; see blkio.go)
 	FirstErr    error
 }
 
 // collect reads every process in a container once and refreshes the per-container totals.
-// checkPlausible enables the elapsed-time bound on disk delay (see Collector).
-func (a *Accumulator) collect(r processReader, now time.Time, checkPlausible bool) (CollectResult, error) {
+func (a *Accumulator) collect(r processReader, now time.Time) (CollectResult, error) {
 	var res CollectResult
 	pids, err := r.TGIDs()
 	if err != nil {
@@ -103,12 +102,6 @@ func (a *Accumulator) collect(r processReader, now time.Time, checkPlausible boo
 			}
 			continue
 		}
-		if checkPlausible && elapsed > 0 && d.Blkio > elapsed {
-			// Switching kernel.task_delayacct on while a task waits for IO credits it with
-			// the whole uptime. No thread group can have waited longer than its threads lived.
-			res.Implausible++
-			d.Blkio = last.Blkio
-		}
 		reused := false
 		var newCID containers.ID
 		var newStart uint64
@@ -132,20 +125,32 @@ func (a *Accumulator) collect(r processReader, now time.Time, checkPlausible boo
 			continue // its exit was handled while we were reading it
 		}
 		e = a.procs[pid]
+		var bogus bool
 		switch {
 		case e == nil:
 			delete(a.exited, pid) // an older tombstone of a pid now reused
-			a.procs[pid] = &procEntry{container: cid, start: start, last: d, gen: gen}
+			n := &procEntry{container: cid, start: start, gen: gen}
+			d.Blkio, bogus = n.blk.first(d.Blkio, elapsed)
+			n.last = d
+			a.procs[pid] = n
 		case reused:
 			a.pidReuses++
 			a.totals(e.container, now).dead = a.totals(e.container, now).dead.add(e.last)
 			delete(a.procs, pid)
 			if newCID != "" {
-				a.procs[pid] = &procEntry{container: newCID, start: newStart, last: d, gen: gen}
+				n := &procEntry{container: newCID, start: newStart, gen: gen}
+				d.Blkio, bogus = n.blk.first(d.Blkio, elapsed)
+				n.last = d
+				a.procs[pid] = n
 			}
 		default:
+			d.Blkio, bogus = e.blk.next(d.Blkio, elapsed, e.start)
 			e.last = e.last.max(d)
 			e.gen = gen
+		}
+		if bogus {
+			res.Implausible++
+			a.implausible++
 		}
 		a.mu.Unlock()
 	}

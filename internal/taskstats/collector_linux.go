@@ -38,10 +38,6 @@ type Collector struct {
 
 	statusMu sync.Mutex
 	status   Status
-
-	// switchedDelayacct: the agent turned kernel.task_delayacct on, so tasks that were
-	// waiting for IO at that moment may report their whole uptime as disk delay.
-	switchedDelayacct bool
 }
 
 // Status is what the receiver can report about the source.
@@ -105,7 +101,7 @@ func NewCollector(cfg Config, resolver Resolver, logger *zap.Logger) (*Collector
 	if n := client.Namespace().Note; n != "" {
 		logger.Info("taskstats: host network namespace not entered", zap.String("reason", n))
 	}
-	c.status.TaskDelayacct, c.switchedDelayacct, c.status.TaskDelayacctNote = prepareDelayacct(cfg)
+	c.status.TaskDelayacct, c.status.TaskDelayacctNote = prepareDelayacct(cfg)
 	if c.status.TaskDelayacct {
 		logger.Info("taskstats: delay accounting", zap.String("kernel.task_delayacct", "1"), zap.String("note", c.status.TaskDelayacctNote))
 	} else {
@@ -120,22 +116,22 @@ func delayacctPath(procRoot string) string {
 }
 
 // prepareDelayacct reads kernel.task_delayacct and switches it on when configured to.
-func prepareDelayacct(cfg Config) (on, switched bool, note string) {
+func prepareDelayacct(cfg Config) (on bool, note string) {
 	path := delayacctPath(cfg.ProcRoot)
 	on, err := readDelayacct(path)
 	if err != nil {
-		return false, false, fmt.Sprintf("cannot read %s: %v", path, err)
+		return false, fmt.Sprintf("cannot read %s: %v", path, err)
 	}
 	if on {
-		return true, false, "already enabled"
+		return true, "already enabled"
 	}
 	if !cfg.EnableTaskDelayacct {
-		return false, false, "kernel.task_delayacct=0 and enable_task_delayacct is false: disk, swap-in, reclaim and thrashing delays are not accounted"
+		return false, "kernel.task_delayacct=0 and enable_task_delayacct is false: disk, swap-in, reclaim and thrashing delays are not accounted"
 	}
 	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
-		return false, false, fmt.Sprintf("enable_task_delayacct: writing %s failed: %v", path, err)
+		return false, fmt.Sprintf("enable_task_delayacct: writing %s failed: %v", path, err)
 	}
-	return true, true, "enabled by the agent (enable_task_delayacct); delays start counting now"
+	return true, "enabled by the agent (enable_task_delayacct); delays start counting now"
 }
 
 func readDelayacct(path string) (bool, error) {
@@ -178,7 +174,7 @@ func (c *Collector) Collect(now time.Time) error {
 	if c.client == nil {
 		return errors.New("taskstats: collector closed")
 	}
-	res, err := c.acc.collect(c.reader, now, c.switchedDelayacct)
+	res, err := c.acc.collect(c.reader, now)
 	c.statusMu.Lock()
 	c.status.LastCollect = res
 	c.statusMu.Unlock()

@@ -253,7 +253,7 @@ func TestDockerDiskDelay(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	mustCollect(t, c)
 	d1, ok := c.ContainerDelays(containers.ID("/docker/" + id))
-	t.Logf("disk delay %.4fs → %.4fs, cpu %.4fs → %.4fs", d0.Disk, d1.Disk, d0.CPU, d1.CPU)
+	t.Logf("disk delay %.4fs → %.4fs, cpu %.4fs → %.4fs; %+v", d0.Disk, d1.Disk, d0.CPU, d1.CPU, c.Status().Counters)
 	if !ok || d1.Disk <= d0.Disk || d1.Disk <= 0 {
 		t.Fatalf("disk delay did not grow: %.6f → %.6f (known %v)", d0.Disk, d1.Disk, ok)
 	}
