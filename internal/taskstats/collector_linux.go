@@ -143,8 +143,12 @@ func readDelayacct(path string) (bool, error) {
 }
 
 // Start registers the exit listener and receives exit notifications in a goroutine. A
-// listener that cannot start is reported in Status and logged; collections still work.
+// listener that cannot start is reported in Status and logged; collections still work. Start
+// is not safe for concurrent use with itself or Close; a second call does nothing.
 func (c *Collector) Start() {
+	if c.listener != nil {
+		return
+	}
 	l, err := ListenExits(c.cfg.ProcRoot)
 	if err != nil {
 		c.statusMu.Lock()
