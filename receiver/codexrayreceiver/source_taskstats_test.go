@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/codexray/codexray-node-agent/internal/cgroups"
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/internal/testutil"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
@@ -123,4 +124,44 @@ func TestTaskstatsSourceRecordsContainerDelays(t *testing.T) {
 	cpu1, _ := sumValue(t, record(), "container.resources.cpu.delay")
 	t.Logf("container_resources_cpu_delay_seconds_total %.3f → %.3f", cpu0, cpu1)
 	assert.GreaterOrEqual(t, cpu1-cpu0, 1.0, "two CPU loops under --cpus 0.2 wait more than 1s in 3s")
+}
+
+// The same through the real registry: processes attributed by their cgroup, the container
+// found by its docker id.
+func TestTaskstatsSourceWithRegistry(t *testing.T) {
+	testutil.RequireDocker(t)
+	reg := &containers.Registry{}
+	require.NoError(t, reg.Start(containers.DefaultConfig(), cgroups.DefaultConfig(), nil))
+	t.Cleanup(func() { require.NoError(t, reg.Close()) })
+
+	out, err := exec.Command("docker", "run", "-d", "--label", "codexray-test=1", "--network", "none", "--cpus", "0.2",
+		testutil.DockerImage, "sh", "-c", "for i in 1 2; do (while :; do :; done) & done; wait").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	id := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
+
+	rcfg := NewFactory().CreateDefaultConfig().(*Config)
+	rcfg.Taskstats.Enabled = true
+	src := newTaskstatsSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type), registry: reg}).(*taskstatsSource)
+	err = src.start(context.Background(), componenttest.NewNopHost())
+	testutil.SkipUnlessPrivileged(t, err == nil, "taskstats source: %v", err)
+	t.Cleanup(func() { require.NoError(t, src.shutdown(context.Background())) })
+
+	var ctr *containers.Container
+	require.Eventually(t, func() bool {
+		reg.Scan()
+		c, ok := reg.ContainerByRuntimeID(id)
+		ctr = c
+		return ok
+	}, 10*time.Second, 100*time.Millisecond, "registry never saw container %s", id)
+
+	mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	src.recordContainer(mb, pcommon.NewTimestampFromTime(time.Now()), ctr)
+	cpu0, ok := sumValue(t, mb.Emit(), "container.resources.cpu.delay")
+	require.True(t, ok, "no cpu delay for %s", ctr.ID)
+	time.Sleep(3 * time.Second)
+	src.recordContainer(mb, pcommon.NewTimestampFromTime(time.Now()), ctr)
+	cpu1, _ := sumValue(t, mb.Emit(), "container.resources.cpu.delay")
+	t.Logf("%s: cpu delay %.3f → %.3f", ctr.ID, cpu0, cpu1)
+	assert.GreaterOrEqual(t, cpu1-cpu0, 1.0)
 }
