@@ -1,0 +1,563 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/codexray/codexray-node-agent/internal/testutil"
+)
+
+// TestOTLPPushToBackend runs the shipped config/otlp.yaml as a user would (only environment
+// variables and a small overlay that keeps the test off any real cloud metadata service) and
+// pushes to a second otelcol-codexray acting as the backend: its otlp receiver feeds a
+// prometheus exporter the test scrapes (metrics) and a detailed debug exporter whose output
+// the test reads (log-pattern records). What the test demands grows with the sources wired
+// into the receiver: every source in receiver/codexrayreceiver/source_*.go must report
+// running, and each known source must deliver its metrics for a docker container the test runs.
+func TestOTLPPushToBackend(t *testing.T) {
+	testutil.RequireDocker(t)
+	bin := distBinary(t)
+	sources := sourcesInTree(t)
+
+	otlpPort, promPort := freePort(t), freePort(t)
+	backendConfig := writeFile(t, "backend.yaml", fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %s
+exporters:
+  prometheus:
+    endpoint: %s
+    resource_constant_labels:
+      included: [container.id, container.name, container.runtime, host.name]
+  debug:
+    verbosity: detailed
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [prometheus]
+    logs:
+      receivers: [otlp]
+      exporters: [debug]
+`, addr(otlpPort), addr(promPort)))
+	backend := startLoggedProcess(t, nil, bin, "--config", backendConfig)
+
+	w := startWorkload(t, sources)
+	agent := startLoggedProcess(t, []string{
+		"CODEXRAY_OTLP_ENDPOINT=" + addr(otlpPort),
+		"CODEXRAY_OTLP_INSECURE=true",
+		"CODEXRAY_COLLECTION_INTERVAL=2s",
+		"CODEXRAY_HEALTH_ENDPOINT=" + addr(freePort(t)),
+	}, bin, "--config", filepath.Join(repoRoot(t), "config", "otlp.yaml"), "--config", testOverlay(t))
+	w.startOOMKill(t)
+
+	ctx := context.Background()
+	var last []sample
+	waitFor(ctx, t, "node and per-source metrics at the OTLP backend", 120*time.Second, func() (bool, error) {
+		agent.requireRunning(t)
+		backend.requireRunning(t)
+		var err error
+		if last, err = scrape(addr(promPort)); err != nil {
+			return false, err
+		}
+		return checkAgentMetrics(last, sources, w) == nil, checkAgentMetrics(last, sources, w)
+	})
+	if err := checkAgentMetrics(last, sources, w); err != nil {
+		t.Fatal(err)
+	}
+	// host_metrics travels the same pipeline.
+	if len(findSamples(last, "system_memory_usage_bytes", nil)) == 0 {
+		t.Error("host_metrics' system_memory_usage_bytes did not reach the backend")
+	}
+	node := findSamples(last, "node_info", nil)
+	if len(node) != 1 || node[0].Labels["kernel_version"] != kernelRelease(t) || node[0].Labels["host_name"] == "" || node[0].Labels["host_name"] != node[0].Labels["hostname"] {
+		t.Errorf("node_info at the backend: %+v; want one series with this kernel and the host.name resource attribute", node)
+	}
+
+	if !slices.Contains(sources, "logs") {
+		t.Logf("no logs source in the receiver yet: log-pattern records not checked")
+		return
+	}
+	waitFor(ctx, t, "a log-pattern record of the workload container at the backend", 60*time.Second, func() (bool, error) {
+		backend.requireRunning(t)
+		out, err := os.ReadFile(backend.logPath)
+		if err != nil {
+			return false, err
+		}
+		recs := logRecordsByResource(string(out))
+		for _, r := range recs {
+			if r.attrs["container.id"] == w.id && r.attrs["container.runtime"] == "docker" && r.records > 0 &&
+				strings.Contains(r.text, "codexray-e2e request") {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("%d resource log blocks, none with container.id %s and a record of the workload's lines", len(recs), w.id)
+	})
+}
+
+// testOverlay is merged over a shipped config: the cloud source looks for its provider in an
+// empty DMI directory (so no test ever dials a metadata address), and patterns flush fast.
+func testOverlay(t testing.TB) string {
+	return writeFile(t, "overlay.yaml", fmt.Sprintf(`
+receivers:
+  codexray:
+    cloud:
+      dmi_root: %s
+    logs:
+      patterns_flush_interval: 2s
+`, t.TempDir()))
+}
+
+// sourceNameRE finds `func (s *xSource) name() string { return "x" }` in the receiver.
+var sourceNameRE = regexp.MustCompile(`\) name\(\) string\s*\{\s*return "([^"]+)"`)
+
+// sourcesInTree lists the sources wired into the receiver in this working tree; the built
+// distribution must report each of them.
+func sourcesInTree(t testing.TB) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot(t), "receiver", "codexrayreceiver", "source_*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range sourceNameRE.FindAllStringSubmatch(string(b), -1) {
+			names = append(names, m[1])
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("no source found in receiver/codexrayreceiver/source_*.go")
+	}
+	slices.Sort(names)
+	return names
+}
+
+// hasSource reports whether any of the names is a wired source (the tracer's name may be
+// any of a few).
+func hasSource(sources []string, names ...string) bool {
+	return slices.ContainsFunc(names, func(n string) bool { return slices.Contains(sources, n) })
+}
+
+var tracerNames = []string{"ebpf", "tracer", "tcp"}
+
+// checkAgentMetrics is what both end-to-end tests demand of the agent's metrics, wherever
+// they were scraped: node_info, every source running, and each known source's metrics for
+// the workload container.
+func checkAgentMetrics(s []sample, sources []string, w *workload) error {
+	var errs []error
+	if len(findSamples(s, "node_info", nil)) != 1 {
+		errs = append(errs, errors.New("no node_info"))
+	}
+	for _, src := range sources {
+		st := findSamples(s, "codexray_source_status", map[string]string{"source": src})
+		if len(st) == 0 {
+			errs = append(errs, fmt.Errorf("source %q has no codexray_source_status: is the distribution older than the tree (make build)?", src))
+			continue
+		}
+		for _, x := range st {
+			if x.Value == 1 && x.Labels["state"] != "running" {
+				errs = append(errs, fmt.Errorf("source %q is %s", src, x.Labels["state"]))
+			}
+		}
+	}
+	c := map[string]string{"container_id": w.id}
+	positive := func(name string, labels map[string]string) {
+		got := findSamples(s, name, labels)
+		var sum float64
+		for _, x := range got {
+			sum += x.Value
+		}
+		if len(got) == 0 || sum <= 0 {
+			errs = append(errs, fmt.Errorf("%s%v: %d series, sum %g; want > 0", name, labels, len(got), sum))
+		}
+	}
+	present := func(name string, labels map[string]string) {
+		if len(findSamples(s, name, labels)) == 0 {
+			errs = append(errs, fmt.Errorf("%s%v: no series", name, labels))
+		}
+	}
+	if hasSource(sources, "containers") {
+		present("container_info", c)
+		positive("container_resources_cpu_usage_seconds_total", c)
+		// container_runtime comes from the container's resource (container.runtime).
+		present("container_info", map[string]string{"container_id": w.id, "container_runtime": "docker"})
+	}
+	if hasSource(sources, "taskstats") {
+		present("container_resources_cpu_delay_seconds_total", c)
+		present("container_resources_disk_delay_seconds_total", c)
+	}
+	if hasSource(sources, "logs") {
+		positive("container_log_messages_total", c)
+	}
+	if hasSource(sources, tracerNames...) {
+		positive("container_net_tcp_successful_connects_total", map[string]string{"container_id": w.id, "destination": addr(w.port)})
+		present("container_net_tcp_listen_info", nil)
+		if w.oomID != "" {
+			positive("container_oom_kills_total", map[string]string{"container_id": w.oomID})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// workload is a docker container the test runs: it logs, burns a little CPU and connects
+// over TCP to a listener of the test on 127.0.0.1 (host network).
+type workload struct {
+	id    string // container.id as the agent names a docker container
+	port  int
+	oomID string // container.id of the OOM-killed container, once started
+	// oomWanted: only a tracer reports OOM kills; without one the kill is not provoked.
+	oomWanted bool
+}
+
+func startWorkload(t testing.TB, sources []string) *workload {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			_, _ = io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	port := l.Addr().(*net.TCPAddr).Port
+
+	script := fmt.Sprintf(`i=0; while :; do i=$((i+1)); echo "codexray-e2e request $i served in $((i %% 7)) ms";
+echo ping | nc -w 1 127.0.0.1 %d >/dev/null 2>&1; j=0; while [ $j -lt 3000 ]; do j=$((j+1)); done; sleep 0.2; done`, port)
+	id := dockerRun(t, "--network", "host", testutil.DockerImage, "sh", "-c", script)
+	return &workload{id: "/docker/" + id, port: port, oomWanted: hasSource(sources, tracerNames...)}
+}
+
+// startOOMKill runs a container that the kernel's OOM killer kills (20 MiB limit, unbounded
+// allocation), when a tracer is there to see it.
+func (w *workload) startOOMKill(t testing.TB) {
+	t.Helper()
+	if !w.oomWanted {
+		return
+	}
+	id := dockerRun(t, "--network", "none", "-m", "20m", "--memory-swap", "20m", testutil.DockerImage,
+		"sh", "-c", "sleep 2; tail /dev/zero")
+	w.oomID = "/docker/" + id
+}
+
+// dockerRun starts a labelled, detached container and removes it at cleanup.
+func dockerRun(t testing.TB, args ...string) string {
+	t.Helper()
+	full := append([]string{"run", "-d", "--label", "codexray-test=1"}, args...)
+	out, err := exec.Command("docker", full...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker %v: %v\n%s", full, err, out)
+	}
+	id := strings.TrimSpace(string(out))
+	if len(id) != 64 {
+		t.Fatalf("docker run printed %q, want a 64-hex container id", id)
+	}
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
+	return id
+}
+
+// loggedProcess is a child whose stdout and stderr go to a file (read while it runs without
+// racing with the writer), stopped by pid at cleanup.
+type loggedProcess struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+}
+
+func startLoggedProcess(t testing.TB, env []string, name string, args ...string) *loggedProcess {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), filepath.Base(name)+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	f.Close()
+	p := &loggedProcess{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-p.exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("output of %s %v:\n%s", name, args, tail(string(b), 4000))
+		}
+	})
+	return p
+}
+
+func (p *loggedProcess) requireRunning(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.exited:
+		b, _ := os.ReadFile(p.logPath)
+		t.Fatalf("%s exited: %s\n%s", p.cmd.Path, p.cmd.ProcessState, tail(string(b), 4000))
+	default:
+	}
+}
+
+// sample is one line of the Prometheus text exposition format.
+type sample struct {
+	Name   string
+	Labels map[string]string
+	Value  float64
+}
+
+func scrape(hostPort string) ([]sample, error) {
+	resp, err := http.Get("http://" + hostPort + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return parseExposition(string(b))
+}
+
+// parseExposition reads `name{label="value",...} value [timestamp]` lines; comments skipped.
+func parseExposition(text string) ([]sample, error) {
+	var out []sample
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		s := sample{Labels: map[string]string{}}
+		i := strings.IndexAny(line, "{ ")
+		if i <= 0 {
+			return nil, fmt.Errorf("line %d: no metric name: %q", n, line)
+		}
+		s.Name, line = line[:i], line[i:]
+		if line[0] == '{' {
+			rest, err := parseLabels(line[1:], s.Labels)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", n, err)
+			}
+			line = rest
+		}
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			return nil, fmt.Errorf("line %d: no value", n)
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: value: %w", n, err)
+		}
+		s.Value = v
+		out = append(out, s)
+	}
+	return out, sc.Err()
+}
+
+// parseLabels reads `k="v",...}` into labels and returns what follows the closing brace.
+func parseLabels(s string, labels map[string]string) (string, error) {
+	for {
+		s = strings.TrimLeft(s, " ,")
+		if strings.HasPrefix(s, "}") {
+			return s[1:], nil
+		}
+		eq := strings.Index(s, `="`)
+		if eq <= 0 {
+			return "", fmt.Errorf("bad label list near %q", s)
+		}
+		key := s[:eq]
+		s = s[eq+2:]
+		var v strings.Builder
+		closed := false
+		for i := 0; i < len(s); i++ {
+			switch c := s[i]; {
+			case c == '\\' && i+1 < len(s):
+				i++
+				if s[i] == 'n' {
+					v.WriteByte('\n')
+				} else {
+					v.WriteByte(s[i])
+				}
+			case c == '"':
+				s, closed = s[i+1:], true
+			default:
+				v.WriteByte(c)
+			}
+			if closed {
+				break
+			}
+		}
+		if !closed {
+			return "", fmt.Errorf("unterminated value of label %q", key)
+		}
+		labels[key] = v.String()
+	}
+}
+
+// findSamples returns the samples of the metric whose labels include match.
+func findSamples(samples []sample, name string, match map[string]string) []sample {
+	var out []sample
+	for _, s := range samples {
+		if s.Name != name {
+			continue
+		}
+		ok := true
+		for k, v := range match {
+			if s.Labels[k] != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// resourceLogs is one "ResourceLog #n" block of the debug exporter's detailed output.
+type resourceLogs struct {
+	attrs   map[string]string
+	records int
+	text    string
+}
+
+var debugAttrRE = regexp.MustCompile(`^\s*-> ([^:]+): Str\((.*)\)$`)
+
+// logRecordsByResource splits the debug exporter's detailed output into resource blocks with
+// their resource attributes and the number of log records in each.
+func logRecordsByResource(out string) []resourceLogs {
+	var blocks []resourceLogs
+	for _, part := range strings.Split(out, "ResourceLog #")[1:] {
+		r := resourceLogs{attrs: map[string]string{}, text: part}
+		inResource := false
+		for _, line := range strings.Split(part, "\n") {
+			switch {
+			case strings.HasPrefix(line, "Resource attributes:"):
+				inResource = true
+			case strings.HasPrefix(line, "ScopeLogs #"):
+				inResource = false
+			case strings.HasPrefix(line, "LogRecord #"):
+				r.records++
+			case inResource:
+				if m := debugAttrRE.FindStringSubmatch(line); m != nil {
+					r.attrs[m[1]] = m[2]
+				}
+			}
+		}
+		blocks = append(blocks, r)
+	}
+	return blocks
+}
+
+// TestParseExposition keeps the little parser above honest.
+func TestParseExposition(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []sample
+		err  bool
+	}{
+		{in: "# HELP x y\nup 1\n", want: []sample{{Name: "up", Labels: map[string]string{}, Value: 1}}},
+		{in: `node_info{host_name="vm",kernel_version="6.1 \"x\"\\"} 1 1700000000`,
+			want: []sample{{Name: "node_info", Labels: map[string]string{"host_name": "vm", "kernel_version": `6.1 "x"\`}, Value: 1}}},
+		{in: `a{b="c,}d"} 2.5e+01`, want: []sample{{Name: "a", Labels: map[string]string{"b": "c,}d"}, Value: 25}}},
+		{in: `a{b="c} 1`, err: true},
+		{in: `a{b} 1`, err: true},
+		{in: `a x`, err: true},
+	}
+	for _, tt := range tests {
+		got, err := parseExposition(tt.in)
+		if (err != nil) != tt.err {
+			t.Errorf("%q: err %v, want error %v", tt.in, err, tt.err)
+			continue
+		}
+		if tt.err {
+			continue
+		}
+		if len(got) != len(tt.want) {
+			t.Fatalf("%q: got %+v, want %+v", tt.in, got, tt.want)
+		}
+		for i := range got {
+			if got[i].Name != tt.want[i].Name || got[i].Value != tt.want[i].Value || fmt.Sprint(got[i].Labels) != fmt.Sprint(tt.want[i].Labels) {
+				t.Errorf("%q: got %+v, want %+v", tt.in, got[i], tt.want[i])
+			}
+		}
+	}
+}
+
+func TestLogRecordsByResource(t *testing.T) {
+	out := `2026 info Logs {"resource logs": 2}
+ResourceLog #0
+Resource SchemaURL: 
+Resource attributes:
+     -> container.id: Str(/docker/abc)
+     -> host.name: Str(vm)
+ScopeLogs #0
+LogRecord #0
+Body: Str(hello 1)
+Attributes:
+     -> pattern_hash: Str(123)
+LogRecord #1
+ResourceLog #1
+Resource attributes:
+     -> host.name: Str(vm)
+ScopeLogs #0
+`
+	got := logRecordsByResource(out)
+	if len(got) != 2 || got[0].attrs["container.id"] != "/docker/abc" || got[0].records != 2 ||
+		got[0].attrs["pattern_hash"] != "" || got[1].records != 0 || got[1].attrs["host.name"] != "vm" {
+		t.Errorf("got %+v", got)
+	}
+}
