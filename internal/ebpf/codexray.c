@@ -102,6 +102,20 @@ struct {
 } lost_events SEC(".maps");
 
 
+// Readers are woken only once this many bytes are pending; below it the agent picks events
+// up on its own short poll interval. Waking the reader for every event costs more CPU than
+// the event itself. Set by the loader.
+const volatile __u64 wakeup_bytes = 0;
+
+static __always_inline void submit_event(struct event *e)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	// An OOM victim's cgroup disappears soon after the kill: user space must resolve it now.
+	if (e->type == CX_EVENT_OOM_KILL || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
 static __always_inline struct event *reserve_event(__u32 type)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -190,24 +204,22 @@ int on_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			e->tid = c->tid;
 			e->duration_ns = e->timestamp_ns - c->start_ns;
 			fill_addrs(e, ctx);
-			bpf_ringbuf_submit(e, 0);
+			submit_event(e);
 		}
 		bpf_map_delete_elem(&connecting, &sk);
 		return 0;
 	}
 
 	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
-		struct connection conn = {};
-		conn.cgroup_id = sock_cgroup_id(ctx->skaddr);
-		conn.flags = CX_FLAG_INBOUND;
-		bpf_map_update_elem(&connections, &sk, &conn, BPF_ANY);
+		// Inbound connections are counted per listen address only; they are not put into
+		// the connections map, which keeps accept-heavy servers cheap to trace.
 		e = reserve_event(CX_EVENT_ACCEPT);
 		if (e) {
 			e->sock = sk;
-			e->cgroup_id = conn.cgroup_id;
+			e->cgroup_id = sock_cgroup_id(ctx->skaddr);
 			e->flags = CX_FLAG_INBOUND;
 			fill_addrs(e, ctx);
-			bpf_ringbuf_submit(e, 0);
+			submit_event(e);
 		}
 		return 0;
 	}
@@ -221,7 +233,7 @@ int on_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			e->cgroup_id = sock_cgroup_id(ctx->skaddr);
 			current_ids(&e->pid, &e->tid);
 			fill_addrs(e, ctx);
-			bpf_ringbuf_submit(e, 0);
+			submit_event(e);
 		}
 		return 0;
 	}
@@ -240,7 +252,7 @@ int on_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			e->bytes_received = conn->bytes_received;
 			e->srtt_us = conn->srtt_us;
 			fill_addrs(e, ctx);
-			bpf_ringbuf_submit(e, 0);
+			submit_event(e);
 		}
 		bpf_map_delete_elem(&connections, &sk);
 	}
@@ -319,7 +331,7 @@ int on_tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
 		bpf_core_read(e->saddr, 16, &ctx->saddr_v6);
 		bpf_core_read(e->daddr, 16, &ctx->daddr_v6);
 	}
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 	return 0;
 }
 
@@ -338,7 +350,7 @@ int on_sched_process_fork(struct bpf_raw_tracepoint_args *ctx)
 	current_ids(&e->pid, &e->tid);
 	e->target_pid = child_tgid;
 	e->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 	return 0;
 }
 
@@ -351,7 +363,7 @@ int on_sched_process_exec(struct bpf_raw_tracepoint_args *ctx)
 	current_ids(&e->pid, &e->tid);
 	e->target_pid = e->pid;
 	e->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 	return 0;
 }
 
@@ -369,7 +381,7 @@ int on_sched_process_exit(struct bpf_raw_tracepoint_args *ctx)
 	e->tid = tid;
 	e->target_pid = pid;
 	e->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 	return 0;
 }
 
@@ -385,6 +397,6 @@ int on_mark_victim(struct bpf_raw_tracepoint_args *ctx)
 	current_ids(&e->pid, &e->tid);
 	e->target_pid = BPF_CORE_READ(victim, tgid);
 	e->cgroup_id = BPF_CORE_READ(victim, cgroups, dfl_cgrp, kn, id);
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 	return 0;
 }

@@ -28,6 +28,7 @@ const (
 	codexrayProgOnSockRecvLength   = "on_sock_recv_length"
 	codexrayProgOnSockSendLength   = "on_sock_send_length"
 	codexrayProgOnTcpRetransmitSkb = "on_tcp_retransmit_skb"
+	codexrayVarWakeupBytes         = "wakeup_bytes"
 )
 
 // loadCodexray returns the embedded CollectionSpec for codexray.
@@ -96,6 +97,7 @@ type codexrayMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type codexrayVariableSpecs struct {
+	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // codexrayObjects contains all objects after they have been loaded into the kernel.
@@ -137,6 +139,7 @@ func (m *codexrayMaps) Close() error {
 //
 // It can be passed to loadCodexrayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type codexrayVariables struct {
+	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // codexrayPrograms contains all programs after they have been loaded into the kernel.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	cebpf "github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
@@ -89,6 +90,10 @@ func Load(opts LoadOptions) (*Probe, error) {
 		return nil, fmt.Errorf("parsing embedded BPF objects: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = uint32(size)
+	// Wake the reader early only when a quarter of the buffer is pending; otherwise it polls.
+	if err := spec.Variables["wakeup_bytes"].Set(uint64(size / 4)); err != nil {
+		return nil, fmt.Errorf("setting wakeup threshold: %w", err)
+	}
 
 	p := &Probe{}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
@@ -121,6 +126,7 @@ func Load(opts LoadOptions) (*Probe, error) {
 		p.Close()
 		return nil, classify("opening ring buffer", err)
 	}
+	p.reader.SetDeadline(time.Now().Add(PollInterval))
 	return p, nil
 }
 
@@ -142,13 +148,37 @@ func classify(what string, err error) error {
 // must be called from a single goroutine; it does not allocate. After Close it returns
 // ErrClosed. A malformed record returns a decode error and the caller may continue.
 func (p *Probe) ReadEvent(ev *Event) error {
-	if err := p.reader.ReadInto(&p.record); err != nil {
+	return p.readEvent(ev, time.Time{})
+}
+
+// PollInterval bounds how long an event can wait in the ring buffer: the kernel side wakes the
+// reader only when much data is pending, so the reader also looks this often.
+const PollInterval = 100 * time.Millisecond
+
+// readEvent is ReadEvent that gives up with os.ErrDeadlineExceeded at until (if not zero).
+func (p *Probe) readEvent(ev *Event, until time.Time) error {
+	for {
+		err := p.reader.ReadInto(&p.record)
+		if err == nil {
+			return ev.Decode(p.record.RawSample)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			now := time.Now()
+			if !until.IsZero() && !now.Before(until) {
+				return err
+			}
+			next := now.Add(PollInterval)
+			if !until.IsZero() && until.Before(next) {
+				next = until
+			}
+			p.reader.SetDeadline(next)
+			continue
+		}
 		if errors.Is(err, os.ErrClosed) {
 			return ErrClosed
 		}
 		return fmt.Errorf("reading ring buffer: %w", err)
 	}
-	return ev.Decode(p.record.RawSample)
 }
 
 // ConnectionCounters is the kernel's live view of one established connection (struct

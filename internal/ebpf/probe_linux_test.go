@@ -26,11 +26,10 @@ func loadProbe(t *testing.T, size int) *Probe {
 // readUntil reads events until match returns true or the deadline passes.
 func readUntil(t *testing.T, p *Probe, timeout time.Duration, match func(*Event) bool) {
 	t.Helper()
-	p.reader.SetDeadline(time.Now().Add(timeout))
-	defer p.reader.SetDeadline(time.Time{})
+	until := time.Now().Add(timeout)
 	var ev Event
 	for {
-		err := p.ReadEvent(&ev)
+		err := p.readEvent(&ev, until)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("no matching event within %s", timeout)
 		}

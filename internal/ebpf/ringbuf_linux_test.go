@@ -44,10 +44,8 @@ func drain(t *testing.T, p *Probe) int {
 	var ev Event
 	n := 0
 	for {
-		p.reader.SetDeadline(time.Now().Add(200 * time.Millisecond))
-		err := p.ReadEvent(&ev)
+		err := p.readEvent(&ev, time.Now().Add(200*time.Millisecond))
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			p.reader.SetDeadline(time.Time{})
 			return n
 		}
 		if err != nil {

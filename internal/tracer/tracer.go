@@ -140,6 +140,9 @@ type Tracer struct {
 	ephemeral PortRange
 	now       func() time.Time
 
+	natMu    sync.Mutex
+	notNATed map[netip.AddrPort]time.Time // destination → when to look it up again
+
 	mu          sync.Mutex
 	containers  map[containers.ID]*containerState
 	connections map[uint64]*connection
@@ -160,6 +163,7 @@ func New(opts Options) *Tracer {
 		now:         opts.Now,
 		containers:  map[containers.ID]*containerState{},
 		connections: map[uint64]*connection{},
+		notNATed:    map[netip.AddrPort]time.Time{},
 	}
 	if t.now == nil {
 		t.now = time.Now
@@ -195,8 +199,24 @@ func (t *Tracer) attribute(cgroupID uint64, pid uint32) (*containers.Container, 
 	return nil, false
 }
 
+// Destinations whose last lookup found no NAT are not looked up again for this long: a
+// conntrack round trip per connection is most of the agent's CPU on connection-heavy nodes,
+// and a destination rarely starts being NATed. NATed destinations (Services, which balance
+// every connection anew) are looked up for every connection.
+const (
+	notNATedRecheck  = 10 * time.Second
+	maxNotNATedCache = 16384
+)
+
 func (t *Tracer) actual(src, dst netip.AddrPort) netip.AddrPort {
 	if t.opts.NAT == nil {
+		return dst
+	}
+	now := t.now()
+	t.natMu.Lock()
+	until, cached := t.notNATed[dst]
+	t.natMu.Unlock()
+	if cached && now.Before(until) {
 		return dst
 	}
 	actual, _, err := t.opts.NAT.ActualDestination(src, dst)
@@ -204,6 +224,16 @@ func (t *Tracer) actual(src, dst netip.AddrPort) netip.AddrPort {
 		t.natErrors.Add(1)
 		return dst
 	}
+	t.natMu.Lock()
+	if actual == dst {
+		if len(t.notNATed) >= maxNotNATedCache {
+			clear(t.notNATed)
+		}
+		t.notNATed[dst] = now.Add(notNATedRecheck)
+	} else {
+		delete(t.notNATed, dst)
+	}
+	t.natMu.Unlock()
 	return actual
 }
 

@@ -319,3 +319,36 @@ func BenchmarkHandleConnectClose(b *testing.B) {
 		tr.Handle(closeEv)
 	}
 }
+
+type countingNAT struct {
+	fakeNAT
+	lookups int
+}
+
+func (n *countingNAT) ActualDestination(src, dst netip.AddrPort) (netip.AddrPort, bool, error) {
+	n.lookups++
+	return n.fakeNAT.ActualDestination(src, dst)
+}
+
+func TestNATLookupsCachedForUnNATedDestinations(t *testing.T) {
+	nat := &countingNAT{fakeNAT: fakeNAT{m: map[netip.AddrPort]netip.AddrPort{
+		netip.MustParseAddrPort("10.96.0.10:5432"): netip.MustParseAddrPort("10.244.0.7:5432"),
+	}}}
+	tr, clk := newTestTracer(t, func(o *Options) { o.NAT = nat })
+	for i := 0; i < 3; i++ {
+		tr.Handle(connectEv(ebpf.EventConnectFailed, uint64(i), 100, "10.0.0.5:1", "10.0.0.1:80"))
+		tr.Handle(connectEv(ebpf.EventConnectFailed, uint64(i), 100, "10.0.0.5:1", "10.96.0.10:5432"))
+	}
+	if nat.lookups != 4 { // 1 for the plain destination, 3 for the NATed one
+		t.Errorf("%d lookups, want 4", nat.lookups)
+	}
+	clk.t = clk.t.Add(notNATedRecheck + time.Second)
+	tr.Handle(connectEv(ebpf.EventConnectFailed, 9, 100, "10.0.0.5:1", "10.0.0.1:80"))
+	if nat.lookups != 5 {
+		t.Errorf("%d lookups after the recheck interval, want 5", nat.lookups)
+	}
+	d := findDest(t, stats(t, tr, web.ID), "10.96.0.10:5432", "10.244.0.7:5432")
+	if d.FailedConnects != 3 {
+		t.Errorf("%+v", d)
+	}
+}
