@@ -61,6 +61,8 @@ type tombstone struct {
 	container containers.ID
 	start     uint64 // 0 when the process was never followed
 	folded    Delays // what was moved to the dead part
+	blk       blkioTrack
+	followed  bool // blk and start are the followed process's
 	seq       uint64
 	gen       uint64 // collection during which it was made
 }
@@ -183,22 +185,32 @@ func (a *Accumulator) Exit(r *Reply, now time.Time) {
 		a.exits++
 		a.totals(e.container, now).dead = a.totals(e.container, now).dead.add(final)
 		delete(a.procs, tgid)
-		a.exited[tgid] = &tombstone{container: e.container, start: e.start, folded: final, seq: a.seq, gen: a.gen}
+		a.exited[tgid] = &tombstone{container: e.container, start: e.start, folded: final, seq: a.seq, gen: a.gen,
+			blk: e.blk, followed: true}
 		return
-	}
-	var fresh blkioTrack
-	if blkio, bogus := fresh.first(final.Blkio, elapsed); bogus {
-		a.implausible++
-		final.Blkio = blkio
 	}
 	if t, ok := a.exited[tgid]; ok {
 		// Already folded: a duplicate, or a notification that arrived after the process had
 		// vanished from /proc and its last reading was folded. Only what grew since counts.
+		var bogus bool
+		if t.followed {
+			final.Blkio, bogus = t.blk.next(final.Blkio, elapsed, t.start)
+		} else {
+			final.Blkio, bogus = (&blkioTrack{}).first(final.Blkio, elapsed)
+		}
+		if bogus {
+			a.implausible++
+		}
 		grown := final.max(t.folded)
 		c := a.totals(t.container, now)
 		c.dead = c.dead.add(sub(grown, t.folded))
 		t.folded = grown
 		return
+	}
+	var bogus bool
+	final.Blkio, bogus = (&blkioTrack{}).first(final.Blkio, elapsed)
+	if bogus {
+		a.implausible++
 	}
 	// A process born and gone between two collections. The resolver may still see it (a
 	// zombie not yet reaped) or its parent, which for a short-lived child is in the same

@@ -389,3 +389,24 @@ func TestAccumulatorImplausibleExit(t *testing.T) {
 		t.Fatalf("delays %v, implausible %d", d, a.Counters().Implausible)
 	}
 }
+
+// A late notification of a followed process is filtered with that process's history: its
+// lifetime (100 s) would let a 1,600 s jump through, its start time (1,500 s after boot) does not.
+func TestAccumulatorLateExitBogusDiskDelay(t *testing.T) {
+	const s = uint64(1e9)
+	res := &fakeResolver{pids: map[uint32]containers.ID{10: ctrA}}
+	a := NewAccumulator(res, time.Hour)
+	r := &elapsedReader{fakeProcs: fakeProcs{procs: map[uint32]*fakeProc{10: {start: 150000, d: Delays{CPU: 1, Blkio: 1 * s}}}}, elapsed: 100 * s}
+	now := time.Unix(1000, 0)
+	a.collect(r, now)
+	r.procs = map[uint32]*fakeProc{}
+	a.collect(r, now.Add(time.Second)) // vanished: last reading folded
+	late := exitSingle(10, 1, Delays{CPU: 2, Blkio: 1*s + 1600*s})
+	late.Task.ETime = 115 * 1e6 // µs
+	a.Exit(late, now.Add(2*time.Second))
+	a.collect(r, now.Add(3*time.Second))
+	d, _ := a.ContainerDelays(ctrA)
+	if d.Blkio != 1*s || d.CPU != 2 || a.Counters().Implausible != 1 {
+		t.Fatalf("delays %v, implausible %d", d, a.Counters().Implausible)
+	}
+}
