@@ -1,0 +1,214 @@
+package codexrayreceiver
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.uber.org/zap"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/ebpf"
+	"github.com/codexray/codexray-node-agent/internal/tracer"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+)
+
+func init() { registerSource(newEBPFSource) }
+
+// processNotifier is the part of the registry that wants process lifecycle events.
+type processNotifier interface {
+	OnProcessStart(pid uint32) (*containers.Container, bool)
+	OnProcessExit(pid uint32)
+}
+
+// processQueueSize bounds process events waiting for the registry; beyond it they are dropped
+// (and counted) so the kernel event reader never waits on /proc reads.
+const processQueueSize = 4096
+
+// ebpfSource reports the per-container TCP metrics and OOM kills of the eBPF tracer, and feeds
+// process exec/exit events to the registry. Live byte counters and latency are pulled from the
+// kernel once per collection, on the first record call of the tick.
+type ebpfSource struct {
+	cfg       ebpf.Config
+	logger    *zap.Logger
+	registry  tracer.Registry
+	processes processNotifier
+
+	mu          sync.Mutex
+	tracer      *tracer.Tracer
+	lastRefresh pcommon.Timestamp
+
+	queue          chan tracer.ProcessEvent
+	stop           chan struct{}
+	worker         sync.WaitGroup
+	processDropped atomic.Uint64
+}
+
+func newEBPFSource(env sourceEnv) source {
+	s := &ebpfSource{
+		cfg:    env.cfg.EBPF,
+		logger: env.settings.Logger.With(zap.String("source", "ebpf")),
+	}
+	if env.registry != nil { // a nil *Registry in the interface would not compare to nil
+		s.registry = env.registry
+		s.processes = env.registry
+	}
+	return s
+}
+
+func (s *ebpfSource) name() string  { return "ebpf" }
+func (s *ebpfSource) enabled() bool { return s.cfg.Enabled }
+
+// start loads and attaches the BPF programs. It fails, and the other sources carry on, when the
+// kernel lacks BTF, the ring buffer (< 5.8) or a tracepoint, or the agent lacks privileges.
+func (s *ebpfSource) start(context.Context, component.Host) error {
+	if s.registry == nil {
+		return errors.New("no container registry to attribute kernel events with")
+	}
+	opts := tracer.Options{Config: s.cfg, Registry: s.registry, Logger: s.logger}
+	if s.processes != nil {
+		s.queue = make(chan tracer.ProcessEvent, processQueueSize)
+		s.stop = make(chan struct{})
+		opts.OnProcess = s.enqueueProcess
+	}
+	t := tracer.New(opts)
+	if err := t.Start(); err != nil {
+		return err
+	}
+	if s.queue != nil {
+		s.worker.Add(1)
+		go s.notifyProcesses()
+	}
+	s.mu.Lock()
+	s.tracer = t
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *ebpfSource) enqueueProcess(e tracer.ProcessEvent) {
+	if e.Type == ebpf.EventProcessFork {
+		return // the child is in its parent's cgroup until it execs or the registry rescans
+	}
+	select {
+	case s.queue <- e:
+	default:
+		s.processDropped.Add(1)
+	}
+}
+
+func (s *ebpfSource) notifyProcesses() {
+	defer s.worker.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case e := <-s.queue:
+			switch e.Type {
+			case ebpf.EventProcessExec:
+				s.processes.OnProcessStart(e.PID)
+			case ebpf.EventProcessExit:
+				s.processes.OnProcessExit(e.PID)
+			}
+		}
+	}
+}
+
+func (s *ebpfSource) shutdown(context.Context) error {
+	s.mu.Lock()
+	t := s.tracer
+	s.tracer = nil
+	s.mu.Unlock()
+	if t == nil {
+		return nil
+	}
+	err := t.Close() // no more process events after this
+	close(s.stop)
+	s.worker.Wait()
+	return err
+}
+
+// refreshLocked pulls live counters once per collection tick.
+func (s *ebpfSource) refreshLocked(now pcommon.Timestamp) {
+	if now == s.lastRefresh {
+		return
+	}
+	s.lastRefresh = now
+	if err := s.tracer.Refresh(); err != nil {
+		s.logger.Debug("reading live connection counters failed", zap.Error(err))
+	}
+}
+
+func (s *ebpfSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Timestamp, c *containers.Container) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tracer == nil {
+		return
+	}
+	s.refreshLocked(now)
+	var st tracer.ContainerStats
+	if !s.tracer.ContainerStats(c.ID, &st) {
+		return
+	}
+	recordTCP(mb, now, &st)
+}
+
+// recordTCP writes one container's tracer state. failed_connects has no actual_destination
+// (a connection that never opened has no NAT result worth a label), so it is summed per
+// destination.
+func recordTCP(mb *metadata.MetricsBuilder, now pcommon.Timestamp, st *tracer.ContainerStats) {
+	var failed map[string]uint64
+	for i := range st.Destinations {
+		d := &st.Destinations[i]
+		if d.SuccessfulConnects > 0 || d.ActiveConnections > 0 {
+			mb.RecordContainerNetTCPSuccessfulConnectsDataPoint(now, int64(d.SuccessfulConnects), d.Destination, d.ActualDestination)
+			mb.RecordContainerNetTCPConnectionTimeDataPoint(now, d.ConnectionTime.Seconds(), d.Destination, d.ActualDestination)
+			mb.RecordContainerNetTCPActiveConnectionsDataPoint(now, d.ActiveConnections, d.Destination, d.ActualDestination)
+			mb.RecordContainerNetTCPBytesSentDataPoint(now, int64(d.BytesSent), d.Destination, d.ActualDestination)
+			mb.RecordContainerNetTCPBytesReceivedDataPoint(now, int64(d.BytesReceived), d.Destination, d.ActualDestination)
+		}
+		if d.Retransmits > 0 {
+			mb.RecordContainerNetTCPRetransmitsDataPoint(now, int64(d.Retransmits), d.Destination, d.ActualDestination)
+		}
+		if d.FailedConnects > 0 {
+			if failed == nil {
+				failed = map[string]uint64{}
+			}
+			failed[d.Destination] += d.FailedConnects
+		}
+	}
+	for dst, n := range failed {
+		mb.RecordContainerNetTCPFailedConnectsDataPoint(now, int64(n), dst)
+	}
+	for _, l := range st.Listens {
+		if l.Open {
+			mb.RecordContainerNetTCPListenInfoDataPoint(now, 1, l.Address)
+		}
+		if l.InboundConnections > 0 {
+			mb.RecordContainerNetTCPInboundConnectsDataPoint(now, int64(l.InboundConnections), l.Address)
+		}
+	}
+	for _, l := range st.Latency {
+		mb.RecordContainerNetLatencyDataPoint(now, l.RTT.Seconds(), l.DestinationIP)
+	}
+	if st.OOMKills > 0 {
+		mb.RecordContainerOomKillsDataPoint(now, int64(st.OOMKills))
+	}
+}
+
+// recordNode reports the tracer's self-metrics.
+func (s *ebpfSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timestamp) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tracer == nil {
+		return
+	}
+	s.refreshLocked(now) // expiry runs even on a node without containers
+	st := s.tracer.Stats()
+	mb.RecordCodexrayEbpfEventsLostDataPoint(now, int64(st.EventsLost))
+	mb.RecordCodexrayEbpfEventsProcessedDataPoint(now, int64(st.EventsProcessed))
+	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.DroppedByLimit), "tcp_destinations")
+	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(s.processDropped.Load()), "ebpf_process_events")
+}

@@ -1,0 +1,222 @@
+package codexrayreceiver
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/testutil"
+	"github.com/codexray/codexray-node-agent/internal/tracer"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+)
+
+func newTestMetricsBuilder() *metadata.MetricsBuilder {
+	return metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+}
+
+// dataPoints returns the data points of metric name keyed by their attributes joined with "|".
+func dataPoints(md pmetric.Metrics, name string) map[string]float64 {
+	out := map[string]float64{}
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		sms := md.ResourceMetrics().At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				m := ms.At(k)
+				if m.Name() != name {
+					continue
+				}
+				var dps pmetric.NumberDataPointSlice
+				switch m.Type() {
+				case pmetric.MetricTypeSum:
+					dps = m.Sum().DataPoints()
+				case pmetric.MetricTypeGauge:
+					dps = m.Gauge().DataPoints()
+				}
+				for l := 0; l < dps.Len(); l++ {
+					dp := dps.At(l)
+					var parts []string
+					dp.Attributes().Range(func(k string, v pcommon.Value) bool {
+						parts = append(parts, k+"="+v.AsString())
+						return true
+					})
+					v := dp.DoubleValue()
+					if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+						v = float64(dp.IntValue())
+					}
+					sort.Strings(parts)
+					out[strings.Join(parts, "|")] = v
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestEBPFSourceLifecycle(t *testing.T) {
+	rcfg := NewFactory().CreateDefaultConfig().(*Config)
+	t.Run("disabled", func(t *testing.T) {
+		c := *rcfg
+		c.EBPF.Enabled = false
+		assert.False(t, newEBPFSource(sourceEnv{cfg: &c, settings: receivertest.NewNopSettings(metadata.Type)}).enabled())
+	})
+	t.Run("shutdown without start, record before start", func(t *testing.T) {
+		src := newEBPFSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type), registry: &containers.Registry{}}).(*ebpfSource)
+		require.Equal(t, "ebpf", src.name())
+		mb := newTestMetricsBuilder()
+		src.recordContainer(mb, pcommon.NewTimestampFromTime(time.Now()), &containers.Container{ID: "/docker/x"})
+		src.recordNode(mb, pcommon.NewTimestampFromTime(time.Now()))
+		assert.Equal(t, 0, mb.Emit().MetricCount())
+		require.NoError(t, src.shutdown(context.Background()))
+		require.NoError(t, src.shutdown(context.Background()))
+	})
+	t.Run("no registry", func(t *testing.T) {
+		src := newEBPFSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type)})
+		require.ErrorContains(t, src.start(context.Background(), componenttest.NewNopHost()), "registry")
+		require.NoError(t, src.shutdown(context.Background()))
+	})
+}
+
+func TestRecordTCP(t *testing.T) {
+	st := tracer.ContainerStats{
+		Destinations: []tracer.DestinationStats{
+			{Destination: "10.96.0.10:80", ActualDestination: "10.244.0.7:80", SuccessfulConnects: 3,
+				ConnectionTime: 1500 * time.Millisecond, ActiveConnections: 1, Retransmits: 2, BytesSent: 100, BytesReceived: 200, FailedConnects: 1},
+			{Destination: "10.96.0.10:80", ActualDestination: "10.96.0.10:80", FailedConnects: 4},
+		},
+		Listens:  []tracer.ListenStats{{Address: "0.0.0.0:8080", Open: true, InboundConnections: 7}, {Address: "127.0.0.1:0"}},
+		Latency:  []tracer.LatencyStats{{DestinationIP: "10.244.0.7", RTT: 250 * time.Microsecond}},
+		OOMKills: 2,
+	}
+	mb := newTestMetricsBuilder()
+	recordTCP(mb, pcommon.NewTimestampFromTime(time.Now()), &st)
+	md := mb.Emit()
+	pair := "actual_destination=10.244.0.7:80|destination=10.96.0.10:80"
+	tests := []struct {
+		metric string
+		want   map[string]float64
+	}{
+		{"container.net.tcp.successful_connects", map[string]float64{pair: 3}},
+		{"container.net.tcp.connection_time", map[string]float64{pair: 1.5}},
+		{"container.net.tcp.active_connections", map[string]float64{pair: 1}},
+		{"container.net.tcp.retransmits", map[string]float64{pair: 2}},
+		{"container.net.tcp.bytes_sent", map[string]float64{pair: 100}},
+		{"container.net.tcp.bytes_received", map[string]float64{pair: 200}},
+		{"container.net.tcp.failed_connects", map[string]float64{"destination=10.96.0.10:80": 5}},
+		{"container.net.tcp.listen_info", map[string]float64{"listen_addr=0.0.0.0:8080": 1}},
+		{"container.net.tcp.inbound_connects", map[string]float64{"listen_addr=0.0.0.0:8080": 7}},
+		{"container.net.latency", map[string]float64{"destination_ip=10.244.0.7": 0.00025}},
+		{"container.oom_kills", map[string]float64{"": 2}},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, dataPoints(md, tt.metric), tt.metric)
+	}
+}
+
+// selfRegistry attributes the test's own cgroup to one container and records process events.
+type selfRegistry struct {
+	cgroupID uint64
+	mu       sync.Mutex
+	started  map[uint32]bool
+	exited   map[uint32]bool
+}
+
+var selfTestContainer = &containers.Container{ID: "/codexray-test/self"}
+
+func (r *selfRegistry) ContainerByCgroupID(id uint64) (*containers.Container, bool) {
+	return selfTestContainer, id == r.cgroupID
+}
+func (r *selfRegistry) ContainerByPID(uint32) (*containers.Container, bool) { return nil, false }
+func (r *selfRegistry) OnProcessStart(pid uint32) (*containers.Container, bool) {
+	r.mu.Lock()
+	r.started[pid] = true
+	r.mu.Unlock()
+	return nil, false
+}
+func (r *selfRegistry) OnProcessExit(pid uint32) {
+	r.mu.Lock()
+	r.exited[pid] = true
+	r.mu.Unlock()
+}
+
+func ownCgroupID(t *testing.T) uint64 {
+	f, err := os.Open("/proc/self/cgroup")
+	require.NoError(t, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
+			var st syscall.Stat_t
+			require.NoError(t, syscall.Stat(filepath.Join("/sys/fs/cgroup/unified", rest), &st))
+			return st.Ino
+		}
+	}
+	t.Fatal("no cgroup v2 entry")
+	return 0
+}
+
+func TestEBPFSourceRecordsLoopbackConnects(t *testing.T) {
+	testutil.RequireRoot(t)
+	rcfg := NewFactory().CreateDefaultConfig().(*Config)
+	reg := &selfRegistry{cgroupID: ownCgroupID(t), started: map[uint32]bool{}, exited: map[uint32]bool{}}
+	src := newEBPFSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type)}).(*ebpfSource)
+	src.registry, src.processes = reg, reg
+	err := src.start(context.Background(), componenttest.NewNopHost())
+	testutil.SkipUnlessPrivileged(t, err == nil, "starting the eBPF source: %v", err)
+	defer func() { require.NoError(t, src.shutdown(context.Background())) }()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		c.Close()
+	}
+	cmd := exec.Command("true")
+	require.NoError(t, cmd.Run())
+	child := uint32(cmd.Process.Pid)
+
+	key := "actual_destination=" + ln.Addr().String() + "|destination=" + ln.Addr().String()
+	var md pmetric.Metrics
+	require.Eventually(t, func() bool {
+		mb := newTestMetricsBuilder()
+		now := pcommon.NewTimestampFromTime(time.Now())
+		src.recordContainer(mb, now, selfTestContainer)
+		src.recordNode(mb, now)
+		md = mb.Emit()
+		return dataPoints(md, "container.net.tcp.successful_connects")[key] == 3
+	}, 5*time.Second, 50*time.Millisecond, "successful connects never reached 3")
+	assert.Greater(t, dataPoints(md, "codexray.ebpf.events.processed")[""], 0.0)
+	require.Eventually(t, func() bool {
+		reg.mu.Lock()
+		defer reg.mu.Unlock()
+		return reg.started[child] && reg.exited[child]
+	}, 5*time.Second, 50*time.Millisecond, "exec/exit of pid %d never reached the registry", child)
+}
