@@ -8,6 +8,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -141,39 +142,44 @@ static __always_inline void current_ids(__u32 *pid, __u32 *tid)
 
 // The cgroup v2 id of the cgroup that created the socket: the right owner in softirq context,
 // where bpf_get_current_cgroup_id() would name an unrelated task.
-static __always_inline __u64 sock_cgroup_id(const void *skaddr)
+static __always_inline __u64 sock_cgroup_id(struct sock *sk)
 {
-	struct sock *sk = (struct sock *)skaddr;
 	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 }
 
-static __always_inline void fill_addrs(struct event *e, struct trace_event_raw_inet_sock_set_state *ctx)
+static __always_inline void fill_addrs(struct event *e, struct sock *sk, __u16 family)
 {
-	e->family = ctx->family;
-	e->sport = ctx->sport;
-	e->dport = ctx->dport;
-	// Arrays in the tracepoint record are copied with probe reads: the verifier refuses
-	// loads through a ctx pointer the compiler has offset.
-	if (ctx->family == AF_INET) {
-		bpf_core_read(e->saddr, 4, &ctx->saddr);
-		bpf_core_read(e->daddr, 4, &ctx->daddr);
+	e->family = family;
+	// inet_sport, not skc_num: tcp_set_state releases the port (skc_num = 0) before the
+	// transition to CLOSE is traced.
+	e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		bpf_core_read(e->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(e->daddr, 4, &sk->__sk_common.skc_daddr);
 	} else {
-		bpf_core_read(e->saddr, 16, &ctx->saddr_v6);
-		bpf_core_read(e->daddr, 16, &ctx->daddr_v6);
+		bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
 }
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int on_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+// inet_sock_set_state(const struct sock *sk, int oldstate, int newstate). The raw tracepoint
+// skips building the trace record: on connection-heavy nodes this hook runs about seven times
+// per connection, so its fixed cost matters.
+SEC("raw_tracepoint/inet_sock_set_state")
+int on_inet_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
 {
-	if (ctx->protocol != IPPROTO_TCP)
+	struct sock *sk = (struct sock *)ctx->args[0];
+	int oldstate = (int)ctx->args[1];
+	int newstate = (int)ctx->args[2];
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
-	if (ctx->family != AF_INET && ctx->family != AF_INET6)
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
 		return 0;
 
-	__u64 sk = (__u64)ctx->skaddr;
-	int oldstate = ctx->oldstate;
-	int newstate = ctx->newstate;
+	__u64 skaddr = (__u64)sk;
 	struct event *e;
 
 	if (newstate == TCP_SYN_SENT) {
@@ -181,12 +187,12 @@ int on_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		c.start_ns = bpf_ktime_get_ns();
 		c.cgroup_id = bpf_get_current_cgroup_id();
 		current_ids(&c.pid, &c.tid);
-		bpf_map_update_elem(&connecting, &sk, &c, BPF_ANY);
+		bpf_map_update_elem(&connecting, &skaddr, &c, BPF_ANY);
 		return 0;
 	}
 
 	if (oldstate == TCP_SYN_SENT) {
-		struct connecting_sock *c = bpf_map_lookup_elem(&connecting, &sk);
+		struct connecting_sock *c = bpf_map_lookup_elem(&connecting, &skaddr);
 		if (!c)
 			return 0; // connect started before the agent attached
 		__u32 type = newstate == TCP_ESTABLISHED ? CX_EVENT_CONNECT : CX_EVENT_CONNECT_FAILED;
@@ -194,19 +200,19 @@ int on_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			struct connection conn = {};
 			conn.cgroup_id = c->cgroup_id;
 			conn.pid = c->pid;
-			bpf_map_update_elem(&connections, &sk, &conn, BPF_ANY);
+			bpf_map_update_elem(&connections, &skaddr, &conn, BPF_ANY);
 		}
 		e = reserve_event(type);
 		if (e) {
-			e->sock = sk;
+			e->sock = skaddr;
 			e->cgroup_id = c->cgroup_id;
 			e->pid = c->pid;
 			e->tid = c->tid;
 			e->duration_ns = e->timestamp_ns - c->start_ns;
-			fill_addrs(e, ctx);
+			fill_addrs(e, sk, family);
 			submit_event(e);
 		}
-		bpf_map_delete_elem(&connecting, &sk);
+		bpf_map_delete_elem(&connecting, &skaddr);
 		return 0;
 	}
 
@@ -215,10 +221,10 @@ int on_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		// the connections map, which keeps accept-heavy servers cheap to trace.
 		e = reserve_event(CX_EVENT_ACCEPT);
 		if (e) {
-			e->sock = sk;
-			e->cgroup_id = sock_cgroup_id(ctx->skaddr);
+			e->sock = skaddr;
+			e->cgroup_id = sock_cgroup_id(sk);
 			e->flags = CX_FLAG_INBOUND;
-			fill_addrs(e, ctx);
+			fill_addrs(e, sk, family);
 			submit_event(e);
 		}
 		return 0;
@@ -227,65 +233,70 @@ int on_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	if (newstate == TCP_LISTEN || (oldstate == TCP_LISTEN && newstate == TCP_CLOSE)) {
 		e = reserve_event(newstate == TCP_LISTEN ? CX_EVENT_LISTEN_OPEN : CX_EVENT_LISTEN_CLOSE);
 		if (e) {
-			e->sock = sk;
+			e->sock = skaddr;
 			// listen() and close() run in process context, the socket's cgroup is still the
 			// better owner: a listener may be handed over to another process.
-			e->cgroup_id = sock_cgroup_id(ctx->skaddr);
+			e->cgroup_id = sock_cgroup_id(sk);
 			current_ids(&e->pid, &e->tid);
-			fill_addrs(e, ctx);
+			fill_addrs(e, sk, family);
 			submit_event(e);
 		}
 		return 0;
 	}
 
 	if (newstate == TCP_CLOSE) {
-		struct connection *conn = bpf_map_lookup_elem(&connections, &sk);
+		struct connection *conn = bpf_map_lookup_elem(&connections, &skaddr);
 		if (!conn)
 			return 0;
 		e = reserve_event(CX_EVENT_CLOSE);
 		if (e) {
-			e->sock = sk;
+			e->sock = skaddr;
 			e->cgroup_id = conn->cgroup_id;
 			e->pid = conn->pid;
 			e->flags = conn->flags;
 			e->bytes_sent = conn->bytes_sent;
 			e->bytes_received = conn->bytes_received;
 			e->srtt_us = conn->srtt_us;
-			fill_addrs(e, ctx);
+			fill_addrs(e, sk, family);
 			submit_event(e);
 		}
-		bpf_map_delete_elem(&connections, &sk);
+		bpf_map_delete_elem(&connections, &skaddr);
 	}
 	return 0;
 }
 
-static __always_inline void account_bytes(struct trace_event_raw_sock_msg_length *ctx, int sent)
+// sock_send_length / sock_recv_length(struct sock *sk, int ret, int flags). Only sockets in the
+// connections map (outbound TCP the agent saw open) are accounted, so the lookup is the filter.
+static __always_inline void account_bytes(struct bpf_raw_tracepoint_args *ctx, int sent)
 {
-	if (ctx->protocol != IPPROTO_TCP || ctx->ret <= 0)
+	struct sock *sk = (struct sock *)ctx->args[0];
+	int ret = (int)ctx->args[1];
+	int flags = (int)ctx->args[2];
+	if (ret <= 0)
 		return;
-	if (!sent && (ctx->flags & MSG_PEEK))
+	if (!sent && (flags & MSG_PEEK))
 		return; // peeked bytes will be read again
-	__u64 sk = (__u64)ctx->sk;
-	struct connection *conn = bpf_map_lookup_elem(&connections, &sk);
+	__u64 skaddr = (__u64)sk;
+	struct connection *conn = bpf_map_lookup_elem(&connections, &skaddr);
 	if (!conn)
 		return;
 	if (sent)
-		__sync_fetch_and_add(&conn->bytes_sent, ctx->ret);
+		__sync_fetch_and_add(&conn->bytes_sent, ret);
 	else
-		__sync_fetch_and_add(&conn->bytes_received, ctx->ret);
-	struct tcp_sock *tp = (struct tcp_sock *)ctx->sk;
+		__sync_fetch_and_add(&conn->bytes_received, ret);
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	conn->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3; // srtt_us holds 8 * smoothed RTT
 }
 
-SEC("tracepoint/sock/sock_send_length")
-int on_sock_send_length(struct trace_event_raw_sock_msg_length *ctx)
+SEC("raw_tracepoint/sock_send_length")
+int on_sock_send_length(struct bpf_raw_tracepoint_args *ctx)
 {
 	account_bytes(ctx, 1);
 	return 0;
 }
 
-SEC("tracepoint/sock/sock_recv_length")
-int on_sock_recv_length(struct trace_event_raw_sock_msg_length *ctx)
+SEC("raw_tracepoint/sock_recv_length")
+int on_sock_recv_length(struct bpf_raw_tracepoint_args *ctx)
 {
 	account_bytes(ctx, 0);
 	return 0;

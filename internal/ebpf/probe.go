@@ -50,9 +50,10 @@ type attachment struct {
 }
 
 var attachments = []attachment{
-	{"sock", "inet_sock_set_state", func(p *codexrayPrograms) *cebpf.Program { return p.OnInetSockSetState }},
-	{"sock", "sock_send_length", func(p *codexrayPrograms) *cebpf.Program { return p.OnSockSendLength }},
-	{"sock", "sock_recv_length", func(p *codexrayPrograms) *cebpf.Program { return p.OnSockRecvLength }},
+	{"", "inet_sock_set_state", func(p *codexrayPrograms) *cebpf.Program { return p.OnInetSockSetState }},
+	// sock_{send,recv}_length appeared in Linux 6.0; without them byte counters stay 0.
+	{"", "sock_send_length", func(p *codexrayPrograms) *cebpf.Program { return p.OnSockSendLength }},
+	{"", "sock_recv_length", func(p *codexrayPrograms) *cebpf.Program { return p.OnSockRecvLength }},
 	{"tcp", "tcp_retransmit_skb", func(p *codexrayPrograms) *cebpf.Program { return p.OnTcpRetransmitSkb }},
 	{"", "sched_process_fork", func(p *codexrayPrograms) *cebpf.Program { return p.OnSchedProcessFork }},
 	{"", "sched_process_exec", func(p *codexrayPrograms) *cebpf.Program { return p.OnSchedProcessExec }},
