@@ -326,9 +326,16 @@ func TestTracerOOMKill(t *testing.T) {
 	want := containers.ID("/docker/" + id)
 	waitStats(t, tr, want, 30*time.Second, "OOM kill", func(s *ContainerStats) bool { return s.OOMKills == 1 })
 
-	status, _ := exec.Command("docker", "inspect", "-f", "{{.State.OOMKilled}}", id).Output()
-	if strings.TrimSpace(string(status)) != "true" {
-		t.Errorf("docker says OOMKilled=%s", status)
+	// The kernel event can be faster than dockerd's bookkeeping: wait for the exit.
+	var status string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		out, _ := exec.Command("docker", "inspect", "-f", "{{.State.Running}} {{.State.OOMKilled}}", id).Output()
+		if status = strings.TrimSpace(string(out)); strings.HasPrefix(status, "false") {
+			break
+		}
+	}
+	if status != "false true" {
+		t.Errorf("docker says running/OOMKilled = %q", status)
 	}
 	// Only that container: no other state carries an OOM kill.
 	for _, c := range tr.Containers() {

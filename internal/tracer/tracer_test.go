@@ -3,6 +3,7 @@ package tracer
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -12,7 +13,12 @@ import (
 	"github.com/codexray/codexray-node-agent/internal/ebpf"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(dialHelperEnv); addr != "" {
+		os.Exit(dialHelper(addr))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // fakeRegistry resolves containers from fixed maps.
 type fakeRegistry struct {
