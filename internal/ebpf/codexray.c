@@ -302,46 +302,41 @@ int on_sock_recv_length(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-SEC("tracepoint/tcp/tcp_retransmit_skb")
-int on_tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
+// tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb, ...): the socket is the
+// first argument on every kernel since 4.x; later arguments differ and are not read.
+SEC("raw_tracepoint/tcp_retransmit_skb")
+int on_tcp_retransmit_skb(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u64 sk = (__u64)ctx->skaddr;
+	struct sock *sk = (struct sock *)ctx->args[0];
+	__u64 skaddr = (__u64)sk;
 	__u64 cgroup_id;
 	__u32 pid, flags = 0;
 
-	if (ctx->state == TCP_SYN_SENT) {
-		struct connecting_sock *c = bpf_map_lookup_elem(&connecting, &sk);
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT) {
+		struct connecting_sock *c = bpf_map_lookup_elem(&connecting, &skaddr);
 		if (!c)
 			return 0;
 		cgroup_id = c->cgroup_id;
 		pid = c->pid;
 	} else {
-		struct connection *conn = bpf_map_lookup_elem(&connections, &sk);
+		struct connection *conn = bpf_map_lookup_elem(&connections, &skaddr);
 		if (!conn)
 			return 0;
 		cgroup_id = conn->cgroup_id;
 		pid = conn->pid;
 		flags = conn->flags;
 	}
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
 	struct event *e = reserve_event(CX_EVENT_RETRANSMIT);
 	if (!e)
 		return 0;
-	e->sock = sk;
+	e->sock = skaddr;
 	e->cgroup_id = cgroup_id;
 	e->pid = pid;
 	e->flags = flags;
-	e->family = ctx->family;
-	e->sport = ctx->sport;
-	e->dport = ctx->dport;
-	// Arrays in the tracepoint record are copied with probe reads: the verifier refuses
-	// loads through a ctx pointer the compiler has offset.
-	if (ctx->family == AF_INET) {
-		bpf_core_read(e->saddr, 4, &ctx->saddr);
-		bpf_core_read(e->daddr, 4, &ctx->daddr);
-	} else {
-		bpf_core_read(e->saddr, 16, &ctx->saddr_v6);
-		bpf_core_read(e->daddr, 16, &ctx->daddr_v6);
-	}
+	fill_addrs(e, sk, family);
 	submit_event(e);
 	return 0;
 }

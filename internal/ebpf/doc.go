@@ -1,5 +1,6 @@
 // Package ebpf owns the kernel side of the agent: the BPF C programs (codexray.c, GPL-2.0)
-// attached to tracepoints and raw tracepoints only, their committed bpf2go objects, the loader
+// attached to raw tracepoints only (no kprobes, fentry or tracefs needed; CO-RE against
+// /sys/kernel/btf/vmlinux; kernel >= 5.8 for the ring buffer), their committed bpf2go objects, the loader
 // that keeps the links alive, and the allocation-free decoding of ring-buffer events into typed
 // Go values. It must not read cgroups or runtime metadata: attribution to containers happens in
 // internal/tracer through the registry.

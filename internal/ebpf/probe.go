@@ -37,6 +37,9 @@ type LoadOptions struct {
 // Probe is the loaded and attached set of BPF programs. It holds every link for its lifetime:
 // a dropped link is closed by the GC and its program silently detaches.
 type Probe struct {
+	// Missing lists optional tracepoints this kernel lacks (see attachments).
+	Missing []string
+
 	objs   codexrayObjects
 	links  []link.Link
 	reader *ringbuf.Reader
@@ -45,20 +48,23 @@ type Probe struct {
 
 // attachment is one program and where it goes.
 type attachment struct {
-	group, name string // tracepoint group/name; group "" means a raw tracepoint
-	prog        func(*codexrayPrograms) *cebpf.Program
+	name string // raw tracepoint
+	prog func(*codexrayPrograms) *cebpf.Program
+	// optional attachments may be missing on older kernels; the probe then runs without them
+	// and lists them in Probe.Missing.
+	optional bool
 }
 
 var attachments = []attachment{
-	{"", "inet_sock_set_state", func(p *codexrayPrograms) *cebpf.Program { return p.OnInetSockSetState }},
+	{"inet_sock_set_state", func(p *codexrayPrograms) *cebpf.Program { return p.OnInetSockSetState }, false},
 	// sock_{send,recv}_length appeared in Linux 6.0; without them byte counters stay 0.
-	{"", "sock_send_length", func(p *codexrayPrograms) *cebpf.Program { return p.OnSockSendLength }},
-	{"", "sock_recv_length", func(p *codexrayPrograms) *cebpf.Program { return p.OnSockRecvLength }},
-	{"tcp", "tcp_retransmit_skb", func(p *codexrayPrograms) *cebpf.Program { return p.OnTcpRetransmitSkb }},
-	{"", "sched_process_fork", func(p *codexrayPrograms) *cebpf.Program { return p.OnSchedProcessFork }},
-	{"", "sched_process_exec", func(p *codexrayPrograms) *cebpf.Program { return p.OnSchedProcessExec }},
-	{"", "sched_process_exit", func(p *codexrayPrograms) *cebpf.Program { return p.OnSchedProcessExit }},
-	{"", "mark_victim", func(p *codexrayPrograms) *cebpf.Program { return p.OnMarkVictim }},
+	{"sock_send_length", func(p *codexrayPrograms) *cebpf.Program { return p.OnSockSendLength }, true},
+	{"sock_recv_length", func(p *codexrayPrograms) *cebpf.Program { return p.OnSockRecvLength }, true},
+	{"tcp_retransmit_skb", func(p *codexrayPrograms) *cebpf.Program { return p.OnTcpRetransmitSkb }, false},
+	{"sched_process_fork", func(p *codexrayPrograms) *cebpf.Program { return p.OnSchedProcessFork }, false},
+	{"sched_process_exec", func(p *codexrayPrograms) *cebpf.Program { return p.OnSchedProcessExec }, false},
+	{"sched_process_exit", func(p *codexrayPrograms) *cebpf.Program { return p.OnSchedProcessExit }, false},
+	{"mark_victim", func(p *codexrayPrograms) *cebpf.Program { return p.OnMarkVictim }, false},
 }
 
 // Load checks the kernel, loads the programs, attaches them and opens the ring buffer. Every
@@ -101,23 +107,18 @@ func Load(opts LoadOptions) (*Probe, error) {
 		return nil, classify("loading BPF objects", err)
 	}
 	for _, a := range attachments {
-		prog := a.prog(&p.objs.codexrayPrograms)
-		var l link.Link
-		var err error
-		if a.group == "" {
-			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.name, Program: prog})
-		} else {
-			l, err = link.Tracepoint(a.group, a.name, prog, nil)
-		}
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.name, Program: a.prog(&p.objs.codexrayPrograms)})
 		if err != nil {
-			p.Close()
 			what := "attaching raw tracepoint " + a.name
-			if a.group != "" {
-				what = "attaching tracepoint " + a.group + "/" + a.name
-			}
 			if errors.Is(err, os.ErrNotExist) {
+				if a.optional {
+					p.Missing = append(p.Missing, a.name)
+					continue
+				}
+				p.Close()
 				return nil, fmt.Errorf("%w: %s: %v", ErrUnsupported, what, err)
 			}
+			p.Close()
 			return nil, classify(what, err)
 		}
 		p.links = append(p.links, l)

@@ -31,6 +31,10 @@ func (t *Tracer) Start() error {
 	if err != nil {
 		return fmt.Errorf("starting eBPF tracer: %w", err)
 	}
+	if len(probe.Missing) > 0 {
+		t.opts.Logger.Warn("kernel lacks optional tracepoints: TCP byte counters and latency stay empty",
+			zap.Strings("missing", probe.Missing))
+	}
 	r := &run{probe: probe}
 	if t.opts.NAT == nil && t.opts.Config.Conntrack {
 		nat, err := conntrack.Open()
