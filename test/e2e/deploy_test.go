@@ -401,3 +401,37 @@ func TestImageRuntimeLibraries(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeListsEveryMetric keeps the README's metric table in step with documentation.md
+// (generated from metadata.yaml): every Prometheus name there, optional ones included.
+func TestReadmeListsEveryMetric(t *testing.T) {
+	root := repoRoot(t)
+	doc, err := os.ReadFile(filepath.Join(root, "receiver", "codexrayreceiver", "documentation.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rows of the two metric tables: | `otel.name` | `prometheus_name` | ...
+	var names []string
+	inMetrics := false
+	for _, line := range strings.Split(string(doc), "\n") {
+		if strings.HasPrefix(line, "## ") {
+			inMetrics = strings.Contains(line, "etrics")
+			continue
+		}
+		if m := regexp.MustCompile("^\\| `[^`]+` \\| `([a-z0-9_]+)` \\|").FindStringSubmatch(line); inMetrics && m != nil {
+			names = append(names, m[1])
+		}
+	}
+	if len(names) < 30 {
+		t.Fatalf("found only %d metrics in documentation.md: has its table format changed?", len(names))
+	}
+	for _, n := range names {
+		if !bytes.Contains(readme, []byte("`"+n+"`")) {
+			t.Errorf("README.md's metric table lacks %s (documentation.md has it)", n)
+		}
+	}
+}
