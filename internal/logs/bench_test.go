@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -166,4 +167,64 @@ func BenchmarkParseCRILine(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// loghubLines reads the raw lines of the Loghub-2k samples (../shared/loghub2k, research use
+// only, never copied into the project), or skips when they are absent.
+func loghubLines(b *testing.B) []string {
+	files, _ := filepath.Glob("../../../shared/loghub2k/*/*_2k.log")
+	if len(files) == 0 {
+		b.Skip("../shared/loghub2k not present")
+	}
+	var lines []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// BenchmarkFileToCountersLoghub is BenchmarkFileToCounters on real logs of 12 systems, each
+// system in its own file (its own stream), so patterns are those of real services.
+func BenchmarkFileToCountersLoghub(b *testing.B) {
+	corpus := loghubLines(b)
+	dir := b.TempDir()
+	const files = 12
+	per := (max(b.N, 1) + files - 1) / files
+	total := 0
+	for f := range files {
+		lines := make([]string, 0, per)
+		for i := 0; i < per && total < b.N; i++ {
+			lines = append(lines, corpus[(f*2000+i)%len(corpus)])
+			total++
+		}
+		writeLines(b, filepath.Join(dir, fmt.Sprintf("system-%d.log", f)), lines)
+	}
+	cfg := filesConfig(dir)
+	cfg.PollInterval = time.Millisecond
+	cfg.Multiline.Enabled = false // count lines, as the target is lines per second
+	store := newMemStore()
+	_ = store.Set(context.Background(), startedKey, []byte{1})
+	pats := NewPatterns(testPatternsConfig(), cfg.Multiline)
+	r := NewReader(cfg, nil, pats, nil)
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0, t0 := cpuTime(), time.Now()
+	if err := r.Start(context.Background(), store); err != nil {
+		b.Fatal(err)
+	}
+	for r.Stats().Messages.Load() < uint64(total) {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed, cpu := time.Since(t0), cpuTime()-cpu0
+	b.StopTimer()
+	r.Shutdown()
+	b.ReportMetric(float64(total)/elapsed.Seconds(), "lines/s")
+	b.ReportMetric(float64(total)/cpu.Seconds(), "lines/cpu-s")
 }

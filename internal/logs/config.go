@@ -110,7 +110,8 @@ type FilesConfig struct {
 	Include []string `mapstructure:"include"`
 	// Exclude lists globs of files never followed, matched against the full path and against
 	// the base name. Default: /var/log/pods/*, /var/log/containers/*, /var/log/journal/*,
-	// rotated and compressed files (*.1 … *.9, *.gz, *.xz, *.bz2, *.zst, *-[0-9]*).
+	// rotated and compressed files (*.1 … *.99, *.gz, *.xz, *.bz2, *.zst, logrotate dateext
+	// names *-YYYYMMDD and *-YYYYMMDD.log).
 	Exclude []string `mapstructure:"exclude"`
 	// AttributeWriters finds the process that holds each file open for writing (a /proc/*/fd
 	// scan) and attributes the file to that process's container. Default true.
@@ -150,7 +151,9 @@ func DefaultFileExcludes() []string {
 	return []string{
 		"/var/log/pods/*", "/var/log/pods/*/*", "/var/log/pods/*/*/*", "/var/log/containers/*",
 		"/var/log/journal/*", "/var/log/journal/*/*",
-		"*.[0-9]", "*.gz", "*.xz", "*.bz2", "*.zst", "*-[0-9]*",
+		"*.[0-9]", "*.[0-9][0-9]", "*.gz", "*.xz", "*.bz2", "*.zst",
+		// logrotate dateext: name-YYYYMMDD, and name-YYYYMMDD.log with `extension .log`.
+		"*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]", "*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9].log",
 	}
 }
 

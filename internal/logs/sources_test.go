@@ -127,6 +127,9 @@ func TestFileExcludes(t *testing.T) {
 		"/var/log/pods/ns_p_u/c/0.log":       true,
 		"/var/log/containers/p_ns_c-abc.log": true,
 		"/var/log/dpkg.log":                  false,
+		"/var/log/nginx-1.log":               false,
+		"/var/log/app-20240101.log":          true,
+		"/var/log/syslog.12":                 true,
 	} {
 		if got := excludedFile(ex, path); got != want {
 			t.Errorf("%s: excluded=%v, want %v", path, got, want)
