@@ -88,6 +88,13 @@ type fakeLookup struct {
 	mu        sync.Mutex
 	byPID     map[uint32]*containers.Container
 	byRuntime map[string]*containers.Container
+	list      []*containers.Container
+}
+
+func (f *fakeLookup) Containers() []*containers.Container {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.list
 }
 
 func (f *fakeLookup) ContainerByPID(pid uint32) (*containers.Container, bool) {

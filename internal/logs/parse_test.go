@@ -264,3 +264,42 @@ func FuzzParseCRILine(f *testing.F) {
 		})
 	})
 }
+
+// FuzzFollowerLines feeds file content to a follower in arbitrary chunks: the lines must come
+// out as if the content had been split at '\n' at once, each capped at maxRaw, whatever the
+// chunking (a read may end anywhere, in a line or in a UTF-8 sequence).
+func FuzzFollowerLines(f *testing.F) {
+	f.Add([]byte("one\ntwo\nthree"), uint8(3), uint8(8))
+	f.Add([]byte("a very long line that goes beyond the cap\nshort\n"), uint8(5), uint8(10))
+	f.Add([]byte("\n\n\xff\xfe\n"), uint8(1), uint8(4))
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8, maxRaw uint8) {
+		step, limit := int(chunk)%64+1, int(maxRaw)%32+1
+		var got []string
+		w := newFileWatcher("fuzz", &Config{}, nil, SinkFunc(func(m *Message) { got = append(got, m.Text) }),
+			&Stats{}, &openFiles{limit: 1}, nil, false, nil, nil)
+		r := &follower{target: fileTarget{maxRaw: limit}, dec: plainDecoder{}}
+		for i := 0; i < len(data); i += step {
+			r.consume(data[i:min(i+step, len(data))], w)
+		}
+		if r.offset != int64(len(data)) {
+			t.Fatalf("offset %d after %d bytes", r.offset, len(data))
+		}
+		var want []string
+		lines := bytes.Split(data, []byte{'\n'})
+		for i, l := range lines {
+			last := i == len(lines)-1
+			if last && len(l) <= limit {
+				break // an unfinished line waits for its '\n'
+			}
+			want = append(want, sanitizeText(l[:min(len(l), limit)]))
+		}
+		if len(got) != len(want) {
+			t.Fatalf("got %d lines %q, want %d %q", len(got), got, len(want), want)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("line %d: got %q want %q", i, got[i], want[i])
+			}
+		}
+	})
+}

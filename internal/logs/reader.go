@@ -87,7 +87,7 @@ func (r *Reader) Start(ctx context.Context, store CheckpointStore) error {
 	}
 	if cfg.CRI.Enabled {
 		watchers = append(watchers, newFileWatcher("cri", cfg, func() []fileTarget {
-			return discoverCRI(cfg, filter)
+			return discoverCRI(cfg, r.lookup, filter)
 		}, r.sink, &r.stats, budget, store, fromStartAtLaunch, r.logger, &r.syncs))
 	}
 	if cfg.Files.Enabled {

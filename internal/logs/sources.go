@@ -16,13 +16,48 @@ func rawLineAllowance(maxLine int) int { return 2*max(maxLine, 16<<10) + 1024 }
 
 var dockerIDPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// discoverDocker lists <dir>/<id>/<id>-json.log of every container dockerd keeps.
-func discoverDocker(cfg *Config, lookup ContainerLookup, filter nameFilter) []fileTarget {
-	entries, err := os.ReadDir(cfg.Docker.ContainersDir)
-	if err != nil {
+// containerLister is implemented by *containers.Registry. The runtimes' LogPath finds logs the
+// directory scans miss (dockerd with another data-root, a kubelet with another pod log root).
+type containerLister interface {
+	Containers() []*containers.Container
+}
+
+// registryLogFiles returns the LogPath of the registry's containers of the given runtimes
+// that the directory scan did not find.
+func registryLogFiles(lookup ContainerLookup, seen map[string]bool, runtimes ...string) []*containers.Container {
+	lister, ok := lookup.(containerLister)
+	if !ok {
 		return nil
 	}
+	var out []*containers.Container
+	for _, c := range lister.Containers() {
+		if c.LogPath == "" || seen[c.LogPath] {
+			continue
+		}
+		for _, r := range runtimes {
+			if c.Runtime == r {
+				if fi, err := os.Stat(c.LogPath); err == nil && fi.Mode().IsRegular() {
+					out = append(out, c)
+				}
+				break
+			}
+		}
+	}
+	return out
+}
+
+// discoverDocker lists <dir>/<id>/<id>-json.log of every container dockerd keeps.
+func discoverDocker(cfg *Config, lookup ContainerLookup, filter nameFilter) []fileTarget {
+	entries, _ := os.ReadDir(cfg.Docker.ContainersDir) // absent: only the registry's paths
 	var out []fileTarget
+	seen := map[string]bool{}
+	newTarget := func(path string, cid containers.ID) fileTarget {
+		seen[path] = true
+		return fileTarget{
+			path: path, container: cid, source: SourceStdoutStderr, maxRaw: rawLineAllowance(cfg.MaxLineLength),
+			newDecoder: func() lineDecoder { return newDockerDecoder(cfg.MaxLineLength) },
+		}
+	}
 	for _, e := range entries {
 		id := e.Name()
 		if !e.IsDir() || !dockerIDPattern.MatchString(id) {
@@ -39,10 +74,12 @@ func discoverDocker(cfg *Config, lookup ContainerLookup, filter nameFilter) []fi
 		if !filter.allows(name, string(cid), id) {
 			continue
 		}
-		out = append(out, fileTarget{
-			path: path, container: cid, source: SourceStdoutStderr, maxRaw: rawLineAllowance(cfg.MaxLineLength),
-			newDecoder: func() lineDecoder { return newDockerDecoder(cfg.MaxLineLength) },
-		})
+		out = append(out, newTarget(path, cid))
+	}
+	for _, c := range registryLogFiles(lookup, seen, "docker") {
+		if strings.HasSuffix(c.LogPath, "-json.log") && filter.allows(c.Name, string(c.ID), c.RuntimeID) {
+			out = append(out, newTarget(c.LogPath, c.ID))
+		}
 	}
 	return out
 }
@@ -53,12 +90,10 @@ var criLogName = regexp.MustCompile(`^[0-9]+\.log$`)
 
 // discoverCRI lists <dir>/<namespace>_<pod>_<uid>/<container>/<n>.log. Each restart of a
 // container writes a new <n>.log; all are followed (the older ones just stay quiet).
-func discoverCRI(cfg *Config, filter nameFilter) []fileTarget {
-	pods, err := os.ReadDir(cfg.CRI.PodsDir)
-	if err != nil {
-		return nil
-	}
+func discoverCRI(cfg *Config, lookup ContainerLookup, filter nameFilter) []fileTarget {
+	pods, _ := os.ReadDir(cfg.CRI.PodsDir) // absent: only the registry's paths
 	var out []fileTarget
+	seen := map[string]bool{}
 	for _, pod := range pods {
 		ns, name, ok := parsePodDirName(pod.Name())
 		if !ok || !pod.IsDir() {
@@ -85,15 +120,25 @@ func discoverCRI(cfg *Config, filter nameFilter) []fileTarget {
 				if !criLogName.MatchString(f.Name()) {
 					continue
 				}
-				out = append(out, fileTarget{
-					path: filepath.Join(podDir, ctr.Name(), f.Name()), container: cid, source: SourceStdoutStderr,
-					maxRaw:     rawLineAllowance(cfg.MaxLineLength),
-					newDecoder: func() lineDecoder { return newCRIDecoder(cfg.MaxLineLength) },
-				})
+				path := filepath.Join(podDir, ctr.Name(), f.Name())
+				seen[path] = true
+				out = append(out, criTarget(cfg, path, cid))
 			}
 		}
 	}
+	for _, c := range registryLogFiles(lookup, seen, "containerd", "crio") {
+		if filter.allows(c.Name, string(c.ID), c.ContainerName) {
+			out = append(out, criTarget(cfg, c.LogPath, c.ID))
+		}
+	}
 	return out
+}
+
+func criTarget(cfg *Config, path string, cid containers.ID) fileTarget {
+	return fileTarget{
+		path: path, container: cid, source: SourceStdoutStderr, maxRaw: rawLineAllowance(cfg.MaxLineLength),
+		newDecoder: func() lineDecoder { return newCRIDecoder(cfg.MaxLineLength) },
+	}
 }
 
 // parsePodDirName splits "<namespace>_<pod>_<uid>". Namespace and pod names are DNS labels

@@ -171,3 +171,41 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("disabled config should not be checked: %v", err)
 	}
 }
+
+// Logs the directory scans cannot see (dockerd with another data-root, CRI logs elsewhere) are
+// found through the registry's LogPath.
+func TestRegistryLogPaths(t *testing.T) {
+	root := t.TempDir()
+	cfg := testConfig()
+	cfg.Docker.Enabled, cfg.Docker.ContainersDir = true, filepath.Join(root, "absent-docker")
+	cfg.CRI.Enabled, cfg.CRI.PodsDir = true, filepath.Join(root, "absent-pods")
+	dockerLog := filepath.Join(root, "data-root", "containers", testDockerID, testDockerID+"-json.log")
+	criLog := filepath.Join(root, "elsewhere", "app", "0.log")
+	lookup := &fakeLookup{list: []*containers.Container{
+		{ID: "/docker/" + testDockerID, Runtime: "docker", Name: "web", LogPath: dockerLog},
+		{ID: "/k8s/shop/api-1/api", Runtime: "containerd", Name: "api", LogPath: criLog},
+		{ID: "/system.slice/cron.service", Runtime: "systemd", LogPath: ""},
+	}}
+	rec := &recorder{}
+	startReader(t, cfg, lookup, rec, nil)
+	for _, p := range []string{dockerLog, criLog} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendLines(t, dockerLog, `{"log":"from another data-root\n","stream":"stdout","time":"2024-01-02T03:04:05Z"}`)
+	appendLines(t, criLog, "2024-01-02T03:04:05Z stderr F from another pod log root")
+	awaitCount(rec, 2, 5*time.Second)
+	got := map[string]bool{}
+	for _, m := range rec.snapshot() {
+		got[string(m.Container)+"|"+m.Text] = true
+	}
+	for _, k := range []string{"/docker/" + testDockerID + "|from another data-root", "/k8s/shop/api-1/api|from another pod log root"} {
+		if !got[k] {
+			t.Errorf("missing %q in %v", k, got)
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("got %v", got)
+	}
+}
