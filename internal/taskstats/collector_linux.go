@@ -63,7 +63,7 @@ type Status struct {
 type ContainerDelays struct {
 	CPU  float64 // waiting for a CPU while runnable
 	Disk float64 // waiting for synchronous block IO (blkio)
-	// Extended delays, reported when Config.ExtendedDelays is set.
+	// Extended delays, exported when their metrics are enabled (off by default).
 	Swapin          float64 // waiting for swap-in page faults
 	MemoryReclaim   float64 // waiting in direct memory reclaim (freepages)
 	MemoryThrashing float64 // waiting for thrashing (refaulting) page cache pages

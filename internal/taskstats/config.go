@@ -20,10 +20,6 @@ type Config struct {
 	// stay 0; CPU delay is always accounted. Default false: the agent does not change kernel
 	// settings unless asked. The setting is left on at shutdown.
 	EnableTaskDelayacct bool `mapstructure:"enable_task_delayacct"`
-
-	// ExtendedDelays also reports the swap-in, memory reclaim and thrashing delays, which
-	// coroot-node-agent does not have. Default false.
-	ExtendedDelays bool `mapstructure:"extended_delays"`
 }
 
 // DefaultConfig returns the documented defaults.

@@ -22,7 +22,7 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	d := DefaultConfig()
-	if !d.Enabled || d.ProcRoot != "/proc" || d.EnableTaskDelayacct || d.ExtendedDelays {
+	if !d.Enabled || d.ProcRoot != "/proc" || d.EnableTaskDelayacct {
 		t.Fatalf("defaults %+v", d)
 	}
 }

@@ -209,8 +209,10 @@ func TestDockerCPUDelay(t *testing.T) {
 	if b1.CPU-b0.CPU < 1 {
 		t.Errorf("CPU delay of 3 loops under --cpus 0.2 grew by %.3fs in 4s, want ≥ 1s", b1.CPU-b0.CPU)
 	}
-	if i1.CPU-i0.CPU > 0.1 {
-		t.Errorf("idle container's CPU delay grew by %.3fs", i1.CPU-i0.CPU)
+	// The idle container's few wakeups also wait for a CPU when the machine is busy (CI and
+	// other tests share 2 cores), so its bound is relative to the throttled container's growth.
+	if idleGrowth, busyGrowth := i1.CPU-i0.CPU, b1.CPU-b0.CPU; idleGrowth > 0.1*busyGrowth {
+		t.Errorf("idle container's CPU delay grew by %.3fs, more than a tenth of the busy one's %.3fs", idleGrowth, busyGrowth)
 	}
 	if st := c.Status(); st.Counters.LiveProcesses < 5 {
 		t.Errorf("status %+v", st)

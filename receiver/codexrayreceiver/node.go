@@ -18,6 +18,7 @@ import (
 type nodeSource struct {
 	cfg       NodeConfig
 	hostname  string
+	k8sNode   string
 	kernel    string
 	machineID string
 }
@@ -28,6 +29,9 @@ func newNodeSource(cfg NodeConfig, _ time.Time) *nodeSource {
 	if n.hostname == "" {
 		n.hostname, _ = os.Hostname()
 	}
+	// The DaemonSet manifest passes the node name through the downward API; the hostname of a
+	// Kubernetes node is not always its node name (e.g. on EKS).
+	n.k8sNode = os.Getenv(k8sNodeNameEnv)
 	n.kernel = readTrimmed(filepath.Join(cfg.ProcRoot, "sys/kernel/osrelease"))
 	for _, p := range cfg.MachineIDPaths {
 		if id := readTrimmed(p); id != "" {
@@ -45,10 +49,21 @@ func (n *nodeSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timesta
 	}
 }
 
+// k8sNodeNameEnv names the variable that carries the Kubernetes node name.
+const k8sNodeNameEnv = "K8S_NODE_NAME"
+
 func (n *nodeSource) describeNode(rb *metadata.ResourceBuilder) {
-	rb.SetHostName(n.hostname)
+	n.describeContainerNode(rb)
 	rb.SetHostID(n.machineID)
 	rb.SetOSType("linux")
+}
+
+// describeContainerNode adds to a container's resource which node it runs on: container ids
+// (a systemd unit's above all) repeat across nodes, and a backend receiving OTLP from a fleet
+// would otherwise merge them.
+func (n *nodeSource) describeContainerNode(rb *metadata.ResourceBuilder) {
+	rb.SetHostName(n.hostname)
+	rb.SetK8sNodeName(n.k8sNode)
 }
 
 func readTrimmed(path string) string {

@@ -180,6 +180,7 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 		}
 		rb := mb.NewResourceBuilder()
 		setContainerResource(rb, c)
+		r.node.describeContainerNode(rb)
 		mb.EmitForResource(metadata.WithResource(rb.Emit()), metadata.WithStartTimeOverride(pcommon.NewTimestampFromTime(c.FirstSeen)))
 	}
 

@@ -220,3 +220,13 @@ type statusHost struct {
 
 func (h *statusHost) GetExtensions() map[component.ID]component.Component { return nil }
 func (h *statusHost) Report(ev *componentstatus.Event)                    { h.report(ev) }
+
+func TestNodeIdentityOnContainerResources(t *testing.T) {
+	t.Setenv(k8sNodeNameEnv, "node-a")
+	n := newNodeSource(NodeConfig{ProcRoot: "/proc"}, time.Now())
+	rb := metadata.NewResourceBuilder(metadata.DefaultResourceAttributesConfig())
+	n.describeContainerNode(rb)
+	host, _ := os.Hostname()
+	assert.Equal(t, map[string]any{"host.name": host, "k8s.node.name": "node-a"}, rb.Emit().Attributes().AsRaw(),
+		"a container resource names its node, so equal container ids of two nodes stay apart")
+}

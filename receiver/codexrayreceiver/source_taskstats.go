@@ -17,7 +17,7 @@ import (
 func init() { registerSource(newTaskstatsSource) }
 
 // taskstatsSource reports per-container delay accounting (CPU run-queue delay, disk delay and,
-// with taskstats.extended_delays, swap-in, reclaim and thrashing delays) from netlink
+// when their metrics are enabled, swap-in, reclaim and thrashing delays) from netlink
 // TASKSTATS. The processes are read once per collection, lazily on the first container of the
 // tick; exits in between arrive through the kernel's exit notifications.
 type taskstatsSource struct {
@@ -92,11 +92,11 @@ func (s *taskstatsSource) recordContainer(mb *metadata.MetricsBuilder, now pcomm
 	}
 	mb.RecordContainerResourcesCPUDelayDataPoint(now, d.CPU)
 	mb.RecordContainerResourcesDiskDelayDataPoint(now, d.Disk)
-	if s.cfg.ExtendedDelays {
-		mb.RecordContainerResourcesSwapinDelayDataPoint(now, d.Swapin)
-		mb.RecordContainerResourcesMemoryReclaimDelayDataPoint(now, d.MemoryReclaim)
-		mb.RecordContainerResourcesMemoryThrashingDelayDataPoint(now, d.MemoryThrashing)
-	}
+	// The extended delays (beyond coroot-node-agent) come with the same query; their metric
+	// switches (off by default) are the only control, so there is one place to turn them on.
+	mb.RecordContainerResourcesSwapinDelayDataPoint(now, d.Swapin)
+	mb.RecordContainerResourcesMemoryReclaimDelayDataPoint(now, d.MemoryReclaim)
+	mb.RecordContainerResourcesMemoryThrashingDelayDataPoint(now, d.MemoryThrashing)
 }
 
 // recordNode reports exit records lost to socket overruns: delays of processes that exited

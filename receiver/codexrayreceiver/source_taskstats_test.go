@@ -98,7 +98,7 @@ func TestTaskstatsSourceRecordsContainerDelays(t *testing.T) {
 	id := strings.TrimSpace(string(out))
 	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
 
-	src := newTestTaskstatsSource(t, func(c *Config) { c.Taskstats.ExtendedDelays = true })
+	src := newTestTaskstatsSource(t, func(*Config) {})
 	src.resolver = cgroupResolver{id: id}
 	err = src.start(context.Background(), componenttest.NewNopHost())
 	testutil.SkipUnlessPrivileged(t, err == nil, "taskstats source: %v", err)
@@ -119,7 +119,7 @@ func TestTaskstatsSourceRecordsContainerDelays(t *testing.T) {
 	_, ok = sumValue(t, first, "container.resources.disk.delay")
 	require.True(t, ok, "no disk delay metric")
 	_, ok = sumValue(t, first, "container.resources.swapin.delay")
-	require.True(t, ok, "extended delays on and the metric enabled: swapin delay expected")
+	require.True(t, ok, "swapin delay metric enabled: swapin delay expected")
 	time.Sleep(3 * time.Second)
 	cpu1, _ := sumValue(t, record(), "container.resources.cpu.delay")
 	t.Logf("container_resources_cpu_delay_seconds_total %.3f → %.3f", cpu0, cpu1)

@@ -137,6 +137,7 @@ type ResourceAttributesConfig struct {
 	HostType              ResourceAttributeConfig `mapstructure:"host.type"`
 	K8sContainerName      ResourceAttributeConfig `mapstructure:"k8s.container.name"`
 	K8sNamespaceName      ResourceAttributeConfig `mapstructure:"k8s.namespace.name"`
+	K8sNodeName           ResourceAttributeConfig `mapstructure:"k8s.node.name"`
 	K8sPodName            ResourceAttributeConfig `mapstructure:"k8s.pod.name"`
 	K8sPodUID             ResourceAttributeConfig `mapstructure:"k8s.pod.uid"`
 	OSType                ResourceAttributeConfig `mapstructure:"os.type"`
@@ -159,6 +160,7 @@ func DefaultResourceAttributesConfig() ResourceAttributesConfig {
 		HostType:              ResourceAttributeConfig{Enabled: true},
 		K8sContainerName:      ResourceAttributeConfig{Enabled: true},
 		K8sNamespaceName:      ResourceAttributeConfig{Enabled: true},
+		K8sNodeName:           ResourceAttributeConfig{Enabled: true},
 		K8sPodName:            ResourceAttributeConfig{Enabled: true},
 		K8sPodUID:             ResourceAttributeConfig{Enabled: true},
 		OSType:                ResourceAttributeConfig{Enabled: true},

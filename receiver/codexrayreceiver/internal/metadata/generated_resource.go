@@ -85,7 +85,7 @@ func (rb *ResourceBuilder) SetHostID(val string) {
 	}
 }
 
-// SetHostName sets host.name: Node hostname. Empty values are not set.
+// SetHostName sets host.name: Node hostname; on container resources too, so containers of different nodes never share a series. Empty values are not set.
 func (rb *ResourceBuilder) SetHostName(val string) {
 	if rb.config.HostName.Enabled && val != "" {
 		rb.res.Attributes().PutStr("host.name", val)
@@ -110,6 +110,13 @@ func (rb *ResourceBuilder) SetK8sContainerName(val string) {
 func (rb *ResourceBuilder) SetK8sNamespaceName(val string) {
 	if rb.config.K8sNamespaceName.Enabled && val != "" {
 		rb.res.Attributes().PutStr("k8s.namespace.name", val)
+	}
+}
+
+// SetK8sNodeName sets k8s.node.name: Kubernetes node name, from the K8S_NODE_NAME environment variable (the downward API in the DaemonSet manifest). Empty values are not set.
+func (rb *ResourceBuilder) SetK8sNodeName(val string) {
+	if rb.config.K8sNodeName.Enabled && val != "" {
+		rb.res.Attributes().PutStr("k8s.node.name", val)
 	}
 }
 
