@@ -1,4 +1,50 @@
 // Package logs finds and reads the node's logs — docker json-file, containerd CRI, journald and
-// plain files — and hands each message, attributed to its container or unit, to the pattern
-// extractor. It owns tailing (rotation, truncation, offsets, checkpoints), not pattern logic.
+// plain files — and hands each message, attributed to its container or unit, to a Sink. It owns
+// tailing (rotation, truncation, offsets, checkpoints) and message counting by pattern; pattern
+// logic itself (tokens, levels, clustering, multi-line joining) is internal/logpatterns'. It
+// never touches the container registry's state: it only looks containers up.
+//
+// # Use
+//
+//	patterns := logs.NewPatterns(cfg.Patterns, cfg.Multiline) // the Sink that counts
+//	reader := logs.NewReader(cfg, registry, patterns, logger) // registry: *containers.Registry or nil
+//	err := reader.Start(ctx, store) // store: a storage.Client, or nil; err names sources that
+//	                                // cannot run (the others do run)
+//	...
+//	patterns.Tick(now)                       // every second: the multi-line joiners' clock
+//	patterns.Counts(id, func(c MessageCount)) // per collection: container_log_messages_total
+//	patterns.FlushPatterns(func(r PatternRecord)) // per patterns_flush_interval: pattern records
+//	patterns.Expire(now.Add(-cfg.StreamExpiry))
+//	reader.Shutdown() // saves checkpoints
+//
+// # Sources and attribution
+//
+//   - docker: <docker.containers_dir>/<id>/<id>-json.log, plus the LogPath of the registry's
+//     docker containers; the registry's ID for the runtime id, else "/docker/<id>". dockerd's
+//     16 KiB chunks (no trailing "\n") are joined per stream.
+//   - cri: <cri.pods_dir>/<ns>_<pod>_<uid>/<container>/<n>.log, plus the registry's CRI
+//     LogPaths; "/k8s/<ns>/<pod>/<container>". P chunks are joined up to their F line.
+//   - journald (cgo builds; otherwise Start reports "journald source not built in"):
+//     CONTAINER_ID_FULL/CONTAINER_ID (docker's journald driver) → that docker container; else
+//     the registry's container of _PID; else _SYSTEMD_UNIT → "/system.slice/<unit>"; else the
+//     node. PRIORITY gives the level.
+//   - files: files.include globs minus files.exclude; attributed to the container of a process
+//     holding the file open for writing (/proc/*/fd scan), else to the node (NodeID, "").
+//
+// Source labels follow coroot-node-agent: "stdout/stderr" for container output, "journald",
+// and a plain file's path.
+//
+// # Tailing
+//
+// A file is identified by (device, inode) and a hash of its first 512 bytes. A path that names
+// another file (rename rotation, re-creation) or vanishes: the old file is drained and read for
+// rotation_grace more, the new one read from its first line. A file that shrinks or whose first
+// bytes change (copytruncate): what had not been read is finished from a rotated copy beside it
+// (app.log.1, app.log-20240101, …) with the same first bytes, then the file is read from 0.
+// Lines longer than max_line_length are cut (counted in Stats.Truncated); invalid UTF-8 becomes
+// U+FFFD and control characters spaces. Without checkpoints, files present at start are read
+// from their end and files appearing later from their first line. With a CheckpointStore the
+// offset after the last whole message and the journald cursor are saved every
+// checkpoint_interval and at Shutdown, and a restart resumes there — also through a rotation
+// that happened while the agent was down.
 package logs
