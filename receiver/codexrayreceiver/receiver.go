@@ -171,7 +171,7 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 	mb := r.mb
 	running := r.runningSources()
 
-	containersSeen := r.registry.Containers()
+	containersSeen := r.containers(running)
 	for _, c := range containersSeen {
 		for _, s := range running {
 			if cr, ok := s.(containerRecorder); ok {
@@ -200,6 +200,31 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 		}
 	}
 	return mb.Emit(metadata.WithResource(rb.Emit()))
+}
+
+// containers lists the registry's containers, then those only a source still reports.
+func (r *codexrayReceiver) containers(running []source) []*containers.Container {
+	list := r.registry.Containers()
+	var known map[containers.ID]bool
+	for _, s := range running {
+		cr, ok := s.(containerRetainer)
+		if !ok {
+			continue
+		}
+		for _, c := range cr.retainedContainers() {
+			if known == nil {
+				known = make(map[containers.ID]bool, len(list))
+				for _, k := range list {
+					known[k.ID] = true
+				}
+			}
+			if !known[c.ID] {
+				known[c.ID] = true
+				list = append(list, c)
+			}
+		}
+	}
+	return list
 }
 
 func (r *codexrayReceiver) runningSources() []source {

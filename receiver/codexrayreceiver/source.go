@@ -47,6 +47,12 @@ type nodeRecorder interface {
 	recordNode(mb *metadata.MetricsBuilder, now pcommon.Timestamp)
 }
 
+// containerRetainer is implemented by sources that keep reporting containers the registry
+// has already forgotten (an OOM-killed container's kill count outlives the container).
+type containerRetainer interface {
+	retainedContainers() []*containers.Container
+}
+
 // nodeDescriber is implemented by sources that add attributes to the node resource.
 type nodeDescriber interface {
 	describeNode(rb *metadata.ResourceBuilder)

@@ -45,6 +45,9 @@ func (s *cloudSource) shutdown(context.Context) error {
 }
 
 func (s *cloudSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timestamp) {
+	st := s.watcher.Stats()
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.FailedRequests), "cloud", "request_failed")
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.OversizedResponses), "cloud", "response_too_large")
 	md, ok := s.watcher.Current()
 	if !ok {
 		return

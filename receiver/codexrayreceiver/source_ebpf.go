@@ -211,4 +211,18 @@ func (s *ebpfSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timesta
 	mb.RecordCodexrayEbpfEventsProcessedDataPoint(now, int64(st.EventsProcessed))
 	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.DroppedByLimit), "tcp_destinations")
 	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(s.processDropped.Load()), "ebpf_process_events")
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.DecodeErrors), "ebpf", "decode_error")
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.Unattributed), "ebpf", "unattributed")
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.NATErrors), "ebpf", "nat_lookup")
+}
+
+// retainedContainers lists the containers the tracer still reports, including those gone
+// from the registry whose OOM kills stay visible for oom_kill_retention.
+func (s *ebpfSource) retainedContainers() []*containers.Container {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tracer == nil {
+		return nil
+	}
+	return s.tracer.Containers()
 }

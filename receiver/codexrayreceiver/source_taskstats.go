@@ -110,4 +110,5 @@ func (s *taskstatsSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Ti
 	}
 	st := c.Status()
 	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.ExitOverruns), "taskstats_exit_overruns")
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.Counters.Implausible), "taskstats", "implausible_value")
 }

@@ -32,6 +32,7 @@ type MetricsConfig struct {
 	CodexrayEbpfEventsLost                  MetricConfig `mapstructure:"codexray.ebpf.events.lost"`
 	CodexrayEbpfEventsProcessed             MetricConfig `mapstructure:"codexray.ebpf.events.processed"`
 	CodexrayLimitsDropped                   MetricConfig `mapstructure:"codexray.limits.dropped"`
+	CodexraySourceErrors                    MetricConfig `mapstructure:"codexray.source.errors"`
 	CodexraySourceStatus                    MetricConfig `mapstructure:"codexray.source.status"`
 	ContainerInfo                           MetricConfig `mapstructure:"container.info"`
 	ContainerLogMessages                    MetricConfig `mapstructure:"container.log.messages"`
@@ -77,6 +78,7 @@ func DefaultMetricsConfig() MetricsConfig {
 		CodexrayEbpfEventsLost:                  MetricConfig{Enabled: true},
 		CodexrayEbpfEventsProcessed:             MetricConfig{Enabled: true},
 		CodexrayLimitsDropped:                   MetricConfig{Enabled: true},
+		CodexraySourceErrors:                    MetricConfig{Enabled: true},
 		CodexraySourceStatus:                    MetricConfig{Enabled: true},
 		ContainerInfo:                           MetricConfig{Enabled: true},
 		ContainerLogMessages:                    MetricConfig{Enabled: true},

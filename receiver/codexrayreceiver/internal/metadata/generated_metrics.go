@@ -177,6 +177,51 @@ func newCodexrayLimitsDropped(cfg MetricConfig) metricCodexrayLimitsDropped {
 	return m
 }
 
+type metricCodexraySourceErrors struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricCodexraySourceErrors) init() {
+	m.data.SetName("codexray.source.errors")
+	m.data.SetDescription("Input a source counted and skipped (malformed records, events no container claims, failed lookups), by reason.")
+	m.data.SetUnit("{error}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricCodexraySourceErrors) recordDataPoint(start, ts pcommon.Timestamp, val int64, codexraySourceAttributeValue string, reasonAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("source", codexraySourceAttributeValue)
+	dp.Attributes().PutStr("reason", reasonAttributeValue)
+}
+
+func (m *metricCodexraySourceErrors) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newCodexraySourceErrors(cfg MetricConfig) metricCodexraySourceErrors {
+	m := metricCodexraySourceErrors{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricCodexraySourceStatus struct {
 	data     pmetric.Metric
 	config   MetricConfig
@@ -1739,6 +1784,7 @@ type MetricsBuilder struct {
 	metricCodexrayEbpfEventsLost                  metricCodexrayEbpfEventsLost
 	metricCodexrayEbpfEventsProcessed             metricCodexrayEbpfEventsProcessed
 	metricCodexrayLimitsDropped                   metricCodexrayLimitsDropped
+	metricCodexraySourceErrors                    metricCodexraySourceErrors
 	metricCodexraySourceStatus                    metricCodexraySourceStatus
 	metricContainerInfo                           metricContainerInfo
 	metricContainerLogMessages                    metricContainerLogMessages
@@ -1796,6 +1842,7 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricCodexrayEbpfEventsLost:                  newCodexrayEbpfEventsLost(mbc.Metrics.CodexrayEbpfEventsLost),
 		metricCodexrayEbpfEventsProcessed:             newCodexrayEbpfEventsProcessed(mbc.Metrics.CodexrayEbpfEventsProcessed),
 		metricCodexrayLimitsDropped:                   newCodexrayLimitsDropped(mbc.Metrics.CodexrayLimitsDropped),
+		metricCodexraySourceErrors:                    newCodexraySourceErrors(mbc.Metrics.CodexraySourceErrors),
 		metricCodexraySourceStatus:                    newCodexraySourceStatus(mbc.Metrics.CodexraySourceStatus),
 		metricContainerInfo:                           newContainerInfo(mbc.Metrics.ContainerInfo),
 		metricContainerLogMessages:                    newContainerLogMessages(mbc.Metrics.ContainerLogMessages),
@@ -1881,6 +1928,7 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricCodexrayEbpfEventsLost.emit(ils.Metrics())
 	mb.metricCodexrayEbpfEventsProcessed.emit(ils.Metrics())
 	mb.metricCodexrayLimitsDropped.emit(ils.Metrics())
+	mb.metricCodexraySourceErrors.emit(ils.Metrics())
 	mb.metricCodexraySourceStatus.emit(ils.Metrics())
 	mb.metricContainerInfo.emit(ils.Metrics())
 	mb.metricContainerLogMessages.emit(ils.Metrics())
@@ -1953,6 +2001,11 @@ func (mb *MetricsBuilder) RecordCodexrayEbpfEventsProcessedDataPoint(ts pcommon.
 // RecordCodexrayLimitsDroppedDataPoint adds a data point to codexray.limits.dropped.
 func (mb *MetricsBuilder) RecordCodexrayLimitsDroppedDataPoint(ts pcommon.Timestamp, val int64, limitAttributeValue string) {
 	mb.metricCodexrayLimitsDropped.recordDataPoint(mb.startTime, ts, val, limitAttributeValue)
+}
+
+// RecordCodexraySourceErrorsDataPoint adds a data point to codexray.source.errors.
+func (mb *MetricsBuilder) RecordCodexraySourceErrorsDataPoint(ts pcommon.Timestamp, val int64, codexraySourceAttributeValue string, reasonAttributeValue string) {
+	mb.metricCodexraySourceErrors.recordDataPoint(mb.startTime, ts, val, codexraySourceAttributeValue, reasonAttributeValue)
 }
 
 // RecordCodexraySourceStatusDataPoint adds a data point to codexray.source.status.
