@@ -16,10 +16,9 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
-
-	"github.com/codexray/codexray-node-agent/internal/containers"
 	"go.uber.org/goleak"
 
+	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
 
