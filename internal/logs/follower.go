@@ -114,12 +114,22 @@ func (r *follower) readFrom(f *os.File, w *fileWatcher) error {
 			return err
 		}
 	}
+	w.behind = true // more to read: poll again without waiting for the ticker
 	return nil
 }
 
 // consume splits a chunk that starts at r.offset into lines.
 func (r *follower) consume(chunk []byte, w *fileWatcher) {
 	for len(chunk) > 0 {
+		if chunk[0] == 0 && len(r.partial) == 0 && !r.discarding {
+			// A writer without O_APPEND keeps writing at its old offset after copytruncate,
+			// so the file starts with a hole of NULs, possibly megabytes long: skip it rather
+			// than take it for an overlong line (and lose the line after it).
+			n := len(chunk) - len(bytes.TrimLeft(chunk, "\x00"))
+			chunk = chunk[n:]
+			r.offset += int64(n)
+			continue
+		}
 		i := bytes.IndexByte(chunk, '\n')
 		if i < 0 {
 			r.offset += int64(len(chunk))

@@ -266,8 +266,9 @@ func FuzzParseCRILine(f *testing.F) {
 }
 
 // FuzzFollowerLines feeds file content to a follower in arbitrary chunks: the lines must come
-// out as if the content had been split at '\n' at once, each capped at maxRaw, whatever the
-// chunking (a read may end anywhere, in a line or in a UTF-8 sequence).
+// out as if the content had been split at '\n' at once (leading NULs skipped, empty lines
+// dropped), each capped at maxRaw, whatever the chunking (a read may end anywhere, in a line
+// or in a UTF-8 sequence).
 func FuzzFollowerLines(f *testing.F) {
 	f.Add([]byte("one\ntwo\nthree"), uint8(3), uint8(8))
 	f.Add([]byte("a very long line that goes beyond the cap\nshort\n"), uint8(5), uint8(10))
@@ -287,11 +288,13 @@ func FuzzFollowerLines(f *testing.F) {
 		var want []string
 		lines := bytes.Split(data, []byte{'\n'})
 		for i, l := range lines {
-			last := i == len(lines)-1
-			if last && len(l) <= limit {
+			l = bytes.TrimLeft(l, "\x00") // holes left by copytruncate are skipped
+			if i == len(lines)-1 && len(l) <= limit {
 				break // an unfinished line waits for its '\n'
 			}
-			want = append(want, sanitizeText(l[:min(len(l), limit)]))
+			if text := sanitizeText(l[:min(len(l), limit)]); text != "" { // empty lines are no messages
+				want = append(want, text)
+			}
 		}
 		if len(got) != len(want) {
 			t.Fatalf("got %d lines %q, want %d %q", len(got), got, len(want), want)

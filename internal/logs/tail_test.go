@@ -42,15 +42,11 @@ func TestFilesAtLaunchFromEndLaterFromStart(t *testing.T) {
 	checkExactlyOnce(t, lateMsgs, "late", 0, 3)
 }
 
-// steadyWriter appends numbered lines to path, rotating it every `every` lines with rotate,
-// which runs while no write is in flight (as logrotate's copytruncate or a reopen signal would
-// race, but deterministically).
-func steadyWriter(t *testing.T, path, prefix string, n, every int, rotate func(f **os.File)) {
+// steadyWriter writes numbered lines to f, rotating every `every` lines with rotate, which runs
+// while no write is in flight (as logrotate's copytruncate or a reopen signal would race, but
+// deterministically) and may replace the file the writer writes to.
+func steadyWriter(t *testing.T, f *os.File, prefix string, n, every int, rotate func(f **os.File)) {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer func() { f.Close() }()
 	lines := numbered(prefix, 0, n)
 	for i, l := range lines {
@@ -66,6 +62,15 @@ func steadyWriter(t *testing.T, path, prefix string, n, every int, rotate func(f
 	}
 }
 
+func openLog(t *testing.T, path string, flags int) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flags, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func TestRotationByRenameLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
@@ -75,7 +80,7 @@ func TestRotationByRenameLosesNothing(t *testing.T) {
 	waitFor(t, 5*time.Second, "app.log followed", func() bool { return r.Stats().FilesOpened.Load() == 1 })
 
 	const n = 30000
-	steadyWriter(t, path, "line", n, 4000, func(f **os.File) {
+	steadyWriter(t, openLog(t, path, os.O_APPEND), "line", n, 4000, func(f **os.File) {
 		// logrotate "create": rename, then the service reopens its log a little later and
 		// writes a few more lines into the renamed file meanwhile.
 		if err := os.Rename(path, path+".1"); err != nil {
@@ -100,39 +105,52 @@ func TestRotationByRenameLosesNothing(t *testing.T) {
 }
 
 func TestCopyTruncateLosesNothing(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "app.log")
-	rec := &recorder{}
-	r := startReader(t, filesConfig(dir), nil, rec, nil)
-	appendLines(t, path) // created empty after launch: read from its first line
-	waitFor(t, 5*time.Second, "app.log followed", func() bool { return r.Stats().FilesOpened.Load() == 1 })
+	for _, appendMode := range []bool{true, false} {
+		t.Run(map[bool]string{true: "O_APPEND writer", false: "writer without O_APPEND"}[appendMode], func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.log")
+			rec := &recorder{}
+			r := startReader(t, filesConfig(dir), nil, rec, nil)
+			appendLines(t, path) // created empty after launch: read from its first line
+			waitFor(t, 5*time.Second, "app.log followed", func() bool { return r.Stats().FilesOpened.Load() == 1 })
 
-	const n = 30000
-	steadyWriter(t, path, "line", n, 4000, func(f **os.File) {
-		// logrotate copytruncate: copy, then truncate in place; the writer keeps its O_APPEND
-		// descriptor and goes on at offset 0.
-		src, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst, err := os.Create(path + ".1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(dst, src); err != nil {
-			t.Fatal(err)
-		}
-		src.Close()
-		dst.Close()
-		if err := os.Truncate(path, 0); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	})
-	awaitCount(rec, n, 10*time.Second)
-	checkExactlyOnce(t, rec.snapshot(), "line", 0, n)
-	if got := r.Stats().Truncations.Load(); got != 7 {
-		t.Errorf("truncations: got %d, want 7", got)
+			const n = 30000
+			flags := os.O_APPEND
+			if !appendMode {
+				// Without O_APPEND the writer goes on at its old offset after the truncation:
+				// the file then starts with a hole of NULs.
+				flags = 0
+			}
+			steadyWriter(t, openLog(t, path, flags), "line", n, 4000, func(**os.File) {
+				copyTruncate(t, path)
+				time.Sleep(50 * time.Millisecond)
+			})
+			awaitCount(rec, n, 10*time.Second)
+			checkExactlyOnce(t, rec.snapshot(), "line", 0, n)
+			if got := r.Stats().Truncations.Load(); got != 7 {
+				t.Errorf("truncations: got %d, want 7", got)
+			}
+		})
+	}
+}
+
+// copyTruncate is logrotate's copytruncate: copy, then truncate in place.
+func copyTruncate(t *testing.T, path string) {
+	src, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.Create(path + ".1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -176,7 +194,7 @@ func TestLongLinesAndJunk(t *testing.T) {
 	if len(msgs) != 6 {
 		t.Fatalf("got %d messages", len(msgs))
 	}
-	want := []string{"short one", strings.Repeat("x", 1024), "short two", "  \uFFFD binary \uFFFD( junk", strings.Repeat("y", 1024), strings.Repeat("z", 1024)}
+	want := []string{"short one", strings.Repeat("x", 1024), "short two", " \uFFFD binary \uFFFD( junk", strings.Repeat("y", 1024), strings.Repeat("z", 1024)}
 	for i, m := range msgs {
 		if m.Text != want[i] {
 			t.Errorf("message %d: got %q (len %d), want len %d", i, head80(m.Text), len(m.Text), len(want[i]))

@@ -83,6 +83,8 @@ type fileWatcher struct {
 	buf       []byte
 	scratch   []byte
 	msg       Message
+	// behind: a file had more than maxReadPerPoll to read (a burst or a backlog).
+	behind bool
 
 	reportedErrors map[string]bool
 }
@@ -116,6 +118,7 @@ func (w *fileWatcher) run(ctx context.Context) {
 	defer discovery.Stop()
 	checkpoint := time.NewTicker(w.cfg.CheckpointInterval)
 	defer checkpoint.Stop()
+	catchUp := make(chan struct{}, 1)
 	for {
 		select {
 		case <-ctx.Done():
@@ -125,11 +128,28 @@ func (w *fileWatcher) run(ctx context.Context) {
 			return
 		case <-poll.C:
 			w.pollAll()
+			w.catchUpIfBehind(catchUp)
+		case <-catchUp:
+			w.pollAll()
+			w.catchUpIfBehind(catchUp)
 		case <-discovery.C:
 			w.sync(ctx, false)
 		case <-checkpoint.C:
 			w.saveCheckpoints(ctx)
 		}
+	}
+}
+
+// catchUpIfBehind schedules another poll right away when a file had more to read than one
+// poll takes (a burst or a backlog); going through the select keeps shutdown, discovery and
+// checkpoints served between rounds.
+func (w *fileWatcher) catchUpIfBehind(catchUp chan struct{}) {
+	if !w.behind {
+		return
+	}
+	select {
+	case catchUp <- struct{}{}:
+	default:
 	}
 }
 
@@ -229,6 +249,7 @@ func lastLineStart(f io.ReaderAt, size int64, buf []byte) int64 {
 // pollAll reads new data of every followed and draining file, handling rotation, deletion and
 // truncation.
 func (w *fileWatcher) pollAll() {
+	w.behind = false
 	for path, r := range w.followers {
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -327,13 +348,18 @@ func (w *fileWatcher) closeAll() {
 	w.draining = nil
 }
 
+// emit hands one message to the sink; empty lines are not messages.
 func (w *fileWatcher) emit(r *follower, stream string, t time.Time, text []byte) {
+	clean := sanitizeText(text)
+	if clean == "" {
+		return
+	}
 	w.msg = Message{
 		Container: r.target.container,
 		Source:    r.target.source,
 		Stream:    stream,
 		Time:      t,
-		Text:      sanitizeText(text),
+		Text:      clean,
 	}
 	w.stats.Messages.Add(1)
 	w.sink.Message(&w.msg)
