@@ -26,4 +26,12 @@
 // io_service_bytes; v2 cpu.stat usage_usec/throttled_usec, cpu.max, memory.stat anon/file,
 // memory.max, io.stat; PSI from {cpu,memory,io}.pressure on the v2 hierarchy (pure v2 or
 // hybrid's unified mount). Block devices are named from ProcRoot/partitions.
+//
+// Cgroup namespaces: an agent in a pod on a cgroup v2 node has a private cgroup namespace, so
+// the kernel prints other processes' paths relative to the agent's own cgroup
+// ("0::/../../besteffort/…"). Open finds the namespace root of every hierarchy on the host tree
+// under Root (the directory whose cgroup.procs lists the agent's own pid, see namespace.go),
+// and ProcessPaths joins every path to it, so Identify, Stats and CgroupID see host paths and
+// the ids eBPF reports. Namespaces() says what was found, for the caller to log once. A path
+// that cannot be placed is refused with ErrNamespaceRelative, never guessed.
 package cgroups

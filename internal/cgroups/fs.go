@@ -47,6 +47,14 @@ type FS struct {
 	unified string
 	// v1 controller mount directories ("" when the controller is not mounted).
 	cpuDir, cpuacctDir, memoryDir, blkioDir string
+	// systemdDir is the v1 named hierarchy name=systemd, only used to place namespace-relative
+	// paths.
+	systemdDir string
+
+	// ns is the agent's cgroup namespace per hierarchy (order of hierarchyNames); private is
+	// set when any hierarchy's paths must be joined to a root or refused.
+	ns      [hierarchyCount]Namespace
+	private bool
 
 	devices deviceNames
 	bufs    sync.Pool
@@ -61,6 +69,7 @@ func Open(cfg Config) (*FS, error) {
 	case exists(filepath.Join(cfg.Root, "cgroup.controllers")):
 		f.layout = LayoutV2
 		f.unified = cfg.Root
+		f.resolveNamespaces()
 		return f, nil
 	case exists(filepath.Join(cfg.Root, "unified", "cgroup.controllers")):
 		f.layout = LayoutHybrid
@@ -75,6 +84,8 @@ func Open(cfg Config) (*FS, error) {
 	if f.layout == LayoutV1 && f.cpuDir == "" && f.cpuacctDir == "" && f.memoryDir == "" && f.blkioDir == "" {
 		return nil, fmt.Errorf("no cgroup hierarchy under %s (neither cgroup.controllers nor v1 controller directories)", cfg.Root)
 	}
+	f.systemdDir = controllerDir(cfg.Root, "systemd")
+	f.resolveNamespaces()
 	return f, nil
 }
 
@@ -106,8 +117,10 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// ProcessPaths reads /proc/<pid>/cgroup. An exited process gives an error satisfying
-// errors.Is(err, fs.ErrNotExist) (or ESRCH while it is being reaped).
+// ProcessPaths reads /proc/<pid>/cgroup and returns paths from each hierarchy's root, also
+// when the agent runs in a private cgroup namespace (see Namespaces). An exited process gives
+// an error satisfying errors.Is(err, fs.ErrNotExist) (or ESRCH while it is being reaped); a
+// path that cannot be placed on the host hierarchy one wrapping ErrNamespaceRelative.
 func (f *FS) ProcessPaths(pid uint32) (Paths, error) {
 	bp := f.bufs.Get().(*[]byte)
 	defer f.bufs.Put(bp)
@@ -117,6 +130,9 @@ func (f *FS) ProcessPaths(pid uint32) (Paths, error) {
 	}
 	p, err := ParseProcCgroup(data)
 	if err != nil {
+		return Paths{}, fmt.Errorf("/proc/%d/cgroup: %w", pid, err)
+	}
+	if err := f.placePaths(&p); err != nil {
 		return Paths{}, fmt.Errorf("/proc/%d/cgroup: %w", pid, err)
 	}
 	return p, nil
@@ -203,4 +219,31 @@ func readInto(path string, bp *[]byte) ([]byte, error) {
 	}
 	*bp = b
 	return b, nil
+}
+
+// DirInode returns the inode of the directory of a cgroup in p: the v2 one when there is one,
+// else the first v1 controller's. A cgroup removed and created again under the same name (a
+// container restarted into the same path) has a new inode, so the inode tells container
+// instances apart where the path cannot.
+func (f *FS) DirInode(p Paths) (uint64, error) {
+	var dir string
+	switch {
+	case f.unified != "" && p.Unified != "":
+		dir = f.unified + p.Unified
+	case f.cpuacctDir != "" && p.CPUAcct != "":
+		dir = f.cpuacctDir + p.CPUAcct
+	case f.cpuDir != "" && p.CPU != "":
+		dir = f.cpuDir + p.CPU
+	case f.memoryDir != "" && p.Memory != "":
+		dir = f.memoryDir + p.Memory
+	case f.blkioDir != "" && p.Blkio != "":
+		dir = f.blkioDir + p.Blkio
+	default:
+		return 0, errors.New("no cgroup directory to identify")
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return 0, &fs.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	return st.Ino, nil
 }

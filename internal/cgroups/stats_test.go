@@ -42,7 +42,7 @@ func TestFixtureHosts(t *testing.T) {
 	for _, tt := range []struct {
 		layout string
 		want   Layout
-	}{{"v1", LayoutV1}, {"v2", LayoutV2}, {"hybrid", LayoutHybrid}} {
+	}{{"v1", LayoutV1}, {"v2", LayoutV2}, {"v2ns", LayoutV2}, {"hybrid", LayoutHybrid}} {
 		t.Run(tt.layout, func(t *testing.T) {
 			f := openFixture(t, tt.layout)
 			if f.Layout() != tt.want {
@@ -178,6 +178,13 @@ func copyTree(t testing.TB, src string) string {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
+		if d.Type()&os.ModeSymlink != 0 { // ProcRoot/self
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, filepath.Join(dst, rel))
+		}
 		if d.IsDir() {
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
 		}
