@@ -213,8 +213,13 @@ func unescapeJSON(dst, raw []byte) ([]byte, error) {
 		c := raw[i]
 		if c != '\\' {
 			if c < utf8.RuneSelf {
-				dst = append(dst, c)
-				i++
+				// Copy the run of plain ASCII at once: most log text has no escapes.
+				j := i + 1
+				for j < len(raw) && raw[j] != '\\' && raw[j] < utf8.RuneSelf {
+					j++
+				}
+				dst = append(dst, raw[i:j]...)
+				i = j
 				continue
 			}
 			r, size := utf8.DecodeRune(raw[i:])
