@@ -3,6 +3,7 @@ package logs
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -227,4 +228,42 @@ func BenchmarkFileToCountersLoghub(b *testing.B) {
 	r.Shutdown()
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "lines/s")
 	b.ReportMetric(float64(total)/cpu.Seconds(), "lines/cpu-s")
+}
+
+// BenchmarkDockerToCounters is BenchmarkFileToCounters through the docker json-file source.
+func BenchmarkDockerToCounters(b *testing.B) {
+	lines := benchLines(max(b.N, 1))
+	root := b.TempDir()
+	logPath := filepath.Join(root, testDockerID, testDockerID+"-json.log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for i, l := range lines {
+		esc, _ := json.Marshal(l + "\n")
+		lines[i] = `{"log":` + string(esc) + `,"stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"}`
+	}
+	writeLines(b, logPath, lines)
+	cfg := testConfig()
+	cfg.Docker.Enabled, cfg.Docker.ContainersDir = true, root
+	cfg.PollInterval = time.Millisecond
+	cfg.Multiline.Enabled = false
+	store := newMemStore()
+	_ = store.Set(context.Background(), startedKey, []byte{1})
+	pats := NewPatterns(testPatternsConfig(), cfg.Multiline)
+	r := NewReader(cfg, nil, pats, nil)
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0, t0 := cpuTime(), time.Now()
+	if err := r.Start(context.Background(), store); err != nil {
+		b.Fatal(err)
+	}
+	for r.Stats().Messages.Load() < uint64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed, cpu := time.Since(t0), cpuTime()-cpu0
+	b.StopTimer()
+	r.Shutdown()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "lines/s")
+	b.ReportMetric(float64(b.N)/cpu.Seconds(), "lines/cpu-s")
 }
