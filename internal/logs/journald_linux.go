@@ -131,17 +131,15 @@ func (s *journaldSource) field(name string) string {
 // entry fills msg from the current journal entry and reports whether it should be counted.
 func (s *journaldSource) entry(msg *Message) bool {
 	text := s.field("MESSAGE")
-	*msg = Message{
-		Source: SourceJournald,
-		Level:  LevelFromSyslogPriority(s.field("PRIORITY")),
-	}
+	*msg = Message{Source: SourceJournald}
 	if usec, err := s.j.GetRealtimeUsec(); err == nil {
 		msg.Time = time.UnixMicro(int64(usec))
 	}
-	id, names := s.attribute()
+	id, names, dockerDriver := s.attribute()
 	if !s.filter.allows(names...) {
 		return false
 	}
+	msg.Level = journaldLevel(s.field("PRIORITY"), s.field("_TRANSPORT"), dockerDriver)
 	msg.Container = id
 	if len(text) > s.cfg.MaxLineLength {
 		text = text[:s.cfg.MaxLineLength]
@@ -153,7 +151,7 @@ func (s *journaldSource) entry(msg *Message) bool {
 
 // attribute decides whose entry this is: a docker container logging through the journald
 // driver, the registry's container of the sending process, the systemd unit, or the node.
-func (s *journaldSource) attribute() (containers.ID, []string) {
+func (s *journaldSource) attribute() (id containers.ID, names []string, dockerDriver bool) {
 	runtimeID := s.field("CONTAINER_ID_FULL")
 	if runtimeID == "" {
 		runtimeID = s.field("CONTAINER_ID")
@@ -161,20 +159,20 @@ func (s *journaldSource) attribute() (containers.ID, []string) {
 	if runtimeID != "" {
 		name := s.field("CONTAINER_NAME")
 		if c, ok := s.lookup.ContainerByRuntimeID(runtimeID); ok {
-			return c.ID, []string{c.Name, string(c.ID), name}
+			return c.ID, []string{c.Name, string(c.ID), name}, true
 		}
 		id := dockerContainerID(runtimeID)
-		return id, []string{name, string(id), runtimeID}
+		return id, []string{name, string(id), runtimeID}, true
 	}
 	unit := s.field("_SYSTEMD_UNIT")
 	if pid, err := strconv.ParseUint(s.field("_PID"), 10, 32); err == nil {
 		if c, ok := s.lookup.ContainerByPID(uint32(pid)); ok {
-			return c.ID, []string{c.Name, string(c.ID), unit}
+			return c.ID, []string{c.Name, string(c.ID), unit}, false
 		}
 	}
 	if unit != "" {
 		id := systemdUnitID(unit)
-		return id, []string{unit, string(id)}
+		return id, []string{unit, string(id)}, false
 	}
-	return NodeID, nil
+	return NodeID, nil, false
 }

@@ -61,8 +61,8 @@ func TestJournaldFixtureAttribution(t *testing.T) {
 	want := []string{
 		"/system.slice/nginx.service|journald|error|upstream timed out while reading response header",
 		"/system.slice/nginx.service|journald|info|reloading configuration",
-		"/docker/" + testDockerID + "|journald|info|GET /health 200",
-		"|journald|warning|disk almost full", // no unit, no known container: the node
+		"/docker/" + testDockerID + "|journald|unknown|GET /health 200", // driver PRIORITY is the stream
+		"|journald|warning|disk almost full",                            // no unit, no known container: the node
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got\n%v\nwant\n%v", got, want)
@@ -129,5 +129,45 @@ func TestJournaldLiveSystemdCat(t *testing.T) {
 	pats.FlushPatterns(func(p PatternRecord) { templates = append(templates, p.Template) })
 	if fmt.Sprint(templates) != "[disk almost full on <*>]" {
 		t.Fatalf("templates %v", templates)
+	}
+}
+
+// A docker container using the journald log driver is attributed to the container, not to
+// dockerd (the entry's _PID).
+func TestJournaldDockerLogDriver(t *testing.T) {
+	testutil.RequireJournald(t)
+	testutil.RequireDocker(t)
+	cfg := testConfig()
+	cfg.Journald.Enabled = true
+	rec := &recorder{}
+	r := NewReader(cfg, nil, SinkFunc(func(m *Message) {
+		if m.Source == SourceJournald && len(m.Container) > len("/docker/") && string(m.Container[:8]) == "/docker/" {
+			rec.Message(m)
+		}
+	}), nil)
+	if err := r.Start(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Shutdown)
+	out, err := exec.Command("docker", "run", "-d", "--network", "none", "--label", "codexray-test=1", "--log-driver", "journald",
+		testutil.DockerImage, "sh", "-c", "echo 'ERROR disk quota exceeded for user 7'; echo 'INFO retrying' >&2; sleep 30").CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker run: %v: %s", err, out)
+	}
+	id := string(out[:64])
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
+	waitFor(t, 15*time.Second, "2 entries of the container", func() bool { return len(rec.snapshot()) >= 2 })
+	got := map[string]string{}
+	for _, m := range rec.snapshot() {
+		got[m.Text] = fmt.Sprintf("%s|%s", m.Container, m.Level)
+	}
+	// The driver's PRIORITY is the stream (6 stdout, 3 stderr), not a severity: the level is
+	// left to detection from the text.
+	want := map[string]string{
+		"ERROR disk quota exceeded for user 7": "/docker/" + id + "|unknown",
+		"INFO retrying":                        "/docker/" + id + "|unknown",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v\nwant %v", got, want)
 	}
 }

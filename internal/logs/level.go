@@ -40,3 +40,14 @@ func LevelFromSyslogPriority(priority string) Level {
 		return LevelDebug
 	}
 }
+
+// journaldLevel is the level an entry states, or LevelUnknown when its PRIORITY says nothing
+// about severity and the text must tell: docker's journald driver sets PRIORITY from the
+// stream (6 stdout, 3 stderr), and a service's stdout gets the default 6 unless it prefixed
+// the line ("<4>…") or a writer such as systemd-cat -p chose another.
+func journaldLevel(priority, transport string, dockerDriver bool) Level {
+	if dockerDriver || (transport == "stdout" && priority == "6") {
+		return LevelUnknown
+	}
+	return LevelFromSyslogPriority(priority)
+}

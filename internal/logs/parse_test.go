@@ -183,6 +183,28 @@ func TestLevelFromSyslogPriority(t *testing.T) {
 	}
 }
 
+func TestJournaldLevel(t *testing.T) {
+	tests := []struct {
+		priority, transport string
+		docker              bool
+		want                Level
+	}{
+		{"3", "journal", false, LevelError},   // sd_journal_print(LOG_ERR, …)
+		{"4", "syslog", false, LevelWarning},  // syslog(3)
+		{"4", "stdout", false, LevelWarning},  // systemd-cat -p warning
+		{"6", "stdout", false, LevelUnknown},  // a service's plain stdout: detect from the text
+		{"3", "journal", true, LevelUnknown},  // docker's journald driver: stderr, not severity
+		{"6", "journal", true, LevelUnknown},  // … and stdout
+		{"", "kernel", false, LevelUnknown},   // no PRIORITY
+		{"2", "kernel", false, LevelCritical}, // kernel crit
+	}
+	for _, tt := range tests {
+		if got := journaldLevel(tt.priority, tt.transport, tt.docker); got != tt.want {
+			t.Errorf("journaldLevel(%q, %q, %v) = %v, want %v", tt.priority, tt.transport, tt.docker, got, tt.want)
+		}
+	}
+}
+
 func TestParsePodDirName(t *testing.T) {
 	ns, pod, ok := parsePodDirName("kube-system_coredns-5d78c9869d-abcde_0b8f4b2c-1111-2222-3333-444455556666")
 	if !ok || ns != "kube-system" || pod != "coredns-5d78c9869d-abcde" {
