@@ -290,8 +290,12 @@ func TestMaxOpenFiles(t *testing.T) {
 	cfg.MaxOpenFiles = 2
 	r := startReader(t, cfg, nil, &recorder{}, nil)
 	waitFor(t, 5*time.Second, "skip counted", func() bool { return r.Stats().FilesSkipped.Load() >= 1 })
+	time.Sleep(100 * time.Millisecond) // a few more discovery rounds: still counted once
 	if got := r.Stats().FilesOpened.Load(); got != 2 {
 		t.Fatalf("opened %d files, want 2", got)
+	}
+	if got := r.Stats().FilesSkipped.Load(); got != 1 {
+		t.Fatalf("skipped %d, want 1", got)
 	}
 }
 

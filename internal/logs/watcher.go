@@ -183,17 +183,20 @@ func (w *fileWatcher) sync(ctx context.Context, launch bool) {
 
 // open starts following a file at the position the checkpoint, or the launch rule, says.
 func (w *fileWatcher) open(ctx context.Context, t fileTarget, launch bool) *follower {
+	// Discovery retries every round; each file is counted (and logged) once.
 	if !w.budget.acquire() {
-		w.stats.FilesSkipped.Add(1)
-		w.reportOnce("budget:"+t.path, "log file not followed: logs.max_open_files reached", zap.String("path", t.path))
+		if w.reportOnce("budget:"+t.path, "log file not followed: logs.max_open_files reached", zap.String("path", t.path)) {
+			w.stats.FilesSkipped.Add(1)
+		}
 		return nil
 	}
 	f, err := os.Open(t.path)
 	if err != nil {
 		w.budget.release()
 		if !errors.Is(err, os.ErrNotExist) {
-			w.stats.ReadErrors.Add(1)
-			w.reportOnce("open:"+t.path, "cannot open log file", zap.String("path", t.path), zap.Error(err))
+			if w.reportOnce("open:"+t.path, "cannot open log file", zap.String("path", t.path), zap.Error(err)) {
+				w.stats.ReadErrors.Add(1)
+			}
 		}
 		return nil
 	}
@@ -402,15 +405,16 @@ func (w *fileWatcher) reportParseError(path string, err error) {
 	w.reportOnce("parse:"+path, "skipping malformed log lines (reported once per file)", zap.String("source", w.name), zap.String("path", path), zap.Error(err))
 }
 
-// reportOnce logs a problem the first time it happens for a key: a broken file must not flood
-// the collector's log at line rate.
-func (w *fileWatcher) reportOnce(key, msg string, fields ...zap.Field) {
+// reportOnce logs a problem the first time it happens for a key, and reports whether this was
+// the first time: a broken file must not flood the collector's log at line rate.
+func (w *fileWatcher) reportOnce(key, msg string, fields ...zap.Field) bool {
 	if w.reportedErrors[key] {
-		return
+		return false
 	}
 	if len(w.reportedErrors) > 10000 {
 		clear(w.reportedErrors)
 	}
 	w.reportedErrors[key] = true
 	w.logger.Warn(msg, fields...)
+	return true
 }
