@@ -27,8 +27,13 @@ type ID string
 // published: when metadata changes the registry publishes a new copy, so readers need no lock.
 type Container struct {
 	ID         ID
-	CgroupPath string    // cgroup path relative to the hierarchy root, e.g. "/docker/<id>"
-	FirstSeen  time.Time // start timestamp of the container's cumulative metrics
+	CgroupPath string // cgroup path relative to the hierarchy root, e.g. "/docker/<id>"
+	// FirstSeen is when the registry first saw this instance of the container: the start
+	// timestamp of its cumulative metrics. A container that restarts into a new cgroup (a
+	// Kubernetes restart: new runtime id and cgroup, same ID; a docker restart re-creating its
+	// cgroup) has counters starting from zero again, so it is published anew with FirstSeen =
+	// when the new instance was seen; Restarts still comes from the runtime.
+	FirstSeen time.Time
 
 	Runtime   string // "docker", "containerd", "crio", "podman", "kubepods", "systemd", "cgroup"
 	RuntimeID string // the runtime's container id, when there is one
@@ -58,6 +63,9 @@ type state struct {
 	last        cgroups.Stats // last successful reading
 	hasLast     bool
 	refreshedAt time.Time // last runtime metadata lookup
+	// instance is the inode of the container's cgroup directory (cgroups.FS.DirInode), 0 when
+	// unknown: a new inode under the same path is a new instance of the container.
+	instance uint64
 }
 
 // GoneAt is when the registry saw the container's last process leave; zero while it runs.

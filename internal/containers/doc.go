@@ -20,5 +20,15 @@
 // A container whose processes are all gone gets GoneAt, stays queryable and listed for the
 // retention (its last counters are kept), then is forgotten everywhere. See ID for naming.
 //
+// A container restarted into a new cgroup (Kubernetes: new runtime id, same ID; docker: its
+// cgroup re-created, told apart by the directory's inode) is a new instance: a new copy is
+// published with FirstSeen = when the new instance was seen, because its cgroup counters start
+// from zero again; Restarts stays the runtime's restart count. Stats().NewInstances counts them.
+//
+// In a pod with a private cgroup namespace, internal/cgroups resolves every process's path
+// against the agent's namespace root on the host tree, so attribution and cgroup ids are the
+// host's; processes whose paths cannot be placed are skipped and counted
+// (Stats().NamespaceSkipped), and Start logs once what was found.
+//
 // A *Container is immutable once published; metadata refreshes publish a new copy.
 package containers

@@ -45,7 +45,7 @@ type Registry struct {
 
 	pidBuf []uint32 // guarded by scanMu
 
-	scans, rescans, processErrors, runtimeLookups, expired atomic.Uint64
+	scans, rescans, processErrors, runtimeLookups, expired, namespaceSkipped, restarts atomic.Uint64
 }
 
 // entry is the registry's handle on one container: the published *Container is replaced
@@ -67,6 +67,13 @@ type ScanStats struct {
 	ProcessErrors  uint64 // /proc/<pid>/cgroup files that could not be read or parsed (not exits)
 	RuntimeLookups uint64 // metadata requests sent to runtimes
 	Expired        uint64 // containers forgotten after their retention
+	// NamespaceSkipped counts process readings refused because their cgroup path is relative
+	// to a cgroup namespace the agent could not place on the host tree (see
+	// cgroups.ErrNamespaceRelative): not attributed rather than attributed wrongly.
+	NamespaceSkipped uint64
+	// NewInstances counts containers seen in a new cgroup under a known ID (a Kubernetes
+	// container restarted, a docker container restarted into a re-created cgroup).
+	NewInstances uint64
 }
 
 // Start configures the registry and starts scanning in the background: a first full scan
@@ -104,6 +111,7 @@ func (r *Registry) Start(cfg Config, cgroupsCfg cgroups.Config, logger *zap.Logg
 	r.mu.Unlock()
 	logger.Info("container registry started", zap.String("cgroup_layout", fs.Layout().String()),
 		zap.String("cgroup_root", cgroupsCfg.Root), zap.String("proc_root", cgroupsCfg.ProcRoot))
+	logNamespaces(logger, fs.Namespaces())
 
 	r.wg.Add(1)
 	go r.loop(ctx)
@@ -285,6 +293,26 @@ func (r *Registry) Stats() ScanStats {
 	return ScanStats{
 		Scans: r.scans.Load(), Rescans: r.rescans.Load(), ProcessErrors: r.processErrors.Load(),
 		RuntimeLookups: r.runtimeLookups.Load(), Expired: r.expired.Load(),
+		NamespaceSkipped: r.namespaceSkipped.Load(), NewInstances: r.restarts.Load(),
+	}
+}
+
+// logNamespaces says once how the agent's cgroup namespace was resolved: silent on a host,
+// informative in a pod, a warning when processes will be skipped.
+func logNamespaces(logger *zap.Logger, nss []cgroups.Namespace) {
+	for _, ns := range nss {
+		switch ns.State {
+		case cgroups.NamespacePrivate:
+			logger.Info("the agent runs in a private cgroup namespace; process cgroup paths are resolved against its root on the host hierarchy",
+				zap.String("hierarchy", ns.Hierarchy), zap.String("namespace_root", ns.Root))
+		case cgroups.NamespaceUnresolved:
+			logger.Warn("the agent runs in a private cgroup namespace whose root is not found under the cgroup root; "+
+				"processes whose cgroup paths are relative to it are skipped (not attributed to any container) and counted",
+				zap.String("hierarchy", ns.Hierarchy), zap.String("reason", ns.Reason))
+		case cgroups.NamespaceUnchecked:
+			logger.Debug("cgroup namespace not checked; cgroup paths are taken as absolute",
+				zap.String("hierarchy", ns.Hierarchy), zap.String("reason", ns.Reason))
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package containers
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -82,6 +83,14 @@ func (r *Registry) scanLocked(ctx context.Context, full bool) {
 // read attributes one process into the batch.
 func (r *Registry) read(pid uint32, b *batch, cgroupIDs map[string]uint64) {
 	paths, err := r.fs.ProcessPaths(pid)
+	if errors.Is(err, cgroups.ErrNamespaceRelative) {
+		// Known but not attributed: its path cannot be placed on the host tree. Recording it
+		// as containerless keeps lookups of its pid from re-reading /proc each time; the next
+		// full scan tries again.
+		r.namespaceSkipped.Add(1)
+		b.hostPids = append(b.hostPids, pid)
+		return
+	}
 	if err != nil {
 		if !cgroups.ProcessExited(err) {
 			r.processErrors.Add(1)
@@ -156,8 +165,11 @@ func (r *Registry) resolve(ctx context.Context, b *batch) {
 			}
 		default:
 			o.entry = e
-			if !e.st.goneTime().IsZero() {
-				// Back from the dead (docker restart keeps the cgroup): re-read the restart count.
+			if r.newInstance(e, key, o) {
+				// Same path, re-created cgroup (docker restart): counters start again.
+				r.restartEntry(ctx, e, o)
+			} else if !e.st.goneTime().IsZero() {
+				// Back from the dead in the same cgroup: re-read the restart count.
 				if m, ok := r.lookup(ctx, e.identity); ok {
 					r.applyRefresh(e, m)
 				}
@@ -178,23 +190,75 @@ func (r *Registry) discover(ctx context.Context, o *observation) *entry {
 	e := r.byID[c.ID]
 	r.mu.RUnlock()
 	if e != nil {
-		prev := e.cur.Load()
-		c.FirstSeen = prev.FirstSeen
-		c.st = e.st
-		e.st.mu.Lock()
-		e.st.paths = o.paths
-		e.st.hasLast = false // counters of the new cgroup start again
-		e.st.refreshedAt = r.now()
-		e.st.mu.Unlock()
-		e.identity = o.identity
-		e.cur.Store(c)
+		// A new instance of a known container (a Kubernetes container restarted: new runtime
+		// id, new cgroup). Its counters start from zero, so its cumulative metrics need a new
+		// start: a copy with FirstSeen now. The restart count is the runtime's (in c).
+		r.repoint(e, c, o)
 		return e
 	}
 	c.FirstSeen = r.now()
-	c.st = &state{fs: r.fs, paths: o.paths, refreshedAt: r.now()}
+	c.st = &state{fs: r.fs, paths: o.paths, refreshedAt: r.now(), instance: r.instanceOf(o)}
 	e = &entry{st: c.st, identity: o.identity}
 	e.cur.Store(c)
 	return e
+}
+
+// repoint publishes c as the new instance of entry e, whose cgroup is now o's; the caller
+// holds scanMu.
+func (r *Registry) repoint(e *entry, c *Container, o *observation) {
+	now := r.now()
+	c.ID = e.cur.Load().ID
+	c.FirstSeen = now
+	c.st = e.st
+	e.st.mu.Lock()
+	e.st.paths = o.paths
+	e.st.hasLast = false // the old cgroup's last reading must not stand in for the new one
+	e.st.refreshedAt = now
+	e.st.instance = r.instanceOf(o)
+	e.st.mu.Unlock()
+	e.identity = o.identity
+	e.cur.Store(c)
+	r.restarts.Add(1)
+}
+
+// instanceOf is the inode of an observed container's cgroup, 0 when it cannot be read.
+func (r *Registry) instanceOf(o *observation) uint64 {
+	ino, err := r.fs.DirInode(o.paths)
+	if err != nil {
+		return 0
+	}
+	return ino
+}
+
+// newInstance reports whether the container's current cgroup (key) was re-created since the
+// registry last saw it. Only the current cgroup counts: processes left in an older cgroup of
+// the same ID (a restart still being torn down) must not flip the instance back.
+func (r *Registry) newInstance(e *entry, key string, o *observation) bool {
+	if e.identity.Path != key {
+		return false
+	}
+	ino := r.instanceOf(o)
+	e.st.mu.Lock()
+	defer e.st.mu.Unlock()
+	if ino == 0 {
+		return false
+	}
+	if e.st.instance == 0 {
+		e.st.instance = ino // not readable when first seen: learn it now
+		return false
+	}
+	return ino != e.st.instance
+}
+
+// restartEntry publishes a new instance of a container whose cgroup was re-created under the
+// same path, with fresh runtime metadata (the restart count) when the runtime answers.
+func (r *Registry) restartEntry(ctx context.Context, e *entry, o *observation) {
+	prev := e.cur.Load()
+	c := *prev
+	if m, ok := r.lookup(ctx, e.identity); ok && !m.Sandbox {
+		applyMetadata(&c, m)
+	}
+	r.repoint(e, &c, o)
 }
 
 func (r *Registry) lookup(ctx context.Context, id cgroups.Identity) (metadata, bool) {
