@@ -20,6 +20,10 @@ func init() { registerSource(newContainersSource) }
 // containersSource runs the container registry every other source attributes through, and
 // records what each container is (container_info, restarts) and what it uses (cgroup cpu,
 // memory, block IO and PSI counters, read at collection time).
+//
+// Restarts is the runtime's restart count. A restarted container's cgroup counters start from
+// zero; the registry then publishes it with a new FirstSeen, which the receiver uses as the
+// start timestamp of the resource's cumulative sums, so no counter appears to go down.
 type containersSource struct {
 	cfg        containers.Config
 	cgroupsCfg cgroups.Config
@@ -98,6 +102,18 @@ func (s *containersSource) recordContainer(mb *metadata.MetricsBuilder, now pcom
 		mb.RecordContainerResourcesIOPressureWaitingDataPoint(now, st.PSI.IO.SomeSeconds, "some")
 		mb.RecordContainerResourcesIOPressureWaitingDataPoint(now, st.PSI.IO.FullSeconds, "full")
 	}
+}
+
+// recordNode reports what the registry counted and skipped: /proc entries it could not read,
+// and processes whose cgroup path is relative to a cgroup namespace the agent could not place
+// on the host tree (an agent pod whose host cgroupfs mount does not match its namespace).
+func (s *containersSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timestamp) {
+	if s.registry == nil {
+		return
+	}
+	st := s.registry.Stats()
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.ProcessErrors), "containers", "process_unreadable")
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.NamespaceSkipped), "containers", "cgroup_namespace_unresolved")
 }
 
 func (s *containersSource) warnPartial(c *containers.Container, err error) {

@@ -2,6 +2,9 @@ package codexrayreceiver
 
 import (
 	"context"
+	"io/fs"
+	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,6 +15,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
@@ -136,4 +143,191 @@ func TestContainersSourceFailsOnMissingCgroups(t *testing.T) {
 	src := newContainersSource(sourceEnv{cfg: cfg, settings: receivertest.NewNopSettings(metadata.Type), registry: &containers.Registry{}})
 	require.Error(t, src.start(context.Background(), componenttest.NewNopHost()))
 	require.NoError(t, src.shutdown(context.Background()))
+}
+
+// fakeCRIRuntime answers ContainerStatus for fixed containers, like containerd's CRI plugin.
+type fakeCRIRuntime struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	containers map[string]*runtimeapi.ContainerStatus
+}
+
+func (f *fakeCRIRuntime) ContainerStatus(_ context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	if st, ok := f.containers[req.GetContainerId()]; ok {
+		return &runtimeapi.ContainerStatusResponse{Status: st}, nil
+	}
+	return nil, status.Errorf(codes.NotFound, "container %q not found", req.GetContainerId())
+}
+
+func (f *fakeCRIRuntime) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+	return nil, status.Errorf(codes.NotFound, "sandbox %q not found", req.GetPodSandboxId())
+}
+
+func serveFakeCRI(t *testing.T, f *fakeCRIRuntime) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cx") // short: unix socket paths are limited to 108 bytes
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	socket := filepath.Join(dir, "cri.sock")
+	l, err := net.Listen("unix", socket)
+	require.NoError(t, err)
+	srv := grpc.NewServer()
+	runtimeapi.RegisterRuntimeServiceServer(srv, f)
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(srv.Stop)
+	return socket
+}
+
+// copyFixtureDir copies a fixture tree (files and directories) so a test can change it.
+func copyFixtureDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	require.NoError(t, filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	}))
+	return dst
+}
+
+// containerResource returns the metrics of the resource with this container.id, and the
+// start timestamp every cumulative sum of it carries (failing when they differ).
+func containerResource(t *testing.T, md pmetric.Metrics, id string) (map[string]float64, pcommon.Timestamp) {
+	t.Helper()
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		rm := md.ResourceMetrics().At(i)
+		if v, ok := rm.Resource().Attributes().Get("container.id"); !ok || v.Str() != id {
+			continue
+		}
+		one := pmetric.NewMetrics()
+		rm.CopyTo(one.ResourceMetrics().AppendEmpty())
+		var start pcommon.Timestamp
+		ms := rm.ScopeMetrics().At(0).Metrics()
+		for j := 0; j < ms.Len(); j++ {
+			if ms.At(j).Type() != pmetric.MetricTypeSum {
+				continue
+			}
+			dps := ms.At(j).Sum().DataPoints()
+			for k := 0; k < dps.Len(); k++ {
+				if start == 0 {
+					start = dps.At(k).StartTimestamp()
+				}
+				require.Equal(t, start, dps.At(k).StartTimestamp(), "start of %s", ms.At(j).Name())
+			}
+		}
+		return metricValues(t, one), start
+	}
+	t.Fatalf("no resource with container.id %s", id)
+	return nil, 0
+}
+
+// TestContainersSourceKubernetesRestart collects through the receiver across a Kubernetes
+// container restart (new runtime id and cgroup, attempt 1, same pod): the resource keeps its
+// container.id; its cumulative sums restart from the new cgroup's counters with a later start
+// timestamp, never a lower value under the old start; container.restarts is the runtime's.
+func TestContainersSourceKubernetesRestart(t *testing.T) {
+	const (
+		oldID  = "e147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258b"
+		newID  = "0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad"
+		podUID = "8d4e1f6a-52b3-4c70-9e21-3f5a6b7c8d90"
+		podDir = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8d4e1f6a_52b3_4c70_9e21_3f5a6b7c8d90.slice"
+		k8sID  = "/k8s/shop/api-7d9f/api"
+	)
+	labels := map[string]string{"io.kubernetes.pod.name": "api-7d9f", "io.kubernetes.pod.namespace": "shop",
+		"io.kubernetes.pod.uid": podUID, "io.kubernetes.container.name": "api"}
+	socket := serveFakeCRI(t, &fakeCRIRuntime{containers: map[string]*runtimeapi.ContainerStatus{
+		oldID: {Id: oldID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 0}, Labels: labels,
+			Image: &runtimeapi.ImageSpec{Image: "registry.example/api:2"}},
+		newID: {Id: newID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 1}, Labels: labels,
+			Image: &runtimeapi.ImageSpec{Image: "registry.example/api:2"}},
+	}})
+	testdata, err := filepath.Abs("../../testdata")
+	require.NoError(t, err)
+	root := copyFixtureDir(t, filepath.Join(testdata, "cgroupfs", "v2"))
+	proc := copyFixtureDir(t, filepath.Join(testdata, "proc", "v2"))
+
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	onlyNode(cfg)
+	cfg.Containers.Enabled, cfg.Cgroups.Enabled = true, true
+	cfg.Cgroups.Root, cfg.Cgroups.ProcRoot = root, proc
+	cfg.Containers.DockerSocket = ""
+	cfg.Containers.CRISockets = []string{socket}
+	cfg.Containers.ScanInterval = time.Hour
+	r := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), nil)
+	require.NoError(t, r.start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
+	r.registry.Scan()
+
+	before, start0 := containerResource(t, r.collect(time.Now()), k8sID)
+	assert.Equal(t, 0.0, before["container.restarts"])
+	assert.InDelta(t, 2.123456, before["container.resources.cpu.usage"], 1e-9)
+	first, ok := r.registry.ContainerByID(k8sID)
+	require.True(t, ok)
+	assert.Equal(t, pcommon.NewTimestampFromTime(first.FirstSeen), start0)
+
+	// kubelet restarts the container: the old process and cgroup go, attempt 1 comes.
+	time.Sleep(10 * time.Millisecond) // a visibly later start timestamp
+	require.NoError(t, os.RemoveAll(filepath.Join(proc, "202")))
+	r.registry.OnProcessExit(202)
+	require.NoError(t, os.RemoveAll(filepath.Join(root, podDir, "cri-containerd-"+oldID+".scope")))
+	newDir := filepath.Join(root, podDir, "cri-containerd-"+newID+".scope")
+	require.NoError(t, os.MkdirAll(newDir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(newDir, "cpu.stat"), []byte("usage_usec 250000\nthrottled_usec 0\n"), 0o644))
+	require.NoError(t, os.MkdirAll(filepath.Join(proc, "210"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(proc, "210", "cgroup"), []byte("0::"+podDir+"/cri-containerd-"+newID+".scope\n"), 0o644))
+	r.registry.Scan()
+
+	after, start1 := containerResource(t, r.collect(time.Now()), k8sID)
+	second, ok := r.registry.ContainerByID(k8sID)
+	require.True(t, ok)
+	assert.Equal(t, newID, second.RuntimeID)
+	assert.Equal(t, 1.0, after["container.restarts"], "restart count is the runtime's attempt")
+	assert.InDelta(t, 0.25, after["container.resources.cpu.usage"], 1e-9, "counters of the new cgroup")
+	assert.Equal(t, pcommon.NewTimestampFromTime(second.FirstSeen), start1)
+	assert.Greater(t, start1, start0, "a lower cumulative value must come with a later start")
+}
+
+func TestContainersSourceCountsUnplaceableProcesses(t *testing.T) {
+	testdata, err := filepath.Abs("../../testdata")
+	require.NoError(t, err)
+	// The agent (pid 4242, ProcRoot/self) says its own cgroup is one the host tree does not
+	// have: its namespace root cannot be found, so the processes whose paths are relative to
+	// it (itself and 202) are skipped and counted, not attributed.
+	proc := t.TempDir()
+	for pid, cgroup := range map[string]string{
+		"4242": "0::/not-on-this-host\n",
+		"202":  "0::/../../kubepods-burstable-pod8d4e1f6a_52b3_4c70_9e21_3f5a6b7c8d90.slice/cri-containerd-e147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258b.scope\n",
+	} {
+		require.NoError(t, os.MkdirAll(filepath.Join(proc, pid), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(proc, pid, "cgroup"), []byte(cgroup), 0o644))
+	}
+	require.NoError(t, os.Symlink("4242", filepath.Join(proc, "self")))
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	cfg.Cgroups.Root = filepath.Join(testdata, "cgroupfs", "v2ns")
+	cfg.Cgroups.ProcRoot = proc
+	cfg.Containers.DockerSocket = ""
+	cfg.Containers.CRISockets = nil
+	cfg.Containers.ScanInterval = time.Hour
+	reg := &containers.Registry{}
+	src := newContainersSource(sourceEnv{cfg: cfg, settings: receivertest.NewNopSettings(metadata.Type), registry: reg}).(*containersSource)
+	require.NoError(t, src.start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, src.shutdown(context.Background())) })
+	reg.Scan()
+	require.Empty(t, reg.Containers())
+
+	mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	src.recordNode(mb, pcommon.NewTimestampFromTime(time.Now()))
+	got := metricValues(t, mb.Emit())
+	// At least the explicit scan's two readings; the background's first scan may add two more.
+	skipped := got["codexray.source.errors{source=containers}{reason=cgroup_namespace_unresolved}"]
+	assert.True(t, skipped == 2 || skipped == 4, "skipped = %v (%v)", skipped, got)
+	assert.Equal(t, 0.0, got["codexray.source.errors{source=containers}{reason=process_unreadable}"])
 }
