@@ -110,15 +110,16 @@ func newFileWatcher(name string, cfg *Config, discover func() []fileTarget, sink
 
 // run follows files until ctx is done, then saves checkpoints and closes every file.
 func (w *fileWatcher) run(ctx context.Context) {
+	catchUp := make(chan struct{}, 1)
 	w.sync(ctx, true)
 	w.pollAll()
+	w.catchUpIfBehind(catchUp)
 	poll := time.NewTicker(w.cfg.PollInterval)
 	defer poll.Stop()
 	discovery := time.NewTicker(w.cfg.DiscoveryInterval)
 	defer discovery.Stop()
 	checkpoint := time.NewTicker(w.cfg.CheckpointInterval)
 	defer checkpoint.Stop()
-	catchUp := make(chan struct{}, 1)
 	for {
 		select {
 		case <-ctx.Done():
