@@ -112,12 +112,26 @@ func (s *stream) add(text string, hint Level) {
 }
 
 // Tick hands out multi-line messages that waited longer than the joiner timeout for a
-// continuation line. The receiver calls it every second; Counts and FlushPatterns call it too.
+// continuation line. The receiver calls it every second; FlushPatterns calls it too.
 func (p *Patterns) Tick(now time.Time) {
 	for _, s := range p.allStreams() {
 		s.mu.Lock()
 		for _, j := range s.joiners {
 			if msg, ok := j.Flush(now); ok {
+				s.add(msg.Text, LevelUnknown)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// FlushJoiners counts every message still waiting for a continuation line, timeout or not:
+// at shutdown, after the readers stopped.
+func (p *Patterns) FlushJoiners() {
+	for _, s := range p.allStreams() {
+		s.mu.Lock()
+		for _, j := range s.joiners {
+			if msg, ok := j.FlushAll(); ok {
 				s.add(msg.Text, LevelUnknown)
 			}
 		}
@@ -175,8 +189,8 @@ func (p *Patterns) Containers() []containers.ID {
 }
 
 // Counts calls fn for every message count of a container, ordered by source, level and hash.
+// Multi-line messages still waiting in a joiner are not counted yet (see Tick).
 func (p *Patterns) Counts(id containers.ID, fn func(MessageCount)) {
-	p.Tick(time.Now())
 	p.mu.RLock()
 	var mine []streamKey
 	for k := range p.streams {

@@ -121,9 +121,18 @@ func TestPatternsJoinMultilineMessages(t *testing.T) {
 	if total, by := count(); total != 2 || by[SourceJournald] != 1 {
 		t.Fatalf("before the timeout: %d messages %v", total, by)
 	}
+	p.Tick(time.Now())
+	if total, _ := count(); total != 2 {
+		t.Fatalf("a tick before the timeout counted: %d messages", total)
+	}
 	p.Tick(time.Now().Add(2 * time.Second))
 	if total, _ := count(); total != 4 {
 		t.Fatalf("after the timeout: %d messages", total)
+	}
+	p.Message(&Message{Container: app, Source: SourceStdoutStderr, Stream: "stdout", Text: "INFO last words"})
+	p.FlushJoiners() // shutdown: nothing stays pending
+	if total, _ := count(); total != 5 {
+		t.Fatalf("after FlushJoiners: %d messages", total)
 	}
 	var samples []string
 	p.FlushPatterns(func(r PatternRecord) {

@@ -61,6 +61,7 @@ sleep 30`
 	var msgs uint64
 	waitFor(t, 20*time.Second, "6 docker messages", func() bool {
 		msgs = 0
+		pats.Tick(time.Now())
 		pats.Counts(cid, func(c MessageCount) { msgs += c.Count })
 		return msgs >= 6
 	})
@@ -141,7 +142,8 @@ for i in 1 2 3 4; do echo "WARN slow query took ${i}00ms"; done; echo "ERROR ups
 	cid := containers.ID("/k8s/logtest/logpod/app")
 	waitFor(t, 20*time.Second, "6 CRI messages counted", func() bool {
 		var n uint64
-		pats.Counts(cid, func(c MessageCount) { n += c.Count }) // after the multi-line timeout
+		pats.Tick(time.Now()) // the joiners' clock: counted after the multi-line timeout
+		pats.Counts(cid, func(c MessageCount) { n += c.Count })
 		return len(rec.snapshot()) >= 6 && n >= 6
 	})
 	time.Sleep(100 * time.Millisecond)
@@ -205,6 +207,7 @@ echo "ERROR payment gateway timeout"; sleep 2`)
 	var n uint64
 	waitFor(t, 10*time.Second, "6 messages attributed to the writer's unit", func() bool {
 		n = 0
+		pats.Tick(time.Now())
 		pats.Counts(unit, func(c MessageCount) { n += c.Count })
 		return n >= 6
 	})

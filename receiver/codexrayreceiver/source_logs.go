@@ -117,6 +117,7 @@ func (s *logsSource) shutdown(ctx context.Context) error {
 	s.wg.Wait()
 	if reader != nil {
 		reader.Shutdown()
+		s.currentPatterns().FlushJoiners()
 		s.flush(ctx, time.Now())
 	}
 	if client != nil {
