@@ -83,7 +83,7 @@ func (r *codexrayReceiver) start(_ context.Context, host component.Host) error {
 	r.registry = &containers.Registry{}
 	r.node = newNodeSource(r.cfg.Node, start)
 
-	env := sourceEnv{cfg: r.cfg, settings: r.settings, registry: r.registry, emitLogs: r.emitLogs}
+	env := sourceEnv{cfg: r.cfg, settings: r.settings, registry: r.registry, node: r.node, emitLogs: r.emitLogs}
 	var failed []error
 	for _, newSource := range sourceConstructors {
 		s := newSource(env)
@@ -118,10 +118,18 @@ func (r *codexrayReceiver) Shutdown(ctx context.Context) error {
 			r.cancel()
 		}
 		r.wg.Wait()
-		for _, s := range r.sources {
-			if r.states[s.name()] != stateRunning {
-				continue
+		running := r.runningSources()
+		for _, s := range running {
+			if is, ok := s.(inputStopper); ok {
+				is.stopInput(ctx)
 			}
+		}
+		if r.mb != nil {
+			// One last collection, so what was observed since the last tick (and, for logs,
+			// checkpointed) is not lost. Receivers shut down before the rest of the pipeline.
+			r.collectAndPush(ctx)
+		}
+		for _, s := range running {
 			if serr := s.shutdown(ctx); serr != nil {
 				err = errors.Join(err, fmt.Errorf("%s: %w", s.name(), serr))
 			}

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.uber.org/goleak"
@@ -255,4 +256,47 @@ func TestRetainedContainersAreReportedOnce(t *testing.T) {
 		ids = append(ids, c.ID)
 	}
 	assert.Equal(t, []containers.ID{"/docker/oom-killed", "/docker/other"}, ids)
+}
+
+// stoppingSource records the order of the shutdown steps.
+type stoppingSource struct {
+	fakeSource
+	steps []string
+}
+
+func (s *stoppingSource) stopInput(context.Context) { s.steps = append(s.steps, "stopInput") }
+func (s *stoppingSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timestamp) {
+	s.steps = append(s.steps, "collect")
+	if len(s.steps) > 1 && s.steps[len(s.steps)-2] == "stopInput" {
+		mb.RecordCodexrayLimitsDroppedDataPoint(now, 42, "final")
+	}
+}
+func (s *stoppingSource) shutdown(context.Context) error {
+	s.steps = append(s.steps, "shutdown")
+	return nil
+}
+
+// TestShutdownCollectsOnceMoreAfterInputStops: what a source saw up to its stop (the log
+// lines its checkpoints cover) reaches the pipeline before the receiver is gone.
+func TestShutdownCollectsOnceMoreAfterInputStops(t *testing.T) {
+	src := &stoppingSource{fakeSource: fakeSource{id: "stopping", on: true}}
+	saved := sourceConstructors
+	sourceConstructors = nil
+	registerSource(func(sourceEnv) source { return src })
+	defer func() { sourceConstructors = saved }()
+
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.CollectionInterval = time.Hour // only the first and the final collection
+	sink := new(consumertest.MetricsSink)
+	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.Eventually(t, func() bool { return len(sink.AllMetrics()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, r.Shutdown(context.Background()))
+
+	assert.Equal(t, []string{"collect", "stopInput", "collect", "shutdown"}, src.steps)
+	require.Len(t, sink.AllMetrics(), 2)
+	dropped := findMetric(t, sink.AllMetrics()[1], "codexray.limits.dropped")
+	assert.Equal(t, int64(42), dropped.Sum().DataPoints().At(0).IntValue())
 }

@@ -17,6 +17,8 @@ type sourceEnv struct {
 	cfg      *Config
 	settings receiver.Settings
 	registry *containers.Registry
+	// node describes the node, for sources that build resources of their own (log records).
+	node *nodeSource
 	// emitLogs forwards log records to the logs pipeline; it drops them (returning nil) when
 	// the receiver is in no logs pipeline.
 	emitLogs func(ctx context.Context, logs plog.Logs) error
@@ -51,6 +53,13 @@ type nodeRecorder interface {
 // has already forgotten (an OOM-killed container's kill count outlives the container).
 type containerRetainer interface {
 	retainedContainers() []*containers.Container
+}
+
+// inputStopper is implemented by sources that must stop taking input before the receiver's
+// final collection at shutdown: the log readers save checkpoints there, and the final
+// collection then exports exactly the lines those checkpoints cover.
+type inputStopper interface {
+	stopInput(ctx context.Context)
 }
 
 // nodeDescriber is implemented by sources that add attributes to the node resource.

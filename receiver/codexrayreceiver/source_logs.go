@@ -29,10 +29,12 @@ type logsSource struct {
 	settings component.ID
 	logger   *zap.Logger
 	registry *containers.Registry
+	node     *nodeSource
 	emitLogs func(context.Context, plog.Logs) error
 	lb       *metadata.LogsBuilder
 
 	mu       sync.Mutex
+	started  time.Time
 	patterns *logs.Patterns
 	reader   *logs.Reader
 	client   storage.Client
@@ -46,6 +48,7 @@ func newLogsSource(env sourceEnv) source {
 		settings: env.settings.ID,
 		logger:   env.settings.Logger.With(zap.String("source", "logs")),
 		registry: env.registry,
+		node:     env.node,
 		emitLogs: env.emitLogs,
 		lb:       metadata.NewLogsBuilder(env.cfg.logsBuilderConfig(), env.settings),
 	}
@@ -77,7 +80,7 @@ func (s *logsSource) start(ctx context.Context, host component.Host) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
-	s.patterns, s.reader, s.cancel = patterns, reader, cancel
+	s.patterns, s.reader, s.cancel, s.started = patterns, reader, cancel, time.Now()
 	s.mu.Unlock()
 	s.wg.Add(1)
 	go s.flushLoop(runCtx)
@@ -104,22 +107,31 @@ func (s *logsSource) storageClient(ctx context.Context, host component.Host) (st
 	return client, nil
 }
 
-// shutdown stops the readers (saving checkpoints), emits the last pattern records and closes
-// the storage client. Safe when start failed or never ran, and twice.
-func (s *logsSource) shutdown(ctx context.Context) error {
+// stopInput stops the readers (saving checkpoints) and emits the last pattern records. The
+// message counts stay readable for the receiver's final collection. Safe twice.
+func (s *logsSource) stopInput(ctx context.Context) {
 	s.mu.Lock()
-	reader, cancel, client := s.reader, s.cancel, s.client
-	s.reader, s.cancel, s.client = nil, nil, nil
+	reader, cancel := s.reader, s.cancel
+	s.cancel = nil
 	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	if cancel == nil {
+		return
 	}
+	cancel()
 	s.wg.Wait()
-	if reader != nil {
-		reader.Shutdown()
-		s.currentPatterns().FlushJoiners()
-		s.flush(ctx, time.Now())
-	}
+	reader.Shutdown()
+	s.currentPatterns().FlushJoiners()
+	s.flush(ctx, time.Now())
+}
+
+// shutdown stops the input if the receiver has not, and closes the storage client. Safe when
+// start failed or never ran, and twice.
+func (s *logsSource) shutdown(ctx context.Context) error {
+	s.stopInput(ctx)
+	s.mu.Lock()
+	client := s.client
+	s.reader, s.client = nil, nil
+	s.mu.Unlock()
 	if client != nil {
 		return client.Close(ctx)
 	}
@@ -165,12 +177,15 @@ func (s *logsSource) flush(ctx context.Context, now time.Time) {
 	first := true
 	emitFor := func(id containers.ID) {
 		rb := s.lb.NewResourceBuilder()
-		if id != logs.NodeID {
-			if c, ok := s.containerByID(id); ok {
-				setContainerResource(rb, c)
-			} else {
-				rb.SetContainerID(string(id))
-			}
+		switch c, ok := s.containerByID(id); {
+		case id == logs.NodeID:
+			s.node.describeNode(rb)
+		case ok:
+			setContainerResource(rb, c)
+			s.node.describeContainerNode(rb)
+		default:
+			rb.SetContainerID(string(id))
+			s.node.describeContainerNode(rb)
 		}
 		s.lb.EmitForResource(metadata.WithLogsResource(rb.Emit()))
 	}
@@ -192,6 +207,28 @@ func (s *logsSource) flush(ctx context.Context, now time.Time) {
 	if err := s.emitLogs(ctx, records); err != nil && !errors.Is(err, context.Canceled) {
 		s.logger.Warn("pushing log pattern records failed", zap.Error(err))
 	}
+}
+
+// retainedContainers lists containers with message counts that the registry no longer knows
+// (gone past its retention, or never seen with a process): their counts are still exported.
+func (s *logsSource) retainedContainers() []*containers.Container {
+	s.mu.Lock()
+	patterns, started := s.patterns, s.started
+	s.mu.Unlock()
+	if patterns == nil {
+		return nil
+	}
+	var out []*containers.Container
+	for _, id := range patterns.Containers() {
+		if id == logs.NodeID {
+			continue
+		}
+		if _, ok := s.containerByID(id); ok {
+			continue // the registry lists it
+		}
+		out = append(out, &containers.Container{ID: id, FirstSeen: started})
+	}
+	return out
 }
 
 func (s *logsSource) containerByID(id containers.ID) (*containers.Container, bool) {

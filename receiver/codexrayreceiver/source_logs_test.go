@@ -48,7 +48,8 @@ func newTestLogsSource(t *testing.T, dir string, storageName string, capture *lo
 	lc.PatternsFlushInterval = time.Hour // flushed by hand
 	lc.Storage = storageName
 	require.NoError(t, lc.Validate())
-	env := sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type), registry: &containers.Registry{}}
+	env := sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type), registry: &containers.Registry{},
+		node: newNodeSource(rcfg.Node, time.Now())}
 	if capture != nil {
 		env.emitLogs = capture.emit
 	}
