@@ -31,6 +31,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define CX_EVENT_OOM_KILL 11
 
 #define CX_FLAG_INBOUND 1
+// The connection was open before the agent started; the event's sock is user space's id.
+#define CX_FLAG_SEEDED 2
 
 // One fixed-size record for every event type keeps Go decoding allocation-free and simple.
 struct event {
@@ -88,6 +90,28 @@ struct {
 	__type(key, __u64);
 	__type(value, struct connection);
 } connections SEC(".maps");
+
+// A connection that was already open when the agent started. User space finds it in
+// /proc/<pid>/net/tcp{,6}, where no socket address is usable (kptr_restrict hashes it), so it
+// is known by network namespace and 4-tuple: unique at any moment. The value is the id user
+// space gave the connection; it comes back as the sock of the close and retransmit events.
+struct seeded_key {
+	__u32 netns; // inode of /proc/<pid>/ns/net
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+	__u16 _pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC); // empty after the seeded connections closed
+	__type(key, struct seeded_key);
+	__type(value, __u64);
+} seeded SEC(".maps");
 
 // Size is set by the loader from the configuration.
 struct {
@@ -161,6 +185,24 @@ static __always_inline void fill_addrs(struct event *e, struct sock *sk, __u16 f
 		bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
+}
+
+// seeded_lookup finds user space's id of a connection open before the agent started.
+static __always_inline __u64 *seeded_lookup(struct sock *sk, __u16 family, struct seeded_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k->family = family;
+	k->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	k->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		bpf_core_read(k->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(k->daddr, 4, &sk->__sk_common.skc_daddr);
+	} else {
+		bpf_core_read(k->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(k->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+	return bpf_map_lookup_elem(&seeded, k);
 }
 
 // inet_sock_set_state(const struct sock *sk, int oldstate, int newstate). The raw tracepoint
@@ -246,8 +288,24 @@ int on_inet_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
 
 	if (newstate == TCP_CLOSE) {
 		struct connection *conn = bpf_map_lookup_elem(&connections, &skaddr);
-		if (!conn)
+		if (!conn) {
+			// Only sockets user space seeded are looked up: the key is read for closes of
+			// untracked (inbound) connections, never for their sends or receives.
+			struct seeded_key k;
+			__u64 *id = seeded_lookup(sk, family, &k);
+			if (!id)
+				return 0;
+			e = reserve_event(CX_EVENT_CLOSE);
+			if (e) {
+				e->sock = *id;
+				e->cgroup_id = sock_cgroup_id(sk);
+				e->flags = CX_FLAG_SEEDED;
+				fill_addrs(e, sk, family);
+				submit_event(e);
+			}
+			bpf_map_delete_elem(&seeded, &k);
 			return 0;
+		}
 		e = reserve_event(CX_EVENT_CLOSE);
 		if (e) {
 			e->sock = skaddr;
@@ -320,15 +378,27 @@ int on_tcp_retransmit_skb(struct bpf_raw_tracepoint_args *ctx)
 		pid = c->pid;
 	} else {
 		struct connection *conn = bpf_map_lookup_elem(&connections, &skaddr);
-		if (!conn)
-			return 0;
-		cgroup_id = conn->cgroup_id;
-		pid = conn->pid;
-		flags = conn->flags;
+		if (conn) {
+			cgroup_id = conn->cgroup_id;
+			pid = conn->pid;
+			flags = conn->flags;
+		} else {
+			flags = CX_FLAG_SEEDED;
+		}
 	}
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
+	if (flags == CX_FLAG_SEEDED) {
+		// Retransmits are rare: looking up an untracked socket among the seeded ones is cheap.
+		struct seeded_key k;
+		__u64 *id = seeded_lookup(sk, family, &k);
+		if (!id)
+			return 0;
+		skaddr = *id;
+		cgroup_id = sock_cgroup_id(sk);
+		pid = 0;
+	}
 	struct event *e = reserve_event(CX_EVENT_RETRANSMIT);
 	if (!e)
 		return 0;

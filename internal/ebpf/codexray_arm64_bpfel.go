@@ -20,6 +20,7 @@ const (
 	codexrayMapConnections         = "connections"
 	codexrayMapEvents              = "events"
 	codexrayMapLostEvents          = "lost_events"
+	codexrayMapSeeded              = "seeded"
 	codexrayProgOnInetSockSetState = "on_inet_sock_set_state"
 	codexrayProgOnMarkVictim       = "on_mark_victim"
 	codexrayProgOnSchedProcessExec = "on_sched_process_exec"
@@ -91,6 +92,7 @@ type codexrayMapSpecs struct {
 	Connections *ebpf.MapSpec `ebpf:"connections"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	LostEvents  *ebpf.MapSpec `ebpf:"lost_events"`
+	Seeded      *ebpf.MapSpec `ebpf:"seeded"`
 }
 
 // codexrayVariableSpecs contains global variables before they are loaded into the kernel.
@@ -124,6 +126,7 @@ type codexrayMaps struct {
 	Connections *ebpf.Map `ebpf:"connections"`
 	Events      *ebpf.Map `ebpf:"events"`
 	LostEvents  *ebpf.Map `ebpf:"lost_events"`
+	Seeded      *ebpf.Map `ebpf:"seeded"`
 }
 
 func (m *codexrayMaps) Close() error {
@@ -132,6 +135,7 @@ func (m *codexrayMaps) Close() error {
 		m.Connections,
 		m.Events,
 		m.LostEvents,
+		m.Seeded,
 	)
 }
 

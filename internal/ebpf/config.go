@@ -30,6 +30,10 @@ type Config struct {
 	// Latency reports container_net_latency_seconds from the kernel's smoothed RTT of open
 	// connections, per destination IP. Default true.
 	Latency bool `mapstructure:"latency"`
+	// ProcRoot is the host's procfs, where the TCP sockets that were open before the agent
+	// started are read at start (listen addresses and long-lived connections). In a pod it is
+	// the host's /proc through hostPID, or a host mount such as /host/proc. Default "/proc".
+	ProcRoot string `mapstructure:"proc_root"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -42,6 +46,7 @@ func DefaultConfig() Config {
 		OOMKillRetention:            30 * time.Minute,
 		Conntrack:                   true,
 		Latency:                     true,
+		ProcRoot:                    "/proc",
 	}
 }
 
@@ -59,6 +64,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OOMKillRetention <= 0 {
 		errs = append(errs, fmt.Errorf("ebpf.oom_kill_retention must be positive, got %s", c.OOMKillRetention))
+	}
+	if c.ProcRoot == "" {
+		errs = append(errs, errors.New("ebpf.proc_root must not be empty"))
 	}
 	return errors.Join(errs...)
 }

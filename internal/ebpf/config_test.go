@@ -19,6 +19,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no destinations", func(c *Config) { c.MaxDestinationsPerContainer = 0 }, "max_destinations_per_container"},
 		{"ttl", func(c *Config) { c.DestinationTTL = 0 }, "destination_ttl"},
 		{"oom retention", func(c *Config) { c.OOMKillRetention = -time.Second }, "oom_kill_retention"},
+		{"proc root", func(c *Config) { c.ProcRoot = "" }, "proc_root"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,7 +42,7 @@ func TestConfigValidate(t *testing.T) {
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
 	if !c.Enabled || c.RingBufferSize != 4<<20 || c.MaxDestinationsPerContainer != 1000 ||
-		c.DestinationTTL != 10*time.Minute || c.OOMKillRetention != 30*time.Minute || !c.Conntrack || !c.Latency {
+		c.DestinationTTL != 10*time.Minute || c.OOMKillRetention != 30*time.Minute || !c.Conntrack || !c.Latency || c.ProcRoot != "/proc" {
 		t.Errorf("defaults changed: %+v", c)
 	}
 }

@@ -45,6 +45,7 @@ func (t *Tracer) Start() error {
 			t.opts.NAT = nat
 		}
 	}
+	t.seedExisting(probe)
 	t.run.Store(r)
 	r.done.Add(1)
 	go func() {
@@ -52,6 +53,31 @@ func (t *Tracer) Start() error {
 		t.read(probe)
 	}()
 	return nil
+}
+
+// seedExisting records the listeners and connections that were open before the programs were
+// attached (see seed.go). It runs before the first event is read, so that connect events of
+// connections established in between find their seeded entries.
+func (t *Tracer) seedExisting(probe *ebpf.Probe) {
+	t.mu.Lock()
+	t.kernel = probe
+	t.mu.Unlock()
+	root := t.opts.Config.ProcRoot
+	if root == "" {
+		root = ebpf.DefaultConfig().ProcRoot
+	}
+	res, err := t.seed(root, probe)
+	if err != nil {
+		t.opts.Logger.Warn("cannot read the TCP sockets open before the agent started: their listen addresses and connections appear only once they change",
+			zap.String("proc_root", root), zap.Error(err))
+		return
+	}
+	st := t.Stats()
+	t.opts.Logger.Info("recorded the TCP sockets open before the agent started",
+		zap.Int("listens", res.Listens), zap.Int("connections", res.Connections),
+		zap.Int("network_namespaces", res.Namespaces), zap.Int("processes", res.Processes),
+		zap.Duration("duration", res.Duration), zap.Uint64("vanished_processes", st.SeedVanished),
+		zap.Uint64("unreadable", st.SeedUnreadable), zap.Uint64("malformed_lines", st.SeedMalformed))
 }
 
 func (t *Tracer) read(p *ebpf.Probe) {
@@ -94,6 +120,9 @@ func (t *Tracer) Close() error {
 	}
 	err := r.probe.Close()
 	r.done.Wait()
+	t.mu.Lock()
+	t.kernel = nil
+	t.mu.Unlock()
 	if r.nat != nil {
 		err = errors.Join(err, r.nat.Close())
 		t.opts.NAT = nil

@@ -60,6 +60,11 @@ type Stats struct {
 	DroppedByLimit  uint64 // destinations/listen addresses refused by max_destinations_per_container
 	Expired         uint64 // destinations and listen addresses forgotten after destination_ttl
 	NATErrors       uint64 // failed conntrack lookups (actual_destination fell back to destination)
+
+	// Input skipped while reading the sockets that existed at Start.
+	SeedVanished   uint64 // processes that exited while being read
+	SeedUnreadable uint64 // namespace links, socket tables or fd directories that could not be read
+	SeedMalformed  uint64 // /proc/<pid>/net/tcp{,6} lines that did not parse
 }
 
 // DestinationStats are the counters of one (destination, actual_destination) pair.
@@ -125,13 +130,15 @@ type containerState struct {
 	lastOOMKill  time.Time
 }
 
-// connection is an open outbound connection the tracer saw established.
+// connection is an open outbound connection the tracer saw established, or found open at
+// start (seeded).
 type connection struct {
 	id            containers.ID
 	key           destKey
 	bytesSent     uint64 // kernel counters at the last account
 	bytesReceived uint64
 	srtt          time.Duration
+	seeded        *seededConn // nil for connections the kernel side saw open
 }
 
 // Tracer holds the per-container state built from kernel events.
@@ -145,9 +152,13 @@ type Tracer struct {
 
 	mu          sync.Mutex
 	containers  map[containers.ID]*containerState
-	connections map[uint64]*connection
+	connections map[uint64]*connection // by socket address, or seeded id (seed.go)
+	seededIndex map[seededIndexKey]uint64
+	nextSeedID  uint64
+	kernel      seededSockets // set by Start
 
 	processed, decodeErrors, unattributed, droppedByLimit, expired, natErrors atomic.Uint64
+	seedVanished, seedUnreadable, seedMalformed                               atomic.Uint64
 
 	run atomic.Pointer[run] // set by Start
 }
@@ -163,6 +174,7 @@ func New(opts Options) *Tracer {
 		now:         opts.Now,
 		containers:  map[containers.ID]*containerState{},
 		connections: map[uint64]*connection{},
+		seededIndex: map[seededIndexKey]uint64{},
 		notNATed:    map[netip.AddrPort]time.Time{},
 	}
 	if t.now == nil {
@@ -294,6 +306,9 @@ func (t *Tracer) Handle(ev *ebpf.Event) {
 	s := t.state(c)
 	switch ev.Type {
 	case ebpf.EventConnect:
+		if len(t.seededIndex) > 0 {
+			t.replaceSeeded(c.ID, ev.Source, ev.Destination)
+		}
 		d := t.destination(s, key, now)
 		if d == nil {
 			return
@@ -336,6 +351,9 @@ func (t *Tracer) close(ev *ebpf.Event) {
 		return
 	}
 	delete(t.connections, ev.Sock)
+	if conn.seeded != nil {
+		delete(t.seededIndex, conn.seeded.index)
+	}
 	d := t.destinationOf(conn)
 	if d == nil {
 		return
@@ -556,6 +574,9 @@ func (t *Tracer) Stats() Stats {
 		DroppedByLimit:  t.droppedByLimit.Load(),
 		Expired:         t.expired.Load(),
 		NATErrors:       t.natErrors.Load(),
+		SeedVanished:    t.seedVanished.Load(),
+		SeedUnreadable:  t.seedUnreadable.Load(),
+		SeedMalformed:   t.seedMalformed.Load(),
 	}
 	if r := t.run.Load(); r != nil {
 		if n, err := r.probe.LostEvents(); err == nil {

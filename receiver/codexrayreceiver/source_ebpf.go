@@ -214,6 +214,11 @@ func (s *ebpfSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timesta
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.DecodeErrors), "ebpf", "decode_error")
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.Unattributed), "ebpf", "unattributed")
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.NATErrors), "ebpf", "nat_lookup")
+	// Reading the sockets open at start: processes that exited meanwhile, /proc entries that
+	// could not be read, socket table lines that did not parse.
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.SeedVanished), "ebpf", "seed_vanished_process")
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.SeedUnreadable), "ebpf", "seed_unreadable")
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.SeedMalformed), "ebpf", "seed_malformed_line")
 }
 
 // retainedContainers lists the containers the tracer still reports, including those gone

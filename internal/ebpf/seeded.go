@@ -1,0 +1,94 @@
+package ebpf
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	cebpf "github.com/cilium/ebpf"
+)
+
+// FlagSeeded marks close and retransmit events of a connection that was open before the
+// agent started (see Probe.AddSeeded): the event's Sock is the id user space gave it.
+const FlagSeeded uint16 = 2
+
+// Address families of SocketTuple.Family.
+const (
+	FamilyIPv4 uint16 = afInet
+	FamilyIPv6 uint16 = afInet6
+)
+
+// SocketTuple identifies an open TCP connection the way the kernel side sees it, so that one
+// found in /proc/<pid>/net/tcp{,6} can be recognised when it closes. Family is the socket's
+// own: an IPv6 socket talking to an IPv4 peer keeps its v4-mapped addresses.
+type SocketTuple struct {
+	NetNS  uint32 // inode number of the socket's network namespace (/proc/<pid>/ns/net)
+	Family uint16 // FamilyIPv4 or FamilyIPv6
+	Local  netip.AddrPort
+	Remote netip.AddrPort
+}
+
+// seededKey mirrors struct seeded_key in codexray.c.
+type seededKey struct {
+	NetNS  uint32
+	Family uint16
+	SPort  uint16
+	DPort  uint16
+	_      uint16
+	SAddr  [16]byte
+	DAddr  [16]byte
+}
+
+func (k *seededKey) set(s SocketTuple) error {
+	*k = seededKey{NetNS: s.NetNS, Family: s.Family, SPort: s.Local.Port(), DPort: s.Remote.Port()}
+	switch s.Family {
+	case FamilyIPv4:
+		if !s.Local.Addr().Is4() || !s.Remote.Addr().Is4() {
+			return fmt.Errorf("ipv4 socket tuple with addresses %s, %s", s.Local, s.Remote)
+		}
+		a, b := s.Local.Addr().As4(), s.Remote.Addr().As4()
+		copy(k.SAddr[:], a[:])
+		copy(k.DAddr[:], b[:])
+	case FamilyIPv6:
+		if !s.Local.Addr().Is6() || !s.Remote.Addr().Is6() {
+			return fmt.Errorf("ipv6 socket tuple with addresses %s, %s", s.Local, s.Remote)
+		}
+		k.SAddr, k.DAddr = s.Local.Addr().As16(), s.Remote.Addr().As16()
+	default:
+		return fmt.Errorf("socket tuple with address family %d", s.Family)
+	}
+	return nil
+}
+
+// AddSeeded tells the kernel side about a connection that was open before the agent started.
+// When it closes, an EventClose with Sock == id and FlagSeeded is emitted (byte counts 0: what
+// it transferred is unknown), and each retransmit of it an EventRetransmit with that Sock. The
+// kernel forgets the tuple at the close. ids must not look like kernel addresses: the tracer
+// sets the top bit and keeps the rest small.
+func (p *Probe) AddSeeded(s SocketTuple, id uint64) error {
+	var k seededKey
+	if err := k.set(s); err != nil {
+		return err
+	}
+	if err := p.objs.Seeded.Update(&k, id, cebpf.UpdateNoExist); err != nil {
+		return fmt.Errorf("adding seeded connection %s → %s: %w", s.Local, s.Remote, err)
+	}
+	return nil
+}
+
+// RemoveSeeded forgets a seeded connection. It returns false when the kernel side no longer
+// had it: the connection closed and its EventClose is on its way.
+func (p *Probe) RemoveSeeded(s SocketTuple) (bool, error) {
+	var k seededKey
+	if err := k.set(s); err != nil {
+		return false, err
+	}
+	err := p.objs.Seeded.Delete(&k)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, cebpf.ErrKeyNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("removing seeded connection %s → %s: %w", s.Local, s.Remote, err)
+}

@@ -1,0 +1,265 @@
+package tracer
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"syscall"
+
+	"github.com/codexray/codexray-node-agent/internal/ebpf"
+)
+
+// existingSocket is a listening socket or an open connection found in /proc.
+type existingSocket struct {
+	procSocket
+	family uint16 // ebpf.FamilyIPv4 (net/tcp) or ebpf.FamilyIPv6 (net/tcp6)
+	netns  *procNetNS
+	owner  uint32 // a process with a file descriptor on it; 0 when none was found
+}
+
+// procNetNS is one network namespace, seen through the processes in it. Containers with a
+// network of their own (docker bridge, Kubernetes pods) have sockets the host's /proc/net/tcp
+// does not show; /proc/<pid>/net/tcp shows the table of <pid>'s namespace, no setns needed.
+type procNetNS struct {
+	inode       uint32
+	pids        []uint32 // processes in it: any of them shows its socket tables
+	listenPorts map[uint16]bool
+	sockets     []*existingSocket
+}
+
+// socketScan is one pass over a procfs: the TCP sockets of every network namespace some
+// process is in, and a process holding each. Input that vanished or could not be read is
+// counted and skipped.
+type socketScan struct {
+	root       string
+	namespaces map[uint32]*procNetNS
+	byInode    map[uint64]*existingSocket
+	processes  int
+
+	vanished   uint64 // processes that exited while being read
+	unreadable uint64 // namespace links, socket tables or fd directories that could not be read
+	malformed  uint64 // socket table lines that did not parse
+
+	buf  []byte // file contents, reused
+	link []byte // readlink target, reused
+}
+
+// scanSockets reads the listening sockets and open connections of every network namespace
+// under root (a procfs mount) and finds, through /proc/<pid>/fd, which process holds each.
+func scanSockets(root string) (*socketScan, error) {
+	s := &socketScan{
+		root:       root,
+		namespaces: map[uint32]*procNetNS{},
+		byInode:    map[uint64]*existingSocket{},
+		buf:        make([]byte, 0, 64<<10),
+		link:       make([]byte, 256),
+	}
+	pids, err := listPIDs(root)
+	if err != nil {
+		return nil, err
+	}
+	s.processes = len(pids)
+	live := pids[:0]
+	for _, pid := range pids {
+		ok, gone := s.visitNamespace(pid)
+		if gone {
+			s.vanished++
+			continue
+		}
+		if !ok {
+			s.unreadable++
+		}
+		live = append(live, pid)
+	}
+	if len(s.byInode) == 0 {
+		return s, nil
+	}
+	for _, pid := range live {
+		s.findOwned(pid)
+	}
+	return s, nil
+}
+
+func listPIDs(root string) ([]uint32, error) {
+	d, err := os.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	pids := make([]uint32, 0, len(names))
+	for _, n := range names {
+		if pid, err := strconv.ParseUint(n, 10, 32); err == nil && pid > 0 {
+			pids = append(pids, uint32(pid))
+		}
+	}
+	slices.Sort(pids) // parents before children: the first holder found owns a shared socket
+	return pids, nil
+}
+
+// gone reports whether err means the process (or its file descriptor) no longer exists.
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+}
+
+func (s *socketScan) pidPath(pid uint32, rest string) string {
+	return s.root + "/" + strconv.FormatUint(uint64(pid), 10) + "/" + rest
+}
+
+// visitNamespace reads pid's network namespace and, the first time it is seen, its socket
+// tables. ok is false when the namespace link is unreadable (the process's file descriptors
+// are still matched against the other namespaces' sockets); gone when the process exited.
+func (s *socketScan) visitNamespace(pid uint32) (ok, vanished bool) {
+	ino, err := s.netnsOf(pid)
+	if err != nil {
+		return false, gone(err)
+	}
+	ns := s.namespaces[ino]
+	if ns == nil {
+		ns = &procNetNS{inode: ino, listenPorts: map[uint16]bool{}}
+		if err := s.readTables(ns, pid); err != nil {
+			// the next process in this namespace reads the tables instead
+			return false, gone(err)
+		}
+		s.namespaces[ino] = ns
+	}
+	ns.pids = append(ns.pids, pid)
+	return true, false
+}
+
+// netnsOf returns the inode number of pid's network namespace from the "net:[4026531840]"
+// link: the number the kernel side reads from sock->sk_net.
+func (s *socketScan) netnsOf(pid uint32) (uint32, error) {
+	target, err := s.readlink(s.pidPath(pid, "ns/net"))
+	if err != nil {
+		return 0, err
+	}
+	inner, ok := bytes.CutPrefix(target, []byte("net:["))
+	if !ok || len(inner) < 2 || inner[len(inner)-1] != ']' {
+		return 0, errors.New("unexpected namespace link " + strconv.Quote(string(target)))
+	}
+	ino, err := strconv.ParseUint(string(inner[:len(inner)-1]), 10, 32)
+	if err != nil {
+		return 0, err
+	}
+	return uint32(ino), nil
+}
+
+func (s *socketScan) readlink(path string) ([]byte, error) {
+	for {
+		n, err := syscall.Readlink(path, s.link)
+		if err != nil {
+			return nil, &fs.PathError{Op: "readlink", Path: path, Err: err}
+		}
+		if n < len(s.link) {
+			return s.link[:n], nil
+		}
+		s.link = make([]byte, 2*len(s.link))
+	}
+}
+
+// readTables reads net/tcp and net/tcp6 of pid into ns, keeping listening sockets and open
+// connections.
+func (s *socketScan) readTables(ns *procNetNS, pid uint32) error {
+	return s.eachSocket(pid, func(family uint16, p *procSocket) {
+		if p.state == tcpListen {
+			ns.listenPorts[p.local.Port()] = true
+		} else if !openConnectionState(p.state) {
+			return
+		}
+		if p.inode == 0 {
+			return // no file: an orphan, or accepted but not yet accept()ed
+		}
+		e := &existingSocket{procSocket: *p, family: family, netns: ns}
+		ns.sockets = append(ns.sockets, e)
+		s.byInode[p.inode] = e
+	})
+}
+
+// eachSocket calls fn for every line of pid's net/tcp and net/tcp6. A missing tcp6 (IPv6
+// disabled) is no error.
+func (s *socketScan) eachSocket(pid uint32, fn func(family uint16, p *procSocket)) error {
+	for _, family := range [...]uint16{ebpf.FamilyIPv4, ebpf.FamilyIPv6} {
+		name, v6 := "net/tcp", family == ebpf.FamilyIPv6
+		if v6 {
+			name = "net/tcp6"
+		}
+		malformed, err := readProcNet(s.pidPath(pid, name), v6, &s.buf, func(p *procSocket) { fn(family, p) })
+		s.malformed += uint64(malformed)
+		if err != nil {
+			if v6 && errors.Is(err, fs.ErrNotExist) {
+				if _, serr := os.Stat(s.pidPath(pid, "net")); serr == nil {
+					continue
+				}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// findOwned marks the sockets pid holds a file descriptor on.
+func (s *socketScan) findOwned(pid uint32) {
+	dir := s.pidPath(pid, "fd")
+	d, err := os.Open(dir)
+	if err != nil {
+		s.countFailure(err)
+		return
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		s.countFailure(err)
+		return
+	}
+	for _, name := range names {
+		target, err := s.readlink(dir + "/" + name)
+		if err != nil {
+			continue // closed since the listing
+		}
+		inner, ok := bytes.CutPrefix(target, []byte("socket:["))
+		if !ok || len(inner) < 2 || inner[len(inner)-1] != ']' {
+			continue
+		}
+		ino, ok := parseDecimal(inner[:len(inner)-1])
+		if !ok {
+			continue
+		}
+		if e := s.byInode[ino]; e != nil && e.owner == 0 {
+			e.owner = pid
+		}
+	}
+}
+
+func (s *socketScan) countFailure(err error) {
+	if gone(err) {
+		s.vanished++
+	} else {
+		s.unreadable++
+	}
+}
+
+// current re-reads the open connections of ns, by inode, through any process still in it.
+func (s *socketScan) current(ns *procNetNS) (map[uint64]procSocket, error) {
+	err := errors.New("no process left in network namespace " + strconv.FormatUint(uint64(ns.inode), 10))
+	for _, pid := range ns.pids {
+		out := map[uint64]procSocket{}
+		malformed := s.malformed // counted once, by the first reading
+		err = s.eachSocket(pid, func(_ uint16, p *procSocket) {
+			if openConnectionState(p.state) && p.inode != 0 {
+				out[p.inode] = *p
+			}
+		})
+		s.malformed = malformed
+		if err == nil {
+			return out, nil
+		}
+	}
+	return nil, err
+}
