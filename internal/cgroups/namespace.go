@@ -276,6 +276,34 @@ func isNamespaceRelative(p string) bool {
 	return strings.HasPrefix(p, "/..") && (len(p) == 3 || p[3] == '/')
 }
 
+// joinNamespace is path.Join(root, rel) for a clean absolute root, with one allocation for the
+// kernel's paths, which are clean ("/../../a/b": leading ".." only, no "." or "//"); anything
+// else goes through path.Join.
+func joinNamespace(root, rel string) string {
+	up := 0
+	for isNamespaceRelative(rel) {
+		rel = rel[3:]
+		up++
+	}
+	if rel != "" && (rel[0] != '/' || strings.Contains(rel, "//") || strings.Contains(rel, "/./") || strings.Contains(rel, "/../") ||
+		strings.HasSuffix(rel, "/.") || strings.HasSuffix(rel, "/..") || strings.HasSuffix(rel, "/")) {
+		return path.Join(root, strings.Repeat("/..", up)+rel)
+	}
+	for ; up > 0 && root != "/"; up-- {
+		root = root[:strings.LastIndexByte(root, '/')]
+		if root == "" {
+			root = "/"
+		}
+	}
+	switch {
+	case rel == "":
+		return root
+	case root == "/":
+		return rel
+	}
+	return root + rel
+}
+
 // placePaths turns namespace-relative paths into paths from each hierarchy root. It fails
 // with ErrNamespaceRelative when a path cannot be placed; it never guesses.
 func (f *FS) placePaths(p *Paths) error {
@@ -300,7 +328,7 @@ func (f *FS) placePaths(p *Paths) error {
 		ns := &f.ns[i]
 		switch ns.State {
 		case NamespacePrivate:
-			*s = path.Join(ns.Root, *s)
+			*s = joinNamespace(ns.Root, *s)
 		case NamespaceUnresolved:
 			return fmt.Errorf("%s path %q: %w", hierarchyNames[i], *s, ErrNamespaceRelative)
 		default:

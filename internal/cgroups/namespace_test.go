@@ -3,6 +3,7 @@ package cgroups
 import (
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -297,6 +298,23 @@ func TestPlacePaths(t *testing.T) {
 	}
 }
 
+// FuzzJoinNamespace: the allocation-saving join equals path.Join for every clean root.
+func FuzzJoinNamespace(f *testing.F) {
+	f.Add("/kubepods.slice/a/b", "/../../x.scope")
+	f.Add("/", "/..")
+	f.Add("/a", "/../../../b/./c//d/")
+	f.Add("/a/b", "/")
+	f.Fuzz(func(t *testing.T, root, rel string) {
+		root = path.Clean("/" + root)
+		if rel == "" || rel[0] != '/' {
+			return // ParseProcCgroup accepts absolute paths only
+		}
+		if got, want := joinNamespace(root, rel), path.Join(root, rel); got != want {
+			t.Fatalf("joinNamespace(%q, %q) = %q, want %q", root, rel, got, want)
+		}
+	})
+}
+
 // FuzzPlacePaths: whatever a process's cgroup file says, a placed path is absolute, clean and
 // never climbs above the hierarchy root.
 func FuzzPlacePaths(f *testing.F) {
@@ -308,9 +326,7 @@ func FuzzPlacePaths(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if root == "" || root[0] != '/' {
-			root = "/" + root
-		}
+		root = path.Clean("/" + root) // as findPID returns it
 		fs := &FS{private: true}
 		for i := range fs.ns {
 			fs.ns[i] = Namespace{State: NamespacePrivate, Root: root}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,12 @@ import (
 // genHost writes a pure cgroup v2 host (systemd driver) with n kubepods containers of
 // perContainer processes each, plus the files a collection reads.
 func genHost(tb testing.TB, n, perContainer int) cgroups.Config {
+	return genHostSeenFrom(tb, n, perContainer, false)
+}
+
+// genHostSeenFrom is genHost; with inPod, the /proc files are as an agent in a pod with a
+// private cgroup namespace reads them: relative to its own container cgroup (ProcRoot/self).
+func genHostSeenFrom(tb testing.TB, n, perContainer int, inPod bool) cgroups.Config {
 	tb.Helper()
 	root := tb.TempDir()
 	cg, proc := filepath.Join(root, "cgroup"), filepath.Join(root, "proc")
@@ -40,16 +47,30 @@ func genHost(tb testing.TB, n, perContainer int) cgroups.Config {
 		for _, f := range []string{"cpu.pressure", "memory.pressure", "io.pressure"} {
 			write(d+"/"+f, "some avg10=0.00 avg60=0.00 avg300=0.00 total=12345\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=678\n")
 		}
+		seen := rel
+		if inPod {
+			seen = "/../.." + strings.TrimPrefix(rel, "/kubepods.slice/kubepods-burstable.slice")
+		}
 		for j := 0; j < perContainer; j++ {
-			write(fmt.Sprintf("%s/%d/cgroup", proc, pid), "0::"+rel+"\n")
+			write(fmt.Sprintf("%s/%d/cgroup", proc, pid), "0::"+seen+"\n")
 			pid++
+		}
+	}
+	if inPod {
+		agent := "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podagent.slice/cri-containerd-agent.scope"
+		write(cg+agent+"/cgroup.procs", "999\n")
+		write(proc+"/999/cgroup", "0::/\n")
+		if err := os.Symlink("999", proc+"/self"); err != nil {
+			tb.Fatal(err)
 		}
 	}
 	return cgroups.Config{Enabled: true, Root: cg, ProcRoot: proc}
 }
 
-func benchRegistry(b *testing.B) *Registry {
-	cgCfg := genHost(b, 500, 10)
+func benchRegistry(b *testing.B) *Registry { return benchRegistrySeenFrom(b, false) }
+
+func benchRegistrySeenFrom(b *testing.B, inPod bool) *Registry {
+	cgCfg := genHostSeenFrom(b, 500, 10, inPod)
 	cfg := testConfig()
 	r := &Registry{}
 	if err := r.Start(cfg, cgCfg, nil); err != nil {
@@ -57,8 +78,9 @@ func benchRegistry(b *testing.B) *Registry {
 	}
 	b.Cleanup(func() { _ = r.Close() })
 	r.Scan()
-	if n := len(r.Containers()); n != 500 {
-		b.Fatalf("%d containers, want 500", n)
+	const want = 500 // the agent's own cgroup in the pod case has no container id: not one
+	if n := len(r.Containers()); n != want || r.Stats().NamespaceSkipped != 0 {
+		b.Fatalf("%d containers, want %d; %+v", n, want, r.Stats())
 	}
 	return r
 }
@@ -81,6 +103,17 @@ func BenchmarkCollect(b *testing.B) {
 // BenchmarkFullScan re-attributes 5,000 processes of 500 containers (the scan_interval work).
 func BenchmarkFullScan(b *testing.B) {
 	r := benchRegistry(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		r.Scan()
+	}
+}
+
+// BenchmarkFullScanInPod is BenchmarkFullScan as an agent in a pod with a private cgroup
+// namespace sees the host: every path is joined to the namespace root.
+func BenchmarkFullScanInPod(b *testing.B) {
+	r := benchRegistrySeenFrom(b, true)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
