@@ -82,7 +82,24 @@ func (r *liveRegistry) ContainerByCgroupID(id uint64) (*containers.Container, bo
 	return nil, false
 }
 
-func (r *liveRegistry) ContainerByPID(uint32) (*containers.Container, bool) { return nil, false }
+// ContainerByPID resolves the process's cgroup v2 directory, as the real registry does: the
+// tracer asks it for the holders of sockets that existed at start.
+func (r *liveRegistry) ContainerByPID(pid uint32) (*containers.Container, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "0::"); ok {
+			var st syscall.Stat_t
+			if syscall.Stat(filepath.Join(unifiedRoot, rest), &st) != nil {
+				return nil, false
+			}
+			return r.ContainerByCgroupID(st.Ino)
+		}
+	}
+	return nil, false
+}
 
 func startTracer(t *testing.T, mutate func(*Options)) (*Tracer, *liveRegistry) {
 	t.Helper()

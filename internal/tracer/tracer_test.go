@@ -17,6 +17,9 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(dialHelperEnv); addr != "" {
 		os.Exit(dialHelper(addr))
 	}
+	if addrs := os.Getenv(seedHelperEnv); addrs != "" {
+		os.Exit(seedHelper(addrs))
+	}
 	goleak.VerifyTestMain(m)
 }
 
