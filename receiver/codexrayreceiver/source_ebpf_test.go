@@ -143,7 +143,9 @@ var selfTestContainer = &containers.Container{ID: "/codexray-test/self"}
 func (r *selfRegistry) ContainerByCgroupID(id uint64) (*containers.Container, bool) {
 	return selfTestContainer, id == r.cgroupID
 }
-func (r *selfRegistry) ContainerByPID(uint32) (*containers.Container, bool) { return nil, false }
+func (r *selfRegistry) ContainerByPID(pid uint32) (*containers.Container, bool) {
+	return selfTestContainer, pid == uint32(os.Getpid())
+}
 func (r *selfRegistry) OnProcessStart(pid uint32) (*containers.Container, bool) {
 	r.mu.Lock()
 	r.started[pid] = true
@@ -219,4 +221,77 @@ func TestEBPFSourceRecordsLoopbackConnects(t *testing.T) {
 		defer reg.mu.Unlock()
 		return reg.started[child] && reg.exited[child]
 	}, 5*time.Second, 50*time.Millisecond, "exec/exit of pid %d never reached the registry", child)
+}
+
+// TestEBPFSourceReportsSocketsOpenBeforeStart: a listener and a connection that existed before
+// the source started are reported at the first collection, the connection as active but never
+// as a successful connect, and its close brings active_connections back to 0.
+func TestEBPFSourceReportsSocketsOpenBeforeStart(t *testing.T) {
+	testutil.RequireRoot(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	srv := <-accepted
+	defer srv.Close()
+
+	rcfg := NewFactory().CreateDefaultConfig().(*Config)
+	reg := &selfRegistry{cgroupID: ownCgroupID(t), started: map[uint32]bool{}, exited: map[uint32]bool{}}
+	src := newEBPFSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type)}).(*ebpfSource)
+	src.registry, src.processes = reg, reg
+	err = src.start(context.Background(), componenttest.NewNopHost())
+	testutil.SkipUnlessPrivileged(t, err == nil, "starting the eBPF source: %v", err)
+	defer func() { require.NoError(t, src.shutdown(context.Background())) }()
+
+	collect := func() pmetric.Metrics {
+		mb := newTestMetricsBuilder()
+		now := pcommon.NewTimestampFromTime(time.Now())
+		src.recordContainer(mb, now, selfTestContainer)
+		src.recordNode(mb, now)
+		return mb.Emit()
+	}
+	addr := ln.Addr().String()
+	key := "actual_destination=" + addr + "|destination=" + addr
+	md := collect()
+	// Ports in the ephemeral range are folded, as for listen events.
+	listenAddr := addr
+	if ports, err := tracer.ReadEphemeralPorts("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if p := ln.Addr().(*net.TCPAddr).Port; p >= int(ports.Min) && p <= int(ports.Max) {
+			listenAddr = "127.0.0.1:0"
+		}
+	}
+	assert.Equal(t, 1.0, dataPoints(md, "container.net.tcp.listen_info")["listen_addr="+listenAddr], "listen_info of the listener opened before start")
+	assert.Equal(t, 1.0, dataPoints(md, "container.net.tcp.active_connections")[key], "active_connections of the connection opened before start")
+	assert.Equal(t, 0.0, dataPoints(md, "container.net.tcp.successful_connects")[key], "a connection opened before start is no new connect")
+	errs := dataPoints(md, "codexray.source.errors")
+	for _, reason := range []string{"seed_vanished_process", "seed_unreadable", "seed_malformed_line"} {
+		_, ok := errs["reason="+reason+"|source=ebpf"]
+		assert.True(t, ok, "no codexray.source.errors for reason %s: %v", reason, errs)
+	}
+
+	conn.Close()
+	srv.Close() // the client's socket closes for the kernel once the peer's FIN came back
+	// A destination that only ever had a connection from before start and no connect since
+	// has nothing left to report once it closed.
+	require.Eventually(t, func() bool {
+		_, reported := dataPoints(collect(), "container.net.tcp.active_connections")[key]
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		var st tracer.ContainerStats
+		src.tracer.ContainerStats(selfTestContainer.ID, &st)
+		for _, d := range st.Destinations {
+			if d.Destination == addr {
+				return d.ActiveConnections == 0 && !reported
+			}
+		}
+		return false
+	}, 5*time.Second, 50*time.Millisecond, "the connection's close never reached the tracer")
 }
