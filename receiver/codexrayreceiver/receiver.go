@@ -189,7 +189,7 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 		rb := mb.NewResourceBuilder()
 		setContainerResource(rb, c)
 		r.node.describeContainerNode(rb)
-		mb.EmitForResource(metadata.WithResource(rb.Emit()), metadata.WithStartTimeOverride(pcommon.NewTimestampFromTime(c.FirstSeen)))
+		mb.EmitForResource(metadata.WithResource(rb.Emit()), withInstanceStart(pcommon.NewTimestampFromTime(c.FirstSeen)))
 	}
 
 	r.node.recordNode(mb, now)
@@ -243,6 +243,43 @@ func (r *codexrayReceiver) runningSources() []source {
 		}
 	}
 	return running
+}
+
+// instanceCounters are the sums read from a container instance's cgroup: a restarted container
+// (a new cgroup behind the same id) counts them from zero again, so their start time is the
+// instance's FirstSeen. Every other sum of a container (TCP, delays, OOM kills, log messages,
+// restarts) accumulates per container id in the agent for the receiver's lifetime and keeps
+// the receiver's start time, so no backend sees a cumulative value fall under one start time.
+var instanceCounters = map[string]bool{
+	"container.resources.cpu.usage":               true,
+	"container.resources.cpu.throttled":           true,
+	"container.resources.disk.reads":              true,
+	"container.resources.disk.writes":             true,
+	"container.resources.disk.read_bytes":         true,
+	"container.resources.disk.written_bytes":      true,
+	"container.resources.cpu.pressure.waiting":    true,
+	"container.resources.memory.pressure.waiting": true,
+	"container.resources.io.pressure.waiting":     true,
+}
+
+// withInstanceStart sets the start time of the instance counters of one container resource.
+func withInstanceStart(start pcommon.Timestamp) metadata.ResourceMetricsOption {
+	return func(rm pmetric.ResourceMetrics) {
+		sms := rm.ScopeMetrics()
+		for i := 0; i < sms.Len(); i++ {
+			ms := sms.At(i).Metrics()
+			for j := 0; j < ms.Len(); j++ {
+				m := ms.At(j)
+				if m.Type() != pmetric.MetricTypeSum || !instanceCounters[m.Name()] {
+					continue
+				}
+				dps := m.Sum().DataPoints()
+				for k := 0; k < dps.Len(); k++ {
+					dps.At(k).SetStartTimestamp(start)
+				}
+			}
+		}
+	}
 }
 
 func setContainerResource(rb *metadata.ResourceBuilder, c *containers.Container) {

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.uber.org/goleak"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
@@ -299,4 +300,35 @@ func TestShutdownCollectsOnceMoreAfterInputStops(t *testing.T) {
 	require.Len(t, sink.AllMetrics(), 2)
 	dropped := findMetric(t, sink.AllMetrics()[1], "codexray.limits.dropped")
 	assert.Equal(t, int64(42), dropped.Sum().DataPoints().At(0).IntValue())
+}
+
+func TestInstanceCountersStartWithTheInstance(t *testing.T) {
+	receiverStart := pcommon.NewTimestampFromTime(time.Unix(1000, 0))
+	instanceStart := pcommon.NewTimestampFromTime(time.Unix(2000, 0))
+	now := pcommon.NewTimestampFromTime(time.Unix(3000, 0))
+	mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type), metadata.WithStartTime(receiverStart))
+	mb.RecordContainerResourcesCPUUsageDataPoint(now, 1.5)         // from the instance's cgroup
+	mb.RecordContainerResourcesCPUDelayDataPoint(now, 0.5)         // accumulated per id by taskstats
+	mb.RecordContainerNetTCPRetransmitsDataPoint(now, 3, "a", "b") // accumulated per id by the tracer
+	mb.EmitForResource(withInstanceStart(instanceStart))
+	md := mb.Emit()
+	for name, want := range map[string]pcommon.Timestamp{
+		"container.resources.cpu.usage": instanceStart,
+		"container.resources.cpu.delay": receiverStart,
+		"container.net.tcp.retransmits": receiverStart,
+	} {
+		assert.Equal(t, want, findMetric(t, md, name).Sum().DataPoints().At(0).StartTimestamp(), name)
+	}
+	raw, err := os.ReadFile("metadata.yaml")
+	require.NoError(t, err)
+	var md2 struct {
+		Metrics map[string]struct {
+			Sum *struct{} `yaml:"sum"`
+		} `yaml:"metrics"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &md2))
+	for name := range instanceCounters {
+		m, ok := md2.Metrics[name]
+		assert.True(t, ok && m.Sum != nil, "instanceCounters names %s, not a sum of metadata.yaml", name)
+	}
 }

@@ -212,7 +212,9 @@ func containerResource(t *testing.T, md pmetric.Metrics, id string) (map[string]
 		var start pcommon.Timestamp
 		ms := rm.ScopeMetrics().At(0).Metrics()
 		for j := 0; j < ms.Len(); j++ {
-			if ms.At(j).Type() != pmetric.MetricTypeSum {
+			// Only the sums read from the instance's cgroup start with the instance; the
+			// others accumulate per id from the receiver's start (see instanceCounters).
+			if ms.At(j).Type() != pmetric.MetricTypeSum || !instanceCounters[ms.At(j).Name()] {
 				continue
 			}
 			dps := ms.At(j).Sum().DataPoints()
