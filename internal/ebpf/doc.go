@@ -17,6 +17,8 @@
 //	}
 //	p.Connections(func(sock uint64, c *ebpf.ConnectionCounters) { ... }) // live byte counters
 //	p.LostEvents()                                                     // ring buffer overflow
+//	p.AddSeeded(tuple, id)    // a connection open before Load: its close comes with Sock == id
+//	p.RemoveSeeded(tuple)
 //	p.Close()
 //
 // Regenerate the objects with `go generate ./internal/ebpf/...` (clang, libbpf-dev); the output
