@@ -116,6 +116,9 @@ type FilesConfig struct {
 	// AttributeWriters finds the process that holds each file open for writing (a /proc/*/fd
 	// scan) and attributes the file to that process's container. Default true.
 	AttributeWriters bool `mapstructure:"attribute_writers"`
+	// ProcRoot is the procfs scanned for writers: the host's, e.g. /host/proc, when the agent
+	// runs in a container without hostPID's /proc. Default /proc.
+	ProcRoot string `mapstructure:"proc_root"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -125,7 +128,7 @@ func DefaultConfig() Config {
 		Docker:             DockerConfig{Enabled: true, ContainersDir: "/var/lib/docker/containers"},
 		CRI:                CRIConfig{Enabled: true, PodsDir: "/var/log/pods"},
 		Journald:           JournaldConfig{Enabled: true},
-		Files:              FilesConfig{Enabled: true, Include: DefaultFileIncludes(), Exclude: DefaultFileExcludes(), AttributeWriters: true},
+		Files:              FilesConfig{Enabled: true, Include: DefaultFileIncludes(), Exclude: DefaultFileExcludes(), AttributeWriters: true, ProcRoot: "/proc"},
 		MaxLineLength:      64 << 10,
 		MaxOpenFiles:       1024,
 		PollInterval:       250 * time.Millisecond,
@@ -165,6 +168,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.MaxLineLength < 256 {
 		errs = append(errs, fmt.Errorf("logs.max_line_length must be at least 256 bytes, got %d", c.MaxLineLength))
+	}
+	if c.Files.AttributeWriters && c.Files.ProcRoot == "" {
+		errs = append(errs, errors.New("logs.files.proc_root must not be empty when attribute_writers is on"))
 	}
 	if c.MaxOpenFiles < 1 {
 		errs = append(errs, fmt.Errorf("logs.max_open_files must be positive, got %d", c.MaxOpenFiles))

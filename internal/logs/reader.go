@@ -39,7 +39,7 @@ func NewReader(cfg Config, lookup ContainerLookup, sink Sink, logger *zap.Logger
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Reader{cfg: cfg, lookup: lookup, sink: sink, logger: logger, procfs: "/proc"}
+	return &Reader{cfg: cfg, lookup: lookup, sink: sink, logger: logger, procfs: cfg.Files.ProcRoot}
 }
 
 // Stats returns the sources' self-metrics.
