@@ -329,6 +329,13 @@ func (mb *MetricsBuilder) Emit(options ...ResourceMetricsOption) pmetric.Metrics
 		}
 		fmt.Fprintf(&b, "// Record%sDataPoint adds a data point to %s.\nfunc (mb *MetricsBuilder) Record%sDataPoint(ts pcommon.Timestamp, val %s%s) {\n\tmb.metric%s.recordDataPoint(mb.startTime, ts, val%s)\n}\n\n",
 			goName(name), name, goName(name), valType, params, goName(name), args.String())
+		if m.Sum != nil && m.Sum.AggregationTemporality == "cumulative" {
+			// A series whose accumulation began later than the builder's start (a destination
+			// first seen, a log stream created) carries its own start time, so a counter that
+			// is forgotten and starts again from zero never falls under an unchanged start.
+			fmt.Fprintf(&b, "// Record%sDataPointWithStart adds a data point to %s whose accumulation began at start.\nfunc (mb *MetricsBuilder) Record%sDataPointWithStart(start, ts pcommon.Timestamp, val %s%s) {\n\tmb.metric%s.recordDataPoint(start, ts, val%s)\n}\n\n",
+				goName(name), name, goName(name), valType, params, goName(name), args.String())
+		}
 	}
 	return b.String()
 }

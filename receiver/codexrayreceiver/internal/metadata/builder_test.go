@@ -78,3 +78,16 @@ func TestLogsBuilderEvent(t *testing.T) {
 	lb.RecordCodexrayLogPatternEvent(ts, plog.SeverityNumberInfo, "x", "h", "t", "info", "docker", 1)
 	assert.Equal(t, 0, lb.Emit().LogRecordCount())
 }
+
+func TestRecordWithStart(t *testing.T) {
+	builderStart := pcommon.NewTimestampFromTime(time.Unix(100, 0))
+	seriesStart := pcommon.NewTimestampFromTime(time.Unix(150, 0))
+	now := pcommon.NewTimestampFromTime(time.Unix(200, 0))
+	mb := NewMetricsBuilder(DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(Type), WithStartTime(builderStart))
+	mb.RecordContainerNetTCPFailedConnectsDataPointWithStart(seriesStart, now, 2, "10.0.0.1:80")
+	mb.RecordContainerNetTCPFailedConnectsDataPoint(now, 5, "10.0.0.2:80")
+	dps := mb.Emit().ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints()
+	require.Equal(t, 2, dps.Len())
+	assert.Equal(t, seriesStart, dps.At(0).StartTimestamp())
+	assert.Equal(t, builderStart, dps.At(1).StartTimestamp())
+}

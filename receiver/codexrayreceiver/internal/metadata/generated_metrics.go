@@ -1993,9 +1993,19 @@ func (mb *MetricsBuilder) RecordCodexrayEbpfEventsLostDataPoint(ts pcommon.Times
 	mb.metricCodexrayEbpfEventsLost.recordDataPoint(mb.startTime, ts, val)
 }
 
+// RecordCodexrayEbpfEventsLostDataPointWithStart adds a data point to codexray.ebpf.events.lost whose accumulation began at start.
+func (mb *MetricsBuilder) RecordCodexrayEbpfEventsLostDataPointWithStart(start, ts pcommon.Timestamp, val int64) {
+	mb.metricCodexrayEbpfEventsLost.recordDataPoint(start, ts, val)
+}
+
 // RecordCodexrayEbpfEventsProcessedDataPoint adds a data point to codexray.ebpf.events.processed.
 func (mb *MetricsBuilder) RecordCodexrayEbpfEventsProcessedDataPoint(ts pcommon.Timestamp, val int64) {
 	mb.metricCodexrayEbpfEventsProcessed.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordCodexrayEbpfEventsProcessedDataPointWithStart adds a data point to codexray.ebpf.events.processed whose accumulation began at start.
+func (mb *MetricsBuilder) RecordCodexrayEbpfEventsProcessedDataPointWithStart(start, ts pcommon.Timestamp, val int64) {
+	mb.metricCodexrayEbpfEventsProcessed.recordDataPoint(start, ts, val)
 }
 
 // RecordCodexrayLimitsDroppedDataPoint adds a data point to codexray.limits.dropped.
@@ -2003,9 +2013,19 @@ func (mb *MetricsBuilder) RecordCodexrayLimitsDroppedDataPoint(ts pcommon.Timest
 	mb.metricCodexrayLimitsDropped.recordDataPoint(mb.startTime, ts, val, limitAttributeValue)
 }
 
+// RecordCodexrayLimitsDroppedDataPointWithStart adds a data point to codexray.limits.dropped whose accumulation began at start.
+func (mb *MetricsBuilder) RecordCodexrayLimitsDroppedDataPointWithStart(start, ts pcommon.Timestamp, val int64, limitAttributeValue string) {
+	mb.metricCodexrayLimitsDropped.recordDataPoint(start, ts, val, limitAttributeValue)
+}
+
 // RecordCodexraySourceErrorsDataPoint adds a data point to codexray.source.errors.
 func (mb *MetricsBuilder) RecordCodexraySourceErrorsDataPoint(ts pcommon.Timestamp, val int64, codexraySourceAttributeValue string, reasonAttributeValue string) {
 	mb.metricCodexraySourceErrors.recordDataPoint(mb.startTime, ts, val, codexraySourceAttributeValue, reasonAttributeValue)
+}
+
+// RecordCodexraySourceErrorsDataPointWithStart adds a data point to codexray.source.errors whose accumulation began at start.
+func (mb *MetricsBuilder) RecordCodexraySourceErrorsDataPointWithStart(start, ts pcommon.Timestamp, val int64, codexraySourceAttributeValue string, reasonAttributeValue string) {
+	mb.metricCodexraySourceErrors.recordDataPoint(start, ts, val, codexraySourceAttributeValue, reasonAttributeValue)
 }
 
 // RecordCodexraySourceStatusDataPoint adds a data point to codexray.source.status.
@@ -2023,6 +2043,11 @@ func (mb *MetricsBuilder) RecordContainerLogMessagesDataPoint(ts pcommon.Timesta
 	mb.metricContainerLogMessages.recordDataPoint(mb.startTime, ts, val, sourceAttributeValue, levelAttributeValue, patternHashAttributeValue)
 }
 
+// RecordContainerLogMessagesDataPointWithStart adds a data point to container.log.messages whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerLogMessagesDataPointWithStart(start, ts pcommon.Timestamp, val int64, sourceAttributeValue string, levelAttributeValue string, patternHashAttributeValue string) {
+	mb.metricContainerLogMessages.recordDataPoint(start, ts, val, sourceAttributeValue, levelAttributeValue, patternHashAttributeValue)
+}
+
 // RecordContainerNetLatencyDataPoint adds a data point to container.net.latency.
 func (mb *MetricsBuilder) RecordContainerNetLatencyDataPoint(ts pcommon.Timestamp, val float64, destinationIPAttributeValue string) {
 	mb.metricContainerNetLatency.recordDataPoint(mb.startTime, ts, val, destinationIPAttributeValue)
@@ -2038,9 +2063,19 @@ func (mb *MetricsBuilder) RecordContainerNetTCPBytesReceivedDataPoint(ts pcommon
 	mb.metricContainerNetTCPBytesReceived.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue)
 }
 
+// RecordContainerNetTCPBytesReceivedDataPointWithStart adds a data point to container.net.tcp.bytes_received whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerNetTCPBytesReceivedDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerNetTCPBytesReceived.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
 // RecordContainerNetTCPBytesSentDataPoint adds a data point to container.net.tcp.bytes_sent.
 func (mb *MetricsBuilder) RecordContainerNetTCPBytesSentDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string) {
 	mb.metricContainerNetTCPBytesSent.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerNetTCPBytesSentDataPointWithStart adds a data point to container.net.tcp.bytes_sent whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerNetTCPBytesSentDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerNetTCPBytesSent.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue)
 }
 
 // RecordContainerNetTCPConnectionTimeDataPoint adds a data point to container.net.tcp.connection_time.
@@ -2048,14 +2083,29 @@ func (mb *MetricsBuilder) RecordContainerNetTCPConnectionTimeDataPoint(ts pcommo
 	mb.metricContainerNetTCPConnectionTime.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue)
 }
 
+// RecordContainerNetTCPConnectionTimeDataPointWithStart adds a data point to container.net.tcp.connection_time whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerNetTCPConnectionTimeDataPointWithStart(start, ts pcommon.Timestamp, val float64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerNetTCPConnectionTime.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
 // RecordContainerNetTCPFailedConnectsDataPoint adds a data point to container.net.tcp.failed_connects.
 func (mb *MetricsBuilder) RecordContainerNetTCPFailedConnectsDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string) {
 	mb.metricContainerNetTCPFailedConnects.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue)
 }
 
+// RecordContainerNetTCPFailedConnectsDataPointWithStart adds a data point to container.net.tcp.failed_connects whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerNetTCPFailedConnectsDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string) {
+	mb.metricContainerNetTCPFailedConnects.recordDataPoint(start, ts, val, destinationAttributeValue)
+}
+
 // RecordContainerNetTCPInboundConnectsDataPoint adds a data point to container.net.tcp.inbound_connects.
 func (mb *MetricsBuilder) RecordContainerNetTCPInboundConnectsDataPoint(ts pcommon.Timestamp, val int64, listenAddrAttributeValue string) {
 	mb.metricContainerNetTCPInboundConnects.recordDataPoint(mb.startTime, ts, val, listenAddrAttributeValue)
+}
+
+// RecordContainerNetTCPInboundConnectsDataPointWithStart adds a data point to container.net.tcp.inbound_connects whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerNetTCPInboundConnectsDataPointWithStart(start, ts pcommon.Timestamp, val int64, listenAddrAttributeValue string) {
+	mb.metricContainerNetTCPInboundConnects.recordDataPoint(start, ts, val, listenAddrAttributeValue)
 }
 
 // RecordContainerNetTCPListenInfoDataPoint adds a data point to container.net.tcp.listen_info.
@@ -2068,9 +2118,19 @@ func (mb *MetricsBuilder) RecordContainerNetTCPRetransmitsDataPoint(ts pcommon.T
 	mb.metricContainerNetTCPRetransmits.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue)
 }
 
+// RecordContainerNetTCPRetransmitsDataPointWithStart adds a data point to container.net.tcp.retransmits whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerNetTCPRetransmitsDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerNetTCPRetransmits.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
 // RecordContainerNetTCPSuccessfulConnectsDataPoint adds a data point to container.net.tcp.successful_connects.
 func (mb *MetricsBuilder) RecordContainerNetTCPSuccessfulConnectsDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string) {
 	mb.metricContainerNetTCPSuccessfulConnects.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerNetTCPSuccessfulConnectsDataPointWithStart adds a data point to container.net.tcp.successful_connects whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerNetTCPSuccessfulConnectsDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerNetTCPSuccessfulConnects.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue)
 }
 
 // RecordContainerOomKillsDataPoint adds a data point to container.oom_kills.
@@ -2078,9 +2138,19 @@ func (mb *MetricsBuilder) RecordContainerOomKillsDataPoint(ts pcommon.Timestamp,
 	mb.metricContainerOomKills.recordDataPoint(mb.startTime, ts, val)
 }
 
+// RecordContainerOomKillsDataPointWithStart adds a data point to container.oom_kills whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerOomKillsDataPointWithStart(start, ts pcommon.Timestamp, val int64) {
+	mb.metricContainerOomKills.recordDataPoint(start, ts, val)
+}
+
 // RecordContainerResourcesCPUDelayDataPoint adds a data point to container.resources.cpu.delay.
 func (mb *MetricsBuilder) RecordContainerResourcesCPUDelayDataPoint(ts pcommon.Timestamp, val float64) {
 	mb.metricContainerResourcesCPUDelay.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordContainerResourcesCPUDelayDataPointWithStart adds a data point to container.resources.cpu.delay whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesCPUDelayDataPointWithStart(start, ts pcommon.Timestamp, val float64) {
+	mb.metricContainerResourcesCPUDelay.recordDataPoint(start, ts, val)
 }
 
 // RecordContainerResourcesCPULimitCoresDataPoint adds a data point to container.resources.cpu.limit_cores.
@@ -2093,9 +2163,19 @@ func (mb *MetricsBuilder) RecordContainerResourcesCPUPressureWaitingDataPoint(ts
 	mb.metricContainerResourcesCPUPressureWaiting.recordDataPoint(mb.startTime, ts, val, kindAttributeValue)
 }
 
+// RecordContainerResourcesCPUPressureWaitingDataPointWithStart adds a data point to container.resources.cpu.pressure.waiting whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesCPUPressureWaitingDataPointWithStart(start, ts pcommon.Timestamp, val float64, kindAttributeValue string) {
+	mb.metricContainerResourcesCPUPressureWaiting.recordDataPoint(start, ts, val, kindAttributeValue)
+}
+
 // RecordContainerResourcesCPUThrottledDataPoint adds a data point to container.resources.cpu.throttled.
 func (mb *MetricsBuilder) RecordContainerResourcesCPUThrottledDataPoint(ts pcommon.Timestamp, val float64) {
 	mb.metricContainerResourcesCPUThrottled.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordContainerResourcesCPUThrottledDataPointWithStart adds a data point to container.resources.cpu.throttled whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesCPUThrottledDataPointWithStart(start, ts pcommon.Timestamp, val float64) {
+	mb.metricContainerResourcesCPUThrottled.recordDataPoint(start, ts, val)
 }
 
 // RecordContainerResourcesCPUUsageDataPoint adds a data point to container.resources.cpu.usage.
@@ -2103,9 +2183,19 @@ func (mb *MetricsBuilder) RecordContainerResourcesCPUUsageDataPoint(ts pcommon.T
 	mb.metricContainerResourcesCPUUsage.recordDataPoint(mb.startTime, ts, val)
 }
 
+// RecordContainerResourcesCPUUsageDataPointWithStart adds a data point to container.resources.cpu.usage whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesCPUUsageDataPointWithStart(start, ts pcommon.Timestamp, val float64) {
+	mb.metricContainerResourcesCPUUsage.recordDataPoint(start, ts, val)
+}
+
 // RecordContainerResourcesDiskDelayDataPoint adds a data point to container.resources.disk.delay.
 func (mb *MetricsBuilder) RecordContainerResourcesDiskDelayDataPoint(ts pcommon.Timestamp, val float64) {
 	mb.metricContainerResourcesDiskDelay.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordContainerResourcesDiskDelayDataPointWithStart adds a data point to container.resources.disk.delay whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesDiskDelayDataPointWithStart(start, ts pcommon.Timestamp, val float64) {
+	mb.metricContainerResourcesDiskDelay.recordDataPoint(start, ts, val)
 }
 
 // RecordContainerResourcesDiskReadBytesDataPoint adds a data point to container.resources.disk.read_bytes.
@@ -2113,9 +2203,19 @@ func (mb *MetricsBuilder) RecordContainerResourcesDiskReadBytesDataPoint(ts pcom
 	mb.metricContainerResourcesDiskReadBytes.recordDataPoint(mb.startTime, ts, val, deviceAttributeValue)
 }
 
+// RecordContainerResourcesDiskReadBytesDataPointWithStart adds a data point to container.resources.disk.read_bytes whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesDiskReadBytesDataPointWithStart(start, ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	mb.metricContainerResourcesDiskReadBytes.recordDataPoint(start, ts, val, deviceAttributeValue)
+}
+
 // RecordContainerResourcesDiskReadsDataPoint adds a data point to container.resources.disk.reads.
 func (mb *MetricsBuilder) RecordContainerResourcesDiskReadsDataPoint(ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
 	mb.metricContainerResourcesDiskReads.recordDataPoint(mb.startTime, ts, val, deviceAttributeValue)
+}
+
+// RecordContainerResourcesDiskReadsDataPointWithStart adds a data point to container.resources.disk.reads whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesDiskReadsDataPointWithStart(start, ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	mb.metricContainerResourcesDiskReads.recordDataPoint(start, ts, val, deviceAttributeValue)
 }
 
 // RecordContainerResourcesDiskWritesDataPoint adds a data point to container.resources.disk.writes.
@@ -2123,14 +2223,29 @@ func (mb *MetricsBuilder) RecordContainerResourcesDiskWritesDataPoint(ts pcommon
 	mb.metricContainerResourcesDiskWrites.recordDataPoint(mb.startTime, ts, val, deviceAttributeValue)
 }
 
+// RecordContainerResourcesDiskWritesDataPointWithStart adds a data point to container.resources.disk.writes whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesDiskWritesDataPointWithStart(start, ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	mb.metricContainerResourcesDiskWrites.recordDataPoint(start, ts, val, deviceAttributeValue)
+}
+
 // RecordContainerResourcesDiskWrittenBytesDataPoint adds a data point to container.resources.disk.written_bytes.
 func (mb *MetricsBuilder) RecordContainerResourcesDiskWrittenBytesDataPoint(ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
 	mb.metricContainerResourcesDiskWrittenBytes.recordDataPoint(mb.startTime, ts, val, deviceAttributeValue)
 }
 
+// RecordContainerResourcesDiskWrittenBytesDataPointWithStart adds a data point to container.resources.disk.written_bytes whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesDiskWrittenBytesDataPointWithStart(start, ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	mb.metricContainerResourcesDiskWrittenBytes.recordDataPoint(start, ts, val, deviceAttributeValue)
+}
+
 // RecordContainerResourcesIOPressureWaitingDataPoint adds a data point to container.resources.io.pressure.waiting.
 func (mb *MetricsBuilder) RecordContainerResourcesIOPressureWaitingDataPoint(ts pcommon.Timestamp, val float64, kindAttributeValue string) {
 	mb.metricContainerResourcesIOPressureWaiting.recordDataPoint(mb.startTime, ts, val, kindAttributeValue)
+}
+
+// RecordContainerResourcesIOPressureWaitingDataPointWithStart adds a data point to container.resources.io.pressure.waiting whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesIOPressureWaitingDataPointWithStart(start, ts pcommon.Timestamp, val float64, kindAttributeValue string) {
+	mb.metricContainerResourcesIOPressureWaiting.recordDataPoint(start, ts, val, kindAttributeValue)
 }
 
 // RecordContainerResourcesMemoryCacheDataPoint adds a data point to container.resources.memory.cache.
@@ -2148,9 +2263,19 @@ func (mb *MetricsBuilder) RecordContainerResourcesMemoryPressureWaitingDataPoint
 	mb.metricContainerResourcesMemoryPressureWaiting.recordDataPoint(mb.startTime, ts, val, kindAttributeValue)
 }
 
+// RecordContainerResourcesMemoryPressureWaitingDataPointWithStart adds a data point to container.resources.memory.pressure.waiting whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesMemoryPressureWaitingDataPointWithStart(start, ts pcommon.Timestamp, val float64, kindAttributeValue string) {
+	mb.metricContainerResourcesMemoryPressureWaiting.recordDataPoint(start, ts, val, kindAttributeValue)
+}
+
 // RecordContainerResourcesMemoryReclaimDelayDataPoint adds a data point to container.resources.memory.reclaim.delay.
 func (mb *MetricsBuilder) RecordContainerResourcesMemoryReclaimDelayDataPoint(ts pcommon.Timestamp, val float64) {
 	mb.metricContainerResourcesMemoryReclaimDelay.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordContainerResourcesMemoryReclaimDelayDataPointWithStart adds a data point to container.resources.memory.reclaim.delay whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesMemoryReclaimDelayDataPointWithStart(start, ts pcommon.Timestamp, val float64) {
+	mb.metricContainerResourcesMemoryReclaimDelay.recordDataPoint(start, ts, val)
 }
 
 // RecordContainerResourcesMemoryRssDataPoint adds a data point to container.resources.memory.rss.
@@ -2163,14 +2288,29 @@ func (mb *MetricsBuilder) RecordContainerResourcesMemoryThrashingDelayDataPoint(
 	mb.metricContainerResourcesMemoryThrashingDelay.recordDataPoint(mb.startTime, ts, val)
 }
 
+// RecordContainerResourcesMemoryThrashingDelayDataPointWithStart adds a data point to container.resources.memory.thrashing.delay whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesMemoryThrashingDelayDataPointWithStart(start, ts pcommon.Timestamp, val float64) {
+	mb.metricContainerResourcesMemoryThrashingDelay.recordDataPoint(start, ts, val)
+}
+
 // RecordContainerResourcesSwapinDelayDataPoint adds a data point to container.resources.swapin.delay.
 func (mb *MetricsBuilder) RecordContainerResourcesSwapinDelayDataPoint(ts pcommon.Timestamp, val float64) {
 	mb.metricContainerResourcesSwapinDelay.recordDataPoint(mb.startTime, ts, val)
 }
 
+// RecordContainerResourcesSwapinDelayDataPointWithStart adds a data point to container.resources.swapin.delay whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerResourcesSwapinDelayDataPointWithStart(start, ts pcommon.Timestamp, val float64) {
+	mb.metricContainerResourcesSwapinDelay.recordDataPoint(start, ts, val)
+}
+
 // RecordContainerRestartsDataPoint adds a data point to container.restarts.
 func (mb *MetricsBuilder) RecordContainerRestartsDataPoint(ts pcommon.Timestamp, val int64) {
 	mb.metricContainerRestarts.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordContainerRestartsDataPointWithStart adds a data point to container.restarts whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerRestartsDataPointWithStart(start, ts pcommon.Timestamp, val int64) {
+	mb.metricContainerRestarts.recordDataPoint(start, ts, val)
 }
 
 // RecordNodeCloudInfoDataPoint adds a data point to node.cloud_info.
