@@ -72,66 +72,108 @@ func openLog(t *testing.T, path string, flags int) *os.File {
 	return f
 }
 
-func TestRotationByRenameLosesNothing(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "app.log")
-	appendLines(t, path, "existing before launch")
-	rec := &recorder{}
-	r := startReader(t, filesConfig(dir), nil, rec, nil)
-	waitFor(t, 5*time.Second, "app.log followed", func() bool { return r.Stats().FilesOpened.Load() == 1 })
+// checkpointModes are the two ways the tailer runs: without a store, and with checkpoints saved
+// every few polls (the shipped DaemonSet's setting), which must not change what is read.
+var checkpointModes = []struct {
+	name  string
+	store func() CheckpointStore
+}{
+	{"no checkpoints", func() CheckpointStore { return nil }},
+	{"checkpoints", func() CheckpointStore { return newMemStore() }},
+}
 
-	const n = 30000
-	steadyWriter(t, openLog(t, path, os.O_APPEND), "line", n, 4000, func(f **os.File) {
-		// logrotate "create": rename, then the service reopens its log a little later and
-		// writes a few more lines into the renamed file meanwhile.
-		if err := os.Rename(path, path+".1"); err != nil {
-			t.Fatal(err)
+func TestRotationByRenameLosesNothing(t *testing.T) {
+	rotations := []struct {
+		name string
+		// move puts the current file aside as path.1 and a new file at path.
+		move func(t *testing.T, path string)
+	}{
+		{"path briefly missing", func(t *testing.T, path string) {
+			// logrotate "create": rename; the service re-creates its log a little later.
+			if err := os.Rename(path, path+".1"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}},
+		{"path replaced atomically", func(t *testing.T, path string) {
+			// The path never stops naming a file: the next poll sees another inode there.
+			_ = os.Remove(path + ".1")
+			if err := os.Link(path, path+".1"); err != nil {
+				t.Fatal(err)
+			}
+			tmp := path + ".new"
+			if err := os.WriteFile(tmp, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}},
+	}
+	for _, mode := range checkpointModes {
+		for _, rot := range rotations {
+			t.Run(mode.name+"/"+rot.name, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "app.log")
+				appendLines(t, path, "existing before launch")
+				rec := &recorder{}
+				r := startReader(t, filesConfig(dir), nil, rec, mode.store())
+				waitFor(t, 5*time.Second, "app.log followed", func() bool { return r.Stats().FilesOpened.Load() == 1 })
+
+				const n = 30000
+				steadyWriter(t, openLog(t, path, os.O_APPEND), "line", n, 4000, func(f **os.File) {
+					// The service writes a few more lines into the moved file, then reopens
+					// its log.
+					rot.move(t, path)
+					(*f).Close()
+					nf, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+					if err != nil {
+						t.Fatal(err)
+					}
+					*f = nf
+					time.Sleep(30 * time.Millisecond)
+				})
+				awaitCount(rec, n, 10*time.Second)
+				checkExactlyOnce(t, rec.snapshot(), "line", 0, n)
+				// The launch file, then one new file per rotation.
+				if got := r.Stats().FilesOpened.Load(); got != 8 {
+					t.Errorf("files opened: got %d, want 8", got)
+				}
+			})
 		}
-		time.Sleep(20 * time.Millisecond)
-		(*f).Close()
-		nf, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		*f = nf
-		time.Sleep(30 * time.Millisecond)
-	})
-	awaitCount(rec, n, 10*time.Second)
-	checkExactlyOnce(t, rec.snapshot(), "line", 0, n)
-	// The launch file, then one new file per rotation (the path is briefly missing, so the
-	// rotation looks like a deletion followed by a new file).
-	if got := r.Stats().FilesOpened.Load(); got != 8 {
-		t.Errorf("files opened: got %d, want 8", got)
 	}
 }
 
 func TestCopyTruncateLosesNothing(t *testing.T) {
-	for _, appendMode := range []bool{true, false} {
-		t.Run(map[bool]string{true: "O_APPEND writer", false: "writer without O_APPEND"}[appendMode], func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "app.log")
-			rec := &recorder{}
-			r := startReader(t, filesConfig(dir), nil, rec, nil)
-			appendLines(t, path) // created empty after launch: read from its first line
-			waitFor(t, 5*time.Second, "app.log followed", func() bool { return r.Stats().FilesOpened.Load() == 1 })
+	for _, mode := range checkpointModes {
+		for _, appendMode := range []bool{true, false} {
+			t.Run(mode.name+"/"+map[bool]string{true: "O_APPEND writer", false: "writer without O_APPEND"}[appendMode], func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "app.log")
+				rec := &recorder{}
+				r := startReader(t, filesConfig(dir), nil, rec, mode.store())
+				appendLines(t, path) // created empty after launch: read from its first line
+				waitFor(t, 5*time.Second, "app.log followed", func() bool { return r.Stats().FilesOpened.Load() == 1 })
 
-			const n = 30000
-			flags := os.O_APPEND
-			if !appendMode {
-				// Without O_APPEND the writer goes on at its old offset after the truncation:
-				// the file then starts with a hole of NULs.
-				flags = 0
-			}
-			steadyWriter(t, openLog(t, path, flags), "line", n, 4000, func(**os.File) {
-				copyTruncate(t, path)
-				time.Sleep(50 * time.Millisecond)
+				const n = 30000
+				flags := os.O_APPEND
+				if !appendMode {
+					// Without O_APPEND the writer goes on at its old offset after the truncation:
+					// the file then starts with a hole of NULs.
+					flags = 0
+				}
+				steadyWriter(t, openLog(t, path, flags), "line", n, 4000, func(**os.File) {
+					copyTruncate(t, path)
+					time.Sleep(50 * time.Millisecond)
+				})
+				awaitCount(rec, n, 10*time.Second)
+				checkExactlyOnce(t, rec.snapshot(), "line", 0, n)
+				if got := r.Stats().Truncations.Load(); got != 7 {
+					t.Errorf("truncations: got %d, want 7", got)
+				}
 			})
-			awaitCount(rec, n, 10*time.Second)
-			checkExactlyOnce(t, rec.snapshot(), "line", 0, n)
-			if got := r.Stats().Truncations.Load(); got != 7 {
-				t.Errorf("truncations: got %d, want 7", got)
-			}
-		})
+		}
 	}
 }
 

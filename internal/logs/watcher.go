@@ -167,7 +167,11 @@ func (w *fileWatcher) sync(ctx context.Context, launch bool) {
 			r.target.container, r.target.source = t.container, t.source
 			continue
 		}
-		if r := w.open(ctx, t, launch); r != nil {
+		how := openDiscovered
+		if launch {
+			how = openAtLaunch
+		}
+		if r := w.open(ctx, t, how); r != nil {
 			w.followers[t.path] = r
 		}
 	}
@@ -182,8 +186,28 @@ func (w *fileWatcher) sync(ctx context.Context, launch bool) {
 	}
 }
 
+// openReason is what the watcher knows about the file behind a path it starts following, which
+// decides whether the path's checkpoint may be consulted at all.
+type openReason int
+
+const (
+	// openAtLaunch: found by the first discovery round. Resume from the path's checkpoint;
+	// without one, read from the end (or the start, see fromStartAtLaunch).
+	openAtLaunch openReason = iota
+	// openDiscovered: found by a later round. Resume from the path's checkpoint (left by an
+	// earlier run); without one, read from the first line.
+	openDiscovered
+	// openReplacing: took the place of a file this watcher was following, which it has read to
+	// the end (retire). The path's checkpoint was taken from that old file, so it must not be
+	// applied here: neither as an offset nor to "finish" a rotated copy the watcher already
+	// finished. Read from the first line.
+	openReplacing
+)
+
 // open starts following a file at the position the checkpoint, or the launch rule, says.
-func (w *fileWatcher) open(ctx context.Context, t fileTarget, launch bool) *follower {
+// A checkpoint is only ever applied to the file identity (device, inode, leading bytes) it was
+// taken from, or to a rotated copy of that file when this watcher did not follow it to its end.
+func (w *fileWatcher) open(ctx context.Context, t fileTarget, how openReason) *follower {
 	// Discovery retries every round; each file is counted (and logged) once.
 	if !w.budget.acquire() {
 		if w.reportOnce("budget:"+t.path, "log file not followed: logs.max_open_files reached", zap.String("path", t.path)) {
@@ -212,7 +236,10 @@ func (w *fileWatcher) open(ctx context.Context, t fileTarget, launch bool) *foll
 	r.dev, r.ino = fileIdentity(fi)
 	size := fi.Size()
 
-	cp := w.loadCheckpoint(ctx, t.path)
+	var cp *fileCheckpoint
+	if how != openReplacing {
+		cp = w.loadCheckpoint(ctx, t.path)
+	}
 	switch {
 	case cp != nil && cp.Dev == r.dev && cp.Ino == r.ino && size >= cp.Offset && cp.FP.matches(f, size, w.scratch):
 		r.offset, r.commit = cp.Offset, cp.Offset
@@ -223,7 +250,7 @@ func (w *fileWatcher) open(ctx context.Context, t fileTarget, launch bool) *foll
 		old := &follower{target: t, dec: r.dec, fp: cp.FP, offset: cp.Offset}
 		old.recoverFromRotatedCopy(w)
 		r.dec.reset()
-	case launch && !w.fromStartAtLaunch:
+	case how == openAtLaunch && !w.fromStartAtLaunch:
 		r.offset = lastLineStart(f, size, w.buf)
 		r.commit = r.offset
 	}
@@ -270,9 +297,14 @@ func (w *fileWatcher) pollAll() {
 			w.stats.Rotations.Add(1)
 			delete(w.followers, path)
 			w.retire(r)
-			if nr := w.open(context.Background(), r.target, false); nr != nil {
+			if nr := w.open(context.Background(), r.target, openReplacing); nr != nil {
 				w.followers[path] = nr
 				w.read(nr)
+				// The stored checkpoint is the old file's: replace it now, so that a restart
+				// before the next checkpoint tick does not apply it to the rotated copy again.
+				w.saveCheckpoint(context.Background(), path, nr)
+			} else if w.store != nil {
+				_ = w.store.Delete(context.Background(), fileCheckpointKey(path))
 			}
 			continue
 		}
@@ -393,13 +425,25 @@ func (w *fileWatcher) saveCheckpoints(ctx context.Context) {
 		if r.commit == r.saved {
 			continue
 		}
-		b, _ := json.Marshal(fileCheckpoint{Dev: r.dev, Ino: r.ino, FP: r.fp, Offset: r.commit})
-		if err := w.store.Set(ctx, fileCheckpointKey(path), b); err != nil {
-			w.reportOnce("checkpoint-set", "cannot save log checkpoints", zap.Error(err))
+		if !w.saveCheckpoint(ctx, path, r) {
 			return
 		}
-		r.saved = r.commit
 	}
+}
+
+// saveCheckpoint stores where a restart resumes the file followed at path; false when the
+// store failed.
+func (w *fileWatcher) saveCheckpoint(ctx context.Context, path string, r *follower) bool {
+	if w.store == nil {
+		return true
+	}
+	b, _ := json.Marshal(fileCheckpoint{Dev: r.dev, Ino: r.ino, FP: r.fp, Offset: r.commit})
+	if err := w.store.Set(ctx, fileCheckpointKey(path), b); err != nil {
+		w.reportOnce("checkpoint-set", "cannot save log checkpoints", zap.Error(err))
+		return false
+	}
+	r.saved = r.commit
+	return true
 }
 
 func (w *fileWatcher) reportParseError(path string, err error) {
