@@ -1,8 +1,10 @@
 # The project's vocabulary: `make run` and `make test` are the two commands of the README.
 SHELL := /bin/bash
-export PATH := $(PATH):/usr/local/go/bin:$(shell go env GOPATH 2>/dev/null || echo /root/go)/bin
-
-GOBIN := $(shell go env GOPATH)/bin
+# sudo's secure_path lacks Go's directory, and make 4.3 does not pass exported variables to
+# $(shell): give the go command its PATH explicitly.
+export PATH := $(PATH):/usr/local/go/bin
+GOBIN := $(shell PATH="$(PATH)" go env GOPATH 2>/dev/null || echo $(HOME)/go)/bin
+export PATH := $(PATH):$(GOBIN)
 DIST := _build/otelcol-codexray
 # Go test timeout per package; the whole `make test` stays well under 20 minutes.
 TEST_TIMEOUT ?= 15m

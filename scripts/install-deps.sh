@@ -10,10 +10,10 @@ need_root() {
 	fi
 }
 
-# Debian packages: the BPF toolchain, the container runtimes and journald used by the
+# Debian packages: gcc for cgo (the journald source), the BPF toolchain, the container runtimes and journald used by the
 # privileged tests, Prometheus (a real scraper for the end-to-end test), iptables for
 # retransmit/NAT tests, and libsystemd for the cgo journald source.
-pkgs=(clang llvm libbpf-dev bpftool docker.io containerd busybox-static prometheus
+pkgs=(gcc libc6-dev clang llvm libbpf-dev bpftool docker.io containerd busybox-static prometheus
 	systemd-journal-remote libsystemd-dev iptables iproute2 conntrack curl ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do

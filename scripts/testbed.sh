@@ -2,6 +2,8 @@
 # Starts (`up`) and stops (`down`) the real daemons the privileged tests use: dockerd (with the
 # registry-free busybox image), a standalone containerd with CRI on private paths, and journald.
 # Idempotent: `up` reuses what already runs. Pids and logs live in $TESTBED (below).
+# Runs that overlap on one machine share the daemons: `up` and `down` keep a count of users,
+# and only the last `down` stops what an `up` started.
 # See ../shared/TESTBED.md for why each flag is there.
 set -euo pipefail
 
@@ -23,7 +25,14 @@ wait_for() { # seconds command...
 	done
 }
 
-alive() { [ -f "$TESTBED/$1.pid" ] && kill -0 "$(cat "$TESTBED/$1.pid")" 2>/dev/null; }
+# alive NAME: the daemon NAME started by this script still runs (a pid file can outlive its
+# process, and its pid can be reused: the command name must match too).
+alive() {
+	local pid
+	[ -f "$TESTBED/$1.pid" ] || return 1
+	pid=$(cat "$TESTBED/$1.pid")
+	kill -0 "$pid" 2>/dev/null && grep -q "${2:-$1}" "/proc/$pid/comm" 2>/dev/null
+}
 
 up_tracefs() {
 	mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing || log "cannot mount tracefs"
@@ -75,7 +84,7 @@ TOML
 }
 
 up_journald() {
-	if [ ! -S /run/systemd/journal/socket ] || ! alive journald; then
+	if [ ! -S /run/systemd/journal/socket ] || ! alive journald systemd-journal; then
 		log "starting journald"
 		setsid /lib/systemd/systemd-journald >"$TESTBED/journald.log" 2>&1 &
 		echo $! >"$TESTBED/journald.pid"
@@ -85,7 +94,7 @@ up_journald() {
 }
 
 down_one() {
-	if alive "$1"; then
+	if alive "$1" "${2:-$1}"; then
 		local pid
 		pid=$(cat "$TESTBED/$1.pid")
 		kill "$pid" 2>/dev/null || true
@@ -95,8 +104,13 @@ down_one() {
 	rm -f "$TESTBED/$1.pid"
 }
 
+exec 9>"$TESTBED/lock"
+flock 9
+users=$(cat "$TESTBED/users" 2>/dev/null || echo 0)
+
 case "${1:-up}" in
 up)
+	echo $((users + 1)) >"$TESTBED/users"
 	up_tracefs
 	up_dockerd
 	up_containerd
@@ -104,13 +118,19 @@ up)
 	log "up (logs in $TESTBED)"
 	;;
 down)
+	if [ "$users" -gt 1 ]; then
+		echo $((users - 1)) >"$TESTBED/users"
+		log "still used by $((users - 1)) other run(s): daemons left up"
+		exit 0
+	fi
+	rm -f "$TESTBED/users"
 	if docker info >/dev/null 2>&1; then
 		ids=$(docker ps -aq --filter label=codexray-test)
 		[ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1 || true
 	fi
 	down_one containerd
 	down_one dockerd
-	down_one journald
+	down_one journald systemd-journal
 	log "down"
 	;;
 *)

@@ -88,13 +88,26 @@ func loadManifest(t testing.TB) *collectorManifest {
 }
 
 // manifestEnv is the environment the pod would get: plain values as written, downward-API
-// fields as a kubelet would fill them on a node.
+// fields as a kubelet would fill them on a node. A value that is the mount point of a hostPath
+// volume (e.g. /hostfs) becomes the host path it mounts: the config is validated on the host,
+// where the pod's view of that directory is the host's own.
 func (m *collectorManifest) manifestEnv(t testing.TB) []string {
 	t.Helper()
 	downward := map[string]string{"spec.nodeName": "node-1", "status.podIP": "127.0.0.1"}
+	mounted := map[string]string{}
+	for _, vm := range m.Spec.VolumeMounts {
+		for _, v := range m.Spec.Volumes {
+			if v.Name == vm.Name && v.HostPath != nil {
+				mounted[vm.MountPath] = v.HostPath.Path
+			}
+		}
+	}
 	var env []string
 	for _, e := range m.Spec.Env {
 		v := e.Value
+		if host, ok := mounted[v]; ok {
+			v = host
+		}
 		if fp := e.ValueFrom.FieldRef.FieldPath; fp != "" {
 			var ok bool
 			if v, ok = downward[fp]; !ok {
@@ -278,6 +291,15 @@ func TestManifestMountsWhatSourcesRead(t *testing.T) {
 	if len(criSockets) != 2 {
 		t.Fatalf("containers.cri_sockets = %v: want the containerd and the CRI-O socket", criSockets)
 	}
+	hostFS := ""
+	for _, e := range m.Spec.Env {
+		if e.Name == "CODEXRAY_HOSTFS" {
+			hostFS = e.Value
+		}
+	}
+	if got := configString(cfg, "", "receivers", "host_metrics", "root_path"); got != "${env:CODEXRAY_HOSTFS}" || hostFS == "" {
+		t.Errorf("host_metrics.root_path = %q with CODEXRAY_HOSTFS=%q: want the host's / mounted in the pod", got, hostFS)
+	}
 	needs := []struct {
 		what, inPod, onHost string
 		writable            bool
@@ -294,6 +316,7 @@ func TestManifestMountsWhatSourcesRead(t *testing.T) {
 		{"containers: containerd socket", criSockets[0], "/run/containerd/containerd.sock", false},
 		{"containers: CRI-O socket", criSockets[1], "/run/crio/crio.sock", false},
 		{"node: machine id (host.id)", "/etc/machine-id", "/etc/machine-id", false},
+		{"host_metrics: the host's root filesystem", hostFS + "/etc", "/etc", false},
 		{"logs: read offsets (file_storage)", configString(cfg, "", "extensions", "file_storage", "directory"), "/var/lib/otelcol-codexray", true},
 	}
 	hostPaths := map[string]string{}

@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -50,42 +49,55 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// process is a child started by a test and stopped by pid at cleanup.
-type process struct {
-	cmd *exec.Cmd
-	out *bytes.Buffer
+// loggedProcess is a child whose stdout and stderr go to a file (read while it runs without
+// racing with the writer), stopped by pid at cleanup.
+type loggedProcess struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
 }
 
-func startProcess(t testing.TB, name string, args ...string) *process {
+func startLoggedProcess(t testing.TB, env []string, name string, args ...string) *loggedProcess {
 	t.Helper()
-	out := &bytes.Buffer{}
+	logPath := filepath.Join(t.TempDir(), filepath.Base(name)+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(name, args...)
-	cmd.Stdout = out
-	cmd.Stderr = out
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		f.Close()
 		t.Fatalf("starting %s: %v", name, err)
 	}
-	p := &process{cmd: cmd, out: out}
-	t.Cleanup(func() { p.stop(t) })
+	f.Close()
+	p := &loggedProcess{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-p.exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("output of %s %v:\n%s", name, args, tail(string(b), 4000))
+		}
+	})
 	return p
 }
 
-func (p *process) stop(t testing.TB) {
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
+func (p *loggedProcess) requireRunning(t testing.TB) {
+	t.Helper()
 	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
-	if t.Failed() {
-		t.Logf("output of %s:\n%s", p.cmd.Path, tail(p.out.String(), 4000))
+	case <-p.exited:
+		b, _ := os.ReadFile(p.logPath)
+		t.Fatalf("%s exited: %s\n%s", p.cmd.Path, p.cmd.ProcessState, tail(string(b), 4000))
+	default:
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -292,58 +291,6 @@ func dockerRun(t testing.TB, args ...string) string {
 	}
 	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
 	return id
-}
-
-// loggedProcess is a child whose stdout and stderr go to a file (read while it runs without
-// racing with the writer), stopped by pid at cleanup.
-type loggedProcess struct {
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{}
-}
-
-func startLoggedProcess(t testing.TB, env []string, name string, args ...string) *loggedProcess {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), filepath.Base(name)+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	f.Close()
-	p := &loggedProcess{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-p.exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("output of %s %v:\n%s", name, args, tail(string(b), 4000))
-		}
-	})
-	return p
-}
-
-func (p *loggedProcess) requireRunning(t testing.TB) {
-	t.Helper()
-	select {
-	case <-p.exited:
-		b, _ := os.ReadFile(p.logPath)
-		t.Fatalf("%s exited: %s\n%s", p.cmd.Path, p.cmd.ProcessState, tail(string(b), 4000))
-	default:
-	}
 }
 
 // sample is one line of the Prometheus text exposition format.

@@ -45,7 +45,7 @@ service:
       receivers: [codexray]
       exporters: [prometheus]
 `, addr(exporterPort), addr(healthPort)))
-	agent := startProcess(t, bin, "--config", config)
+	agent := startLoggedProcess(t, nil, bin, "--config", config)
 
 	promConfig := writeFile(t, "prometheus.yml", fmt.Sprintf(`
 global:
@@ -55,16 +55,14 @@ scrape_configs:
     static_configs:
       - targets: ['%s']
 `, addr(exporterPort)))
-	startProcess(t, promBin, "--config.file="+promConfig, "--storage.tsdb.path="+t.TempDir(),
+	startLoggedProcess(t, nil, promBin, "--config.file="+promConfig, "--storage.tsdb.path="+t.TempDir(),
 		"--web.listen-address="+addr(promPort))
 
 	ctx := context.Background()
 	want := kernelRelease(t)
 	var got []promSample
 	waitFor(ctx, t, "node_info in Prometheus", 60*time.Second, func() (bool, error) {
-		if agent.cmd.ProcessState != nil {
-			t.Fatalf("the agent exited: %s", tail(agent.out.String(), 3000))
-		}
+		agent.requireRunning(t)
 		got, err = promQuery(addr(promPort), `node_info{job="codexray"}`)
 		return len(got) > 0, err
 	})
