@@ -77,6 +77,23 @@ type Metadata struct {
 	PublicIPv4         string
 }
 
+// fillFrom returns m with every empty field taken from prev.
+func (m Metadata) fillFrom(prev Metadata) Metadata {
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
+		{&m.AccountID, prev.AccountID}, {&m.InstanceType, prev.InstanceType}, {&m.LifeCycle, prev.LifeCycle},
+		{&m.Region, prev.Region}, {&m.AvailabilityZone, prev.AvailabilityZone},
+		{&m.AvailabilityZoneID, prev.AvailabilityZoneID}, {&m.LocalIPv4, prev.LocalIPv4}, {&m.PublicIPv4, prev.PublicIPv4},
+	} {
+		if *f.dst == "" {
+			*f.dst = f.src
+		}
+	}
+	return m
+}
+
 // IsZero reports whether nothing is known.
 func (m Metadata) IsZero() bool { return m == Metadata{} }
 

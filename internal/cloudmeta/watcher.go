@@ -215,12 +215,17 @@ func (w *Watcher) run(ctx context.Context) {
 }
 
 // record publishes a fetch result: a result with an instance id replaces what is known (even
-// when some optional field failed), anything else keeps the last good value.
+// when some optional field failed), anything else keeps the last good value. A partial result
+// of the same instance keeps the previously known value of each field that failed this time:
+// one failed request must not turn node_cloud_info into a new series with an empty label.
 func (w *Watcher) record(md Metadata, got bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.attempts++
 	if got {
+		if err != nil && w.known && w.md.Provider == md.Provider && w.md.InstanceID == md.InstanceID {
+			md = md.fillFrom(w.md)
+		}
 		w.md, w.known = md, true
 	}
 	if err != nil {

@@ -317,3 +317,24 @@ func TestOverridesAfterUnconfirmedProbe(t *testing.T) {
 		t.Fatalf("Current = %+v", md)
 	}
 }
+
+// A refresh of the same instance whose optional request fails keeps the field's known value:
+// node_cloud_info must not become a second series with an empty label.
+func TestPartialRefreshKeepsKnownFields(t *testing.T) {
+	var calls atomic.Int32
+	s := newIMDS(t, AWS).handle("/latest/meta-data/public-ipv4", func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 2 { // the first refresh after a complete fetch
+			http.Error(w, "throttled", http.StatusTooManyRequests)
+			return
+		}
+		body("203.0.113.25")(w, r)
+	})
+	cfg := testConfig(s)
+	cfg.RefreshInterval = time.Second
+	w := startWatcher(t, cfg)
+	waitFor(t, "complete metadata", func() bool { md, _ := w.Current(); return md.PublicIPv4 != "" })
+	waitFor(t, "the partial refresh", func() bool { return w.Stats().FailedAttempts >= 1 })
+	if md, _ := w.Current(); md != wantFixture[AWS] {
+		t.Fatalf("after a partial refresh Current = %+v, want the complete value %+v", md, wantFixture[AWS])
+	}
+}

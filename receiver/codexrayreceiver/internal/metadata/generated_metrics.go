@@ -17,7 +17,7 @@ type metricCodexrayContainersTracked struct {
 
 func (m *metricCodexrayContainersTracked) init() {
 	m.data.SetName("codexray.containers.tracked")
-	m.data.SetDescription("Containers currently known to the registry.")
+	m.data.SetDescription("Containers reported by this collection (the registry's, plus gone ones a source still reports, e.g. for a recent OOM kill).")
 	m.data.SetUnit("{container}")
 	m.data.SetEmptyGauge()
 }
