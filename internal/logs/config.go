@@ -61,7 +61,8 @@ type Config struct {
 	// emitted. Default 1m.
 	PatternsFlushInterval time.Duration `mapstructure:"patterns_flush_interval"`
 	// StreamExpiry forgets the counts and patterns of a (container, source) stream that has
-	// logged nothing for this long. Default 1h.
+	// logged nothing for this long. A stream that logs again counts from zero with a new start
+	// timestamp (container_log_messages_total); what the limits dropped stays counted. Default 1h.
 	StreamExpiry time.Duration `mapstructure:"stream_expiry"`
 
 	// Storage names a storage extension (e.g. file_storage) that keeps read offsets and the

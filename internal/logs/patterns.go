@@ -21,6 +21,12 @@ type Patterns struct {
 
 	mu      sync.RWMutex
 	streams map[streamKey]*stream
+
+	// Running totals of what the limits dropped, over every stream this aggregator ever had:
+	// they back cumulative sums (codexray_limits_dropped), so forgetting a stream (Expire)
+	// must not take its drops back, as a sum over the live streams would.
+	overflowed       atomic.Uint64
+	multilineDropped atomic.Uint64
 }
 
 type streamKey struct {
@@ -40,9 +46,14 @@ type stream struct {
 	joiners map[string]*logpatterns.Joiner
 	counts  map[countKey]uint64
 	// flushed is each pattern's Count at the last flush.
-	flushed  map[*logpatterns.Pattern]uint64
+	flushed map[*logpatterns.Pattern]uint64
+	// start is when the stream was created: its counts began at zero then. A stream Expire
+	// forgot starts again from zero with a later start.
 	start    time.Time
 	lastSeen atomic.Int64 // unix nanoseconds
+	// expired: Expire removed the stream (set under mu); a Message that looked it up just
+	// before looks again rather than count into a stream nobody reads any more.
+	expired bool
 }
 
 // NewPatterns returns an empty aggregator whose extractors use cfg; multi-line messages of
@@ -57,33 +68,51 @@ func NewPatterns(cfg logpatterns.Config, multiline MultilineConfig) *Patterns {
 // message generalises the template (the new hash starts its own series).
 func (p *Patterns) Message(m *Message) {
 	key := streamKey{m.Container, m.Source}
+	for {
+		s := p.stream(key)
+		now := time.Now()
+		s.mu.Lock()
+		if s.expired {
+			s.mu.Unlock()
+			continue
+		}
+		if j := p.joiner(s, m); j != nil {
+			dropped := j.Dropped()
+			if msg, ok := j.Add(m.Text, now); ok {
+				p.add(s, msg.Text, LevelUnknown)
+			}
+			p.multilineDropped.Add(j.Dropped() - dropped)
+		} else {
+			p.add(s, m.Text, m.Level)
+		}
+		s.lastSeen.Store(now.UnixNano())
+		s.mu.Unlock()
+		return
+	}
+}
+
+// stream returns the stream of key, created (from zero, starting now) if there is none.
+func (p *Patterns) stream(key streamKey) *stream {
 	p.mu.RLock()
 	s := p.streams[key]
 	p.mu.RUnlock()
-	if s == nil {
-		p.mu.Lock()
-		if s = p.streams[key]; s == nil {
-			s = &stream{
-				extractor: logpatterns.NewExtractor(p.cfg),
-				counts:    map[countKey]uint64{},
-				flushed:   map[*logpatterns.Pattern]uint64{},
-				start:     time.Now(),
-			}
-			p.streams[key] = s
-		}
-		p.mu.Unlock()
+	if s != nil {
+		return s
 	}
-	now := time.Now()
-	s.mu.Lock()
-	if j := p.joiner(s, m); j != nil {
-		if msg, ok := j.Add(m.Text, now); ok {
-			s.add(msg.Text, LevelUnknown)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s = p.streams[key]; s == nil {
+		now := time.Now()
+		s = &stream{
+			extractor: logpatterns.NewExtractor(p.cfg),
+			counts:    map[countKey]uint64{},
+			flushed:   map[*logpatterns.Pattern]uint64{},
+			start:     now,
 		}
-	} else {
-		s.add(m.Text, m.Level)
+		s.lastSeen.Store(now.UnixNano())
+		p.streams[key] = s
 	}
-	s.mu.Unlock()
-	s.lastSeen.Store(now.UnixNano())
+	return s
 }
 
 // joiner returns the stream's multi-line joiner for m, nil when m is a whole message.
@@ -102,13 +131,16 @@ func (p *Patterns) joiner(s *stream, m *Message) *logpatterns.Joiner {
 	return j
 }
 
-// add counts one whole message; the caller holds s.mu.
-func (s *stream) add(text string, hint Level) {
+// add counts one whole message of s; the caller holds s.mu.
+func (p *Patterns) add(s *stream, text string, hint Level) {
 	pattern, level := s.extractor.Add(text)
 	if hint != LevelUnknown {
 		level = hint
 	}
 	s.counts[countKey{level, pattern.Hash}]++
+	if pattern == s.extractor.Overflow() {
+		p.overflowed.Add(1)
+	}
 }
 
 // Tick hands out multi-line messages that waited longer than the joiner timeout for a
@@ -118,7 +150,7 @@ func (p *Patterns) Tick(now time.Time) {
 		s.mu.Lock()
 		for _, j := range s.joiners {
 			if msg, ok := j.Flush(now); ok {
-				s.add(msg.Text, LevelUnknown)
+				p.add(s, msg.Text, LevelUnknown)
 			}
 		}
 		s.mu.Unlock()
@@ -132,7 +164,7 @@ func (p *Patterns) FlushJoiners() {
 		s.mu.Lock()
 		for _, j := range s.joiners {
 			if msg, ok := j.FlushAll(); ok {
-				s.add(msg.Text, LevelUnknown)
+				p.add(s, msg.Text, LevelUnknown)
 			}
 		}
 		s.mu.Unlock()
@@ -149,18 +181,9 @@ func (p *Patterns) allStreams() []*stream {
 	return ss
 }
 
-// MultilineDropped returns how many continuation lines the joiners dropped at their caps.
-func (p *Patterns) MultilineDropped() uint64 {
-	var n uint64
-	for _, s := range p.allStreams() {
-		s.mu.Lock()
-		for _, j := range s.joiners {
-			n += j.Dropped()
-		}
-		s.mu.Unlock()
-	}
-	return n
-}
+// MultilineDropped returns how many continuation lines the joiners dropped at their caps,
+// since the aggregator was created (streams Expire forgot included): it never decreases.
+func (p *Patterns) MultilineDropped() uint64 { return p.multilineDropped.Load() }
 
 // MessageCount is one series of container_log_messages_total.
 type MessageCount struct {
@@ -168,7 +191,9 @@ type MessageCount struct {
 	Level       Level
 	PatternHash string
 	Count       uint64
-	Start       time.Time // when the stream was first seen: the start timestamp of the sum
+	// Start is when the stream (container, source) was created, counting from zero: the start
+	// timestamp of the sum. After Expire forgot a stream, its new counts carry a later Start.
+	Start time.Time
 }
 
 // Containers returns the containers with log state, including NodeID for node-level logs,
@@ -276,29 +301,30 @@ func (p *Patterns) FlushPatterns(fn func(PatternRecord)) {
 }
 
 // Expire forgets streams without a message since before, bounding memory as containers come
-// and go. It returns how many streams it dropped.
+// and go. It returns how many streams it dropped. A forgotten stream that gets messages again
+// counts from zero, with a new MessageCount.Start; the limit totals (Overflowed,
+// MultilineDropped) keep what it dropped.
 func (p *Patterns) Expire(before time.Time) int {
 	cutoff := before.UnixNano()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
 	for k, s := range p.streams {
-		if s.lastSeen.Load() < cutoff {
+		if s.lastSeen.Load() >= cutoff {
+			continue
+		}
+		s.mu.Lock()
+		if s.lastSeen.Load() < cutoff { // not revived by a Message since the first look
+			s.expired = true
 			delete(p.streams, k)
 			n++
 		}
+		s.mu.Unlock()
 	}
 	return n
 }
 
 // Overflowed returns how many messages found no room under logpatterns.Config.MaxPatterns and
-// were counted under the overflow pattern (logpatterns.OverflowHash) instead.
-func (p *Patterns) Overflowed() uint64 {
-	var n uint64
-	for _, s := range p.allStreams() {
-		s.mu.Lock()
-		n += s.extractor.Overflow().Count
-		s.mu.Unlock()
-	}
-	return n
-}
+// were counted under the overflow pattern (logpatterns.OverflowHash) instead, since the
+// aggregator was created (streams Expire forgot included): it never decreases.
+func (p *Patterns) Overflowed() uint64 { return p.overflowed.Load() }

@@ -144,3 +144,77 @@ func TestPatternsJoinMultilineMessages(t *testing.T) {
 		t.Fatalf("joined sample: %q", samples)
 	}
 }
+
+// The limit counters are cumulative sums (codexray_limits_dropped): expiring the streams that
+// dropped something must not take their drops back.
+func TestPatternsDropCountersSurviveExpiry(t *testing.T) {
+	cfg := logpatterns.DefaultConfig()
+	cfg.MaxPatterns = 1
+	multiline := MultilineConfig{Enabled: true, JoinerConfig: logpatterns.JoinerConfig{MaxLines: 2, MaxBytes: 1 << 10, Timeout: time.Second}}
+	p := NewPatterns(cfg, multiline)
+	feed := func(id containers.ID) {
+		for _, l := range []string{
+			"ERROR payment declined",
+			"\tat a.B(B.java:1)",                         // kept: the message's second line
+			"\tat c.D(D.java:2)",                         // dropped at max_lines
+			"\tat e.F(F.java:3)",                         // dropped
+			"INFO a completely different pattern here",   // overflow (max_patterns 1)
+			"WARN yet another shape of message entirely", // overflow
+		} {
+			p.Message(&Message{Container: id, Source: SourceStdoutStderr, Stream: "stdout", Text: l})
+		}
+		p.FlushJoiners()
+	}
+	feed("/docker/a")
+	if got := p.MultilineDropped(); got != 2 {
+		t.Fatalf("multi-line dropped: got %d, want 2", got)
+	}
+	if got := p.Overflowed(); got != 2 {
+		t.Fatalf("overflowed: got %d, want 2", got)
+	}
+	if n := p.Expire(time.Now().Add(time.Minute)); n != 1 {
+		t.Fatalf("expired %d streams, want 1", n)
+	}
+	if got, got2 := p.MultilineDropped(), p.Overflowed(); got != 2 || got2 != 2 {
+		t.Fatalf("after expiry: multi-line dropped %d, overflowed %d; want 2 and 2", got, got2)
+	}
+	feed("/docker/b")
+	if got, got2 := p.MultilineDropped(), p.Overflowed(); got != 4 || got2 != 4 {
+		t.Fatalf("after a new stream: multi-line dropped %d, overflowed %d; want 4 and 4", got, got2)
+	}
+}
+
+// A stream forgotten by Expire starts from zero when it comes back: its counts carry the new
+// stream's start, so no backend sees a count fall under an unchanged start time.
+func TestPatternsCountStartAfterExpiry(t *testing.T) {
+	p := NewPatterns(logpatterns.DefaultConfig(), MultilineConfig{})
+	const web containers.ID = "/docker/web"
+	count := func() MessageCount {
+		var out []MessageCount
+		p.Counts(web, func(c MessageCount) { out = append(out, c) })
+		if len(out) != 1 {
+			t.Fatalf("counts: %+v", out)
+		}
+		return out[0]
+	}
+	before := time.Now()
+	for range 3 {
+		p.Message(&Message{Container: web, Source: SourceStdoutStderr, Text: "INFO served"})
+	}
+	first := count()
+	if first.Count != 3 || first.Start.Before(before) || first.Start.After(time.Now()) {
+		t.Fatalf("first series: %+v (created after %s)", first, before)
+	}
+	if n := p.Expire(time.Now().Add(time.Millisecond)); n != 1 {
+		t.Fatalf("expired %d streams, want 1", n)
+	}
+	time.Sleep(2 * time.Millisecond)
+	p.Message(&Message{Container: web, Source: SourceStdoutStderr, Text: "INFO served"})
+	second := count()
+	if second.Count != 1 || second.PatternHash != first.PatternHash {
+		t.Fatalf("second series: %+v", second)
+	}
+	if !second.Start.After(first.Start) {
+		t.Fatalf("the re-created series starts at %s, not after the first one's %s", second.Start, first.Start)
+	}
+}

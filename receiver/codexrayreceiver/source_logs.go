@@ -262,9 +262,13 @@ func (s *logsSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Ti
 	}
 }
 
+// recordMessageCounts records container_log_messages_total of one container. Each series starts
+// when its stream (container, source) was created: logs.stream_expiry forgets idle streams, and
+// one that logs again counts from zero under a new, later start.
 func recordMessageCounts(mb *metadata.MetricsBuilder, now pcommon.Timestamp, patterns *logs.Patterns, id containers.ID) {
 	patterns.Counts(id, func(c logs.MessageCount) {
-		mb.RecordContainerLogMessagesDataPoint(now, int64(c.Count), c.Source, c.Level.String(), c.PatternHash)
+		mb.RecordContainerLogMessagesDataPointWithStart(pcommon.NewTimestampFromTime(c.Start), now, int64(c.Count),
+			c.Source, c.Level.String(), c.PatternHash)
 	})
 }
 

@@ -21,6 +21,8 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/logpatterns"
+	"github.com/codexray/codexray-node-agent/internal/logs"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
 
@@ -257,4 +259,44 @@ func TestLogsSourceResumesFromStorage(t *testing.T) {
 	require.Eventually(t, func() bool { return nodeCounts(second)["app.log warning"] == 2 }, 5*time.Second, 20*time.Millisecond)
 	time.Sleep(100 * time.Millisecond)
 	assert.Equal(t, map[string]int64{"app.log warning": 2}, nodeCounts(second))
+}
+
+// container.log.messages counts of a stream that logs.stream_expiry forgot start again from
+// zero: the new series carries a later start, never the receiver's start under which the
+// count was already higher.
+func TestLogMessageCountsStartWithTheirStream(t *testing.T) {
+	receiverStart := time.Now().Add(-time.Hour)
+	newMB := func() *metadata.MetricsBuilder {
+		return metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type),
+			metadata.WithStartTime(pcommon.NewTimestampFromTime(receiverStart)))
+	}
+	// point returns the one container.log.messages point recorded for web.
+	const web containers.ID = "/docker/web"
+	point := func(patterns *logs.Patterns) pmetric.NumberDataPoint {
+		mb := newMB()
+		recordMessageCounts(mb, pcommon.NewTimestampFromTime(time.Now()), patterns, web)
+		md := mb.Emit()
+		require.Equal(t, 1, md.DataPointCount())
+		m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0)
+		require.Equal(t, "container.log.messages", m.Name())
+		return m.Sum().DataPoints().At(0)
+	}
+	patterns := logs.NewPatterns(logpatterns.DefaultConfig(), logs.MultilineConfig{})
+	msg := func() {
+		patterns.Message(&logs.Message{Container: web, Source: logs.SourceStdoutStderr, Text: "INFO request served"})
+	}
+	created := time.Now()
+	for range 5 {
+		msg()
+	}
+	first := point(patterns)
+	assert.Equal(t, int64(5), first.IntValue())
+	assert.False(t, first.StartTimestamp().AsTime().Before(created), "start %s is before the stream was created (%s)", first.StartTimestamp().AsTime(), created)
+
+	require.Equal(t, 1, patterns.Expire(time.Now().Add(time.Millisecond)))
+	time.Sleep(2 * time.Millisecond)
+	msg()
+	second := point(patterns)
+	assert.Equal(t, int64(1), second.IntValue())
+	assert.Greater(t, second.StartTimestamp(), first.StartTimestamp(), "the count fell from 5 to 1: its start must move")
 }
