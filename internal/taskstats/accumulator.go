@@ -73,6 +73,10 @@ type containerTotals struct {
 	lastSeen time.Time
 	snapshot Delays // dead + live at the end of the last collection
 	known    bool   // snapshot valid
+	// since is when these totals were created. Totals forgotten after the retention and
+	// created again later restart from zero, so a cumulative series built on them must carry
+	// this as its start: a backend then sees a new series start, never a counter falling.
+	since time.Time
 }
 
 // NewAccumulator returns an Accumulator attributing processes through r. Totals of a
@@ -92,13 +96,21 @@ func NewAccumulator(r Resolver, retention time.Duration) *Accumulator {
 
 // ContainerDelays returns the container's totals as of the last completed collection.
 func (a *Accumulator) ContainerDelays(id containers.ID) (Delays, bool) {
+	d, _, ok := a.ContainerDelaysSince(id)
+	return d, ok
+}
+
+// ContainerDelaysSince is ContainerDelays plus when the totals began accumulating: the
+// collection or exit that first attributed a process to the container, again after the
+// totals were forgotten (retention) and re-created from zero.
+func (a *Accumulator) ContainerDelaysSince(id containers.ID) (d Delays, since time.Time, ok bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c, ok := a.containers[id]
 	if !ok || !c.known {
-		return Delays{}, false
+		return Delays{}, time.Time{}, false
 	}
-	return c.snapshot, true
+	return c.snapshot, c.since, true
 }
 
 // Counters are the accumulator's self-observability figures.
@@ -126,7 +138,7 @@ func (a *Accumulator) Counters() Counters {
 func (a *Accumulator) totals(id containers.ID, now time.Time) *containerTotals {
 	c := a.containers[id]
 	if c == nil {
-		c = &containerTotals{}
+		c = &containerTotals{since: now}
 		a.containers[id] = c
 	}
 	c.lastSeen = now

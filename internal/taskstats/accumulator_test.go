@@ -258,6 +258,43 @@ func TestAccumulatorExpiresIdleContainers(t *testing.T) {
 	}
 }
 
+// Totals forgotten after the retention and created again start from zero: they must come with
+// a later start, so the series they feed never falls under an unchanged start.
+func TestAccumulatorTotalsStartAgainAfterForgetting(t *testing.T) {
+	res := &fakeResolver{pids: map[uint32]containers.ID{10: ctrA, 11: ctrA}}
+	a := NewAccumulator(res, time.Minute)
+	procs := &fakeProcs{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(100)}}}
+	t0 := time.Unix(1000, 0)
+	a.collect(procs, t0)
+	d, since, ok := a.ContainerDelaysSince(ctrA)
+	if !ok || d.CPU != 100 || !since.Equal(t0) {
+		t.Fatalf("first life: %d since %v (%v), want 100 since %v", d.CPU, since, ok, t0)
+	}
+	// Still the same totals while they last, even without processes.
+	procs.procs = map[uint32]*fakeProc{}
+	a.collect(procs, t0.Add(30*time.Second))
+	if d, since, _ := a.ContainerDelaysSince(ctrA); d.CPU != 100 || !since.Equal(t0) {
+		t.Fatalf("idle: %d since %v, want 100 since %v", d.CPU, since, t0)
+	}
+	// Forgotten, then a process of the same container appears: a new life from zero.
+	a.collect(procs, t0.Add(3*time.Minute))
+	t1 := t0.Add(4 * time.Minute)
+	procs.procs = map[uint32]*fakeProc{11: {start: 2, d: cpu(7)}}
+	a.collect(procs, t1)
+	d, since, ok = a.ContainerDelaysSince(ctrA)
+	if !ok || d.CPU != 7 || !since.Equal(t1) {
+		t.Fatalf("second life: %d since %v (%v), want 7 since %v", d.CPU, since, ok, t1)
+	}
+	// An exit notification can create the totals too; its time is their start.
+	t2 := t1.Add(time.Minute)
+	res.set(12, ctrB)
+	a.Exit(exitSingle(12, 3, cpu(5)), t2)
+	a.collect(procs, t2.Add(time.Second))
+	if d, since, ok := a.ContainerDelaysSince(ctrB); !ok || d.CPU != 5 || !since.Equal(t2) {
+		t.Fatalf("created by an exit: %d since %v (%v), want 5 since %v", d.CPU, since, ok, t2)
+	}
+}
+
 func TestAccumulatorImplausibleDiskDelay(t *testing.T) {
 	res := &fakeResolver{pids: map[uint32]containers.ID{10: ctrA}}
 	a := NewAccumulator(res, time.Hour)

@@ -67,6 +67,10 @@ type ContainerDelays struct {
 	Swapin          float64 // waiting for swap-in page faults
 	MemoryReclaim   float64 // waiting in direct memory reclaim (freepages)
 	MemoryThrashing float64 // waiting for thrashing (refaulting) page cache pages
+	// Since is when these totals began accumulating: the start timestamp of their cumulative
+	// series. Totals of a container without live processes are forgotten after 5 minutes and
+	// start again from zero with a later Since if the container comes back.
+	Since time.Time
 }
 
 const nsPerSecond = 1e9
@@ -193,11 +197,13 @@ func (c *Collector) Collect(now time.Time) error {
 
 // ContainerDelays returns the container's totals in seconds as of the last collection.
 func (c *Collector) ContainerDelays(id containers.ID) (ContainerDelays, bool) {
-	d, ok := c.acc.ContainerDelays(id)
+	d, since, ok := c.acc.ContainerDelaysSince(id)
 	if !ok {
 		return ContainerDelays{}, false
 	}
-	return toSeconds(d), true
+	out := toSeconds(d)
+	out.Since = since
+	return out, true
 }
 
 func toSeconds(d Delays) ContainerDelays {

@@ -28,6 +28,7 @@ type Status struct{}
 // ContainerDelays are a container's cumulative delays in seconds.
 type ContainerDelays struct {
 	CPU, Disk, Swapin, MemoryReclaim, MemoryThrashing float64
+	Since                                             time.Time
 }
 
 // NewCollector always fails off Linux.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -26,8 +27,16 @@ type taskstatsSource struct {
 	resolver taskstats.Resolver
 
 	mu          sync.Mutex
-	collector   *taskstats.Collector
+	collector   delayCollector
 	lastCollect pcommon.Timestamp
+}
+
+// delayCollector is the part of *taskstats.Collector the source uses.
+type delayCollector interface {
+	Collect(now time.Time) error
+	ContainerDelays(id containers.ID) (taskstats.ContainerDelays, bool)
+	Status() taskstats.Status
+	Close() error
 }
 
 func newTaskstatsSource(env sourceEnv) source {
@@ -73,7 +82,9 @@ func (s *taskstatsSource) shutdown(context.Context) error {
 }
 
 // recordContainer records the container's cumulative delays, collecting first when this is
-// the first container of a new tick.
+// the first container of a new tick. Their start is when the collector's totals for the
+// container were created (d.Since), not the receiver's start: totals forgotten after a
+// container was idle for 5 minutes start again from zero, under a new start.
 func (s *taskstatsSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Timestamp, c *containers.Container) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -90,13 +101,14 @@ func (s *taskstatsSource) recordContainer(mb *metadata.MetricsBuilder, now pcomm
 	if !ok {
 		return
 	}
-	mb.RecordContainerResourcesCPUDelayDataPoint(now, d.CPU)
-	mb.RecordContainerResourcesDiskDelayDataPoint(now, d.Disk)
+	start := pcommon.NewTimestampFromTime(d.Since)
+	mb.RecordContainerResourcesCPUDelayDataPointWithStart(start, now, d.CPU)
+	mb.RecordContainerResourcesDiskDelayDataPointWithStart(start, now, d.Disk)
 	// The extended delays (beyond coroot-node-agent) come with the same query; their metric
 	// switches (off by default) are the only control, so there is one place to turn them on.
-	mb.RecordContainerResourcesSwapinDelayDataPoint(now, d.Swapin)
-	mb.RecordContainerResourcesMemoryReclaimDelayDataPoint(now, d.MemoryReclaim)
-	mb.RecordContainerResourcesMemoryThrashingDelayDataPoint(now, d.MemoryThrashing)
+	mb.RecordContainerResourcesSwapinDelayDataPointWithStart(start, now, d.Swapin)
+	mb.RecordContainerResourcesMemoryReclaimDelayDataPointWithStart(start, now, d.MemoryReclaim)
+	mb.RecordContainerResourcesMemoryThrashingDelayDataPointWithStart(start, now, d.MemoryThrashing)
 }
 
 // recordNode reports exit records lost to socket overruns: delays of processes that exited

@@ -18,6 +18,7 @@ import (
 
 	"github.com/codexray/codexray-node-agent/internal/cgroups"
 	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/taskstats"
 	"github.com/codexray/codexray-node-agent/internal/testutil"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
@@ -164,4 +165,74 @@ func TestTaskstatsSourceWithRegistry(t *testing.T) {
 	cpu1, _ := sumValue(t, mb.Emit(), "container.resources.cpu.delay")
 	t.Logf("%s: cpu delay %.3f → %.3f", ctr.ID, cpu0, cpu1)
 	assert.GreaterOrEqual(t, cpu1-cpu0, 1.0)
+}
+
+// fakeDelays is a delayCollector whose totals the test sets.
+type fakeDelays struct {
+	delays map[containers.ID]taskstats.ContainerDelays
+}
+
+func (f *fakeDelays) Collect(time.Time) error { return nil }
+func (f *fakeDelays) ContainerDelays(id containers.ID) (taskstats.ContainerDelays, bool) {
+	d, ok := f.delays[id]
+	return d, ok
+}
+func (f *fakeDelays) Status() taskstats.Status { return taskstats.Status{} }
+func (f *fakeDelays) Close() error             { return nil }
+
+// The collector forgets the totals of a container idle for 5 minutes and starts them again from
+// zero when it comes back: the delays must carry the totals' creation as their start, so no
+// backend sees a cumulative value fall under an unchanged start.
+func TestTaskstatsSourceStartFollowsTotals(t *testing.T) {
+	src := newTestTaskstatsSource(t, nil)
+	fake := &fakeDelays{delays: map[containers.ID]taskstats.ContainerDelays{}}
+	src.collector = fake
+	ctr := &containers.Container{ID: "/docker/x"}
+	mbCfg := metadata.DefaultMetricsBuilderConfig()
+	mbCfg.Metrics.ContainerResourcesSwapinDelay.Enabled = true
+	mbCfg.Metrics.ContainerResourcesMemoryReclaimDelay.Enabled = true
+	mbCfg.Metrics.ContainerResourcesMemoryThrashingDelay.Enabled = true
+	receiverStart := time.Unix(1000, 0).UTC()
+	mb := metadata.NewMetricsBuilder(mbCfg, receivertest.NewNopSettings(metadata.Type),
+		metadata.WithStartTime(pcommon.NewTimestampFromTime(receiverStart)))
+	names := []string{"container.resources.cpu.delay", "container.resources.disk.delay", "container.resources.swapin.delay",
+		"container.resources.memory.reclaim.delay", "container.resources.memory.thrashing.delay"}
+	record := func(at time.Time) map[string]pmetric.NumberDataPoint {
+		src.recordContainer(mb, pcommon.NewTimestampFromTime(at), ctr)
+		md := mb.Emit()
+		out := map[string]pmetric.NumberDataPoint{}
+		for i := 0; i < md.ResourceMetrics().Len(); i++ {
+			sms := md.ResourceMetrics().At(i).ScopeMetrics()
+			for j := 0; j < sms.Len(); j++ {
+				ms := sms.At(j).Metrics()
+				for k := 0; k < ms.Len(); k++ {
+					out[ms.At(k).Name()] = ms.At(k).Sum().DataPoints().At(0)
+				}
+			}
+		}
+		return out
+	}
+
+	firstLife := receiverStart.Add(time.Minute)
+	fake.delays[ctr.ID] = taskstats.ContainerDelays{CPU: 5, Disk: 4, Swapin: 3, MemoryReclaim: 2, MemoryThrashing: 1, Since: firstLife}
+	got := record(firstLife.Add(15 * time.Second))
+	for _, n := range names {
+		require.Contains(t, got, n)
+		assert.Equal(t, firstLife, got[n].StartTimestamp().AsTime(), n)
+	}
+	assert.Equal(t, 5.0, got["container.resources.cpu.delay"].DoubleValue())
+
+	// Forgotten: nothing recorded.
+	delete(fake.delays, ctr.ID)
+	assert.Empty(t, record(firstLife.Add(7*time.Minute)))
+
+	// Back, from zero: a lower value under a later start.
+	secondLife := firstLife.Add(8 * time.Minute)
+	fake.delays[ctr.ID] = taskstats.ContainerDelays{CPU: 0.5, Since: secondLife}
+	got = record(secondLife.Add(15 * time.Second))
+	for _, n := range names {
+		require.Contains(t, got, n)
+		assert.Equal(t, secondLife, got[n].StartTimestamp().AsTime(), n)
+	}
+	assert.Equal(t, 0.5, got["container.resources.cpu.delay"].DoubleValue())
 }
