@@ -19,6 +19,7 @@
 //	p.LostEvents()                                                     // ring buffer overflow
 //	p.AddSeeded(tuple, id)    // a connection open before Load: its close comes with Sock == id
 //	p.RemoveSeeded(tuple)
+//	p.SeededConnections(func(id uint64) { ... }) // seeded connections still open
 //	p.Close()
 //
 // Regenerate the objects with `go generate ./internal/ebpf/...` (clang, libbpf-dev); the output

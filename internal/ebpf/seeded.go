@@ -92,3 +92,21 @@ func (p *Probe) RemoveSeeded(s SocketTuple) (bool, error) {
 	}
 	return false, fmt.Errorf("removing seeded connection %s → %s: %w", s.Local, s.Remote, err)
 }
+
+// SeededConnections calls fn with the id of every seeded connection the kernel side still
+// holds. The kernel forgets a tuple at the connection's close even when the ring buffer had no
+// room for its EventClose, so an id missing here is a connection that closed.
+func (p *Probe) SeededConnections(fn func(id uint64)) error {
+	var (
+		k  seededKey
+		id uint64
+	)
+	it := p.objs.Seeded.Iterate()
+	for it.Next(&k, &id) {
+		fn(id)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterating seeded connections map: %w", err)
+	}
+	return nil
+}

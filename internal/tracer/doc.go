@@ -6,19 +6,27 @@
 // cardinality limits of ebpf.Config, counting every drop. It must not read cgroups or talk to
 // container runtimes itself, and it never emits metrics: the receiver reads ContainerStats.
 //
-// At Start, once the BPF programs are attached and before the first event is read, it also
-// records the TCP sockets that were already open (seed.go): listening sockets and dialled
+// Once the BPF programs are attached, the reader goroutine first records the TCP sockets that
+// were already open (seed.go), then reads the first event; Start does not wait for it (Seeded
+// tells when it is done). It reads: listening sockets and dialled
 // connections of every network namespace, read from <ebpf.proc_root>/<pid>/net/tcp{,6} and
 // attributed through /proc/<pid>/fd to the holder's container (Registry.ContainerByPID).
 // Seeded connections count as active connections (never as connects) and their close comes
 // from the kernel side, which knows them by namespace and 4-tuple. Input that vanished or did
 // not parse is counted in Stats (SeedVanished, SeedUnreadable, SeedMalformed).
 //
+// A connection whose close event was lost (ring buffer full, evicted from the kernel's LRU
+// connections map, socket address reused) is closed when two consecutive Refreshes no longer
+// find it on the kernel side, or when a new connection takes its socket address; counted in
+// Stats.ClosesLost. Every cumulative count carries the time its entry was created
+// (DestinationStats.Start, ListenStats.Start, ContainerStats.OOMKillsStart): entries forgotten
+// after destination_ttl or oom_kill_retention start again from zero under a new start.
+//
 // Use:
 //
 //	t := tracer.New(tracer.Options{Config: cfg.EBPF, Registry: registry, OnProcess: fn})
 //	if err := t.Start(); err != nil { ... } // loads BPF, opens conntrack, starts the reader
-//	t.Refresh()                             // at each collection: live byte counters, RTT, expiry
+//	t.Refresh()                             // at each collection: live byte counters, lost closes, RTT, expiry
 //	var s tracer.ContainerStats
 //	t.ContainerStats(c.ID, &s)
 //	t.Close()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -13,13 +14,18 @@ import (
 
 // run is the kernel attachment of a started tracer.
 type run struct {
-	probe *ebpf.Probe
-	nat   *conntrack.Resolver // opened by Start, closed by Close
-	done  sync.WaitGroup
+	probe  *ebpf.Probe
+	nat    *conntrack.Resolver // opened by Start, closed by Close
+	stop   chan struct{}       // closed by Close: seeding gives up
+	seeded chan struct{}       // closed once seeding finished or gave up
+	done   sync.WaitGroup
 }
 
 // Start loads the BPF programs, opens conntrack when configured and starts the goroutine that
-// reads events. A kernel that cannot run the tracer yields an error wrapping
+// reads events. That goroutine first records the sockets open before the programs were
+// attached (seed.go: a walk of every process's sockets, possibly slow on a busy node) and only
+// then reads the first event, so Start returns at once and no event is applied before the
+// seeding it may replace or close; Seeded tells when it is done. A kernel that cannot run the tracer yields an error wrapping
 // ebpf.ErrUnsupported or ebpf.ErrPermission; the tracer then stays empty and Close is still
 // safe. A conntrack that cannot be opened is logged and actual_destination falls back to
 // destination.
@@ -45,28 +51,45 @@ func (t *Tracer) Start() error {
 			t.opts.NAT = nat
 		}
 	}
-	t.seedExisting(probe)
+	r.stop, r.seeded = make(chan struct{}), make(chan struct{})
+	t.mu.Lock()
+	t.kernel = probe
+	t.seedStop = r.stop
+	t.mu.Unlock()
 	t.run.Store(r)
 	r.done.Add(1)
 	go func() {
 		defer r.done.Done()
+		t.seedExisting(probe)
+		close(r.seeded)
 		t.read(probe)
 	}()
 	return nil
 }
 
+// Seeded returns a channel closed once the sockets open at Start have been recorded (or their
+// reading failed or was cut short by Close). Before Start it is already closed.
+func (t *Tracer) Seeded() <-chan struct{} {
+	if r := t.run.Load(); r != nil {
+		return r.seeded
+	}
+	closed := make(chan struct{})
+	close(closed)
+	return closed
+}
+
 // seedExisting records the listeners and connections that were open before the programs were
-// attached (see seed.go). It runs before the first event is read, so that connect events of
-// connections established in between find their seeded entries.
+// attached (see seed.go). It runs on the reader goroutine before the first event is read, so
+// that connect events of connections established in between find their seeded entries.
 func (t *Tracer) seedExisting(probe *ebpf.Probe) {
-	t.mu.Lock()
-	t.kernel = probe
-	t.mu.Unlock()
 	root := t.opts.Config.ProcRoot
 	if root == "" {
 		root = ebpf.DefaultConfig().ProcRoot
 	}
 	res, err := t.seed(root, probe)
+	if errors.Is(err, errSeedStopped) {
+		return
+	}
 	if err != nil {
 		t.opts.Logger.Warn("cannot read the TCP sockets open before the agent started: their listen addresses and connections appear only once they change",
 			zap.String("proc_root", root), zap.Error(err))
@@ -96,19 +119,74 @@ func (t *Tracer) read(p *ebpf.Probe) {
 	}
 }
 
-// Refresh pulls the live counters of open connections from the kernel, recomputes latency and
-// expires idle state. The receiver calls it once per collection, before ContainerStats.
+// Refresh pulls the live counters of open connections from the kernel, closes the connections
+// whose close event was lost (see reconcile), recomputes latency and expires idle state. The
+// receiver calls it once per collection, before ContainerStats.
 func (t *Tracer) Refresh() error {
-	var err error
+	var k kernelTables
 	if r := t.run.Load(); r != nil {
-		err = r.probe.Connections(t.UpdateConnection)
+		k = r.probe
+	}
+	return t.refresh(k)
+}
+
+// kernelTables is what Refresh reads from the kernel side. *ebpf.Probe implements it.
+type kernelTables interface {
+	Connections(fn func(sock uint64, c *ebpf.ConnectionCounters)) error
+	SeededConnections(fn func(id uint64)) error
+}
+
+// closeLostAfter is how many consecutive Refreshes must miss a connection on the kernel side
+// before it is closed: one miss may be a connection that closed (or was added) while the
+// kernel's maps were being read, whose event the reader has not applied yet.
+const closeLostAfter = 2
+
+func (t *Tracer) refresh(k kernelTables) error {
+	var errConns, errSeeded error
+	t.refreshMu.Lock()
+	defer t.refreshMu.Unlock()
+	if k != nil {
+		clear(t.liveSocks)
+		errConns = k.Connections(func(sock uint64, c *ebpf.ConnectionCounters) {
+			t.liveSocks[sock] = struct{}{}
+			t.UpdateConnection(sock, c)
+		})
+		// Seeded ids have the top bit set and never equal a socket address: one set holds both.
+		errSeeded = k.SeededConnections(func(id uint64) { t.liveSocks[id] = struct{}{} })
 	}
 	now := t.now()
 	t.mu.Lock()
+	if k != nil {
+		// An incomplete reading proves nothing missing.
+		t.reconcile(t.liveSocks, errConns == nil, errSeeded == nil, now)
+	}
 	t.updateLatency(now)
 	t.expire(now)
 	t.mu.Unlock()
-	return err
+	return errors.Join(errConns, errSeeded)
+}
+
+// reconcile closes the connections the kernel side no longer knows. A close event is lost when
+// the ring buffer was full, and none is ever sent when the kernel's LRU connections map evicted
+// the socket; either way the kernel's map no longer has it (for seeded connections: the seeded
+// map, whose entry the kernel deletes at the close whether or not the event fitted). Without
+// this, the connection would stay active forever, and its destination and container state
+// would never expire. t.mu is held.
+func (t *Tracer) reconcile(live map[uint64]struct{}, kernelRead, seededRead bool, now time.Time) {
+	for sock, conn := range t.connections {
+		if conn.seeded == nil && !kernelRead || conn.seeded != nil && !seededRead {
+			continue
+		}
+		if _, ok := live[sock]; ok {
+			conn.missing = 0
+			continue
+		}
+		conn.missing++
+		if conn.missing >= closeLostAfter {
+			t.forget(sock, conn, now)
+			t.closesLost.Add(1)
+		}
+	}
 }
 
 // Close detaches from the kernel and waits for the reader goroutine. Safe if Start failed or
@@ -118,6 +196,7 @@ func (t *Tracer) Close() error {
 	if r == nil {
 		return nil
 	}
+	close(r.stop)
 	err := r.probe.Close()
 	r.done.Wait()
 	t.mu.Lock()

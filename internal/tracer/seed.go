@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 
@@ -59,6 +60,19 @@ type seededIndexKey struct {
 	src, dst netip.AddrPort // unmapped, as events carry them
 }
 
+// errSeedStopped: Close came while seeding was still running.
+var errSeedStopped = errors.New("tracer closed while reading the sockets open at start")
+
+// seedStopped reports whether Close asked a running seeding to give up.
+func (t *Tracer) seedStopped() bool {
+	select {
+	case <-t.seedStop:
+		return true
+	default:
+		return false
+	}
+}
+
 // SeedResult describes one reading of the sockets that existed at start.
 type SeedResult struct {
 	Processes   int // process directories listed
@@ -101,6 +115,9 @@ func (t *Tracer) seed(procRoot string, kernel seededSockets) (SeedResult, error)
 		owners  = map[uint32]*containers.Container{}
 	)
 	for _, ns := range scan.namespaces {
+		if t.seedStopped() {
+			return res, errSeedStopped
+		}
 		for _, sock := range ns.sockets {
 			outbound := sock.state != tcpListen && !ns.listenPorts[sock.local.Port()]
 			if sock.owner == 0 || (sock.state != tcpListen && !outbound) {
@@ -135,10 +152,13 @@ func (t *Tracer) seed(procRoot string, kernel seededSockets) (SeedResult, error)
 		sock *existingSocket
 	}
 	var added []seededID
+	if t.seedStopped() {
+		return res, errSeedStopped
+	}
 	t.mu.Lock()
 	for _, l := range listens {
 		if la := t.listen(t.state(l.c), unmapAddrPort(l.addr), now); la != nil {
-			la.open = true
+			la.open, la.listener = true, true
 			res.Listens++
 		}
 	}
@@ -210,12 +230,7 @@ func (t *Tracer) withdrawSeeded(id uint64, kernel seededSockets) bool {
 		// error leaves at worst an entry the kernel drops at the socket's close.
 		_, _ = kernel.RemoveSeeded(conn.seeded.tuple)
 	}
-	delete(t.connections, id)
-	delete(t.seededIndex, conn.seeded.index)
-	if d := t.destinationOf(conn); d != nil {
-		d.ActiveConnections--
-		d.lastActive = t.now()
-	}
+	t.forget(id, conn, t.now())
 	return true
 }
 

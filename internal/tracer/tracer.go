@@ -60,6 +60,11 @@ type Stats struct {
 	DroppedByLimit  uint64 // destinations/listen addresses refused by max_destinations_per_container
 	Expired         uint64 // destinations and listen addresses forgotten after destination_ttl
 	NATErrors       uint64 // failed conntrack lookups (actual_destination fell back to destination)
+	// ClosesLost counts connections whose close event never arrived (ring buffer full, the
+	// kernel's LRU connections map evicted them, or their socket address was reused): Refresh
+	// closed them because the kernel side no longer knows them, or a new connection took their
+	// socket address.
+	ClosesLost uint64
 
 	// Input skipped while reading the sockets that existed at Start.
 	SeedVanished   uint64 // processes that exited while being read
@@ -69,22 +74,32 @@ type Stats struct {
 
 // DestinationStats are the counters of one (destination, actual_destination) pair.
 type DestinationStats struct {
-	Destination        string // ip:port as dialled
-	ActualDestination  string // ip:port after NAT
+	Destination       string // ip:port as dialled
+	ActualDestination string // ip:port after NAT
+	// Start is when the pair's counters began: they start from zero when the pair is created
+	// again after destination_ttl expired it, so cumulative series must carry it as their start.
+	Start              time.Time
 	SuccessfulConnects uint64
-	FailedConnects     uint64
-	ConnectionTime     time.Duration // sum of SYN_SENT → ESTABLISHED times
-	ActiveConnections  int64
-	Retransmits        uint64
-	BytesSent          uint64
-	BytesReceived      uint64
+	// FailedConnects are counted only on the pair whose ActualDestination equals Destination:
+	// a connection that never opened has no NAT result worth a label, and one entry per
+	// destination keeps the per-destination count from dropping when another pair expires.
+	FailedConnects    uint64
+	ConnectionTime    time.Duration // sum of SYN_SENT → ESTABLISHED times
+	ActiveConnections int64
+	Retransmits       uint64
+	BytesSent         uint64
+	BytesReceived     uint64
 }
 
 // ListenStats describe one listen address; ports in the ephemeral range are folded to 0.
+// InboundConnections are counted on the container's listener for the accepted connection's
+// port (exact address first, then 0.0.0.0 or [::]), on the connection's local address only
+// when no listener is known.
 type ListenStats struct {
 	Address            string
 	Open               bool // a socket still listens here (container_net_tcp_listen_info)
 	InboundConnections uint64
+	Start              time.Time // when the address was (re)created: InboundConnections count from here
 }
 
 // LatencyStats is the kernel's smoothed RTT towards one destination IP, averaged over the
@@ -101,6 +116,9 @@ type ContainerStats struct {
 	Listens      []ListenStats
 	Latency      []LatencyStats
 	OOMKills     uint64
+	// OOMKillsStart is when the container's tracer state was created: OOM kills count from
+	// there, and from zero again if the state was forgotten (oom_kill_retention) and recreated.
+	OOMKillsStart time.Time
 }
 
 type destKey struct{ dst, actual netip.AddrPort }
@@ -112,7 +130,9 @@ type destination struct {
 
 type listenAddr struct {
 	open       bool
+	listener   bool // a listening socket was seen here, not only accepted connections
 	inbound    uint64
+	created    time.Time
 	lastActive time.Time
 }
 
@@ -128,6 +148,7 @@ type containerState struct {
 	latency      map[netip.Addr]*latency
 	oomKills     uint64
 	lastOOMKill  time.Time
+	created      time.Time
 }
 
 // connection is an open outbound connection the tracer saw established, or found open at
@@ -139,6 +160,7 @@ type connection struct {
 	bytesReceived uint64
 	srtt          time.Duration
 	seeded        *seededConn // nil for connections the kernel side saw open
+	missing       uint8       // consecutive Refreshes that did not find it on the kernel side
 }
 
 // Tracer holds the per-container state built from kernel events.
@@ -155,10 +177,14 @@ type Tracer struct {
 	connections map[uint64]*connection // by socket address, or seeded id (seed.go)
 	seededIndex map[seededIndexKey]uint64
 	nextSeedID  uint64
-	kernel      seededSockets // set by Start
+	kernel      seededSockets   // set by Start
+	seedStop    <-chan struct{} // closed by Close: seeding still running gives up
 
-	processed, decodeErrors, unattributed, droppedByLimit, expired, natErrors atomic.Uint64
-	seedVanished, seedUnreadable, seedMalformed                               atomic.Uint64
+	refreshMu sync.Mutex
+	liveSocks map[uint64]struct{} // the kernel side's connections at the last Refresh, reused
+
+	processed, decodeErrors, unattributed, droppedByLimit, expired, natErrors, closesLost atomic.Uint64
+	seedVanished, seedUnreadable, seedMalformed                                           atomic.Uint64
 
 	run atomic.Pointer[run] // set by Start
 }
@@ -175,6 +201,7 @@ func New(opts Options) *Tracer {
 		containers:  map[containers.ID]*containerState{},
 		connections: map[uint64]*connection{},
 		seededIndex: map[seededIndexKey]uint64{},
+		liveSocks:   map[uint64]struct{}{},
 		notNATed:    map[netip.AddrPort]time.Time{},
 	}
 	if t.now == nil {
@@ -286,18 +313,26 @@ func (t *Tracer) Handle(ev *ebpf.Event) {
 		t.mu.Unlock()
 	}
 
-	c, ok := t.attribute(ev.CgroupID, ev.PID)
-	if !ok && ev.Type == ebpf.EventOOMKill {
-		c, ok = t.attribute(0, ev.TargetPID)
+	pid := ev.PID
+	if ev.Type == ebpf.EventOOMKill {
+		// mark_victim runs in the context of the task that hit the OOM condition, which may
+		// belong to another container than the victim: only the victim's cgroup and pid count.
+		pid = ev.TargetPID
 	}
+	c, ok := t.attribute(ev.CgroupID, pid)
 	if !ok {
 		t.unattributed.Add(1)
 		return
 	}
 	var key destKey
 	switch ev.Type {
-	case ebpf.EventConnect, ebpf.EventConnectFailed, ebpf.EventRetransmit:
+	case ebpf.EventConnect, ebpf.EventRetransmit:
 		key = destKey{ev.Destination, t.actual(ev.Source, ev.Destination)}
+	case ebpf.EventConnectFailed:
+		// failed_connects has no actual_destination: all failures of a destination are
+		// counted in one entry (see DestinationStats.FailedConnects), without a conntrack
+		// lookup.
+		key = destKey{ev.Destination, ev.Destination}
 	}
 
 	now := t.now()
@@ -308,6 +343,12 @@ func (t *Tracer) Handle(ev *ebpf.Event) {
 	case ebpf.EventConnect:
 		if len(t.seededIndex) > 0 {
 			t.replaceSeeded(c.ID, ev.Source, ev.Destination)
+		}
+		if old := t.connections[ev.Sock]; old != nil {
+			// A socket at this address was open and its close never arrived: the address was
+			// freed and reused.
+			t.forget(ev.Sock, old, now)
+			t.closesLost.Add(1)
 		}
 		d := t.destination(s, key, now)
 		if d == nil {
@@ -326,16 +367,16 @@ func (t *Tracer) Handle(ev *ebpf.Event) {
 			d.Retransmits++
 		}
 	case ebpf.EventAccept:
-		if l := t.listen(s, ev.Source, now); l != nil {
+		if l := t.listen(s, t.acceptedOn(s, ev.Source), now); l != nil {
 			l.inbound++
 		}
 	case ebpf.EventListenOpen:
 		if l := t.listen(s, ev.Source, now); l != nil {
-			l.open = true
+			l.open, l.listener = true, true
 		}
 	case ebpf.EventListenClose:
 		if l := t.listen(s, ev.Source, now); l != nil {
-			l.open = false
+			l.open, l.listener = false, true
 		}
 	case ebpf.EventOOMKill:
 		s.oomKills++
@@ -350,17 +391,22 @@ func (t *Tracer) close(ev *ebpf.Event) {
 	if conn == nil {
 		return
 	}
-	delete(t.connections, ev.Sock)
+	if d := t.destinationOf(conn); d != nil {
+		t.account(d, conn, ev.BytesSent, ev.BytesReceived)
+	}
+	t.forget(ev.Sock, conn, t.now())
+}
+
+// forget ends open connection conn (at sock): it no longer counts as active. t.mu is held.
+func (t *Tracer) forget(sock uint64, conn *connection, now time.Time) {
+	delete(t.connections, sock)
 	if conn.seeded != nil {
 		delete(t.seededIndex, conn.seeded.index)
 	}
-	d := t.destinationOf(conn)
-	if d == nil {
-		return
+	if d := t.destinationOf(conn); d != nil {
+		d.ActiveConnections--
+		d.lastActive = now
 	}
-	t.account(d, conn, ev.BytesSent, ev.BytesReceived)
-	d.ActiveConnections--
-	d.lastActive = t.now()
 }
 
 // account adds what the kernel counted since the last account.
@@ -390,6 +436,7 @@ func (t *Tracer) state(c *containers.Container) *containerState {
 			destinations: map[destKey]*destination{},
 			listens:      map[netip.AddrPort]*listenAddr{},
 			latency:      map[netip.Addr]*latency{},
+			created:      t.now(),
 		}
 		t.containers[c.ID] = s
 	}
@@ -407,6 +454,7 @@ func (t *Tracer) destination(s *containerState, key destKey, now time.Time) *des
 		d = &destination{DestinationStats: DestinationStats{
 			Destination:       key.dst.String(),
 			ActualDestination: key.actual.String(),
+			Start:             now,
 		}}
 		s.destinations[key] = d
 	}
@@ -415,20 +463,48 @@ func (t *Tracer) destination(s *containerState, key destKey, now time.Time) *des
 }
 
 func (t *Tracer) listen(s *containerState, addr netip.AddrPort, now time.Time) *listenAddr {
-	if t.ephemeral.contains(addr.Port()) {
-		addr = netip.AddrPortFrom(addr.Addr(), 0)
-	}
+	addr = t.listenKey(addr)
 	l := s.listens[addr]
 	if l == nil {
 		if len(s.listens) >= t.opts.Config.MaxDestinationsPerContainer {
 			t.droppedByLimit.Add(1)
 			return nil
 		}
-		l = &listenAddr{}
+		l = &listenAddr{created: now}
 		s.listens[addr] = l
 	}
 	l.lastActive = now
 	return l
+}
+
+// listenKey folds ports in the ephemeral range to 0.
+func (t *Tracer) listenKey(addr netip.AddrPort) netip.AddrPort {
+	if t.ephemeral.contains(addr.Port()) {
+		return netip.AddrPortFrom(addr.Addr(), 0)
+	}
+	return addr
+}
+
+// acceptedOn returns the listen address an accepted connection with local address local
+// belongs to. The kernel reports the accepted socket's own address (10.1.2.3:8080), while the
+// listener may be bound to the wildcard (0.0.0.0:8080, or [::]:8080 which also accepts IPv4):
+// the container's listener for that port is preferred, exact address first. Without a known
+// listener the local address itself is used.
+func (t *Tracer) acceptedOn(s *containerState, local netip.AddrPort) netip.AddrPort {
+	local = t.listenKey(local)
+	if l := s.listens[local]; l != nil && l.listener {
+		return local
+	}
+	port := local.Port()
+	if local.Addr().Is4() {
+		if a := netip.AddrPortFrom(netip.IPv4Unspecified(), port); s.listens[a] != nil && s.listens[a].listener {
+			return a
+		}
+	}
+	if a := netip.AddrPortFrom(netip.IPv6Unspecified(), port); s.listens[a] != nil && s.listens[a].listener {
+		return a
+	}
+	return local
 }
 
 // UpdateConnection applies the kernel's live counters of one open connection (from
@@ -530,7 +606,8 @@ func (t *Tracer) expire(now time.Time) {
 // ContainerStats fills s with the state of container id, reusing s's slices. It returns false
 // when the tracer has nothing for the container.
 func (t *Tracer) ContainerStats(id containers.ID, s *ContainerStats) bool {
-	s.Destinations, s.Listens, s.Latency, s.OOMKills = s.Destinations[:0], s.Listens[:0], s.Latency[:0], 0
+	s.Destinations, s.Listens, s.Latency = s.Destinations[:0], s.Listens[:0], s.Latency[:0]
+	s.OOMKills, s.OOMKillsStart = 0, time.Time{}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cs := t.containers[id]
@@ -541,14 +618,14 @@ func (t *Tracer) ContainerStats(id containers.ID, s *ContainerStats) bool {
 		s.Destinations = append(s.Destinations, d.DestinationStats)
 	}
 	for addr, l := range cs.listens {
-		s.Listens = append(s.Listens, ListenStats{Address: addr.String(), Open: l.open, InboundConnections: l.inbound})
+		s.Listens = append(s.Listens, ListenStats{Address: addr.String(), Open: l.open, InboundConnections: l.inbound, Start: l.created})
 	}
 	if t.opts.Config.Latency {
 		for ip, l := range cs.latency {
 			s.Latency = append(s.Latency, LatencyStats{DestinationIP: ip.String(), RTT: l.rtt})
 		}
 	}
-	s.OOMKills = cs.oomKills
+	s.OOMKills, s.OOMKillsStart = cs.oomKills, cs.created
 	return true
 }
 
@@ -574,6 +651,7 @@ func (t *Tracer) Stats() Stats {
 		DroppedByLimit:  t.droppedByLimit.Load(),
 		Expired:         t.expired.Load(),
 		NATErrors:       t.natErrors.Load(),
+		ClosesLost:      t.closesLost.Load(),
 		SeedVanished:    t.seedVanished.Load(),
 		SeedUnreadable:  t.seedUnreadable.Load(),
 		SeedMalformed:   t.seedMalformed.Load(),

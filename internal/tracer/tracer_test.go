@@ -175,10 +175,11 @@ func TestListenAndInbound(t *testing.T) {
 	for _, l := range stats(t, tr, db.ID).Listens {
 		got[l.Address] = l
 	}
+	start := time.Unix(1_700_000_000, 0)
 	want := map[string]ListenStats{
-		"0.0.0.0:5432":  {Address: "0.0.0.0:5432", Open: true},
-		"127.0.0.1:0":   {Address: "127.0.0.1:0", Open: false},
-		"10.0.0.7:5432": {Address: "10.0.0.7:5432", InboundConnections: 3},
+		// accepted connections count on the wildcard listener, not on their own local address
+		"0.0.0.0:5432": {Address: "0.0.0.0:5432", Open: true, InboundConnections: 3, Start: start},
+		"127.0.0.1:0":  {Address: "127.0.0.1:0", Open: false, Start: start},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("listens %+v", got)
@@ -344,20 +345,29 @@ func TestNATLookupsCachedForUnNATedDestinations(t *testing.T) {
 		netip.MustParseAddrPort("10.96.0.10:5432"): netip.MustParseAddrPort("10.244.0.7:5432"),
 	}}}
 	tr, clk := newTestTracer(t, func(o *Options) { o.NAT = nat })
+	// SYN retransmits of connections not yet established are looked up by their event.
 	for i := 0; i < 3; i++ {
-		tr.Handle(connectEv(ebpf.EventConnectFailed, uint64(i), 100, "10.0.0.5:1", "10.0.0.1:80"))
-		tr.Handle(connectEv(ebpf.EventConnectFailed, uint64(i), 100, "10.0.0.5:1", "10.96.0.10:5432"))
+		tr.Handle(connectEv(ebpf.EventRetransmit, uint64(i), 100, "10.0.0.5:1", "10.0.0.1:80"))
+		tr.Handle(connectEv(ebpf.EventRetransmit, uint64(i), 100, "10.0.0.5:1", "10.96.0.10:5432"))
 	}
 	if nat.lookups != 4 { // 1 for the plain destination, 3 for the NATed one
 		t.Errorf("%d lookups, want 4", nat.lookups)
 	}
 	clk.t = clk.t.Add(notNATedRecheck + time.Second)
-	tr.Handle(connectEv(ebpf.EventConnectFailed, 9, 100, "10.0.0.5:1", "10.0.0.1:80"))
+	tr.Handle(connectEv(ebpf.EventRetransmit, 9, 100, "10.0.0.5:1", "10.0.0.1:80"))
 	if nat.lookups != 5 {
 		t.Errorf("%d lookups after the recheck interval, want 5", nat.lookups)
 	}
 	d := findDest(t, stats(t, tr, web.ID), "10.96.0.10:5432", "10.244.0.7:5432")
-	if d.FailedConnects != 3 {
+	if d.Retransmits != 3 {
+		t.Errorf("%+v", d)
+	}
+	// Failed connects need no lookup: they count per destination.
+	tr.Handle(connectEv(ebpf.EventConnectFailed, 10, 100, "10.0.0.5:1", "10.96.0.10:5432"))
+	if nat.lookups != 5 {
+		t.Errorf("%d lookups after a failed connect, want 5", nat.lookups)
+	}
+	if d := findDest(t, stats(t, tr, web.ID), "10.96.0.10:5432", "10.96.0.10:5432"); d.FailedConnects != 1 {
 		t.Errorf("%+v", d)
 	}
 }

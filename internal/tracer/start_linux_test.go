@@ -1,0 +1,98 @@
+package tracer
+
+import (
+	"testing"
+	"time"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/ebpf"
+	"github.com/codexray/codexray-node-agent/internal/testutil"
+)
+
+// blockingRegistry holds every pid lookup until release is closed, as the real registry holds
+// lookups until its first scan of the node completed.
+type blockingRegistry struct {
+	*fakeRegistry
+	release chan struct{}
+}
+
+func (r *blockingRegistry) ContainerByPID(pid uint32) (*containers.Container, bool) {
+	<-r.release
+	return r.fakeRegistry.ContainerByPID(pid)
+}
+
+func startWithBlockedSeeding(t *testing.T) (*Tracer, chan struct{}) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	release := make(chan struct{})
+	cfg := ebpf.DefaultConfig()
+	cfg.ProcRoot = fixtureTree(t).root
+	tr := New(Options{
+		Config:         cfg,
+		Registry:       &blockingRegistry{fakeRegistry: fixtureRegistry(), release: release},
+		NAT:            &fakeNAT{},
+		EphemeralPorts: PortRange{Min: 32768, Max: 60999},
+	})
+	started := make(chan error, 1)
+	go func() { started <- tr.Start() }()
+	select {
+	case err := <-started:
+		testutil.SkipUnlessPrivileged(t, err == nil, "starting tracer: %v", err)
+	case <-time.After(5 * time.Second):
+		close(release) // let the blocked Start finish before failing
+		if err := <-started; err == nil {
+			tr.Close()
+		}
+		t.Fatal("Start waited for the reading of the sockets open before it")
+	}
+	return tr, release
+}
+
+// TestStartDoesNotWaitForSeeding: Start returns while the sockets open before it are still
+// being read (here: the registry is still scanning); they are recorded afterwards.
+func TestStartDoesNotWaitForSeeding(t *testing.T) {
+	tr, release := startWithBlockedSeeding(t)
+	defer func() {
+		if err := tr.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+	select {
+	case <-tr.Seeded():
+		t.Fatal("seeding finished while the registry was blocked")
+	default:
+	}
+	close(release)
+	select {
+	case <-tr.Seeded():
+	case <-time.After(10 * time.Second):
+		t.Fatal("seeding never finished")
+	}
+	var s ContainerStats
+	if !tr.ContainerStats(webC.ID, &s) {
+		t.Fatal("nothing seeded for web")
+	}
+	if d, ok := destOf(&s, "10.0.0.9:5432"); !ok || d.ActiveConnections != 1 {
+		t.Errorf("seeded connection of web: %+v", s.Destinations)
+	}
+	if !hasOpenListen(&s, "0.0.0.0:8080") {
+		t.Errorf("seeded listener of web: %+v", s.Listens)
+	}
+}
+
+// TestCloseStopsSeeding: Close during seeding returns once the blocked lookup returns, and the
+// half-read sockets are not recorded.
+func TestCloseStopsSeeding(t *testing.T) {
+	tr, release := startWithBlockedSeeding(t)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		close(release)
+	}()
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-tr.Seeded() // closed: Seeded of a closed tracer does not block
+	if cs := tr.Containers(); len(cs) != 0 {
+		t.Errorf("seeding went on after Close: state for %d containers", len(cs))
+	}
+}
