@@ -18,11 +18,13 @@ type Config struct {
 	// MaxDestinationsPerContainer caps the (destination, actual_destination) pairs and listen
 	// addresses kept per container; events beyond it are dropped and counted. Default 1000.
 	MaxDestinationsPerContainer int `mapstructure:"max_destinations_per_container"`
-	// DestinationTTL forgets a destination without open connections and without events for
-	// this long. Default 10m.
+	// DestinationTTL forgets a destination (or listen address) without open connections and
+	// without events for this long; if it comes back, its counts start from zero under a new
+	// start time. Default 10m.
 	DestinationTTL time.Duration `mapstructure:"destination_ttl"`
 	// OOMKillRetention keeps a container's OOM kill count reportable this long after its last
-	// kill, even when the container is gone (an OOM-killed container usually is). Default 30m.
+	// kill, even when the container is gone (an OOM-killed container usually is). Once
+	// forgotten, a later kill counts from zero under a new start time. Default 30m.
 	OOMKillRetention time.Duration `mapstructure:"oom_kill_retention"`
 	// Conntrack resolves the actual destination of NATed connections (e.g. Kubernetes
 	// Services) through netlink conntrack. Default true.
@@ -31,7 +33,8 @@ type Config struct {
 	// connections, per destination IP. Default true.
 	Latency bool `mapstructure:"latency"`
 	// ProcRoot is the host's procfs, where the TCP sockets that were open before the agent
-	// started are read at start (listen addresses and long-lived connections). In a pod it is
+	// started are read right after start, in the background and before the first kernel event
+	// is applied (listen addresses and long-lived connections). In a pod it is
 	// the host's /proc through hostPID, or a host mount such as /host/proc. Default "/proc".
 	ProcRoot string `mapstructure:"proc_root"`
 }

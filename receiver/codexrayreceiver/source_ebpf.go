@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -155,47 +156,57 @@ func (s *ebpfSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Ti
 	recordTCP(mb, now, &st)
 }
 
-// recordTCP writes one container's tracer state. failed_connects has no actual_destination
-// (a connection that never opened has no NAT result worth a label), so it is summed per
-// destination.
+// recordTCP writes one container's tracer state. Every cumulative sum starts when the tracer
+// entry behind it was created: a destination or listen address forgotten after
+// destination_ttl, or a container state forgotten after oom_kill_retention, counts from zero
+// again under a new start, never under the old one. failed_connects has no
+// actual_destination; the tracer counts it in one entry per destination (the pair whose
+// actual destination is the destination itself), so it is never a sum of pairs that could
+// drop when one of them expires.
 func recordTCP(mb *metadata.MetricsBuilder, now pcommon.Timestamp, st *tracer.ContainerStats) {
-	var failed map[string]uint64
 	for i := range st.Destinations {
 		d := &st.Destinations[i]
+		start := startOf(d.Start, now)
 		if d.SuccessfulConnects > 0 || d.ActiveConnections > 0 {
-			mb.RecordContainerNetTCPSuccessfulConnectsDataPoint(now, int64(d.SuccessfulConnects), d.Destination, d.ActualDestination)
-			mb.RecordContainerNetTCPConnectionTimeDataPoint(now, d.ConnectionTime.Seconds(), d.Destination, d.ActualDestination)
+			mb.RecordContainerNetTCPSuccessfulConnectsDataPointWithStart(start, now, int64(d.SuccessfulConnects), d.Destination, d.ActualDestination)
+			mb.RecordContainerNetTCPConnectionTimeDataPointWithStart(start, now, d.ConnectionTime.Seconds(), d.Destination, d.ActualDestination)
 			mb.RecordContainerNetTCPActiveConnectionsDataPoint(now, d.ActiveConnections, d.Destination, d.ActualDestination)
-			mb.RecordContainerNetTCPBytesSentDataPoint(now, int64(d.BytesSent), d.Destination, d.ActualDestination)
-			mb.RecordContainerNetTCPBytesReceivedDataPoint(now, int64(d.BytesReceived), d.Destination, d.ActualDestination)
+			mb.RecordContainerNetTCPBytesSentDataPointWithStart(start, now, int64(d.BytesSent), d.Destination, d.ActualDestination)
+			mb.RecordContainerNetTCPBytesReceivedDataPointWithStart(start, now, int64(d.BytesReceived), d.Destination, d.ActualDestination)
 		}
 		if d.Retransmits > 0 {
-			mb.RecordContainerNetTCPRetransmitsDataPoint(now, int64(d.Retransmits), d.Destination, d.ActualDestination)
+			mb.RecordContainerNetTCPRetransmitsDataPointWithStart(start, now, int64(d.Retransmits), d.Destination, d.ActualDestination)
 		}
 		if d.FailedConnects > 0 {
-			if failed == nil {
-				failed = map[string]uint64{}
-			}
-			failed[d.Destination] += d.FailedConnects
+			mb.RecordContainerNetTCPFailedConnectsDataPointWithStart(start, now, int64(d.FailedConnects), d.Destination)
 		}
-	}
-	for dst, n := range failed {
-		mb.RecordContainerNetTCPFailedConnectsDataPoint(now, int64(n), dst)
 	}
 	for _, l := range st.Listens {
 		if l.Open {
 			mb.RecordContainerNetTCPListenInfoDataPoint(now, 1, l.Address)
 		}
 		if l.InboundConnections > 0 {
-			mb.RecordContainerNetTCPInboundConnectsDataPoint(now, int64(l.InboundConnections), l.Address)
+			mb.RecordContainerNetTCPInboundConnectsDataPointWithStart(startOf(l.Start, now), now, int64(l.InboundConnections), l.Address)
 		}
 	}
 	for _, l := range st.Latency {
 		mb.RecordContainerNetLatencyDataPoint(now, l.RTT.Seconds(), l.DestinationIP)
 	}
 	if st.OOMKills > 0 {
-		mb.RecordContainerOomKillsDataPoint(now, int64(st.OOMKills))
+		mb.RecordContainerOomKillsDataPointWithStart(startOf(st.OOMKillsStart, now), now, int64(st.OOMKills))
 	}
+}
+
+// startOf is the start timestamp of a series whose state was created at created. A start
+// after the collection time cannot be (clocks are read in that order); it is capped at now.
+func startOf(created time.Time, now pcommon.Timestamp) pcommon.Timestamp {
+	if created.IsZero() {
+		return now
+	}
+	if start := pcommon.NewTimestampFromTime(created); start < now {
+		return start
+	}
+	return now
 }
 
 // recordNode reports the tracer's self-metrics.
@@ -214,6 +225,8 @@ func (s *ebpfSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timesta
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.DecodeErrors), "ebpf", "decode_error")
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.Unattributed), "ebpf", "unattributed")
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.NATErrors), "ebpf", "nat_lookup")
+	// Connections whose close event never arrived, closed because the kernel side forgot them.
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.ClosesLost), "ebpf", "close_lost")
 	// Reading the sockets open at start: processes that exited meanwhile, /proc entries that
 	// could not be read, socket table lines that did not parse.
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.SeedVanished), "ebpf", "seed_vanished_process")

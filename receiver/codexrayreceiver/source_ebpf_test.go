@@ -98,7 +98,8 @@ func TestRecordTCP(t *testing.T) {
 	st := tracer.ContainerStats{
 		Destinations: []tracer.DestinationStats{
 			{Destination: "10.96.0.10:80", ActualDestination: "10.244.0.7:80", SuccessfulConnects: 3,
-				ConnectionTime: 1500 * time.Millisecond, ActiveConnections: 1, Retransmits: 2, BytesSent: 100, BytesReceived: 200, FailedConnects: 1},
+				ConnectionTime: 1500 * time.Millisecond, ActiveConnections: 1, Retransmits: 2, BytesSent: 100, BytesReceived: 200},
+			// failed connects are counted on the destination's own pair only
 			{Destination: "10.96.0.10:80", ActualDestination: "10.96.0.10:80", FailedConnects: 4},
 		},
 		Listens:  []tracer.ListenStats{{Address: "0.0.0.0:8080", Open: true, InboundConnections: 7}, {Address: "127.0.0.1:0"}},
@@ -119,7 +120,7 @@ func TestRecordTCP(t *testing.T) {
 		{"container.net.tcp.retransmits", map[string]float64{pair: 2}},
 		{"container.net.tcp.bytes_sent", map[string]float64{pair: 100}},
 		{"container.net.tcp.bytes_received", map[string]float64{pair: 200}},
-		{"container.net.tcp.failed_connects", map[string]float64{"destination=10.96.0.10:80": 5}},
+		{"container.net.tcp.failed_connects", map[string]float64{"destination=10.96.0.10:80": 4}},
 		{"container.net.tcp.listen_info", map[string]float64{"listen_addr=0.0.0.0:8080": 1}},
 		{"container.net.tcp.inbound_connects", map[string]float64{"listen_addr=0.0.0.0:8080": 7}},
 		{"container.net.latency", map[string]float64{"destination_ip=10.244.0.7": 0.00025}},
@@ -258,6 +259,15 @@ func TestEBPFSourceReportsSocketsOpenBeforeStart(t *testing.T) {
 		src.recordNode(mb, now)
 		return mb.Emit()
 	}
+	// start does not wait for the sockets open before it to be read: wait here.
+	src.mu.Lock()
+	seeded := src.tracer.Seeded()
+	src.mu.Unlock()
+	select {
+	case <-seeded:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sockets open before start were never read")
+	}
 	addr := ln.Addr().String()
 	key := "actual_destination=" + addr + "|destination=" + addr
 	md := collect()
@@ -272,7 +282,7 @@ func TestEBPFSourceReportsSocketsOpenBeforeStart(t *testing.T) {
 	assert.Equal(t, 1.0, dataPoints(md, "container.net.tcp.active_connections")[key], "active_connections of the connection opened before start")
 	assert.Equal(t, 0.0, dataPoints(md, "container.net.tcp.successful_connects")[key], "a connection opened before start is no new connect")
 	errs := dataPoints(md, "codexray.source.errors")
-	for _, reason := range []string{"seed_vanished_process", "seed_unreadable", "seed_malformed_line"} {
+	for _, reason := range []string{"seed_vanished_process", "seed_unreadable", "seed_malformed_line", "close_lost"} {
 		_, ok := errs["reason="+reason+"|source=ebpf"]
 		assert.True(t, ok, "no codexray.source.errors for reason %s: %v", reason, errs)
 	}
