@@ -26,7 +26,11 @@
 //     LogPaths; "/k8s/<ns>/<pod>/<container>". P chunks are joined up to their F line.
 //   - journald (cgo builds; otherwise Start reports "journald source not built in"):
 //     CONTAINER_ID_FULL/CONTAINER_ID (docker's journald driver) → that docker container; else
-//     the registry's container of _PID; else _SYSTEMD_UNIT → "/system.slice/<unit>"; else the
+//     _SYSTEMD_CGROUP → the ID the registry gives that cgroup's container (cgroups.Identify:
+//     "/system.slice/system-getty.slice/getty@tty1.service", a runtime's scope → the registry's
+//     container of its runtime id, a user session → the node); else the registry's container
+//     of _PID; else _SYSTEMD_UNIT placed where systemd puts it by default (system.slice, a
+//     template's "system-<template>.slice", init.scope and sessions → the node); else the
 //     node. PRIORITY gives the level.
 //   - files: files.include globs minus files.exclude; attributed to the container of a process
 //     holding the file open for writing (/proc/*/fd scan), else to the node (NodeID, "").

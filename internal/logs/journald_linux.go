@@ -149,8 +149,12 @@ func (s *journaldSource) entry(msg *Message) bool {
 	return true
 }
 
-// attribute decides whose entry this is: a docker container logging through the journald
-// driver, the registry's container of the sending process, the systemd unit, or the node.
+// attribute decides whose entry this is, to the same ID the registry gives the sender's
+// container: a docker container logging through the journald driver; else the container of
+// the sender's cgroup (_SYSTEMD_CGROUP, recorded by journald when it received the entry, so
+// neither a pid reused since nor a unit's sub-slice misleads it); else the registry's
+// container of _PID; else the approximate cgroup of _SYSTEMD_UNIT (unitCgroupPath); else the
+// node.
 func (s *journaldSource) attribute() (id containers.ID, names []string, dockerDriver bool) {
 	runtimeID := s.field("CONTAINER_ID_FULL")
 	if runtimeID == "" {
@@ -165,14 +169,33 @@ func (s *journaldSource) attribute() (id containers.ID, names []string, dockerDr
 		return id, []string{name, string(id), runtimeID}, true
 	}
 	unit := s.field("_SYSTEMD_UNIT")
+	if cgroup := s.field("_SYSTEMD_CGROUP"); cgroup != "" {
+		id, names := s.containerOfCgroup(cgroup, unit)
+		return id, names, false
+	}
 	if pid, err := strconv.ParseUint(s.field("_PID"), 10, 32); err == nil {
 		if c, ok := s.lookup.ContainerByPID(uint32(pid)); ok {
 			return c.ID, []string{c.Name, string(c.ID), unit}, false
 		}
 	}
 	if unit != "" {
-		id := systemdUnitID(unit)
-		return id, []string{unit, string(id)}, false
+		id, names := s.containerOfCgroup(unitCgroupPath(unit), unit)
+		return id, names, false
 	}
 	return NodeID, nil, false
+}
+
+// containerOfCgroup attributes an entry of a cgroup, returning the names the include/exclude
+// globs see.
+func (s *journaldSource) containerOfCgroup(cgroup, unit string) (containers.ID, []string) {
+	id, c, ok := containerOfCgroup(s.lookup, cgroup)
+	switch {
+	case c != nil:
+		return id, []string{c.Name, string(id), unit}
+	case ok:
+		return id, []string{unit, string(id)}
+	case unit != "":
+		return NodeID, []string{unit}
+	}
+	return NodeID, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,13 +18,17 @@ import (
 
 const journalRemote = "/lib/systemd/systemd-journal-remote"
 
-// fixtureJournal turns the committed export-format fixture into a .journal file.
-func fixtureJournal(t *testing.T) string {
+// fixtureJournal turns the committed export-format fixture testdata/journal.export into a
+// .journal file.
+func fixtureJournal(t *testing.T) string { return fixtureJournalFrom(t, "testdata/journal.export") }
+
+// fixtureJournalFrom turns an export-format fixture into a .journal file.
+func fixtureJournalFrom(t *testing.T, export string) string {
 	t.Helper()
 	_, err := os.Stat(journalRemote)
 	testutil.SkipUnlessPrivileged(t, err == nil, "%s not installed (package systemd-journal-remote): %v", journalRemote, err)
 	out := filepath.Join(t.TempDir(), "fixture.journal")
-	if b, err := exec.Command(journalRemote, "--output="+out, "testdata/journal.export").CombinedOutput(); err != nil {
+	if b, err := exec.Command(journalRemote, "--output="+out, export).CombinedOutput(); err != nil {
 		t.Fatalf("journal-remote: %v: %s", err, b)
 	}
 	return out
@@ -81,6 +86,41 @@ func TestJournaldFixtureAttribution(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := r2.Stats().JournalEntries.Load(); n != 0 {
 		t.Fatalf("restart re-read %d entries", n)
+	}
+}
+
+// Entries carrying _SYSTEMD_CGROUP are attributed to the ID the registry gives the container
+// of that cgroup: a templated unit in its own slice, a scope outside system.slice, a CRI
+// container by its registry ID, a session to the node; the cgroup wins over a reused _PID.
+func TestJournaldCgroupAttribution(t *testing.T) {
+	file := fixtureJournalFrom(t, "testdata/journal-cgroup.export")
+	cfg := testConfig()
+	cfg.Journald.Enabled = true
+	lookup := &fakeLookup{
+		byRuntime: map[string]*containers.Container{testCgroupID: {ID: "/k8s/shop/api-1/api", Name: "api"}},
+		// pid 4242 wrote as nginx, exited; the registry knows the pid as another container now.
+		byPID: map[uint32]*containers.Container{4242: {ID: "/docker/stale", Name: "stale"}},
+	}
+	rec := &recorder{}
+	r := startJournalReader(t, cfg, []string{file}, lookup, rec, nil)
+	waitFor(t, 5*time.Second, "6 entries", func() bool { return r.Stats().JournalEntries.Load() == 6 })
+	time.Sleep(50 * time.Millisecond)
+
+	var got []string
+	for _, m := range rec.snapshot() {
+		got = append(got, fmt.Sprintf("%s|%s|%s", m.Container, m.Level, m.Text))
+	}
+	want := []string{
+		"/system.slice/system-getty.slice/getty@tty1.service|info|getty on tty1 started",
+		`/machine.slice/machine-qemu\x2d1\x2dvm1.scope|warning|vm1 guest agent not responding`,
+		"/k8s/shop/api-1/api|error|api failed to reach db",
+		"|info|user ran sudo",
+		"/system.slice/nginx.service|info|worker ready",
+		// No _SYSTEMD_CGROUP: the unit's default place, in its template's slice.
+		`/system.slice/system-serial\x2dgetty.slice/serial-getty@ttyS0.service|info|getty on ttyS0 started`,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got\n%v\nwant\n%v", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gobwas/glob"
 
+	"github.com/codexray/codexray-node-agent/internal/cgroups"
 	"github.com/codexray/codexray-node-agent/internal/containers"
 )
 
@@ -67,7 +68,86 @@ func criContainerID(namespace, pod, container string) containers.ID {
 	return containers.ID("/k8s/" + namespace + "/" + pod + "/" + container)
 }
 
-func systemdUnitID(unit string) containers.ID { return containers.ID("/system.slice/" + unit) }
+// containerOfCgroup attributes a cgroup path (journald's _SYSTEMD_CGROUP, or unitCgroupPath's
+// approximation) the way the registry attributes a process in it: cgroups.Identify names the
+// container; for a runtime's container, the registry's own entry when it knows the runtime id
+// (its ID may carry Kubernetes names); otherwise the ID the registry gives a container without
+// runtime metadata (see containers.ID). It returns NodeID and ok false for cgroups that are no
+// container: the root, user sessions, init.scope, a pod's own cgroup, runtime helpers.
+func containerOfCgroup(lookup ContainerLookup, path string) (id containers.ID, c *containers.Container, ok bool) {
+	ident := cgroups.Identify(path)
+	switch ident.Kind {
+	case cgroups.KindNone:
+		return NodeID, nil, false
+	case cgroups.KindDocker, cgroups.KindContainerd, cgroups.KindCRIO, cgroups.KindPodman, cgroups.KindKubepods:
+		if c, ok := lookup.ContainerByRuntimeID(ident.ID); ok {
+			return c.ID, c, true
+		}
+	}
+	return registryID(ident), nil, true
+}
+
+// registryID is the ID the registry gives the container of ident when no runtime described it
+// (the scheme documented on containers.ID): a systemd service, and any other cgroup, is its
+// cgroup path, e.g. "/system.slice/system-getty.slice/getty@tty1.service" or
+// "/machine.slice/machine-vm1.scope". (Other cgroups count as containers in the registry only
+// with include_other_cgroups; their journal entries are attributed to them regardless, so a
+// VM's or a transient scope's logs are not mixed into the node's.)
+func registryID(ident cgroups.Identity) containers.ID {
+	switch ident.Kind {
+	case cgroups.KindDocker:
+		return dockerContainerID(ident.ID)
+	case cgroups.KindContainerd:
+		return containers.ID("/containerd/" + ident.ID)
+	case cgroups.KindCRIO:
+		return containers.ID("/crio/" + ident.ID)
+	case cgroups.KindPodman:
+		return containers.ID("/podman/" + ident.ID)
+	case cgroups.KindKubepods:
+		return containers.ID("/kubepods/" + ident.PodUID + "/" + ident.ID)
+	}
+	return containers.ID(ident.Path)
+}
+
+// unitCgroupPath approximates the cgroup of a systemd system unit from its name alone, for
+// journal entries without _SYSTEMD_CGROUP whose sender the registry does not know. It is where
+// systemd puts a unit by default: init.scope at the root; user managers and sessions under
+// user.slice (no container); an instance of a template ("getty@tty1.service") in the
+// template's slice "system-<escaped template>.slice"; any other unit directly in system.slice.
+// A unit placed in another slice by its Slice= setting is not found this way.
+func unitCgroupPath(unit string) string {
+	switch {
+	case unit == "init.scope":
+		return "/init.scope"
+	case strings.HasPrefix(unit, "session-") && strings.HasSuffix(unit, ".scope"),
+		strings.HasPrefix(unit, "user@") && strings.HasSuffix(unit, ".service"),
+		strings.HasPrefix(unit, "user-") && strings.HasSuffix(unit, ".slice"):
+		return "/user.slice/" + unit
+	}
+	if template, _, ok := strings.Cut(unit, "@"); ok && template != "" {
+		return "/system.slice/system-" + escapeUnitName(template) + ".slice/" + unit
+	}
+	return "/system.slice/" + unit
+}
+
+// escapeUnitName escapes a string for use in a unit name as systemd does (unit_name_escape):
+// ASCII letters, digits, ':', '_' and '.' (but not a leading '.') stay; '/' becomes '-'; any
+// other byte, '-' included, becomes "\xNN".
+func escapeUnitName(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '/':
+			b.WriteByte('-')
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == ':', c == '_', c == '.' && i > 0:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "\\x%02x", c)
+		}
+	}
+	return b.String()
+}
 
 // nameFilter applies the include/exclude globs to the names a container or unit is known by.
 // Globs use gobwas/glob syntax without separators, so "*" also spans the '/' of container ids
