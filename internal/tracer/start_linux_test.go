@@ -1,6 +1,8 @@
 package tracer
 
 import (
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -94,5 +96,51 @@ func TestCloseStopsSeeding(t *testing.T) {
 	<-tr.Seeded() // closed: Seeded of a closed tracer does not block
 	if cs := tr.Containers(); len(cs) != 0 {
 		t.Errorf("seeding went on after Close: state for %d containers", len(cs))
+	}
+}
+
+// TestTracerAcceptOnWildcardListener: connections to 127.0.0.1 accepted by a listener on
+// 0.0.0.0 count on 0.0.0.0:port, not on the accepted socket's own address.
+func TestTracerAcceptOnWildcardListener(t *testing.T) {
+	tr, _ := startTracer(t, nil)
+	ln, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	wildcard := fmt.Sprintf("0.0.0.0:%d", port)
+	waitStats(t, tr, selfContainer.ID, 5*time.Second, "listener open", func(s *ContainerStats) bool {
+		return hasOpenListen(s, wildcard)
+	})
+	const n = 3
+	for range n {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	s := waitStats(t, tr, selfContainer.ID, 5*time.Second, "inbound connections on the wildcard listener", func(s *ContainerStats) bool {
+		for _, l := range s.Listens {
+			if l.Address == wildcard {
+				return l.InboundConnections == n
+			}
+		}
+		return false
+	})
+	for _, l := range s.Listens {
+		if l.Address == fmt.Sprintf("127.0.0.1:%d", port) {
+			t.Errorf("accepted connections counted on their own local address: %+v", l)
+		}
 	}
 }
