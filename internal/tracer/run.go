@@ -29,6 +29,14 @@ type run struct {
 // ebpf.ErrUnsupported or ebpf.ErrPermission; the tracer then stays empty and Close is still
 // safe. A conntrack that cannot be opened is logged and actual_destination falls back to
 // destination.
+// MissingTracepoints lists the optional tracepoints the kernel lacks (nil before Start).
+func (t *Tracer) MissingTracepoints() []string {
+	if r := t.run.Load(); r != nil {
+		return r.probe.Missing
+	}
+	return nil
+}
+
 func (t *Tracer) Start() error {
 	if t.run.Load() != nil {
 		return errors.New("tracer already started")

@@ -23,6 +23,7 @@ import (
 // Source states, the values of codexray_source_status{state}.
 const (
 	stateRunning  = "running"
+	stateDegraded = "degraded"
 	stateFailed   = "failed"
 	stateDisabled = "disabled"
 )
@@ -48,12 +49,15 @@ type codexrayReceiver struct {
 	node     *nodeSource
 	sources  []source
 	states   map[string]string // source name -> state, written by start only
+	// degraded is the last degradation reason logged per source; used by collect only.
+	degraded map[string]string
 
 	mb *metadata.MetricsBuilder
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, onStop func()) *codexrayReceiver {
-	return &codexrayReceiver{cfg: cfg, settings: set, logger: set.Logger, onStop: onStop, states: map[string]string{}}
+	return &codexrayReceiver{cfg: cfg, settings: set, logger: set.Logger, onStop: onStop,
+		states: map[string]string{}, degraded: map[string]string{}}
 }
 
 func (r *codexrayReceiver) setMetricsConsumer(c consumer.Metrics) {
@@ -195,7 +199,7 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 	r.node.recordNode(mb, now)
 	mb.RecordCodexrayContainersTrackedDataPoint(now, int64(len(containersSeen)))
 	for _, s := range r.sources {
-		mb.RecordCodexraySourceStatusDataPoint(now, 1, s.name(), r.states[s.name()])
+		mb.RecordCodexraySourceStatusDataPoint(now, 1, s.name(), r.sourceState(s))
 	}
 	rb := mb.NewResourceBuilder()
 	r.node.describeNode(rb)
@@ -233,6 +237,29 @@ func (r *codexrayReceiver) containers(running []source) []*containers.Container 
 		}
 	}
 	return list
+}
+
+// sourceState is the state reported for a source; a running source that reports a
+// degradation is "degraded", and each new reason is logged once.
+func (r *codexrayReceiver) sourceState(s source) string {
+	state := r.states[s.name()]
+	dr, ok := s.(degradationReporter)
+	if state != stateRunning || !ok {
+		return state
+	}
+	reason := dr.degradation()
+	if reason != r.degraded[s.name()] {
+		r.degraded[s.name()] = reason
+		if reason != "" {
+			r.logger.Warn("source runs degraded", zap.String("source", s.name()), zap.String("reason", reason))
+		} else {
+			r.logger.Info("source no longer degraded", zap.String("source", s.name()))
+		}
+	}
+	if reason != "" {
+		return stateDegraded
+	}
+	return state
 }
 
 func (r *codexrayReceiver) runningSources() []source {

@@ -332,3 +332,23 @@ func TestInstanceCountersStartWithTheInstance(t *testing.T) {
 		assert.True(t, ok && m.Sum != nil, "instanceCounters names %s, not a sum of metadata.yaml", name)
 	}
 }
+
+// degradedSource runs without part of its input.
+type degradedSource struct {
+	fakeSource
+	reason string
+}
+
+func (s *degradedSource) degradation() string { return s.reason }
+
+func TestDegradedSourceIsReported(t *testing.T) {
+	src := &degradedSource{fakeSource: fakeSource{id: "logs", on: true}, reason: "journald source not built in"}
+	r := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), nil)
+	r.states["logs"] = stateRunning
+	assert.Equal(t, stateDegraded, r.sourceState(src))
+	src.reason = ""
+	assert.Equal(t, stateRunning, r.sourceState(src), "a source whose input came back is running again")
+	r.states["logs"] = stateFailed
+	src.reason = "still missing"
+	assert.Equal(t, stateFailed, r.sourceState(src), "a failed source stays failed")
+}

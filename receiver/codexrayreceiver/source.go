@@ -62,6 +62,13 @@ type inputStopper interface {
 	stopInput(ctx context.Context)
 }
 
+// degradationReporter is implemented by sources that can run without part of their input
+// (a kernel without some tracepoints, a log source that cannot open): a non-empty reason turns
+// their codexray_source_status into "degraded", and the receiver logs each new reason once.
+type degradationReporter interface {
+	degradation() string
+}
+
 // nodeDescriber is implemented by sources that add attributes to the node resource.
 type nodeDescriber interface {
 	describeNode(rb *metadata.ResourceBuilder)

@@ -3,6 +3,7 @@ package codexrayreceiver
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -232,6 +233,20 @@ func (s *ebpfSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timesta
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.SeedVanished), "ebpf", "seed_vanished_process")
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.SeedUnreadable), "ebpf", "seed_unreadable")
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.SeedMalformed), "ebpf", "seed_malformed_line")
+}
+
+// degradation names the optional tracepoints the kernel lacks (TCP bytes and latency stay empty
+// without them, below Linux 6.0).
+func (s *ebpfSource) degradation() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tracer == nil {
+		return ""
+	}
+	if missing := s.tracer.MissingTracepoints(); len(missing) > 0 {
+		return "kernel lacks tracepoints " + strings.Join(missing, ", ") + ": TCP byte counters and latency stay empty"
+	}
+	return ""
 }
 
 // retainedContainers lists the containers the tracer still reports, including those gone

@@ -35,6 +35,7 @@ type logsSource struct {
 
 	mu       sync.Mutex
 	started  time.Time
+	startErr string // which log sources could not start; reported as the degradation
 	patterns *logs.Patterns
 	reader   *logs.Reader
 	client   storage.Client
@@ -77,6 +78,7 @@ func (s *logsSource) start(ctx context.Context, host component.Host) error {
 	reader := logs.NewReader(s.cfg, lookup, patterns, s.logger)
 	if err := reader.Start(ctx, store); err != nil {
 		s.logger.Warn("some log sources cannot run; the others carry on", zap.Error(err))
+		s.startErr = err.Error()
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
@@ -208,6 +210,9 @@ func (s *logsSource) flush(ctx context.Context, now time.Time) {
 		s.logger.Warn("pushing log pattern records failed", zap.Error(err))
 	}
 }
+
+// degradation says which log sources could not start (journald without cgo, say).
+func (s *logsSource) degradation() string { return s.startErr }
 
 // retainedContainers lists containers with message counts that the registry no longer knows
 // (gone past its retention, or never seen with a process): their counts are still exported.
