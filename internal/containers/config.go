@@ -30,14 +30,16 @@ type Config struct {
 	// of containerd, CRI-O and kubepods containers. Sockets that do not exist are skipped.
 	// Default ["/run/containerd/containerd.sock", "/run/crio/crio.sock"].
 	CRISockets []string `mapstructure:"cri_sockets"`
-	// RuntimeTimeout bounds every call to a runtime, so a hung or garbage-answering socket
-	// cannot stall the registry. Default 2s.
+	// RuntimeTimeout bounds every call to a runtime. Calls are made by the registry's metadata
+	// goroutine, never on a lookup, so a hung socket delays metadata (and the publication of
+	// Kubernetes-shaped containers, by at most this long), never attribution. Default 2s.
 	RuntimeTimeout time.Duration `mapstructure:"runtime_timeout"`
 	// MetadataRefreshInterval is how often live containers' runtime metadata (restart count,
 	// labels) is re-read. Default 1m.
 	MetadataRefreshInterval time.Duration `mapstructure:"metadata_refresh_interval"`
 	// MinRescanInterval rate-limits the on-demand scans a lookup miss triggers (a new cgroup
-	// id from eBPF, an unknown pid). Default 200ms.
+	// id from eBPF). Concurrent misses share a scan; an id or pid still unknown after one is
+	// a miss for a second without looking again. Default 200ms.
 	MinRescanInterval time.Duration `mapstructure:"min_rescan_interval"`
 }
 

@@ -10,7 +10,7 @@ import (
 
 // ID identifies a container everywhere in the agent and never changes while it lives:
 //
-//	/k8s/<namespace>/<pod>/<container>  any runtime, when Kubernetes metadata is known
+//	/k8s/<namespace>/<pod>/<container>  any runtime, its cgroup naming a pod, Kubernetes metadata known
 //	/docker/<64 hex>                     dockerd
 //	/containerd/<64 hex>                 containerd without Kubernetes metadata
 //	/crio/<64 hex>, /podman/<64 hex>     CRI-O, podman
@@ -18,8 +18,9 @@ import (
 //	/system.slice/<unit>.service         a systemd service (its cgroup path)
 //	/<cgroup path>                       any other cgroup, when include_other_cgroups is on
 //
-// The ID is fixed when the container is first seen; metadata learnt later fills the other
-// fields. A Kubernetes container that restarts (new runtime id, new cgroup) keeps its ID.
+// The ID is fixed when the container is first published (a Kubernetes-shaped one once its
+// runtime answered or failed; any other when first seen); metadata learnt later fills the
+// other fields. A Kubernetes container that restarts (new runtime id, new cgroup) keeps its ID.
 type ID string
 
 // Container is what the registry knows about one container. Sources key their per-container

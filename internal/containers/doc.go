@@ -14,9 +14,19 @@
 //
 // Processes are attributed from /proc/<pid>/cgroup (internal/cgroups). A container is first
 // seen with a scan, an on-demand rescan after a lookup miss (rate-limited by
-// min_rescan_interval) or a process event; its runtime metadata is asked for then, with a
-// timeout per call and a 30 s pause of a runtime socket that failed, so a hung or garbage
-// socket costs one timeout, not one per event. Pod sandboxes (pause) are not containers.
+// min_rescan_interval, concurrent misses sharing one scan, an id or pid still unknown after a
+// scan answered as a miss for a second) or a process event. Attribution never calls a
+// runtime: the container is published with what its cgroup tells and queued for metadata,
+// which one goroutine asks the runtimes for (a timeout per call, a 30 s pause of a socket
+// that failed) holding no lock a lookup takes, then publishes as a new copy. Lookups wait at
+// most for a /proc scan, never for a runtime. A Kubernetes-shaped container (its cgroup names
+// a pod) is pending until its runtime answered or failed, and lookups miss it meanwhile: the
+// answer decides its ID, whether it is a new instance of a known container, or a pod sandbox
+// (pause), which is not a container. Any other container's ID is fixed by its cgroup.
+//
+// Lookups by cgroup id need the unified hierarchy (cgroup v2, or hybrid with its unified
+// mount): on a cgroup v1-only host, cgroup ids name no container, ContainerByCgroupID misses
+// at once without scanning, and callers attribute by pid (ContainerByPID) instead.
 // A container whose processes are all gone gets GoneAt, stays queryable and listed for the
 // retention (its last counters are kept), then is forgotten everywhere. See ID for naming.
 //

@@ -137,8 +137,16 @@ func TestKubernetesRestartIsANewInstance(t *testing.T) {
 			writeProc(t, proc, "210", "0::"+podDir+"/cri-containerd-"+id6+".scope\n")
 			if via == "scan" {
 				r.Scan()
-			} else if _, ok := r.OnProcessStart(210); !ok {
-				t.Fatal("the restarted container's process is not attributed")
+			} else {
+				// A Kubernetes-shaped container is returned once its runtime has answered:
+				// not by the event itself, which never waits for the runtime.
+				if c, ok := r.OnProcessStart(210); ok {
+					t.Fatalf("pending container returned before its runtime answered: %+v", c)
+				}
+				r.settle()
+				if _, ok := r.ContainerByPID(210); !ok {
+					t.Fatal("the restarted container's process is not attributed")
+				}
 			}
 
 			second, ok := r.ContainerByID(k8sID)

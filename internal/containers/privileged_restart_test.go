@@ -80,7 +80,9 @@ func TestCRIRestart(t *testing.T) {
 	crictl("start", ctr0)
 	pid0 := pidOf(ctr0)
 	r := startHostRegistry(t)
-	first, ok := r.OnProcessStart(pid0)
+	r.OnProcessStart(pid0)
+	r.settle() // its ID comes with the runtime's answer
+	first, ok := r.ContainerByPID(pid0)
 	if !ok || first.ID != "/k8s/cx-test/cx-restart/app" || first.RuntimeID != ctr0 || first.Restarts != 0 {
 		t.Fatalf("attempt 0: %+v %v", first, ok)
 	}
@@ -106,7 +108,9 @@ func TestCRIRestart(t *testing.T) {
 	ctr1 := crictl("create", podID, container(1, "exec sleep 3600"), podFile)
 	crictl("start", ctr1)
 	pid1 := pidOf(ctr1)
-	second, ok := r.OnProcessStart(pid1)
+	r.OnProcessStart(pid1)
+	r.settle()
+	second, ok := r.ContainerByPID(pid1)
 	if !ok {
 		t.Fatalf("attempt 1's pid %d not attributed", pid1)
 	}

@@ -47,6 +47,7 @@ func TestDockerContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startHostRegistry(t)
+	r.Scan() // returns with metadata fetched
 
 	c, ok := r.ContainerByPID(uint32(pid64))
 	if !ok {
@@ -171,7 +172,9 @@ func TestCRIPod(t *testing.T) {
 		t.Fatalf("crictl inspect: %v pid %d", err, inspect.Info.Pid)
 	}
 	r := startHostRegistry(t)
-	c, ok := r.OnProcessStart(uint32(inspect.Info.Pid))
+	r.OnProcessStart(uint32(inspect.Info.Pid))
+	r.settle() // its ID comes with the runtime's answer
+	c, ok := r.ContainerByPID(uint32(inspect.Info.Pid))
 	if !ok {
 		t.Fatalf("CRI container pid %d not attributed", inspect.Info.Pid)
 	}

@@ -37,9 +37,23 @@ type Registry struct {
 	// ignored are container-shaped cgroups a runtime said are not containers (pod sandboxes).
 	ignored map[string]struct{}
 
-	scanMu     sync.Mutex // serialises scans, discoveries and metadata publication
-	lastRescan time.Time  // guarded by scanMu
+	// scanMu serialises scans, discoveries and metadata publication. It is never held across
+	// a runtime call: a lookup that misses may wait for a /proc scan, never for a runtime.
+	scanMu     sync.Mutex
+	lastRescan time.Time // guarded by scanMu
+	scanSeq    atomic.Uint64
 
+	// Runtime metadata is fetched by its own goroutine from this queue (see metadata.go).
+	metaWake  chan struct{}
+	queueMu   sync.Mutex
+	metaQueue []*entry
+	metaMu    sync.Mutex // serialises passes over the queue
+
+	// Short negative caches: a cgroup id or pid that missed after a scan is not looked for
+	// again for missTTL, so a stream of events from it costs a map lookup each.
+	cgroupMisses, pidMisses missCache
+
+	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -51,8 +65,15 @@ type Registry struct {
 // entry is the registry's handle on one container: the published *Container is replaced
 // when metadata changes; the state behind it is shared.
 type entry struct {
-	cur      atomic.Pointer[Container]
-	st       *state
+	cur atomic.Pointer[Container]
+	st  *state
+	// pending: a Kubernetes-shaped container whose runtime metadata has not been fetched yet.
+	// The answer may change its ID (/k8s/<ns>/<pod>/<container>), make it a new instance of a
+	// known container, or show it is a pod sandbox, so lookups miss it until then rather than
+	// return an ID it would not keep.
+	pending atomic.Bool
+	queued  atomic.Bool // in the metadata queue
+	// guarded by scanMu
 	identity cgroups.Identity
 	// guarded by Registry.mu: what to delete from the indexes when the container expires.
 	cgroupKeys []string
@@ -107,14 +128,16 @@ func (r *Registry) Start(cfg Config, cgroupsCfg cgroups.Config, logger *zap.Logg
 		r.now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
+	r.ctx, r.cancel = ctx, cancel
+	r.metaWake = make(chan struct{}, 1)
 	r.mu.Unlock()
 	logger.Info("container registry started", zap.String("cgroup_layout", fs.Layout().String()),
 		zap.String("cgroup_root", cgroupsCfg.Root), zap.String("proc_root", cgroupsCfg.ProcRoot))
 	logNamespaces(logger, fs.Namespaces())
 
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.loop(ctx)
+	go r.metadataLoop(ctx)
 	return nil
 }
 
@@ -136,7 +159,7 @@ func (r *Registry) Close() error {
 
 func (r *Registry) loop(ctx context.Context) {
 	defer r.wg.Done()
-	r.scan(ctx, true)
+	r.scan(true)
 	scanTick := time.NewTicker(r.cfg.ScanInterval)
 	defer scanTick.Stop()
 	refreshTick := time.NewTicker(r.cfg.MetadataRefreshInterval)
@@ -146,20 +169,24 @@ func (r *Registry) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-scanTick.C:
-			r.scan(ctx, true)
+			r.scan(true)
 		case <-refreshTick.C:
-			r.refreshMetadata(ctx)
+			r.enqueueLive()
+			r.wakeMetadata()
 		}
 	}
 }
 
-// Scan re-attributes every process now (what the timer does); for tests and for callers that
-// know the node changed.
+// Scan re-attributes every process now (what the timer does) and then fetches the runtime
+// metadata of what it found, returning when that is published; for tests and for callers
+// that know the node changed. It may wait for runtimes (each call bounded by
+// runtime_timeout); lookups never do.
 func (r *Registry) Scan() {
 	if !r.isStarted() {
 		return
 	}
-	r.scan(context.Background(), true)
+	r.scan(true)
+	r.fetchMetadata(r.ctx)
 }
 
 func (r *Registry) isStarted() bool {
@@ -169,7 +196,8 @@ func (r *Registry) isStarted() bool {
 }
 
 // ContainerByPID returns the container a process belongs to. An unknown pid is attributed on
-// the spot (one /proc read).
+// the spot (one /proc read, never a runtime call); a pid that could not be attributed is not
+// read again for a second.
 func (r *Registry) ContainerByPID(pid uint32) (*Container, bool) {
 	r.mu.RLock()
 	e, known := r.pids[pid]
@@ -178,34 +206,45 @@ func (r *Registry) ContainerByPID(pid uint32) (*Container, bool) {
 	if known {
 		return e.container()
 	}
-	if !started {
+	if !started || r.pidMisses.has(uint64(pid), r.now()) {
 		return nil, false
 	}
-	return r.attributePID(pid).container()
+	e, known = r.attributePID(pid, false)
+	if !known {
+		r.pidMisses.add(uint64(pid), r.now())
+	}
+	return e.container()
 }
 
 // ContainerByCgroupID returns the container whose cgroup v2 directory has this inode number
 // (what bpf_get_current_cgroup_id returns). An unknown id triggers a scan of the processes the
-// registry has not seen yet, at most once per min_rescan_interval, so a container that
-// appeared a moment ago is attributable.
+// registry has not seen yet (coalesced with concurrent ones, at most once per
+// min_rescan_interval, never waiting for a runtime), so a container that appeared a moment
+// ago is attributable; an id still unknown after a scan is not looked for again for a second.
+// On a host without the unified hierarchy (cgroup v1 only) cgroup ids name no container and
+// every call misses at once: callers attribute by pid instead.
 func (r *Registry) ContainerByCgroupID(id uint64) (*Container, bool) {
 	r.mu.RLock()
 	e, ok := r.byCgroupID[id]
 	_, host := r.notContainer[id]
 	started := r.started
+	v1 := started && r.fs.Layout() == cgroups.LayoutV1
 	r.mu.RUnlock()
 	if ok {
 		return e.container()
 	}
-	if host || !started {
+	if host || !started || v1 || r.cgroupMisses.has(id, r.now()) {
 		return nil, false
 	}
 	if !r.rescan() {
-		return nil, false
+		return nil, false // rate-limited: not scanned for this id, so not a known miss either
 	}
 	r.mu.RLock()
-	e = r.byCgroupID[id]
+	e, ok = r.byCgroupID[id]
 	r.mu.RUnlock()
+	if !ok {
+		r.cgroupMisses.add(id, r.now())
+	}
 	return e.container()
 }
 
@@ -235,6 +274,9 @@ func (r *Registry) Containers() []*Container {
 		cutoff = r.now().Add(-r.cfg.Retention)
 	}
 	for _, e := range r.byID {
+		if e.pending.Load() {
+			continue
+		}
 		if gone := e.st.goneTime(); !gone.IsZero() && gone.Before(cutoff) {
 			continue
 		}
@@ -254,12 +296,16 @@ func (r *Registry) Containers() []*Container {
 }
 
 // OnProcessStart attributes a new process (call it on exec, or on fork when the child may be
-// moved to a container cgroup). It returns the container the process is in, if any.
+// moved to a container cgroup). It returns the container the process is in, if any; a
+// Kubernetes container seen for the first time is returned by lookups once its runtime has
+// answered (or failed to), which this call does not wait for.
 func (r *Registry) OnProcessStart(pid uint32) (*Container, bool) {
 	if !r.isStarted() {
 		return nil, false
 	}
-	return r.attributePID(pid).container()
+	r.pidMisses.forget(uint64(pid))
+	e, _ := r.attributePID(pid, true)
+	return e.container()
 }
 
 // OnProcessExit forgets a process. When it was its container's last process, the container
@@ -275,6 +321,11 @@ func (r *Registry) OnProcessExit(pid uint32) {
 		now = r.now()
 	}
 	r.mu.Unlock()
+	e.dropProcess(now)
+}
+
+// dropProcess counts one process fewer in e; the last one leaving makes it gone now.
+func (e *entry) dropProcess(now time.Time) {
 	if e == nil {
 		return
 	}
@@ -317,7 +368,7 @@ func logNamespaces(logger *zap.Logger, nss []cgroups.Namespace) {
 }
 
 func (e *entry) container() (*Container, bool) {
-	if e == nil {
+	if e == nil || e.pending.Load() {
 		return nil, false
 	}
 	return e.cur.Load(), true

@@ -66,6 +66,14 @@ func startFixture(t *testing.T, cfg Config, procRoot string, clk *clock) *Regist
 	}
 	t.Cleanup(func() { _ = r.Close() })
 	r.Scan()
+	// Wait for the background's first scan too: run later, it would publish what it read
+	// before a test's change over the change.
+	for deadline := time.Now().Add(10 * time.Second); r.Stats().Scans < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the background's first scan did not run")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	return r
 }
 
@@ -276,6 +284,12 @@ func TestRegistryNewContainerOnDemand(t *testing.T) {
 		t.Fatal("nginx.service known before its process exists")
 	}
 	writeProc(t, proc, "206", "0::/system.slice/nginx.service\n")
+	// The miss above is remembered for a moment (a stream of events from an unknown cgroup
+	// costs one scan, not one each); past it, the id is looked for again.
+	if _, ok := r2.ContainerByCgroupID(st.Ino); ok {
+		t.Fatal("a recent miss looked for again at once")
+	}
+	clk.add(missTTL)
 	c, ok := r2.ContainerByCgroupID(st.Ino)
 	if !ok || c.ID != "/system.slice/nginx.service" || c.Runtime != "systemd" || c.Name != "nginx.service" {
 		t.Fatalf("on-demand: %+v %v", c, ok)

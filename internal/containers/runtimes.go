@@ -58,6 +58,20 @@ func newRuntimes(cfg Config, logger *zap.Logger) *runtimes {
 	return rt
 }
 
+// serves reports whether a runtime is configured that can describe containers of this kind.
+func (rt *runtimes) serves(kind cgroups.Kind) bool {
+	if rt == nil {
+		return false
+	}
+	switch kind {
+	case cgroups.KindDocker:
+		return rt.docker != nil
+	case cgroups.KindContainerd, cgroups.KindCRIO, cgroups.KindKubepods:
+		return len(rt.cri) > 0
+	}
+	return false
+}
+
 // lookup asks the runtimes that can know a container of this kind. ok is false when none
 // answered with metadata (absent, paused, failing, or not knowing the id).
 func (rt *runtimes) lookup(ctx context.Context, kind cgroups.Kind, id string) (metadata, bool) {

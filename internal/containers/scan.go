@@ -39,14 +39,15 @@ func (r *Registry) tracked(id cgroups.Identity) bool {
 
 // scan reads processes and publishes what it learnt. A full scan re-reads every process and
 // decides which containers are gone; an incremental one reads only processes the registry
-// does not know yet.
-func (r *Registry) scan(ctx context.Context, full bool) {
+// does not know yet. Neither calls a runtime: new containers are queued for metadata.
+func (r *Registry) scan(full bool) {
 	r.scanMu.Lock()
 	defer r.scanMu.Unlock()
-	r.scanLocked(ctx, full)
+	r.scanLocked(full)
 }
 
-func (r *Registry) scanLocked(ctx context.Context, full bool) {
+func (r *Registry) scanLocked(full bool) {
+	r.scanSeq.Add(1)
 	pids, err := r.fs.Pids(r.pidBuf[:0])
 	r.pidBuf = pids
 	if err != nil {
@@ -71,13 +72,14 @@ func (r *Registry) scanLocked(ctx context.Context, full bool) {
 	for _, pid := range pids {
 		r.read(pid, &b, cgroupIDs)
 	}
-	r.resolve(ctx, &b)
+	r.resolve(&b)
 	r.publish(&b, cgroupIDs, full)
 	if full {
 		r.scans.Add(1)
 	} else {
 		r.rescans.Add(1)
 	}
+	r.wakeMetadata()
 }
 
 // read attributes one process into the batch.
@@ -137,9 +139,10 @@ func (r *Registry) cgroupID(unified string, cache map[string]uint64) (uint64, bo
 	return ino, ino != 0
 }
 
-// resolve finds or creates the container of every observation. Runtime lookups happen here,
-// under scanMu but not under mu, so lookups by other sources never wait for a runtime.
-func (r *Registry) resolve(ctx context.Context, b *batch) {
+// resolve finds or creates the container of every observation, from cgroup identity alone.
+// It runs under scanMu and never calls a runtime: a container needing metadata is queued for
+// the metadata goroutine, so lookups by other sources never wait for a runtime.
+func (r *Registry) resolve(b *batch) {
 	for key, o := range b.obs {
 		r.mu.RLock()
 		e := r.byCgroup[key]
@@ -151,55 +154,46 @@ func (r *Registry) resolve(ctx context.Context, b *batch) {
 			b.ignored = append(b.ignored, key)
 			delete(b.obs, key)
 		case e == nil:
-			o.entry = r.discover(ctx, o)
-			if o.entry == nil {
-				r.mu.Lock()
-				if r.ignored == nil {
-					r.ignored = make(map[string]struct{})
-				}
-				r.ignored[key] = struct{}{}
-				r.mu.Unlock()
-				b.hostPids = append(b.hostPids, o.pids...)
-				b.ignored = append(b.ignored, key)
-				delete(b.obs, key)
-			}
+			o.entry = r.discover(o)
 		default:
 			o.entry = e
 			if r.newInstance(e, key, o) {
 				// Same path, re-created cgroup (docker restart): counters start again.
-				r.restartEntry(ctx, e, o)
+				r.restartEntry(e, o)
 			} else if !e.st.goneTime().IsZero() {
 				// Back from the dead in the same cgroup: re-read the restart count.
-				if m, ok := r.lookup(ctx, e.identity); ok {
-					r.applyRefresh(e, m)
-				}
+				r.enqueueMetadata(e)
 			}
 		}
 	}
 }
 
-// discover creates the container for a cgroup never seen, or re-points an existing one with
-// the same ID (a Kubernetes container restarted into a new cgroup). nil: not a container.
-func (r *Registry) discover(ctx context.Context, o *observation) *entry {
-	m, hasMeta := r.lookup(ctx, o.identity)
-	if hasMeta && m.Sandbox {
-		return nil
-	}
-	c := newContainer(o.identity, m, hasMeta)
+// discover creates the container for a cgroup never seen, published at once with what its
+// cgroup tells. A runtime's container is queued for metadata; a Kubernetes-shaped one (its
+// cgroup names a pod) stays pending, invisible to lookups, until then: the runtime decides
+// its ID, whether it is a restart of a known container, or a pod sandbox.
+func (r *Registry) discover(o *observation) *entry {
+	c := newContainer(o.identity, metadata{}, false)
 	r.mu.RLock()
-	e := r.byID[c.ID]
+	known := r.byID[c.ID]
 	r.mu.RUnlock()
-	if e != nil {
-		// A new instance of a known container (a Kubernetes container restarted: new runtime
-		// id, new cgroup). Its counters start from zero, so its cumulative metrics need a new
-		// start: a copy with FirstSeen now. The restart count is the runtime's (in c).
-		r.repoint(e, c, o)
-		return e
+	needsMeta := r.rt.serves(o.identity.Kind)
+	if known != nil && !(needsMeta && o.identity.PodUID != "") {
+		// The same ID in a new cgroup, told by the cgroup alone: a new instance.
+		r.repoint(known, c, o)
+		if needsMeta {
+			r.enqueueMetadata(known)
+		}
+		return known
 	}
 	c.FirstSeen = r.now()
 	c.st = &state{fs: r.fs, paths: o.paths, refreshedAt: r.now(), instance: r.instanceOf(o)}
-	e = &entry{st: c.st, identity: o.identity}
+	e := &entry{st: c.st, identity: o.identity}
 	e.cur.Store(c)
+	if needsMeta {
+		e.pending.Store(o.identity.PodUID != "")
+		r.enqueueMetadata(e)
+	}
 	return e
 }
 
@@ -251,14 +245,11 @@ func (r *Registry) newInstance(e *entry, key string, o *observation) bool {
 }
 
 // restartEntry publishes a new instance of a container whose cgroup was re-created under the
-// same path, with fresh runtime metadata (the restart count) when the runtime answers.
-func (r *Registry) restartEntry(ctx context.Context, e *entry, o *observation) {
-	prev := e.cur.Load()
-	c := *prev
-	if m, ok := r.lookup(ctx, e.identity); ok && !m.Sandbox {
-		applyMetadata(&c, m)
-	}
+// same path, with the metadata it had; the fresh restart count follows from the queue.
+func (r *Registry) restartEntry(e *entry, o *observation) {
+	c := *e.cur.Load()
 	r.repoint(e, &c, o)
+	r.enqueueMetadata(e)
 }
 
 func (r *Registry) lookup(ctx context.Context, id cgroups.Identity) (metadata, bool) {
@@ -331,6 +322,9 @@ func (r *Registry) publish(b *batch, cgroupIDs map[string]uint64, full bool) {
 		r.notContainer = make(map[uint64]struct{}, len(r.notContainer))
 	}
 	for _, pid := range b.hostPids {
+		if prev := r.pids[pid]; prev != nil {
+			prev.dropProcess(now) // left its container for a cgroup that is none
+		}
 		r.pids[pid] = nil
 	}
 	for _, ino := range b.notContainer {
@@ -341,8 +335,8 @@ func (r *Registry) publish(b *batch, cgroupIDs map[string]uint64, full bool) {
 		e := o.entry
 		c := e.cur.Load()
 		seen[e] = true
-		if _, ok := r.byID[c.ID]; !ok {
-			r.byID[c.ID] = e
+		if _, ok := r.byID[c.ID]; !ok && !e.pending.Load() {
+			r.byID[c.ID] = e // a pending container is listed once its ID is final
 		}
 		if r.byCgroup[key] != e {
 			r.byCgroup[key] = e
@@ -359,14 +353,23 @@ func (r *Registry) publish(b *batch, cgroupIDs map[string]uint64, full bool) {
 				e.cgroupIDs = append(e.cgroupIDs, ino)
 			}
 		}
+		added := 0
 		for _, pid := range o.pids {
+			prev, known := r.pids[pid]
+			if known && prev == e {
+				continue // counted already (a process that execs again)
+			}
+			if known {
+				prev.dropProcess(now) // moved here from another container
+			}
 			r.pids[pid] = e
+			added++
 		}
 		e.st.mu.Lock()
 		if full {
 			e.st.pids = len(o.pids)
 		} else {
-			e.st.pids += len(o.pids)
+			e.st.pids += added
 		}
 		e.st.goneAt = time.Time{}
 		e.st.mu.Unlock()
@@ -423,69 +426,46 @@ func (r *Registry) forgetLocked(id ID, e *entry) {
 }
 
 // rescan reads the processes the registry has not seen, unless one did so within
-// min_rescan_interval.
+// min_rescan_interval. Concurrent callers coalesce: one that waited while a scan begun after
+// its own miss ran uses that scan. It reports whether a scan begun after the call ran.
 func (r *Registry) rescan() bool {
+	arrived := r.scanSeq.Load()
 	r.scanMu.Lock()
 	defer r.scanMu.Unlock()
-	if now := r.now(); now.Sub(r.lastRescan) >= r.cfg.MinRescanInterval {
-		r.lastRescan = now
-		r.scanLocked(context.Background(), false)
+	if r.scanSeq.Load() != arrived {
+		return true
 	}
+	now := r.now()
+	if now.Sub(r.lastRescan) < r.cfg.MinRescanInterval {
+		return false
+	}
+	r.lastRescan = now
+	r.scanLocked(false)
 	return true
 }
 
-// attributePID reads one process and publishes it.
-func (r *Registry) attributePID(pid uint32) *entry {
+// attributePID reads one process and publishes it; known reports whether the registry knows
+// it afterwards (in a container or in none). Unless force, a pid published while this waited
+// for scanMu is not read again.
+func (r *Registry) attributePID(pid uint32, force bool) (e *entry, known bool) {
 	r.scanMu.Lock()
 	defer r.scanMu.Unlock()
+	if !force {
+		r.mu.RLock()
+		e, known = r.pids[pid]
+		r.mu.RUnlock()
+		if known {
+			return e, true
+		}
+	}
 	b := batch{obs: make(map[string]*observation, 1)}
 	cgroupIDs := make(map[string]uint64, 1)
 	r.read(pid, &b, cgroupIDs)
-	r.resolve(context.Background(), &b)
+	r.resolve(&b)
 	r.publish(&b, cgroupIDs, false)
-	for _, o := range b.obs {
-		return o.entry
-	}
-	return nil
-}
-
-// refreshMetadata re-reads the runtime metadata of live runtime containers (restart counts,
-// labels). Lookups run without scanMu; each result is published under it.
-func (r *Registry) refreshMetadata(ctx context.Context) {
+	r.wakeMetadata()
 	r.mu.RLock()
-	entries := make([]*entry, 0, len(r.byID))
-	for _, e := range r.byID {
-		entries = append(entries, e)
-	}
+	e, known = r.pids[pid]
 	r.mu.RUnlock()
-	for _, e := range entries {
-		if ctx.Err() != nil {
-			return
-		}
-		if !e.st.goneTime().IsZero() {
-			continue
-		}
-		m, ok := r.lookup(ctx, e.identity)
-		if !ok || m.Sandbox {
-			continue
-		}
-		r.scanMu.Lock()
-		r.applyRefresh(e, m)
-		r.scanMu.Unlock()
-	}
-}
-
-// applyRefresh publishes fresh metadata for a container; the caller holds scanMu.
-func (r *Registry) applyRefresh(e *entry, m metadata) {
-	if m.Sandbox {
-		return
-	}
-	prev := e.cur.Load()
-	c := *prev
-	applyMetadata(&c, m)
-	c.ID = prev.ID // fixed for the container's life
-	e.cur.Store(&c)
-	e.st.mu.Lock()
-	e.st.refreshedAt = r.now()
-	e.st.mu.Unlock()
+	return e, known
 }
