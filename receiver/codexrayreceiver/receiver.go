@@ -275,8 +275,9 @@ func (r *codexrayReceiver) runningSources() []source {
 // instanceCounters are the sums read from a container instance's cgroup: a restarted container
 // (a new cgroup behind the same id) counts them from zero again, so their start time is the
 // instance's FirstSeen. Every other sum of a container (TCP, delays, OOM kills, log messages,
-// restarts) accumulates per container id in the agent for the receiver's lifetime and keeps
-// the receiver's start time, so no backend sees a cumulative value fall under one start time.
+// restarts) accumulates per container id in the agent: its source records it with the time
+// that accumulation began (Record...DataPointWithStart), or the receiver's start, so no backend
+// sees a cumulative value fall under one start time.
 var instanceCounters = map[string]bool{
 	"container.resources.cpu.usage":               true,
 	"container.resources.cpu.throttled":           true,

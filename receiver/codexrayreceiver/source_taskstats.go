@@ -3,6 +3,7 @@ package codexrayreceiver
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,6 +110,27 @@ func (s *taskstatsSource) recordContainer(mb *metadata.MetricsBuilder, now pcomm
 	mb.RecordContainerResourcesSwapinDelayDataPointWithStart(start, now, d.Swapin)
 	mb.RecordContainerResourcesMemoryReclaimDelayDataPointWithStart(start, now, d.MemoryReclaim)
 	mb.RecordContainerResourcesMemoryThrashingDelayDataPointWithStart(start, now, d.MemoryThrashing)
+}
+
+// degradation says what the kernel does not account: disk delay without
+// kernel.task_delayacct, and delays of processes exiting between collections without the exit
+// listener.
+func (s *taskstatsSource) degradation() string {
+	s.mu.Lock()
+	c := s.collector
+	s.mu.Unlock()
+	if c == nil {
+		return ""
+	}
+	st := c.Status()
+	var reasons []string
+	if !st.TaskDelayacct {
+		reasons = append(reasons, "kernel.task_delayacct is 0: disk delay stays 0 (set taskstats.enable_task_delayacct)")
+	}
+	if st.ExitListenerErr != nil {
+		reasons = append(reasons, "no exit notifications, delays of short-lived processes are lost: "+st.ExitListenerErr.Error())
+	}
+	return strings.Join(reasons, "; ")
 }
 
 // recordNode reports exit records lost to socket overruns: delays of processes that exited

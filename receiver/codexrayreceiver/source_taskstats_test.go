@@ -2,6 +2,7 @@ package codexrayreceiver
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"strconv"
@@ -170,6 +171,7 @@ func TestTaskstatsSourceWithRegistry(t *testing.T) {
 // fakeDelays is a delayCollector whose totals the test sets.
 type fakeDelays struct {
 	delays map[containers.ID]taskstats.ContainerDelays
+	status taskstats.Status
 }
 
 func (f *fakeDelays) Collect(time.Time) error { return nil }
@@ -177,7 +179,7 @@ func (f *fakeDelays) ContainerDelays(id containers.ID) (taskstats.ContainerDelay
 	d, ok := f.delays[id]
 	return d, ok
 }
-func (f *fakeDelays) Status() taskstats.Status { return taskstats.Status{} }
+func (f *fakeDelays) Status() taskstats.Status { return f.status }
 func (f *fakeDelays) Close() error             { return nil }
 
 // The collector forgets the totals of a container idle for 5 minutes and starts them again from
@@ -235,4 +237,16 @@ func TestTaskstatsSourceStartFollowsTotals(t *testing.T) {
 		assert.Equal(t, secondLife, got[n].StartTimestamp().AsTime(), n)
 	}
 	assert.Equal(t, 0.5, got["container.resources.cpu.delay"].DoubleValue())
+}
+
+func TestTaskstatsDegradation(t *testing.T) {
+	src := newTestTaskstatsSource(t, nil)
+	fake := &fakeDelays{status: taskstats.Status{TaskDelayacct: true}}
+	src.collector = fake
+	assert.Empty(t, src.degradation())
+	fake.status.TaskDelayacct = false
+	assert.Contains(t, src.degradation(), "kernel.task_delayacct is 0")
+	fake.status.ExitListenerErr = errors.New("permission denied")
+	assert.Contains(t, src.degradation(), "no exit notifications")
+	assert.Contains(t, src.degradation(), "permission denied")
 }
