@@ -23,6 +23,27 @@ import (
 // other fields. A Kubernetes container that restarts (new runtime id, new cgroup) keeps its ID.
 type ID string
 
+// IDOf is the ID the registry gives the container of a cgroup identity when no runtime
+// described it with Kubernetes names: a runtime's container by runtime and runtime id, a
+// kubepods container by pod UID and runtime id, a systemd service and any other cgroup by its
+// cgroup path. Sources that see a cgroup but not the registry's entry (journald) use it so their
+// series land on the container the registry publishes.
+func IDOf(ident cgroups.Identity) ID {
+	switch ident.Kind {
+	case cgroups.KindDocker:
+		return ID("/docker/" + ident.ID)
+	case cgroups.KindContainerd:
+		return ID("/containerd/" + ident.ID)
+	case cgroups.KindCRIO:
+		return ID("/crio/" + ident.ID)
+	case cgroups.KindPodman:
+		return ID("/podman/" + ident.ID)
+	case cgroups.KindKubepods:
+		return ID("/kubepods/" + ident.PodUID + "/" + ident.ID)
+	}
+	return ID(ident.Path)
+}
+
 // Container is what the registry knows about one container. Sources key their per-container
 // state by ID and look containers up through the Registry. A *Container is immutable once
 // published: when metadata changes the registry publishes a new copy, so readers need no lock.

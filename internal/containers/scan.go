@@ -263,23 +263,11 @@ func (r *Registry) lookup(ctx context.Context, id cgroups.Identity) (metadata, b
 
 // newContainer builds a container's published fields; see ID for the naming.
 func newContainer(id cgroups.Identity, m metadata, hasMeta bool) *Container {
-	c := &Container{CgroupPath: id.Path, Runtime: id.Kind.String(), RuntimeID: id.ID, PodUID: id.PodUID}
+	c := &Container{ID: IDOf(id), CgroupPath: id.Path, Runtime: id.Kind.String(), RuntimeID: id.ID, PodUID: id.PodUID}
 	switch id.Kind {
-	case cgroups.KindDocker:
-		c.ID = ID("/docker/" + id.ID)
-	case cgroups.KindContainerd:
-		c.ID = ID("/containerd/" + id.ID)
-	case cgroups.KindCRIO:
-		c.ID = ID("/crio/" + id.ID)
-	case cgroups.KindPodman:
-		c.ID = ID("/podman/" + id.ID)
-	case cgroups.KindKubepods:
-		c.ID = ID("/kubepods/" + id.PodUID + "/" + id.ID)
 	case cgroups.KindSystemd:
-		c.ID = ID(id.Path)
-		c.Name = id.ID
-	default:
-		c.ID = ID(id.Path)
+		c.Name = id.ID // the unit
+	case cgroups.KindOther, cgroups.KindNone:
 		c.Name = id.Path
 	}
 	if hasMeta {

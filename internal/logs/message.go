@@ -84,29 +84,12 @@ func containerOfCgroup(lookup ContainerLookup, path string) (id containers.ID, c
 			return c.ID, c, true
 		}
 	}
-	return registryID(ident), nil, true
-}
-
-// registryID is the ID the registry gives the container of ident when no runtime described it
-// (the scheme documented on containers.ID): a systemd service, and any other cgroup, is its
-// cgroup path, e.g. "/system.slice/system-getty.slice/getty@tty1.service" or
-// "/machine.slice/machine-vm1.scope". (Other cgroups count as containers in the registry only
-// with include_other_cgroups; their journal entries are attributed to them regardless, so a
-// VM's or a transient scope's logs are not mixed into the node's.)
-func registryID(ident cgroups.Identity) containers.ID {
-	switch ident.Kind {
-	case cgroups.KindDocker:
-		return dockerContainerID(ident.ID)
-	case cgroups.KindContainerd:
-		return containers.ID("/containerd/" + ident.ID)
-	case cgroups.KindCRIO:
-		return containers.ID("/crio/" + ident.ID)
-	case cgroups.KindPodman:
-		return containers.ID("/podman/" + ident.ID)
-	case cgroups.KindKubepods:
-		return containers.ID("/kubepods/" + ident.PodUID + "/" + ident.ID)
-	}
-	return containers.ID(ident.Path)
+	// A systemd service, and any other cgroup, is its cgroup path (e.g.
+	// "/system.slice/system-getty.slice/getty@tty1.service", "/machine.slice/machine-vm1.scope").
+	// Other cgroups count as containers in the registry only with include_other_cgroups; their
+	// journal entries are attributed to them regardless, so a VM's or a transient scope's logs
+	// are not mixed into the node's.
+	return containers.IDOf(ident), nil, true
 }
 
 // unitCgroupPath approximates the cgroup of a systemd system unit from its name alone, for
