@@ -6,9 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"go.uber.org/zap"
 )
 
 func TestFilesAtLaunchFromEndLaterFromStart(t *testing.T) {
@@ -361,4 +364,52 @@ func TestBurst(t *testing.T) {
 	awaitCount(rec, n, 50*time.Second)
 	t.Logf("backlog read in %s", time.Since(start))
 	checkExactlyOnce(t, rec.snapshot(), prefix, 0, n)
+}
+
+// TestUnfollowedFileResumesWhereItStopped: discovery stops following a file that is still there
+// (it no longer matches, or its container left) and later wants it again. Reading resumes after
+// the last line read, whatever checkpoint the store held before: no line is read twice, with or
+// without a previous checkpoint tick. Driven synchronously, so no checkpoint tick interferes.
+func TestUnfollowedFileResumesWhereItStopped(t *testing.T) {
+	for _, tickedBefore := range []bool{false, true} {
+		t.Run(map[bool]string{false: "never checkpointed", true: "older checkpoint"}[tickedBefore], func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.log")
+			appendLines(t, path, numbered("line", 0, 10)...)
+			cfg := testConfig()
+			target := fileTarget{path: path, source: "file", maxRaw: cfg.MaxLineLength,
+				newDecoder: func() lineDecoder { return plainDecoder{} }}
+			wanted := true
+			discover := func() []fileTarget {
+				if wanted {
+					return []fileTarget{target}
+				}
+				return nil
+			}
+			rec := &recorder{}
+			store := newMemStore()
+			w := newFileWatcher("files", &cfg, discover, rec, &Stats{}, &openFiles{limit: 10}, store, true, zap.NewNop(), &atomic.Uint64{})
+			t.Cleanup(w.closeAll)
+
+			w.sync(t.Context(), true)
+			w.pollAll()
+			if tickedBefore {
+				w.saveCheckpoints(t.Context())
+			}
+			appendLines(t, path, numbered("line", 10, 20)...)
+			w.pollAll()
+
+			wanted = false
+			w.sync(t.Context(), false)
+			if len(w.followers) != 0 {
+				t.Fatalf("still following %d files", len(w.followers))
+			}
+			appendLines(t, path, numbered("line", 20, 30)...)
+
+			wanted = true
+			w.sync(t.Context(), false)
+			w.pollAll()
+			checkExactlyOnce(t, rec.snapshot(), "line", 0, 30)
+		})
+	}
 }

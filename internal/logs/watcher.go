@@ -180,8 +180,7 @@ func (w *fileWatcher) sync(ctx context.Context, launch bool) {
 			continue
 		}
 		if _, err := os.Stat(path); err == nil {
-			w.close(r)
-			delete(w.followers, path)
+			w.unfollow(ctx, path, r)
 		}
 	}
 }
@@ -373,10 +372,21 @@ func (w *fileWatcher) close(r *follower) {
 	}
 }
 
+// unfollow stops following the file at path, which is still there. Its checkpoint is saved
+// first: when discovery wants the file again (this run or the next), reading resumes where it
+// stopped instead of repeating lines from an older checkpoint or the first line. (Files that
+// left their path are only closed: retire; their checkpoint was deleted or replaced.)
+func (w *fileWatcher) unfollow(ctx context.Context, path string, r *follower) {
+	if r.commit != r.saved {
+		w.saveCheckpoint(ctx, path, r)
+	}
+	w.close(r)
+	delete(w.followers, path)
+}
+
 func (w *fileWatcher) closeAll() {
 	for path, r := range w.followers {
-		w.close(r)
-		delete(w.followers, path)
+		w.unfollow(context.Background(), path, r)
 	}
 	for _, d := range w.draining {
 		w.close(d.r)
