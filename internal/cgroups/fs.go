@@ -3,14 +3,14 @@ package cgroups
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/codexray/codexray-node-agent/internal/procfs"
 )
 
 // Layout is how a host mounts its cgroup hierarchies.
@@ -124,7 +124,7 @@ func exists(p string) bool {
 func (f *FS) ProcessPaths(pid uint32) (Paths, error) {
 	bp := f.bufs.Get().(*[]byte)
 	defer f.bufs.Put(bp)
-	data, err := readInto(f.procRoot+"/"+strconv.FormatUint(uint64(pid), 10)+"/cgroup", bp)
+	data, err := procfs.ReadFile(procfs.PidPath(f.procRoot, pid, "cgroup"), bp)
 	if err != nil {
 		return Paths{}, err
 	}
@@ -140,34 +140,12 @@ func (f *FS) ProcessPaths(pid uint32) (Paths, error) {
 
 // ProcessExited reports whether an error from ProcessPaths means the process is gone.
 func ProcessExited(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+	return procfs.Gone(err)
 }
 
 // Pids lists the processes in ProcRoot, appending to dst.
 func (f *FS) Pids(dst []uint32) ([]uint32, error) {
-	d, err := os.Open(f.procRoot)
-	if err != nil {
-		return dst, err
-	}
-	defer d.Close()
-	for {
-		names, err := d.Readdirnames(512)
-		for _, n := range names {
-			if n == "" || n[0] < '0' || n[0] > '9' {
-				continue
-			}
-			pid, perr := strconv.ParseUint(n, 10, 32)
-			if perr == nil {
-				dst = append(dst, uint32(pid))
-			}
-		}
-		if err == io.EOF {
-			return dst, nil
-		}
-		if err != nil {
-			return dst, err
-		}
-	}
+	return procfs.Pids(f.procRoot, dst)
 }
 
 // CgroupID returns the inode number of a cgroup v2 directory: what bpf_get_current_cgroup_id
@@ -181,44 +159,6 @@ func (f *FS) CgroupID(unifiedPath string) (uint64, error) {
 		return 0, &fs.PathError{Op: "stat", Path: f.unified + unifiedPath, Err: err}
 	}
 	return st.Ino, nil
-}
-
-// readInto reads a whole (small, virtual) file into *bp, growing it as needed. It uses raw
-// syscalls: os.Open would allocate an *os.File and try to register the descriptor with the
-// poller, which is measurable when a cycle reads thousands of cgroup files.
-func readInto(path string, bp *[]byte) ([]byte, error) {
-	var fd int
-	var err error
-	for {
-		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer syscall.Close(fd)
-	b := (*bp)[:0]
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := syscall.Read(fd, b[len(b):cap(b)])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			*bp = b
-			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n <= 0 {
-			break
-		}
-		b = b[:len(b)+n]
-	}
-	*bp = b
-	return b, nil
 }
 
 // DirInode returns the inode of the directory of a cgroup in p: the v2 one when there is one,

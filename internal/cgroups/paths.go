@@ -33,40 +33,29 @@ const deletedSuffix = " (deleted)"
 // "kubepods-pod1.slice:cri-containerd:<id>"), so it is everything after the second colon.
 func ParseProcCgroup(data []byte) (Paths, error) {
 	var p Paths
-	lineNo := 0
-	for len(data) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
-		lineNo++
-		if len(line) == 0 {
-			continue
-		}
+	err := forEachLine(data, func(lineNo int, line []byte) error {
 		c1 := bytes.IndexByte(line, ':')
 		if c1 < 0 {
-			return Paths{}, fmt.Errorf("line %d: no ':' in %q", lineNo, truncate(line))
+			return fmt.Errorf("line %d: no ':' in %q", lineNo, truncate(line))
 		}
 		rest := line[c1+1:]
 		c2 := bytes.IndexByte(rest, ':')
 		if c2 < 0 {
-			return Paths{}, fmt.Errorf("line %d: no controller list in %q", lineNo, truncate(line))
+			return fmt.Errorf("line %d: no controller list in %q", lineNo, truncate(line))
 		}
 		if !isDigits(line[:c1]) {
-			return Paths{}, fmt.Errorf("line %d: hierarchy id %q is not a number", lineNo, truncate(line[:c1]))
+			return fmt.Errorf("line %d: hierarchy id %q is not a number", lineNo, truncate(line[:c1]))
 		}
 		controllers, rawPath := rest[:c2], rest[c2+1:]
 		rawPath = bytes.TrimSuffix(rawPath, []byte(deletedSuffix))
 		if len(rawPath) == 0 || rawPath[0] != '/' {
-			return Paths{}, fmt.Errorf("line %d: cgroup path %q is not absolute", lineNo, truncate(rawPath))
+			return fmt.Errorf("line %d: cgroup path %q is not absolute", lineNo, truncate(rawPath))
 		}
 		path := string(rawPath)
 		if len(controllers) == 0 {
 			// cgroup v2: the only hierarchy with an empty controller list (id 0).
 			p.Unified = path
-			continue
+			return nil
 		}
 		for len(controllers) > 0 {
 			var c []byte
@@ -92,6 +81,10 @@ func ParseProcCgroup(data []byte) (Paths, error) {
 				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return Paths{}, err
 	}
 	if p == (Paths{}) {
 		return Paths{}, errors.New("no cgroup listed")

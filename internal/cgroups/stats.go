@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"syscall"
+
+	"github.com/codexray/codexray-node-agent/internal/procfs"
 )
 
 // Stats is one cgroup's resource counters at one moment. Cumulative values are totals since
@@ -117,7 +119,7 @@ func (r *statReader) read(dir, rel, file string) []byte {
 	if rel == "/" {
 		path = dir + "/" + file
 	}
-	data, err := readInto(path, r.bp)
+	data, err := procfs.ReadFile(path, r.bp)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.EOPNOTSUPP) {
 			return nil

@@ -2,15 +2,16 @@ package logs
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/codexray/codexray-node-agent/internal/procfs"
 )
 
-// findWriters scans <procfs>/*/fd for descriptors open for writing on one of paths and returns
+// findWriters scans <procRoot>/*/fd for descriptors open for writing on one of paths and returns
 // the pid of a writer for each path it finds. Unreadable processes (gone, or not ours when not
 // root) are skipped: attribution is best effort and the file then belongs to the node.
-func findWriters(procfs string, paths []string) map[string]uint32 {
+func findWriters(procRoot string, paths []string) map[string]uint32 {
 	want := make(map[string]string, len(paths)) // resolved path -> configured path
 	for _, p := range paths {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
@@ -20,34 +21,25 @@ func findWriters(procfs string, paths []string) map[string]uint32 {
 		}
 	}
 	found := map[string]uint32{}
-	procs, err := os.ReadDir(procfs)
+	pids, err := procfs.Pids(procRoot, nil)
 	if err != nil {
 		return found
 	}
-	for _, proc := range procs {
-		pid, err := strconv.ParseUint(proc.Name(), 10, 32)
-		if err != nil {
-			continue
-		}
-		fdDir := filepath.Join(procfs, proc.Name(), "fd")
-		fds, err := os.ReadDir(fdDir)
-		if err != nil {
-			continue
-		}
-		for _, fd := range fds {
-			target, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
-			if err != nil || len(target) == 0 || target[0] != '/' {
-				continue // sockets, pipes, anon inodes
+	var link, fdinfo []byte
+	for _, pid := range pids {
+		_ = procfs.EachFD(procRoot, pid, &link, func(fd int, target []byte) {
+			if len(target) == 0 || target[0] != '/' {
+				return // sockets, pipes, anon inodes
 			}
-			p, ok := want[target]
+			p, ok := want[string(target)]
 			if !ok {
-				continue
+				return
 			}
-			if _, done := found[p]; done || !openForWriting(filepath.Join(procfs, proc.Name(), "fdinfo", fd.Name())) {
-				continue
+			if _, done := found[p]; done || !openForWriting(procfs.PidPath(procRoot, pid, "fdinfo/"+strconv.Itoa(fd)), &fdinfo) {
+				return
 			}
-			found[p] = uint32(pid)
-		}
+			found[p] = pid
+		})
 		if len(found) == len(want) {
 			break
 		}
@@ -57,8 +49,8 @@ func findWriters(procfs string, paths []string) map[string]uint32 {
 
 // openForWriting reads the "flags:" line of a /proc/<pid>/fdinfo/<fd> file (octal open flags)
 // and reports O_WRONLY or O_RDWR.
-func openForWriting(fdinfo string) bool {
-	b, err := os.ReadFile(fdinfo)
+func openForWriting(fdinfo string, buf *[]byte) bool {
+	b, err := procfs.ReadFile(fdinfo, buf)
 	if err != nil {
 		return false
 	}

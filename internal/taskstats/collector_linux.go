@@ -100,7 +100,7 @@ func NewCollector(cfg Config, resolver Resolver, logger *zap.Logger) (*Collector
 		acc:    NewAccumulator(resolver, 0),
 		client: client,
 	}
-	c.reader = &clientReader{procfs: procfs{root: cfg.ProcRoot}, client: client}
+	c.reader = &clientReader{procReader: procReader{root: cfg.ProcRoot}, client: client}
 	c.status.Namespace = client.Namespace()
 	if n := client.Namespace().Note; n != "" {
 		logger.Info("taskstats: host network namespace not entered", zap.String("reason", n))
@@ -244,9 +244,9 @@ func (c *Collector) Close() error {
 	return err
 }
 
-// clientReader is the processReader over procfs and a TASKSTATS Client.
+// clientReader is the processReader over the proc root and a TASKSTATS Client.
 type clientReader struct {
-	procfs
+	procReader
 	client *Client
 }
 

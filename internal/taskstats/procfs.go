@@ -4,58 +4,36 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
-	"syscall"
+
+	"github.com/codexray/codexray-node-agent/internal/procfs"
 )
 
-// procfs lists processes and reads their start time under a proc root.
-type procfs struct {
+// procReader lists processes and reads their start time under a proc root.
+type procReader struct {
 	root string
 	buf  []byte
 }
 
 // TGIDs lists the numeric entries of the proc root: one per thread group.
-func (p *procfs) TGIDs() ([]uint32, error) {
-	f, err := os.Open(p.root)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
+func (p *procReader) TGIDs() ([]uint32, error) {
+	pids, err := procfs.Pids(p.root, nil)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", p.root, err)
-	}
-	pids := make([]uint32, 0, len(names))
-	for _, n := range names {
-		if n == "" || n[0] < '0' || n[0] > '9' {
-			continue
-		}
-		v, err := strconv.ParseUint(n, 10, 32)
-		if err != nil {
-			continue
-		}
-		pids = append(pids, uint32(v))
 	}
 	return pids, nil
 }
 
 // Start reads the state and start time (clock ticks since boot) from <root>/<pid>/stat.
-func (p *procfs) Start(pid uint32) (uint64, bool, error) {
+func (p *procReader) Start(pid uint32) (uint64, bool, error) {
 	if p.buf == nil {
-		p.buf = make([]byte, 1024)
+		p.buf = make([]byte, 0, 1024)
 	}
-	path := p.root + "/" + strconv.FormatUint(uint64(pid), 10) + "/stat"
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	b, err := procfs.ReadFile(procfs.PidPath(p.root, pid, "stat"), &p.buf)
 	if err != nil {
 		return 0, false, err
 	}
-	n, err := syscall.Read(fd, p.buf)
-	syscall.Close(fd)
-	if err != nil {
-		return 0, false, err
-	}
-	return parseStat(p.buf[:n])
+	return parseStat(b)
 }
 
 var errBadStat = errors.New("malformed /proc/<pid>/stat")

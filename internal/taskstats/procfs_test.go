@@ -54,7 +54,7 @@ func TestProcfs(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(root, "self"), 0o755)
 	os.MkdirAll(filepath.Join(root, "sys"), 0o755)
-	p := &procfs{root: root}
+	p := &procReader{root: root}
 	pids, err := p.TGIDs()
 	if err != nil {
 		t.Fatal(err)

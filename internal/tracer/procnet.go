@@ -5,9 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
+
+	"github.com/codexray/codexray-node-agent/internal/procfs"
 )
 
 // TCP states as /proc/net/tcp prints them in its st column (include/net/tcp_states.h).
@@ -161,27 +161,10 @@ func parseDecimal(b []byte) (uint64, bool) {
 // readProcNet reads a whole /proc/<pid>/net/tcp{,6} file into *buf (reused between calls) and
 // calls fn for each socket line. Lines that do not parse are counted and skipped.
 func readProcNet(path string, v6 bool, buf *[]byte, fn func(*procSocket)) (malformed int, err error) {
-	f, err := os.Open(path)
+	b, err := procfs.ReadFile(path, buf)
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	b := (*buf)[:0]
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := f.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			*buf = b
-			return 0, err
-		}
-	}
-	*buf = b
 	first := true
 	for len(b) > 0 {
 		line := b

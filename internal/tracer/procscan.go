@@ -7,9 +7,9 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"syscall"
 
 	"github.com/codexray/codexray-node-agent/internal/ebpf"
+	"github.com/codexray/codexray-node-agent/internal/procfs"
 )
 
 // existingSocket is a listening socket or an open connection found in /proc.
@@ -83,33 +83,19 @@ func scanSockets(root string) (*socketScan, error) {
 	return s, nil
 }
 
+// listPIDs lists the processes under root, parents before children: the first holder found
+// owns a shared socket.
 func listPIDs(root string) ([]uint32, error) {
-	d, err := os.Open(root)
+	pids, err := procfs.Pids(root, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	pids := make([]uint32, 0, len(names))
-	for _, n := range names {
-		if pid, err := strconv.ParseUint(n, 10, 32); err == nil && pid > 0 {
-			pids = append(pids, uint32(pid))
-		}
-	}
-	slices.Sort(pids) // parents before children: the first holder found owns a shared socket
+	slices.Sort(pids)
 	return pids, nil
 }
 
-// gone reports whether err means the process (or its file descriptor) no longer exists.
-func gone(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
-}
-
 func (s *socketScan) pidPath(pid uint32, rest string) string {
-	return s.root + "/" + strconv.FormatUint(uint64(pid), 10) + "/" + rest
+	return procfs.PidPath(s.root, pid, rest)
 }
 
 // visitNamespace reads pid's network namespace and, the first time it is seen, its socket
@@ -118,14 +104,14 @@ func (s *socketScan) pidPath(pid uint32, rest string) string {
 func (s *socketScan) visitNamespace(pid uint32) (ok, vanished bool) {
 	ino, err := s.netnsOf(pid)
 	if err != nil {
-		return false, gone(err)
+		return false, procfs.Gone(err)
 	}
 	ns := s.namespaces[ino]
 	if ns == nil {
 		ns = &procNetNS{inode: ino, listenPorts: map[uint16]bool{}}
 		if err := s.readTables(ns, pid); err != nil {
 			// the next process in this namespace reads the tables instead
-			return false, gone(err)
+			return false, procfs.Gone(err)
 		}
 		s.namespaces[ino] = ns
 	}
@@ -136,7 +122,7 @@ func (s *socketScan) visitNamespace(pid uint32) (ok, vanished bool) {
 // netnsOf returns the inode number of pid's network namespace from the "net:[4026531840]"
 // link: the number the kernel side reads from sock->sk_net.
 func (s *socketScan) netnsOf(pid uint32) (uint32, error) {
-	target, err := s.readlink(s.pidPath(pid, "ns/net"))
+	target, err := procfs.ReadLink(s.pidPath(pid, "ns/net"), &s.link)
 	if err != nil {
 		return 0, err
 	}
@@ -149,19 +135,6 @@ func (s *socketScan) netnsOf(pid uint32) (uint32, error) {
 		return 0, err
 	}
 	return uint32(ino), nil
-}
-
-func (s *socketScan) readlink(path string) ([]byte, error) {
-	for {
-		n, err := syscall.Readlink(path, s.link)
-		if err != nil {
-			return nil, &fs.PathError{Op: "readlink", Path: path, Err: err}
-		}
-		if n < len(s.link) {
-			return s.link[:n], nil
-		}
-		s.link = make([]byte, 2*len(s.link))
-	}
 }
 
 // readTables reads net/tcp and net/tcp6 of pid into ns, keeping listening sockets and open
@@ -206,39 +179,26 @@ func (s *socketScan) eachSocket(pid uint32, fn func(family uint16, p *procSocket
 
 // findOwned marks the sockets pid holds a file descriptor on.
 func (s *socketScan) findOwned(pid uint32) {
-	dir := s.pidPath(pid, "fd")
-	d, err := os.Open(dir)
-	if err != nil {
-		s.countFailure(err)
-		return
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		s.countFailure(err)
-		return
-	}
-	for _, name := range names {
-		target, err := s.readlink(dir + "/" + name)
-		if err != nil {
-			continue // closed since the listing
-		}
+	err := procfs.EachFD(s.root, pid, &s.link, func(_ int, target []byte) {
 		inner, ok := bytes.CutPrefix(target, []byte("socket:["))
 		if !ok || len(inner) < 2 || inner[len(inner)-1] != ']' {
-			continue
+			return
 		}
 		ino, ok := parseDecimal(inner[:len(inner)-1])
 		if !ok {
-			continue
+			return
 		}
 		if e := s.byInode[ino]; e != nil && e.owner == 0 {
 			e.owner = pid
 		}
+	})
+	if err != nil {
+		s.countFailure(err)
 	}
 }
 
 func (s *socketScan) countFailure(err error) {
-	if gone(err) {
+	if procfs.Gone(err) {
 		s.vanished++
 	} else {
 		s.unreadable++
