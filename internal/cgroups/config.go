@@ -15,13 +15,15 @@ type Config struct {
 	// Default "/sys/fs/cgroup". In a pod it is the host's, mounted read-only.
 	Root string `mapstructure:"root"`
 	// ProcRoot is the procfs of the host's pid namespace: /proc/<pid>/cgroup is read from it,
-	// and block device names from ProcRoot/partitions. Default "/proc".
+	// and block device names from ProcRoot/partitions. Default "": the receiver's
+	// node.proc_root (and "/proc" where this package is used on its own); set it only to read
+	// another procfs than the other sources.
 	ProcRoot string `mapstructure:"proc_root"`
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
-	return Config{Enabled: true, Root: "/sys/fs/cgroup", ProcRoot: "/proc"}
+	return Config{Enabled: true, Root: "/sys/fs/cgroup"}
 }
 
 // Validate reports the first invalid setting.
@@ -32,10 +34,7 @@ func (c *Config) Validate() error {
 	if !filepath.IsAbs(c.Root) {
 		return errors.New("cgroups: root must be an absolute path, got " + c.Root)
 	}
-	if c.ProcRoot == "" {
-		return errors.New("cgroups: proc_root must not be empty (default /proc)")
-	}
-	if !filepath.IsAbs(c.ProcRoot) {
+	if c.ProcRoot != "" && !filepath.IsAbs(c.ProcRoot) {
 		return errors.New("cgroups: proc_root must be an absolute path, got " + c.ProcRoot)
 	}
 	return nil

@@ -62,9 +62,9 @@ type FS struct {
 
 // Open detects the layout under cfg.Root. It fails when no cgroup hierarchy is there.
 func Open(cfg Config) (*FS, error) {
-	f := &FS{procRoot: cfg.ProcRoot}
+	f := &FS{procRoot: procfs.Root(cfg.ProcRoot)}
 	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
-	f.devices.partitions = filepath.Join(cfg.ProcRoot, "partitions")
+	f.devices.partitions = filepath.Join(f.procRoot, "partitions")
 	switch {
 	case exists(filepath.Join(cfg.Root, "cgroup.controllers")):
 		f.layout = LayoutV2

@@ -315,13 +315,15 @@ func TestConfigValidate(t *testing.T) {
 	if err := def.Validate(); err != nil {
 		t.Fatalf("default config invalid: %v", err)
 	}
+	if def.ProcRoot != "" {
+		t.Errorf("default proc_root %q, want \"\" (the receiver's node.proc_root)", def.ProcRoot)
+	}
 	for _, tt := range []struct {
 		cfg  Config
 		want string
 	}{
 		{Config{Root: "", ProcRoot: "/proc"}, "root must not be empty"},
 		{Config{Root: "sys/fs/cgroup", ProcRoot: "/proc"}, "root must be an absolute path"},
-		{Config{Root: "/sys/fs/cgroup", ProcRoot: ""}, "proc_root must not be empty"},
 		{Config{Root: "/sys/fs/cgroup", ProcRoot: "proc"}, "proc_root must be an absolute path"},
 	} {
 		if err := tt.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {

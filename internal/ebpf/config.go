@@ -35,7 +35,9 @@ type Config struct {
 	// ProcRoot is the host's procfs, where the TCP sockets that were open before the agent
 	// started are read right after start, in the background and before the first kernel event
 	// is applied (listen addresses and long-lived connections). In a pod it is
-	// the host's /proc through hostPID, or a host mount such as /host/proc. Default "/proc".
+	// the host's /proc through hostPID, or a host mount such as /host/proc. Default "": the
+	// receiver's node.proc_root (and "/proc" where the tracer is used on its own); set it only
+	// to read another procfs than the other sources.
 	ProcRoot string `mapstructure:"proc_root"`
 }
 
@@ -49,7 +51,6 @@ func DefaultConfig() Config {
 		OOMKillRetention:            30 * time.Minute,
 		Conntrack:                   true,
 		Latency:                     true,
-		ProcRoot:                    "/proc",
 	}
 }
 
@@ -67,9 +68,6 @@ func (c *Config) Validate() error {
 	}
 	if c.OOMKillRetention <= 0 {
 		errs = append(errs, fmt.Errorf("ebpf.oom_kill_retention must be positive, got %s", c.OOMKillRetention))
-	}
-	if c.ProcRoot == "" {
-		errs = append(errs, errors.New("ebpf.proc_root must not be empty"))
 	}
 	return errors.Join(errs...)
 }

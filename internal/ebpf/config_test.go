@@ -19,7 +19,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no destinations", func(c *Config) { c.MaxDestinationsPerContainer = 0 }, "max_destinations_per_container"},
 		{"ttl", func(c *Config) { c.DestinationTTL = 0 }, "destination_ttl"},
 		{"oom retention", func(c *Config) { c.OOMKillRetention = -time.Second }, "oom_kill_retention"},
-		{"proc root", func(c *Config) { c.ProcRoot = "" }, "proc_root"},
+		{"proc root of the receiver (empty)", func(c *Config) { c.ProcRoot = "" }, ""},
+		{"proc root set", func(c *Config) { c.ProcRoot = "/host/proc" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,7 +43,7 @@ func TestConfigValidate(t *testing.T) {
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
 	if !c.Enabled || c.RingBufferSize != 4<<20 || c.MaxDestinationsPerContainer != 1000 ||
-		c.DestinationTTL != 10*time.Minute || c.OOMKillRetention != 30*time.Minute || !c.Conntrack || !c.Latency || c.ProcRoot != "/proc" {
+		c.DestinationTTL != 10*time.Minute || c.OOMKillRetention != 30*time.Minute || !c.Conntrack || !c.Latency || c.ProcRoot != "" {
 		t.Errorf("defaults changed: %+v", c)
 	}
 }

@@ -118,7 +118,9 @@ type FilesConfig struct {
 	// scan) and attributes the file to that process's container. Default true.
 	AttributeWriters bool `mapstructure:"attribute_writers"`
 	// ProcRoot is the procfs scanned for writers: the host's, e.g. /host/proc, when the agent
-	// runs in a container without hostPID's /proc. Default /proc.
+	// runs in a container without hostPID's /proc. Default "": the receiver's node.proc_root
+	// (and "/proc" where this package is used on its own); set it only to read another procfs
+	// than the other sources.
 	ProcRoot string `mapstructure:"proc_root"`
 }
 
@@ -129,7 +131,7 @@ func DefaultConfig() Config {
 		Docker:             DockerConfig{Enabled: true, ContainersDir: "/var/lib/docker/containers"},
 		CRI:                CRIConfig{Enabled: true, PodsDir: "/var/log/pods"},
 		Journald:           JournaldConfig{Enabled: true},
-		Files:              FilesConfig{Enabled: true, Include: DefaultFileIncludes(), Exclude: DefaultFileExcludes(), AttributeWriters: true, ProcRoot: "/proc"},
+		Files:              FilesConfig{Enabled: true, Include: DefaultFileIncludes(), Exclude: DefaultFileExcludes(), AttributeWriters: true},
 		MaxLineLength:      64 << 10,
 		MaxOpenFiles:       1024,
 		PollInterval:       250 * time.Millisecond,
@@ -169,9 +171,6 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.MaxLineLength < 256 {
 		errs = append(errs, fmt.Errorf("logs.max_line_length must be at least 256 bytes, got %d", c.MaxLineLength))
-	}
-	if c.Files.AttributeWriters && c.Files.ProcRoot == "" {
-		errs = append(errs, errors.New("logs.files.proc_root must not be empty when attribute_writers is on"))
 	}
 	if c.MaxOpenFiles < 1 {
 		errs = append(errs, fmt.Errorf("logs.max_open_files must be positive, got %d", c.MaxOpenFiles))

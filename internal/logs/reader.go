@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"go.uber.org/zap"
+
+	"github.com/codexray/codexray-node-agent/internal/procfs"
 )
 
 const startedKey = "logs/started"
@@ -39,7 +41,7 @@ func NewReader(cfg Config, lookup ContainerLookup, sink Sink, logger *zap.Logger
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Reader{cfg: cfg, lookup: lookup, sink: sink, logger: logger, procfs: cfg.Files.ProcRoot}
+	return &Reader{cfg: cfg, lookup: lookup, sink: sink, logger: logger, procfs: procfs.Root(cfg.Files.ProcRoot)}
 }
 
 // Stats returns the sources' self-metrics.

@@ -9,6 +9,19 @@ import (
 	"syscall"
 )
 
+// DefaultRoot is where procfs is mounted unless configured otherwise.
+const DefaultRoot = "/proc"
+
+// Root is the proc root to read: configured, or DefaultRoot when configured is empty. Config
+// sections leave proc_root empty to mean "the agent's one procfs setting" (the receiver's
+// node.proc_root); a package used on its own reads /proc then.
+func Root(configured string) string {
+	if configured == "" {
+		return DefaultRoot
+	}
+	return configured
+}
+
 // Pids appends the processes listed under root (one decimal directory per thread group) to dst,
 // in the order the directory lists them: ascending on a real procfs. Entries that are not pids
 // ("self", "net", "sys", …) are skipped. A process that exits while root is being listed is

@@ -303,3 +303,14 @@ func FuzzParsePid(f *testing.F) {
 		}
 	})
 }
+
+func TestRoot(t *testing.T) {
+	for _, tt := range []struct{ configured, want string }{
+		{"", "/proc"},
+		{"/host/proc", "/host/proc"},
+	} {
+		if got := Root(tt.configured); got != tt.want {
+			t.Errorf("Root(%q) = %q, want %q", tt.configured, got, tt.want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/procfs"
 )
 
 // Collector is the taskstats source: it follows every process of every container, receives
@@ -85,6 +86,7 @@ func NewCollector(cfg Config, resolver Resolver, logger *zap.Logger) (*Collector
 	if logger == nil {
 		logger = zap.NewNop()
 	}
+	cfg.ProcRoot = procfs.Root(cfg.ProcRoot)
 	client, err := Dial(cfg.ProcRoot)
 	if err != nil {
 		return nil, err

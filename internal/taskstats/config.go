@@ -11,8 +11,9 @@ type Config struct {
 	Enabled bool `mapstructure:"enabled"`
 
 	// ProcRoot is where the host's procfs is mounted: processes are listed there, and the
-	// host network namespace is reached through <proc_root>/1/ns/net. Default "/proc"; an
-	// agent in a container with the host's /proc mounted elsewhere sets e.g. "/host/proc".
+	// host network namespace is reached through <proc_root>/1/ns/net. Default "": the
+	// receiver's node.proc_root (and "/proc" where this package is used on its own); set it only
+	// to read another procfs than the other sources.
 	ProcRoot string `mapstructure:"proc_root"`
 
 	// EnableTaskDelayacct writes 1 to kernel.task_delayacct at start when it is 0. Without it
@@ -24,7 +25,7 @@ type Config struct {
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
-	return Config{Enabled: true, ProcRoot: "/proc"}
+	return Config{Enabled: true}
 }
 
 // Validate reports the first invalid setting.
@@ -32,10 +33,7 @@ func (c *Config) Validate() error {
 	if !c.Enabled {
 		return nil
 	}
-	if c.ProcRoot == "" {
-		return errors.New("taskstats: proc_root must not be empty")
-	}
-	if !filepath.IsAbs(c.ProcRoot) {
+	if c.ProcRoot != "" && !filepath.IsAbs(c.ProcRoot) {
 		return errors.New("taskstats: proc_root must be an absolute path, got " + c.ProcRoot)
 	}
 	return nil

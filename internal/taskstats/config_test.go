@@ -10,7 +10,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"default", DefaultConfig(), true},
 		{"host proc mounted elsewhere", Config{Enabled: true, ProcRoot: "/host/proc"}, true},
-		{"empty proc root", Config{Enabled: true}, false},
+		{"empty proc root: the receiver's node.proc_root", Config{Enabled: true}, true},
 		{"relative proc root", Config{Enabled: true, ProcRoot: "proc"}, false},
 		{"disabled ignores the rest", Config{}, true},
 	}
@@ -22,7 +22,7 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	d := DefaultConfig()
-	if !d.Enabled || d.ProcRoot != "/proc" || d.EnableTaskDelayacct {
+	if !d.Enabled || d.ProcRoot != "" || d.EnableTaskDelayacct {
 		t.Fatalf("defaults %+v", d)
 	}
 }

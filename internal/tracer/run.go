@@ -10,6 +10,7 @@ import (
 
 	"github.com/codexray/codexray-node-agent/internal/conntrack"
 	"github.com/codexray/codexray-node-agent/internal/ebpf"
+	"github.com/codexray/codexray-node-agent/internal/procfs"
 )
 
 // run is the kernel attachment of a started tracer.
@@ -90,10 +91,7 @@ func (t *Tracer) Seeded() <-chan struct{} {
 // attached (see seed.go). It runs on the reader goroutine before the first event is read, so
 // that connect events of connections established in between find their seeded entries.
 func (t *Tracer) seedExisting(probe *ebpf.Probe) {
-	root := t.opts.Config.ProcRoot
-	if root == "" {
-		root = ebpf.DefaultConfig().ProcRoot
-	}
+	root := procfs.Root(t.opts.Config.ProcRoot)
 	res, err := t.seed(root, probe)
 	if errors.Is(err, errSeedStopped) {
 		return

@@ -42,7 +42,9 @@ type Config struct {
 // NodeConfig locates the host's own files. In a container the host's /proc is usually mounted
 // elsewhere (e.g. /host/proc); hostPID pods can keep /proc.
 type NodeConfig struct {
-	// ProcRoot is the host's procfs. Default /proc.
+	// ProcRoot is the host's procfs. Default /proc. It is the one proc_root users set: every
+	// section's proc_root (ebpf, taskstats, cgroups, logs.files) left empty takes this value,
+	// so in a pod `node: {proc_root: /host/proc}` points every source at the host's procfs.
 	ProcRoot string `mapstructure:"proc_root"`
 	// MachineIDPaths are tried in order for host.id. Default /etc/machine-id,
 	// /var/lib/dbus/machine-id.
@@ -65,6 +67,19 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("node.proc_root must not be empty"))
 	}
 	return errors.Join(errs...)
+}
+
+// withProcRoots returns a copy of c in which every section's proc_root left empty is
+// node.proc_root. Sources are built from it, so they all read the same procfs unless a section
+// names another one explicitly. c itself is not changed.
+func (c *Config) withProcRoots() *Config {
+	r := *c
+	for _, root := range [...]*string{&r.EBPF.ProcRoot, &r.Taskstats.ProcRoot, &r.Cgroups.ProcRoot, &r.Logs.Files.ProcRoot} {
+		if *root == "" {
+			*root = c.Node.ProcRoot
+		}
+	}
+	return &r
 }
 
 func (c *Config) logsBuilderConfig() metadata.LogsBuilderConfig {

@@ -55,6 +55,39 @@ func TestConfigCustom(t *testing.T) {
 	assert.False(t, cfg.ResourceAttributes.HostID.Enabled)
 }
 
+// procRoots are the proc_root every source is built with.
+func procRoots(c *Config) map[string]string {
+	return map[string]string{
+		"node": c.Node.ProcRoot, "ebpf": c.EBPF.ProcRoot, "taskstats": c.Taskstats.ProcRoot,
+		"cgroups": c.Cgroups.ProcRoot, "logs.files": c.Logs.Files.ProcRoot,
+	}
+}
+
+func TestConfigSectionProcRootsFollowNode(t *testing.T) {
+	tests := []struct {
+		name string
+		want map[string]string
+	}{
+		{"", map[string]string{"node": "/proc", "ebpf": "/proc", "taskstats": "/proc", "cgroups": "/proc", "logs.files": "/proc"}},
+		{"node_proc_root", map[string]string{
+			"node": "/host/proc", "ebpf": "/host/proc", "taskstats": "/host/proc", "cgroups": "/host/proc", "logs.files": "/host/proc",
+		}},
+		// An explicit section value wins, also when it is the old default.
+		{"section_proc_root", map[string]string{
+			"node": "/host/proc", "ebpf": "/host/proc", "taskstats": "/host/proc", "cgroups": "/other/proc", "logs.files": "/proc",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(t, tt.name)
+			require.NoError(t, err)
+			before := procRoots(cfg)
+			assert.Equal(t, tt.want, procRoots(cfg.withProcRoots()))
+			assert.Equal(t, before, procRoots(cfg), "the user's config must not change")
+		})
+	}
+}
+
 func TestConfigErrorsAreClear(t *testing.T) {
 	tests := []struct {
 		name    string

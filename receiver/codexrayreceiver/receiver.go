@@ -87,7 +87,7 @@ func (r *codexrayReceiver) start(_ context.Context, host component.Host) error {
 	r.registry = &containers.Registry{}
 	r.node = newNodeSource(r.cfg.Node, start)
 
-	env := sourceEnv{cfg: r.cfg, settings: r.settings, registry: r.registry, node: r.node, emitLogs: r.emitLogs}
+	env := sourceEnv{cfg: r.cfg.withProcRoots(), settings: r.settings, registry: r.registry, node: r.node, emitLogs: r.emitLogs}
 	var failed []error
 	for _, newSource := range sourceConstructors {
 		s := newSource(env)

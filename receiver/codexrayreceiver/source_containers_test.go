@@ -32,12 +32,12 @@ func newFixtureContainersSource(t *testing.T) (*containersSource, *containers.Re
 	require.NoError(t, err)
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
 	cfg.Cgroups.Root = filepath.Join(root, "cgroupfs", "v2")
-	cfg.Cgroups.ProcRoot = filepath.Join(root, "proc", "v2")
+	cfg.Node.ProcRoot = filepath.Join(root, "proc", "v2") // cgroups.proc_root left unset: node's
 	cfg.Containers.DockerSocket = ""
 	cfg.Containers.CRISockets = nil
 	cfg.Containers.ScanInterval = time.Hour
 	reg := &containers.Registry{}
-	src := newContainersSource(sourceEnv{cfg: cfg, settings: receivertest.NewNopSettings(metadata.Type), registry: reg}).(*containersSource)
+	src := newContainersSource(sourceEnv{cfg: cfg.withProcRoots(), settings: receivertest.NewNopSettings(metadata.Type), registry: reg}).(*containersSource)
 	require.Equal(t, "containers", src.name())
 	require.True(t, src.enabled())
 	require.NoError(t, src.start(context.Background(), componenttest.NewNopHost()))
