@@ -34,9 +34,12 @@
 //
 // A message joins the pattern of the same word count whose masked words are equal at the
 // most positions, if at least 80% of the positions are equal and the first word is equal
-// when it is a constant; otherwise it starts a pattern. Joining turns the differing
-// positions of the pattern into "<*>", so a Pattern's Template and Hash can change while its
-// pointer stays. Exact repeats of a masked sequence are found through a bounded cache
+// when it is a constant; otherwise it starts a pattern. A key:value word (not key=value,
+// whose key is a field name) whose key differs but whose shape with the key masked agrees
+// counts as equal, except as the first word: dpkg's "libgc1:amd64" and "dbus:amd64" join
+// one pattern "<*>:<*>". Joining turns the differing positions of the pattern into "<*>"
+// ("<*>:<*>" for such keys), so a Pattern's Template and Hash can change while its pointer
+// stays. Exact repeats of a masked sequence are found through a bounded cache
 // without comparing. With the one default configuration this scores a grouping accuracy of
 // 0.93 on average over the 12 Loghub-2k systems (go run ./cmd/loghub-score).
 //

@@ -87,6 +87,7 @@ const similarityThreshold = 0.8
 type cluster struct {
 	pattern Pattern
 	hashes  []uint64 // masked-token hash per position; wildcardHash where the pattern has <*>
+	shapes  []uint64 // Token.shape per position: the hash with a key masked too
 	texts   []string // masked token per position
 }
 
@@ -200,32 +201,45 @@ func (e *Extractor) match(toks []Token) *cluster {
 	// Like Drain, a position the pattern already holds as <*> does not count as a match: an
 	// all-<*> pattern must not swallow every message of its length.
 	need := int(similarityThreshold*float64(n) + 0.999999)
+	// A key=value or key:value token whose key differs from the pattern's but whose shape
+	// (key and value masked) is the same counts as equal, as it would were the key a
+	// variable: "libgc1:amd64" and "dbus:amd64" in dpkg.log. Among clusters with as many
+	// equal positions, the one with fewer such key-only matches wins.
 	var best *cluster
-	bestHit := need - 1
+	bestHit, bestKeyed := need-1, 0
 	for _, c := range e.byLength[n] {
 		// A leading constant word is the message's verb or subject ("Accepted ..." vs
 		// "Failed ..."): messages that differ there are different events.
 		if toks[0].Kind == KindWord && c.hashes[0] != toks[0].hash {
 			continue
 		}
-		hit := 0
+		hit, keyed := 0, 0
 		for i := range toks {
 			if c.hashes[i] == toks[i].hash {
 				hit++
+			} else if c.shapes[i] == toks[i].shape {
+				hit++
+				keyed++
 			}
 		}
-		if hit > bestHit {
-			best, bestHit = c, hit
+		if hit > bestHit || (hit == bestHit && best != nil && keyed < bestKeyed) {
+			best, bestHit, bestKeyed = c, hit, keyed
 		}
 	}
 	return best
 }
 
 func (e *Extractor) newCluster(message string, toks []Token) *cluster {
-	c := &cluster{hashes: make([]uint64, len(toks)), texts: make([]string, len(toks))}
+	c := &cluster{hashes: make([]uint64, len(toks)), shapes: make([]uint64, len(toks)), texts: make([]string, len(toks))}
 	for i, t := range toks {
 		c.hashes[i] = t.hash
+		c.shapes[i] = t.shape
 		c.texts[i] = t.Masked(message)
+	}
+	// The first word names the event even when it is a key-value word ("onExtend:<*>" vs
+	// "onStandStepChanged:<*>" in HealthApp): its key never matches by shape.
+	if len(toks) > 0 {
+		c.shapes[0] = c.hashes[0]
 	}
 	c.pattern.Sample = strings.Clone(truncateUTF8(message, e.cfg.SampleLength))
 	c.setTemplate()
@@ -237,14 +251,23 @@ func (e *Extractor) newCluster(message string, toks []Token) *cluster {
 // generalise turns every position where the message differs from the cluster into a
 // wildcard position. The position matches anything from then on; its text keeps what both
 // sides share around the difference ("rhost=<*>" from "rhost=<*>" and "rhost=example.org").
+// A key-value position whose keys differ but whose shapes agree becomes a key-wildcard
+// position instead ("<*>:<*>" from "libgc1:<*>" and "dbus:<*>"): it then matches every
+// token of that shape, whatever its key.
 func (e *Extractor) generalise(c *cluster, message string, toks []Token) {
 	changed := false
 	for i, t := range toks {
-		if h := c.hashes[i]; h != wildcardHash && h != t.hash {
-			c.hashes[i] = wildcardHash
-			c.texts[i] = mergeTokens(c.texts[i], t.Masked(message))
-			changed = true
+		h := c.hashes[i]
+		if h == wildcardHash || h == t.hash || h == t.shape {
+			continue
 		}
+		if c.shapes[i] == t.shape {
+			c.hashes[i] = t.shape
+		} else {
+			c.hashes[i], c.shapes[i] = wildcardHash, wildcardHash
+		}
+		c.texts[i] = mergeTokens(c.texts[i], t.Masked(message))
+		changed = true
 	}
 	if changed {
 		c.setTemplate()

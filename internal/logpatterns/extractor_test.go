@@ -45,6 +45,80 @@ func TestExtractorTemplates(t *testing.T) {
 			},
 		},
 		{
+			name: "dpkg package:arch keys vary, one pattern per action",
+			messages: []string{
+				"2024-06-24 14:36:49 status half-installed libgc1:amd64 1:8.2.2-3",
+				"2024-06-24 14:36:49 status unpacked libgc1:amd64 1:8.2.2-3",
+				"2024-06-24 14:36:50 status half-installed dbus:amd64 1.14.10-1~deb12u1",
+				"2024-06-24 14:36:51 status installed openssl:amd64 3.0.15-1~deb12u1",
+				"2024-06-24 14:36:52 status unpacked libc-bin:amd64 2.36-9+deb12u9",
+				"2024-06-24 14:36:53 status installed g++:amd64 4:12.2.0-3",
+				"2024-06-24 14:36:54 status installed x11-common:all 1:7.7+23",
+				"2024-06-24 14:36:55 status unpacked gnupg:all 2.2.40-1.1",
+				"2024-06-24 14:36:56 status installed ca-certificates:all 20230311",
+			},
+			want: []string{
+				"<*> <*> status <*> <*>:<*> <*>",
+				"<*> <*> status <*> <*>:all <*>",
+			},
+		},
+		{
+			name: "dpkg configure and install lines",
+			messages: []string{
+				"2024-06-24 14:38:29 install libatk1.0-0:amd64 <none> 2.46.0-5",
+				"2024-06-24 14:38:30 install libcups2:amd64 <none> 2.4.2-3+deb12u8",
+				"2024-06-24 14:38:31 install linux-libc-dev:amd64 <none> 6.1.129-1",
+				"2024-06-24 14:39:01 configure libcups2:amd64 2.4.2-3+deb12u8 <none>",
+				"2024-06-24 14:39:02 configure wget:amd64 1.21.3-1+deb12u1 <none>",
+			},
+			want: []string{
+				"<*> <*> install <*>:<*> <none> <*>",
+				"<*> <*> configure <*>:<*> <*> <none>",
+			},
+		},
+		{
+			name: "a key alone does not merge messages whose constant words differ",
+			messages: []string{
+				"2024-06-24 14:36:49 status installed libgc1:amd64 1:8.2.2-3",
+				"2024-06-24 14:36:50 removing package dbus:amd64 1.14.10-1",
+			},
+			want: []string{
+				"<*> <*> status installed libgc1:<*> <*>",
+				"<*> <*> removing package dbus:<*> <*>",
+			},
+		},
+		{
+			name: "key=value keys are field names and keep messages apart",
+			messages: []string{
+				"getDataEnabled: subId=1 phoneId=0",
+				"getDataEnabled: subId=1 retVal=0",
+			},
+			want: []string{
+				"getDataEnabled: subId=<*> phoneId=<*>",
+				"getDataEnabled: subId=<*> retVal=<*>",
+			},
+		},
+		{
+			name: "the first word's key names the event",
+			messages: []string{
+				"onExtend:1514038530000 14 0 4",
+				"onStandStepChanged:1514038530000 14 0 4",
+			},
+			want: []string{
+				"onExtend:<*> <*> <*> <*>",
+				"onStandStepChanged:<*> <*> <*> <*>",
+			},
+		},
+		{
+			name: "a same-key pattern wins over a key-only match",
+			messages: []string{
+				"job step done worker:7 queue:1",
+				"job step done worker:8 queue:2",
+				"job step done pool:3 queue:4",
+			},
+			want: []string{"job step done <*>:<*> queue:<*>"},
+		},
+		{
 			name:     "whitespace runs collapse",
 			messages: []string{"a  b\t\tc 1", "a b c 2"},
 			want:     []string{"a b c <*>"},

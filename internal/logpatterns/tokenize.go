@@ -40,6 +40,11 @@ type Token struct {
 	VarStart, VarEnd int
 	Kind             Kind
 	hash             uint64 // FNV-1a of the masked form, so comparing tokens is comparing integers
+	// shape is the hash of the masked form with the key of a key=value or key:value token
+	// masked too ("<*>:<*>" for "libgc1:amd64"); for every other token it equals hash. The
+	// extractor compares shapes where the keys differ, so a key that varies between
+	// messages (a package, a metric name) does not keep them apart.
+	shape uint64
 }
 
 // IsVariable reports whether the token holds a variable part.
@@ -179,6 +184,7 @@ func Tokenize(message string, dst []Token) []Token {
 					t.VarEnd--
 				}
 				t.hash = maskedHash(message, &t)
+				t.shape = t.hash
 				dst = append(dst, t)
 				i = end
 				continue
@@ -200,11 +206,12 @@ func Tokenize(message string, dst []Token) []Token {
 		}
 		var t Token
 		if class&classSpecial == 0 && !maybeHexOrDate(message[start:i]) {
-			t = Token{Start: start, End: i, VarStart: start, VarEnd: start, hash: h}
+			t = Token{Start: start, End: i, VarStart: start, VarEnd: start, hash: h, shape: h}
 			dst = append(dst, t)
 			continue
 		}
-		t = classifyWord(message, start, i)
+		var keyStart, keyEnd int
+		t, keyStart, keyEnd = classifyWord(message, start, i)
 		// key="quoted value with spaces" is one token.
 		if (t.Kind == KindWord || t.Kind == KindKeyValue) && i < n {
 			if eq := indexByteRange(message, start, i, '='); eq >= 0 && eq+1 < i && message[eq+1] == '"' && isKey(message[start:eq]) {
@@ -213,14 +220,32 @@ func Tokenize(message string, dst []Token) []Token {
 					for t.VarEnd > t.VarStart && message[t.VarEnd] != '"' {
 						t.VarEnd--
 					}
+					keyStart, keyEnd = 0, 0
 					i = end
 				}
 			}
 		}
 		t.hash = maskedHash(message, &t)
+		t.shape = t.hash
+		switch {
+		case keyEnd > keyStart:
+			t.shape = keyShapeHash(message, &t, keyStart, keyEnd)
+		case t.Kind == KindWord || t.Kind == KindMixed:
+			t.shape = nameShapeHash(message, &t, t.hash)
+		}
 		dst = append(dst, t)
 	}
 	return dst
+}
+
+// keyShapeHash hashes a key-value token with both its key message[keyStart:keyEnd] and its
+// value masked, the way maskedHash hashes it with the value masked.
+func keyShapeHash(message string, t *Token, keyStart, keyEnd int) uint64 {
+	h := fnvString(fnvOffset, message[t.Start:keyStart])
+	h = fnvString(h, Wildcard)
+	h = fnvString(h, message[keyEnd:t.VarStart])
+	h = fnvString(h, Wildcard)
+	return fnvString(h, message[t.VarEnd:t.End])
 }
 
 func indexByteRange(s string, from, to int, c byte) int {
@@ -263,35 +288,79 @@ func maskedHash(message string, t *Token) uint64 {
 		return fnvString(fnvOffset, message[t.Start:t.End])
 	case KindMixed:
 		h := fnvString(fnvOffset, message[t.Start:t.VarStart])
-		w := message[t.VarStart:t.VarEnd]
-		for i := 0; i < len(w); {
-			j := i
-			if isSegmentDelim(w[i]) {
-				for j < len(w) && isSegmentDelim(w[j]) {
-					j++
-				}
-				h = fnvString(h, w[i:j])
-				i = j
-				continue
-			}
-			digit := false
-			for j < len(w) && !isSegmentDelim(w[j]) {
-				if isDigit(w[j]) {
-					digit = true
-				}
-				j++
-			}
-			if digit {
-				h = fnvString(h, Wildcard)
-			} else {
-				h = fnvString(h, w[i:j])
-			}
-			i = j
-		}
+		h = mixedHash(h, message[t.VarStart:t.VarEnd])
 		return fnvString(h, message[t.VarEnd:t.End])
 	}
 	h := fnvString(fnvOffset, message[t.Start:t.VarStart])
 	h = fnvString(h, Wildcard)
+	return fnvString(h, message[t.VarEnd:t.End])
+}
+
+// mixedHash continues h with w masked segment by segment, as Token.Masked masks the variable
+// span of a KindMixed token.
+func mixedHash(h uint64, w string) uint64 {
+	for i := 0; i < len(w); {
+		j := i
+		if isSegmentDelim(w[i]) {
+			for j < len(w) && isSegmentDelim(w[j]) {
+				j++
+			}
+			h = fnvString(h, w[i:j])
+			i = j
+			continue
+		}
+		digit := false
+		for j < len(w) && !isSegmentDelim(w[j]) {
+			if isDigit(w[j]) {
+				digit = true
+			}
+			j++
+		}
+		if digit {
+			h = fnvString(h, Wildcard)
+		} else {
+			h = fnvString(h, w[i:j])
+		}
+		i = j
+	}
+	return h
+}
+
+// nameShapeHash returns the shape of a constant or mixed word that reads name:rest, such as
+// "libc-bin:amd64" or "x11-common:all" (dpkg's package:architecture), which colonKey does not
+// take as a key because of the '-' or '.': the name is masked, the rest hashed as hash
+// hashed it. Any other word's shape is its hash.
+func nameShapeHash(message string, t *Token, hash uint64) uint64 {
+	ps, pe := t.Start, t.End
+	for ps < pe && isLeadingPunct(message[ps]) {
+		ps++
+	}
+	for pe > ps && isTrailingPunct(message[pe-1]) {
+		pe--
+	}
+	if pe-ps < 3 || !isLetter(message[ps]) || (t.Kind == KindMixed && t.VarStart != ps) {
+		return hash
+	}
+	colon := -1
+	for i := ps + 1; i < pe; i++ {
+		c := message[i]
+		if c == ':' {
+			colon = i
+			break
+		}
+		if !isLetter(c) && !isDigit(c) && c != '_' && c != '-' && c != '.' && c != '+' {
+			return hash
+		}
+	}
+	if colon < 0 || colon+1 >= pe {
+		return hash
+	}
+	h := fnvString(fnvOffset, message[t.Start:ps])
+	h = fnvString(h, Wildcard)
+	if t.Kind == KindWord {
+		return fnvString(h, message[colon:t.End])
+	}
+	h = mixedHash(h, message[colon:t.VarEnd])
 	return fnvString(h, message[t.VarEnd:t.End])
 }
 
@@ -325,9 +394,10 @@ func isKey(k string) bool {
 	return letter
 }
 
-// classifyWord classifies message[start:end], a word without whitespace.
-func classifyWord(message string, start, end int) Token {
-	t := Token{Start: start, End: end, VarStart: start, VarEnd: start}
+// classifyWord classifies message[start:end], a word without whitespace. For a
+// KindKeyValue token it also returns the key's span.
+func classifyWord(message string, start, end int) (t Token, keyStart, keyEnd int) {
+	t = Token{Start: start, End: end, VarStart: start, VarEnd: start}
 	ps, pe := start, end
 	for ps < pe && isLeadingPunct(message[ps]) {
 		ps++
@@ -336,7 +406,7 @@ func classifyWord(message string, start, end int) Token {
 		pe--
 	}
 	if ps == pe {
-		return t
+		return t, 0, 0
 	}
 	// key=value and key:value: the key is constant, the value is classified on its own; a
 	// quoted value is always variable.
@@ -349,17 +419,20 @@ func classifyWord(message string, start, end int) Token {
 		if vs < pe {
 			if quoted || classifyCore(message[vs:pe]) != KindWord {
 				t.Kind, t.VarStart, t.VarEnd = KindKeyValue, vs, pe
-				return t
+				if message[eq] == ':' {
+					return t, ps, eq
+				}
+				return t, 0, 0
 			}
 		}
 		if message[eq] == '=' || vs == pe {
-			return t
+			return t, 0, 0
 		}
 	}
 	if k := classifyCore(message[ps:pe]); k != KindWord {
 		t.Kind, t.VarStart, t.VarEnd = k, ps, pe
 	}
-	return t
+	return t, 0, 0
 }
 
 // classifyCore classifies a word stripped of surrounding punctuation.
