@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	cebpf "github.com/cilium/ebpf"
@@ -20,7 +21,7 @@ var (
 	// ErrPermission wraps failures caused by missing privileges (root, or CAP_BPF with
 	// CAP_PERFMON).
 	ErrPermission = errors.New("not permitted to load eBPF programs (needs root or CAP_BPF+CAP_PERFMON)")
-	// ErrClosed is returned by ReadEvent after Close.
+	// ErrClosed is returned by ReadEvent and by every map operation after Close.
 	ErrClosed = errors.New("ebpf probe closed")
 )
 
@@ -40,10 +41,40 @@ type Probe struct {
 	// Missing lists optional tracepoints this kernel lacks (see attachments).
 	Missing []string
 
+	// The maps and programs are guarded against Close: map operations register as users, and
+	// Close waits until none is left before releasing file descriptors (cilium's FDs are not
+	// safe for that, and a released number may already belong to another file). Once Close has
+	// begun, new operations get ErrClosed at once rather than waiting, so a caller that holds a
+	// lock a user is waiting for cannot deadlock with Close. ReadEvent is not a user: it only
+	// touches the ring buffer reader, whose Close is safe concurrently and unblocks it.
+	mu     sync.Mutex
+	idle   *sync.Cond // signalled when users drops to 0
+	users  int
+	closed bool
 	objs   codexrayObjects
 	links  []link.Link
 	reader *ringbuf.Reader
 	record ringbuf.Record
+}
+
+// use holds the maps open until release is called; ErrClosed once Close has begun.
+func (p *Probe) use() (release func(), err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	p.users++
+	return p.release, nil
+}
+
+func (p *Probe) release() {
+	p.mu.Lock()
+	p.users--
+	if p.users == 0 && p.idle != nil {
+		p.idle.Broadcast()
+	}
+	p.mu.Unlock()
 }
 
 // attachment is one program and where it goes.
@@ -198,6 +229,11 @@ type ConnectionCounters struct {
 // Connections calls fn for every open connection the kernel side tracks, with its current byte
 // counters: this is how counters of long-lived connections advance before they close.
 func (p *Probe) Connections(fn func(sock uint64, c *ConnectionCounters)) error {
+	release, err := p.use()
+	if err != nil {
+		return err
+	}
+	defer release()
 	var (
 		sock uint64
 		c    ConnectionCounters
@@ -215,6 +251,11 @@ func (p *Probe) Connections(fn func(sock uint64, c *ConnectionCounters)) error {
 // LostEvents returns how many events the kernel dropped because the ring buffer was full,
 // summed over CPUs, since Load.
 func (p *Probe) LostEvents() (uint64, error) {
+	release, err := p.use()
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	var perCPU []uint64
 	if err := p.objs.LostEvents.Lookup(uint32(0), &perCPU); err != nil {
 		return 0, fmt.Errorf("reading lost events: %w", err)
@@ -229,6 +270,11 @@ func (p *Probe) LostEvents() (uint64, error) {
 // RunCounts returns how often each program ran. The kernel counts only while BPF statistics
 // are enabled (cilium/ebpf EnableStats or sysctl kernel.bpf_stats_enabled=1).
 func (p *Probe) RunCounts() (map[string]uint64, error) {
+	release, err := p.use()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	counts := make(map[string]uint64, len(attachments))
 	for _, a := range attachments {
 		stats, err := a.prog(&p.objs.codexrayPrograms).Stats()
@@ -240,12 +286,28 @@ func (p *Probe) RunCounts() (map[string]uint64, error) {
 	return counts, nil
 }
 
-// Close detaches every program and releases maps and the ring buffer. It unblocks ReadEvent.
-// Safe to call more than once.
+// Close detaches every program and releases maps and the ring buffer. It unblocks ReadEvent and
+// waits for map operations in progress; later ones return ErrClosed. Safe to call more than once
+// and concurrently with the other methods.
 func (p *Probe) Close() error {
 	var errs []error
 	if p.reader != nil {
-		errs = append(errs, p.reader.Close())
+		// First, without the lock: a blocked ReadEvent returns ErrClosed.
+		if err := p.reader.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.Join(errs...)
+	}
+	p.closed = true
+	if p.idle == nil {
+		p.idle = sync.NewCond(&p.mu)
+	}
+	for p.users > 0 {
+		p.idle.Wait()
 	}
 	for _, l := range p.links {
 		errs = append(errs, l.Close())

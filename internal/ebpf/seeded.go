@@ -66,6 +66,11 @@ func (k *seededKey) set(s SocketTuple) error {
 // kernel forgets the tuple at the close. ids must not look like kernel addresses: the tracer
 // sets the top bit and keeps the rest small.
 func (p *Probe) AddSeeded(s SocketTuple, id uint64) error {
+	release, err := p.use()
+	if err != nil {
+		return err
+	}
+	defer release()
 	var k seededKey
 	if err := k.set(s); err != nil {
 		return err
@@ -79,11 +84,16 @@ func (p *Probe) AddSeeded(s SocketTuple, id uint64) error {
 // RemoveSeeded forgets a seeded connection. It returns false when the kernel side no longer
 // had it: the connection closed and its EventClose is on its way.
 func (p *Probe) RemoveSeeded(s SocketTuple) (bool, error) {
+	release, err := p.use()
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	var k seededKey
 	if err := k.set(s); err != nil {
 		return false, err
 	}
-	err := p.objs.Seeded.Delete(&k)
+	err = p.objs.Seeded.Delete(&k)
 	switch {
 	case err == nil:
 		return true, nil
@@ -97,6 +107,11 @@ func (p *Probe) RemoveSeeded(s SocketTuple) (bool, error) {
 // holds. The kernel forgets a tuple at the connection's close even when the ring buffer had no
 // room for its EventClose, so an id missing here is a connection that closed.
 func (p *Probe) SeededConnections(fn func(id uint64)) error {
+	release, err := p.use()
+	if err != nil {
+		return err
+	}
+	defer release()
 	var (
 		k  seededKey
 		id uint64

@@ -66,10 +66,14 @@ func (t *Tracer) Start() error {
 	t.seedStop = r.stop
 	t.mu.Unlock()
 	t.run.Store(r)
+	var kernel seededSockets = probe
+	if t.wrapSeedKernel != nil {
+		kernel = t.wrapSeedKernel(kernel)
+	}
 	r.done.Add(1)
 	go func() {
 		defer r.done.Done()
-		t.seedExisting(probe)
+		t.seedExisting(kernel)
 		close(r.seeded)
 		t.read(probe)
 	}()
@@ -90,9 +94,9 @@ func (t *Tracer) Seeded() <-chan struct{} {
 // seedExisting records the listeners and connections that were open before the programs were
 // attached (see seed.go). It runs on the reader goroutine before the first event is read, so
 // that connect events of connections established in between find their seeded entries.
-func (t *Tracer) seedExisting(probe *ebpf.Probe) {
+func (t *Tracer) seedExisting(kernel seededSockets) {
 	root := procfs.Root(t.opts.Config.ProcRoot)
-	res, err := t.seed(root, probe)
+	res, err := t.seed(root, kernel)
 	if errors.Is(err, errSeedStopped) {
 		return
 	}
@@ -195,19 +199,23 @@ func (t *Tracer) reconcile(live map[uint64]struct{}, kernelRead, seededRead bool
 	}
 }
 
-// Close detaches from the kernel and waits for the reader goroutine. Safe if Start failed or
-// never ran, and safe to call twice.
+// Close stops seeding and waits for it, detaches from the kernel and waits for the reader
+// goroutine. Safe if Start failed or never ran, and safe to call twice.
 func (t *Tracer) Close() error {
 	r := t.run.Swap(nil)
 	if r == nil {
 		return nil
 	}
+	// Seeding uses the kernel's maps until it ends: they are released only after it has. It
+	// stops at its next check, and never waits for the ring buffer, which is still open.
 	close(r.stop)
-	err := r.probe.Close()
-	r.done.Wait()
+	<-r.seeded
+	// Nor may a connect event being applied withdraw a seeded entry (replaceSeeded) meanwhile.
 	t.mu.Lock()
 	t.kernel = nil
 	t.mu.Unlock()
+	err := r.probe.Close()
+	r.done.Wait()
 	if r.nat != nil {
 		err = errors.Join(err, r.nat.Close())
 		t.opts.NAT = nil

@@ -192,6 +192,10 @@ func (t *Tracer) seed(procRoot string, kernel seededSockets) (SeedResult, error)
 	// closed after is withdrawn too; its close event then finds nothing.
 	current := map[*procNetNS]map[uint64]procSocket{}
 	for _, a := range added {
+		if t.seedStopped() {
+			// The tracer is closing: what is left to withdraw no longer matters.
+			return res, errSeedStopped
+		}
 		ns := a.sock.netns
 		cur, read := current[ns]
 		if !read {

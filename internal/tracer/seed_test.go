@@ -462,6 +462,40 @@ func TestSeedWithdrawsClosedMeanwhile(t *testing.T) {
 	}
 }
 
+// TestSeedWithdrawStopsAtClose: once Close asked seeding to stop, it no longer reads /proc
+// again nor touches the kernel's seeded map to withdraw what closed meanwhile.
+func TestSeedWithdrawStopsAtClose(t *testing.T) {
+	tree := fixtureTree(t)
+	kernel := newRecordingKernel()
+	stop := make(chan struct{})
+	kernel.onAdd = func(s ebpf.SocketTuple) {
+		if s.Remote != ap("10.96.0.1:443") {
+			return
+		}
+		// The connection closes (so withdrawing would remove it), and Close comes.
+		b, err := os.ReadFile(tree.path(200, "net/tcp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kept []string
+		for _, l := range strings.SplitAfter(string(b), "\n") {
+			if !strings.Contains(l, " 2001 ") {
+				kept = append(kept, l)
+			}
+		}
+		tree.write(200, "net/tcp", strings.Join(kept, ""))
+		close(stop)
+	}
+	tr := newSeedTracer(t, nil)
+	tr.seedStop = stop
+	if _, err := tr.seed(tree.root, kernel); !errors.Is(err, errSeedStopped) {
+		t.Errorf("seed = %v, want errSeedStopped", err)
+	}
+	if len(kernel.removed) != 0 {
+		t.Errorf("withdrew %v from the kernel side after Close", kernel.removed)
+	}
+}
+
 func TestSeedLimitsAndFailures(t *testing.T) {
 	t.Run("destination limit", func(t *testing.T) {
 		tr := newSeedTracer(t, func(o *Options) { o.Config.MaxDestinationsPerContainer = 1 })

@@ -82,10 +82,11 @@ func TestStartDoesNotWaitForSeeding(t *testing.T) {
 	}
 }
 
-// TestCloseStopsSeeding: Close during seeding returns once the blocked lookup returns, and the
-// half-read sockets are not recorded.
+// TestCloseStopsSeeding: Close during seeding returns once the blocked lookup returns, seeding
+// has ended by then, and the half-read sockets are not recorded.
 func TestCloseStopsSeeding(t *testing.T) {
 	tr, release := startWithBlockedSeeding(t)
+	seeded := tr.Seeded() // after Close, Seeded no longer tells about this run
 	go func() {
 		time.Sleep(50 * time.Millisecond)
 		close(release)
@@ -93,9 +94,94 @@ func TestCloseStopsSeeding(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
-	<-tr.Seeded() // closed: Seeded of a closed tracer does not block
+	select {
+	case <-seeded:
+	default:
+		t.Error("Close returned while seeding was still running")
+	}
 	if cs := tr.Containers(); len(cs) != 0 {
 		t.Errorf("seeding went on after Close: state for %d containers", len(cs))
+	}
+}
+
+// closeObservingKernel is the real kernel side as seeding uses it, held up inside the first
+// AddSeeded (seeding's map-using phase, under the tracer's lock) until Close has asked seeding
+// to stop, and then for a while longer: a Close that released the maps without waiting for
+// seeding would do it meanwhile.
+type closeObservingKernel struct {
+	seededSockets
+	tr      *Tracer
+	entered chan struct{}
+	calls   int
+	errs    []error // of the kernel calls made after Close began
+}
+
+func (k *closeObservingKernel) AddSeeded(s ebpf.SocketTuple, id uint64) error {
+	k.calls++
+	if k.calls == 1 {
+		close(k.entered)
+		deadline := time.Now().Add(10 * time.Second)
+		for !k.tr.seedStopped() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	err := k.seededSockets.AddSeeded(s, id)
+	if k.tr.seedStopped() && err != nil {
+		k.errs = append(k.errs, err)
+	}
+	return err
+}
+
+func (k *closeObservingKernel) RemoveSeeded(s ebpf.SocketTuple) (bool, error) {
+	ok, err := k.seededSockets.RemoveSeeded(s)
+	if k.tr.seedStopped() && err != nil {
+		k.errs = append(k.errs, err)
+	}
+	return ok, err
+}
+
+// TestCloseWhileSeedingUsesMaps: Close while seeding is adding connections to the kernel's
+// seeded map waits for seeding before it releases the maps (run with -race: cilium's file
+// descriptors must not be closed under a map call).
+func TestCloseWhileSeedingUsesMaps(t *testing.T) {
+	testutil.RequireRoot(t)
+	cfg := ebpf.DefaultConfig()
+	cfg.ProcRoot = fixtureTree(t).root
+	tr := New(Options{
+		Config:         cfg,
+		Registry:       fixtureRegistry(),
+		NAT:            &fakeNAT{},
+		EphemeralPorts: PortRange{Min: 32768, Max: 60999},
+	})
+	kernel := &closeObservingKernel{tr: tr, entered: make(chan struct{})}
+	tr.wrapSeedKernel = func(k seededSockets) seededSockets {
+		kernel.seededSockets = k
+		return kernel
+	}
+	err := tr.Start()
+	testutil.SkipUnlessPrivileged(t, err == nil, "starting tracer: %v", err)
+	seeded := tr.Seeded()
+	select {
+	case <-kernel.entered:
+	case <-time.After(10 * time.Second):
+		tr.Close()
+		t.Fatal("seeding never reached the kernel's seeded map")
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-seeded:
+	default:
+		t.Error("Close returned while seeding was still running")
+	}
+	// Close has waited for seeding: reading what it wrote is ordered after it.
+	if len(kernel.errs) != 0 {
+		t.Errorf("seeding's kernel calls after Close began failed: %v", kernel.errs)
+	}
+	if kernel.calls < 2 {
+		t.Errorf("%d AddSeeded calls: the fixture's connections were not all offered to the kernel", kernel.calls)
 	}
 }
 

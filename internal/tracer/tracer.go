@@ -187,6 +187,9 @@ type Tracer struct {
 	seedVanished, seedUnreadable, seedMalformed                                           atomic.Uint64
 
 	run atomic.Pointer[run] // set by Start
+
+	// wrapSeedKernel, set by tests only, wraps the kernel side seeding is given by Start.
+	wrapSeedKernel func(seededSockets) seededSockets
 }
 
 // New returns a tracer that only holds state; Start attaches it to the kernel.
