@@ -67,7 +67,15 @@ type Container struct {
 	PodUID        string
 	Namespace     string
 	ContainerName string
+	// Restarts is the runtime's restart count (a CRI container's attempt, dockerd's
+	// RestartCount); RestartsSince is the start of that count as a cumulative metric. A count
+	// can begin again under the same ID: a pod re-created under its name (a StatefulSet pod:
+	// new pod UID, attempts from 0) merges into the same /k8s/<ns>/<pod>/<container>, and
+	// dockerd resets RestartCount when a container is started by hand. RestartsSince is when
+	// the container was first seen, moved to the time of observation whenever the pod UID
+	// changes or the count goes down, so the count never falls under one start time.
 	Restarts      int64
+	RestartsSince time.Time
 
 	LogPath string // docker json-file or CRI log file, when known
 

@@ -34,6 +34,9 @@
 // cgroup re-created, told apart by the directory's inode) is a new instance: a new copy is
 // published with FirstSeen = when the new instance was seen, because its cgroup counters start
 // from zero again; Restarts stays the runtime's restart count. Stats().NewInstances counts them.
+// Restarts is cumulative from RestartsSince, which moves only when the count begins again under
+// the same ID (a pod re-created with a new UID, a count that went down), so callers record
+// container.restarts with RestartsSince as its start.
 //
 // In a pod with a private cgroup namespace, internal/cgroups resolves every process's path
 // against the agent's namespace root on the host tree, so attribution and cgroup ids are the

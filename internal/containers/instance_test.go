@@ -157,6 +157,9 @@ func TestKubernetesRestartIsANewInstance(t *testing.T) {
 				second.CgroupPath != podDir+"/cri-containerd-"+id6+".scope" || second.PodName != "api-7d9f" {
 				t.Fatalf("after the restart: %+v; want FirstSeen %v, runtime id %s, restarts 1", second, restartedAt, id6)
 			}
+			if !second.RestartsSince.Equal(first.RestartsSince) || first.RestartsSince.IsZero() {
+				t.Fatalf("restart count since %v after the restart, %v before; a restart continues the count", second.RestartsSince, first.RestartsSince)
+			}
 			if !first.FirstSeen.Equal(restartedAt.Add(-time.Minute)) {
 				t.Fatalf("the published old copy changed: FirstSeen %v", first.FirstSeen)
 			}
@@ -226,6 +229,9 @@ func TestRecreatedCgroupIsANewInstance(t *testing.T) {
 	second, _ := r.ContainerByRuntimeID(id1)
 	if second == first || second.ID != first.ID || !second.FirstSeen.Equal(clk.now()) || second.Restarts != 1 || second.Name != "web" {
 		t.Fatalf("re-created cgroup: %+v (first seen %v); want a new instance seen at %v with restarts 1", second, first.FirstSeen, clk.now())
+	}
+	if !second.RestartsSince.Equal(first.RestartsSince) || first.RestartsSince.IsZero() {
+		t.Fatalf("restart count since %v after the restart, %v before; a restart continues the count", second.RestartsSince, first.RestartsSince)
 	}
 	if s, err := second.Resources(); err != nil || s.CPU.UsageSeconds != 0.001 {
 		t.Fatalf("new instance's cpu: %+v %v", s.CPU, err)

@@ -122,6 +122,7 @@ func (r *Registry) applyLookup(e *entry, id cgroups.Identity, m metadata, ok boo
 			c := *prev
 			applyMetadata(&c, m)
 			c.ID = prev.ID // fixed for the container's life
+			continueRestarts(prev, &c, now)
 			e.cur.Store(&c)
 		}
 		e.st.mu.Lock()
@@ -133,6 +134,7 @@ func (r *Registry) applyLookup(e *entry, id cgroups.Identity, m metadata, ok boo
 	c := newContainer(id, m, ok)
 	c.FirstSeen = prev.FirstSeen
 	c.st = e.st
+	continueRestarts(nil, c, now) // first published now (prev was never visible)
 	e.st.mu.Lock()
 	e.st.refreshedAt = now
 	e.st.mu.Unlock()
@@ -151,8 +153,10 @@ func (r *Registry) applyLookup(e *entry, id cgroups.Identity, m metadata, ok boo
 // counters start from zero, so c's FirstSeen is when e was first seen. The caller holds
 // scanMu and mu.
 func (r *Registry) mergeLocked(known, e *entry, c *Container) {
-	c.ID = known.cur.Load().ID
+	prev := known.cur.Load()
+	c.ID = prev.ID
 	c.st = known.st
+	continueRestarts(prev, c, r.now())
 	e.st.mu.Lock()
 	paths, instance, pids, goneAt := e.st.paths, e.st.instance, e.st.pids, e.st.goneAt
 	e.st.mu.Unlock()

@@ -179,7 +179,9 @@ func (r *Registry) discover(o *observation) *entry {
 	r.mu.RUnlock()
 	needsMeta := r.rt.serves(o.identity.Kind)
 	if known != nil && !(needsMeta && o.identity.PodUID != "") {
-		// The same ID in a new cgroup, told by the cgroup alone: a new instance.
+		// The same ID in a new cgroup, told by the cgroup alone: a new instance. Its restart
+		// count stays the last one the runtime gave until the runtime answers about it.
+		c.Restarts = known.cur.Load().Restarts
 		r.repoint(known, c, o)
 		if needsMeta {
 			r.enqueueMetadata(known)
@@ -187,6 +189,7 @@ func (r *Registry) discover(o *observation) *entry {
 		return known
 	}
 	c.FirstSeen = r.now()
+	continueRestarts(nil, c, c.FirstSeen)
 	c.st = &state{fs: r.fs, paths: o.paths, refreshedAt: r.now(), instance: r.instanceOf(o)}
 	e := &entry{st: c.st, identity: o.identity}
 	e.cur.Store(c)
@@ -201,8 +204,10 @@ func (r *Registry) discover(o *observation) *entry {
 // holds scanMu.
 func (r *Registry) repoint(e *entry, c *Container, o *observation) {
 	now := r.now()
-	c.ID = e.cur.Load().ID
+	prev := e.cur.Load()
+	c.ID = prev.ID
 	c.FirstSeen = now
+	continueRestarts(prev, c, now)
 	c.st = e.st
 	e.st.mu.Lock()
 	e.st.paths = o.paths
@@ -277,6 +282,24 @@ func newContainer(id cgroups.Identity, m metadata, hasMeta bool) *Container {
 		}
 	}
 	return c
+}
+
+// continueRestarts sets when c's restart count began, c being published after prev (nil when
+// c is the container's first publication) at now. A count that went down, or that belongs to
+// another pod (a pod re-created under its name has a new UID and counts attempts from 0),
+// begins anew now; otherwise it continues prev's.
+func continueRestarts(prev, c *Container, now time.Time) {
+	switch {
+	case prev == nil || prev.RestartsSince.IsZero():
+		c.RestartsSince = c.FirstSeen
+		if c.RestartsSince.IsZero() || c.RestartsSince.After(now) {
+			c.RestartsSince = now
+		}
+	case c.Restarts < prev.Restarts, prev.PodUID != "" && c.PodUID != "" && prev.PodUID != c.PodUID:
+		c.RestartsSince = now
+	default:
+		c.RestartsSince = prev.RestartsSince
+	}
 }
 
 func applyMetadata(c *Container, m metadata) {

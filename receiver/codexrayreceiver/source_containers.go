@@ -21,9 +21,12 @@ func init() { registerSource(newContainersSource) }
 // records what each container is (container_info, restarts) and what it uses (cgroup cpu,
 // memory, block IO and PSI counters, read at collection time).
 //
-// Restarts is the runtime's restart count. A restarted container's cgroup counters start from
-// zero; the registry then publishes it with a new FirstSeen, which the receiver uses as the
-// start timestamp of the resource's cumulative sums, so no counter appears to go down.
+// Restarts is the runtime's restart count, recorded with the registry's RestartsSince as its
+// start: a count that begins again under the same container id (a StatefulSet pod re-created
+// with a new UID, a docker count reset) comes with a later start, never as a lower value under
+// one start. A restarted container's cgroup counters start from zero; the registry then
+// publishes it with a new FirstSeen, which the receiver uses as the start timestamp of the
+// resource's cgroup sums (instanceCounters), so no counter appears to go down.
 type containersSource struct {
 	cfg        containers.Config
 	cgroupsCfg cgroups.Config
@@ -63,7 +66,7 @@ func (s *containersSource) shutdown(context.Context) error {
 
 func (s *containersSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Timestamp, c *containers.Container) {
 	mb.RecordContainerInfoDataPoint(now, 1, c.Image)
-	mb.RecordContainerRestartsDataPoint(now, c.Restarts)
+	mb.RecordContainerRestartsDataPointWithStart(restartsStart(c, now), now, c.Restarts)
 	if !s.cgroupsCfg.Enabled {
 		return
 	}
@@ -102,6 +105,16 @@ func (s *containersSource) recordContainer(mb *metadata.MetricsBuilder, now pcom
 		mb.RecordContainerResourcesIOPressureWaitingDataPoint(now, st.PSI.IO.SomeSeconds, "some")
 		mb.RecordContainerResourcesIOPressureWaitingDataPoint(now, st.PSI.IO.FullSeconds, "full")
 	}
+}
+
+// restartsStart is the start timestamp of c's restart count: RestartsSince, or FirstSeen for a
+// container the registry did not publish (one retained by another source), never after now.
+func restartsStart(c *containers.Container, now pcommon.Timestamp) pcommon.Timestamp {
+	since := c.RestartsSince
+	if since.IsZero() {
+		since = c.FirstSeen
+	}
+	return startOf(since, now)
 }
 
 // recordNode reports what the registry counted and skipped: /proc entries it could not read,

@@ -231,24 +231,55 @@ func containerResource(t *testing.T, md pmetric.Metrics, id string) (map[string]
 	return nil, 0
 }
 
+// sumStart returns the start timestamp of the one data point of the sum name in the resource
+// with this container.id.
+func sumStart(t *testing.T, md pmetric.Metrics, id, name string) pcommon.Timestamp {
+	t.Helper()
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		rm := md.ResourceMetrics().At(i)
+		if v, ok := rm.Resource().Attributes().Get("container.id"); !ok || v.Str() != id {
+			continue
+		}
+		ms := rm.ScopeMetrics().At(0).Metrics()
+		for j := 0; j < ms.Len(); j++ {
+			if ms.At(j).Name() == name {
+				require.Equal(t, pmetric.MetricTypeSum, ms.At(j).Type())
+				require.Equal(t, 1, ms.At(j).Sum().DataPoints().Len())
+				return ms.At(j).Sum().DataPoints().At(0).StartTimestamp()
+			}
+		}
+	}
+	t.Fatalf("no %s for container.id %s", name, id)
+	return 0
+}
+
 // TestContainersSourceKubernetesRestart collects through the receiver across a Kubernetes
 // container restart (new runtime id and cgroup, attempt 1, same pod): the resource keeps its
 // container.id; its cumulative sums restart from the new cgroup's counters with a later start
-// timestamp, never a lower value under the old start; container.restarts is the runtime's.
+// timestamp, never a lower value under the old start; container.restarts is the runtime's,
+// continued under its start. Then the pod is re-created under its name (a StatefulSet pod: new
+// pod UID, attempt 0): the same container.id, its restart count 0 under a later start.
 func TestContainersSourceKubernetesRestart(t *testing.T) {
 	const (
-		oldID  = "e147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258b"
-		newID  = "0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad"
-		podUID = "8d4e1f6a-52b3-4c70-9e21-3f5a6b7c8d90"
-		podDir = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8d4e1f6a_52b3_4c70_9e21_3f5a6b7c8d90.slice"
-		k8sID  = "/k8s/shop/api-7d9f/api"
+		oldID     = "e147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258b"
+		newID     = "0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad"
+		podUID    = "8d4e1f6a-52b3-4c70-9e21-3f5a6b7c8d90"
+		podDir    = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8d4e1f6a_52b3_4c70_9e21_3f5a6b7c8d90.slice"
+		newPodID  = "f258be147ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369c"
+		newPodUID = "5f6e7d8c-9b0a-4c1d-8e2f-3a4b5c6d7e8f"
+		newPodDir = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5f6e7d8c_9b0a_4c1d_8e2f_3a4b5c6d7e8f.slice"
+		k8sID     = "/k8s/shop/api-7d9f/api"
 	)
-	labels := map[string]string{"io.kubernetes.pod.name": "api-7d9f", "io.kubernetes.pod.namespace": "shop",
-		"io.kubernetes.pod.uid": podUID, "io.kubernetes.container.name": "api"}
+	labelsOf := func(uid string) map[string]string {
+		return map[string]string{"io.kubernetes.pod.name": "api-7d9f", "io.kubernetes.pod.namespace": "shop",
+			"io.kubernetes.pod.uid": uid, "io.kubernetes.container.name": "api"}
+	}
 	socket := serveFakeCRI(t, &fakeCRIRuntime{containers: map[string]*runtimeapi.ContainerStatus{
-		oldID: {Id: oldID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 0}, Labels: labels,
+		oldID: {Id: oldID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 0}, Labels: labelsOf(podUID),
 			Image: &runtimeapi.ImageSpec{Image: "registry.example/api:2"}},
-		newID: {Id: newID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 1}, Labels: labels,
+		newID: {Id: newID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 1}, Labels: labelsOf(podUID),
+			Image: &runtimeapi.ImageSpec{Image: "registry.example/api:2"}},
+		newPodID: {Id: newPodID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 0}, Labels: labelsOf(newPodUID),
 			Image: &runtimeapi.ImageSpec{Image: "registry.example/api:2"}},
 	}})
 	testdata, err := filepath.Abs("../../testdata")
@@ -268,8 +299,10 @@ func TestContainersSourceKubernetesRestart(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
 	r.registry.Scan()
 
-	before, start0 := containerResource(t, r.collect(time.Now()), k8sID)
+	md := r.collect(time.Now())
+	before, start0 := containerResource(t, md, k8sID)
 	assert.Equal(t, 0.0, before["container.restarts"])
+	restartsStart0 := sumStart(t, md, k8sID, "container.restarts")
 	assert.InDelta(t, 2.123456, before["container.resources.cpu.usage"], 1e-9)
 	first, ok := r.registry.ContainerByID(k8sID)
 	require.True(t, ok)
@@ -287,7 +320,9 @@ func TestContainersSourceKubernetesRestart(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(proc, "210", "cgroup"), []byte("0::"+podDir+"/cri-containerd-"+newID+".scope\n"), 0o644))
 	r.registry.Scan()
 
-	after, start1 := containerResource(t, r.collect(time.Now()), k8sID)
+	md = r.collect(time.Now())
+	after, start1 := containerResource(t, md, k8sID)
+	assert.Equal(t, restartsStart0, sumStart(t, md, k8sID, "container.restarts"), "a restart continues the count")
 	second, ok := r.registry.ContainerByID(k8sID)
 	require.True(t, ok)
 	assert.Equal(t, newID, second.RuntimeID)
@@ -295,6 +330,29 @@ func TestContainersSourceKubernetesRestart(t *testing.T) {
 	assert.InDelta(t, 0.25, after["container.resources.cpu.usage"], 1e-9, "counters of the new cgroup")
 	assert.Equal(t, pcommon.NewTimestampFromTime(second.FirstSeen), start1)
 	assert.Greater(t, start1, start0, "a lower cumulative value must come with a later start")
+
+	// The pod is deleted and re-created under its name: new pod UID, new cgroup, attempt 0.
+	time.Sleep(10 * time.Millisecond)
+	recreatedAt := pcommon.NewTimestampFromTime(time.Now())
+	require.NoError(t, os.RemoveAll(filepath.Join(proc, "210")))
+	r.registry.OnProcessExit(210)
+	require.NoError(t, os.RemoveAll(filepath.Join(root, podDir)))
+	recreatedDir := filepath.Join(root, newPodDir, "cri-containerd-"+newPodID+".scope")
+	require.NoError(t, os.MkdirAll(recreatedDir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(recreatedDir, "cpu.stat"), []byte("usage_usec 1000\nthrottled_usec 0\n"), 0o644))
+	require.NoError(t, os.MkdirAll(filepath.Join(proc, "211"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(proc, "211", "cgroup"), []byte("0::"+newPodDir+"/cri-containerd-"+newPodID+".scope\n"), 0o644))
+	r.registry.Scan()
+
+	md = r.collect(time.Now())
+	recreated, _ := containerResource(t, md, k8sID)
+	assert.Equal(t, 0.0, recreated["container.restarts"], "the new pod's attempt")
+	restartsStart2 := sumStart(t, md, k8sID, "container.restarts")
+	assert.GreaterOrEqual(t, restartsStart2, recreatedAt, "a count begun again must come with a start after the pod was re-created")
+	third, ok := r.registry.ContainerByID(k8sID)
+	require.True(t, ok)
+	assert.Equal(t, newPodUID, third.PodUID)
+	assert.Equal(t, pcommon.NewTimestampFromTime(third.RestartsSince), restartsStart2)
 }
 
 func TestContainersSourceCountsUnplaceableProcesses(t *testing.T) {
