@@ -44,69 +44,180 @@ func activeTo(t *testing.T, tr *Tracer, id containers.ID, dst string) int64 {
 	return d.ActiveConnections
 }
 
+// destTo returns the stats of container id's destination dst.
+func destTo(t *testing.T, tr *Tracer, id containers.ID, dst string) DestinationStats {
+	t.Helper()
+	var s ContainerStats
+	if !tr.ContainerStats(id, &s) {
+		t.Fatalf("no state for %s", id)
+	}
+	d, ok := destOf(&s, dst)
+	if !ok {
+		t.Fatalf("no destination %s in %+v", dst, s.Destinations)
+	}
+	return d
+}
+
+func closeEv(sock uint64, sent, received uint64) *ebpf.Event {
+	ev := connectEv(ebpf.EventClose, sock, 100, "10.0.0.5:40001", "10.0.0.1:80")
+	ev.BytesSent, ev.BytesReceived = sent, received
+	return ev
+}
+
 // TestLostCloseReconciled: a connection the kernel side no longer knows (its close event did
-// not fit into the ring buffer, or the LRU map evicted it) is closed after two Refreshes that
-// miss it, so its destination and the container's state can expire.
+// not fit into the ring buffer, or the LRU map evicted it) is closed once two Refreshes in a
+// row, and at least closeLostMinAge, missed it, so its destination and the container's state
+// can expire; it is counted lost when no late close came within closeLostTombstoneTTL.
 func TestLostCloseReconciled(t *testing.T) {
 	const dst = "10.0.0.1:80"
-	tr, clk := newTestTracer(t, func(o *Options) { o.Config.DestinationTTL = time.Minute })
+	tr, clk := newTestTracer(t, func(o *Options) { o.Config.DestinationTTL = 10 * time.Minute })
 	tr.Handle(connectEv(ebpf.EventConnect, 1, 100, "10.0.0.5:40001", dst))
 	tr.Handle(connectEv(ebpf.EventConnect, 2, 100, "10.0.0.5:40002", dst))
 	k := &fakeTables{conns: map[uint64]ebpf.ConnectionCounters{1: {}, 2: {}}}
-	refresh := func() {
+	refresh := func(after time.Duration) {
 		t.Helper()
+		clk.t = clk.t.Add(after)
 		if err := tr.refresh(k); err != nil && k.connsErr == nil {
 			t.Fatal(err)
 		}
 	}
-	refresh()
-	if got := activeTo(t, tr, web.ID, dst); got != 2 {
-		t.Fatalf("active = %d, want 2", got)
+	check := func(when string, active int64, lost uint64) {
+		t.Helper()
+		if got, gotLost := activeTo(t, tr, web.ID, dst), tr.Stats().ClosesLost; got != active || gotLost != lost {
+			t.Errorf("%s: active = %d (want %d), ClosesLost = %d (want %d)", when, got, active, gotLost, lost)
+		}
 	}
+	refresh(0)
+	check("both open", 2, 0)
 
 	// 1's close was lost; 2 is missing from one reading only (it raced with the iteration).
 	delete(k.conns, 1)
 	delete(k.conns, 2)
-	refresh()
-	if got := activeTo(t, tr, web.ID, dst); got != 2 {
-		t.Errorf("after one miss: active = %d, want 2 (the close may still be in the ring buffer)", got)
-	}
+	refresh(10 * time.Second)
+	check("after one miss", 2, 0)
 	k.conns[2] = ebpf.ConnectionCounters{}
-	refresh()
-	if got, lost := activeTo(t, tr, web.ID, dst), tr.Stats().ClosesLost; got != 1 || lost != 1 {
-		t.Errorf("after two misses: active = %d (want 1), ClosesLost = %d (want 1)", got, lost)
-	}
+	refresh(10 * time.Second)
+	check("1 missed twice, for 10s (its close may still be in the ring buffer)", 2, 0)
+	refresh(closeLostMinAge)
+	check("1 missed for longer than closeLostMinAge", 1, 0)
+
 	// An incomplete reading of the kernel's map closes nothing.
 	delete(k.conns, 2)
 	k.connsErr = errors.New("iteration aborted")
-	refresh()
-	refresh()
-	if got := activeTo(t, tr, web.ID, dst); got != 1 {
-		t.Errorf("after failed readings: active = %d, want 1", got)
-	}
+	refresh(closeLostMinAge)
+	refresh(closeLostMinAge)
+	check("after failed readings", 1, 0)
 	k.connsErr = nil
-	refresh()
-	refresh()
-	if got, lost := activeTo(t, tr, web.ID, dst), tr.Stats().ClosesLost; got != 0 || lost != 2 {
-		t.Errorf("active = %d (want 0), ClosesLost = %d (want 2)", got, lost)
+	refresh(time.Second)
+	refresh(closeLostMinAge)
+	check("2 missed for longer than closeLostMinAge", 0, 0)
+
+	// 1's close never comes: counted lost when its tombstone expires. 2's comes late.
+	refresh(closeLostTombstoneTTL - closeLostMinAge - time.Second)
+	check("1's tombstone expired", 0, 1)
+	tr.Handle(closeEv(2, 0, 0))
+	refresh(closeLostTombstoneTTL)
+	check("2 closed late", 0, 1)
+	tr.mu.Lock()
+	tombstones := len(tr.lostCloses)
+	tr.mu.Unlock()
+	if tombstones != 0 {
+		t.Errorf("%d tombstones left", tombstones)
 	}
-	// The late close event of a reconciled connection changes nothing.
-	tr.Handle(connectEv(ebpf.EventClose, 1, 100, "10.0.0.5:40001", dst))
-	if got := activeTo(t, tr, web.ID, dst); got != 0 {
-		t.Errorf("late close: active = %d", got)
+	// A close event after the tombstone expired changes nothing.
+	tr.Handle(closeEv(1, 500, 500))
+	if d := destTo(t, tr, web.ID, dst); d.ActiveConnections != 0 || d.BytesSent != 0 {
+		t.Errorf("close after the tombstone expired: %+v", d)
 	}
 	// Nothing open: the destination and then the container's state expire.
-	clk.t = clk.t.Add(2 * time.Minute)
-	refresh()
+	refresh(11 * time.Minute)
 	if n := len(tr.Containers()); n != 0 {
 		t.Errorf("%d containers retained after the lost closes were reconciled", n)
 	}
 }
 
+// TestLateCloseWhileReaderLags: when the event reader lags more than two collection intervals
+// behind the kernel, a connection that closed normally is missing from the kernel's map before
+// its close event is applied; it is neither closed as lost nor does it lose its final bytes.
+func TestLateCloseWhileReaderLags(t *testing.T) {
+	const dst = "10.0.0.1:80"
+	tests := []struct {
+		name     string
+		interval time.Duration // between Refreshes
+		misses   int           // Refreshes that miss it before its close event is applied
+		active   int64         // active connections just before the close event
+	}{
+		{"two short intervals", 10 * time.Second, 2, 1},
+		{"four short intervals", 5 * time.Second, 4, 1},
+		{"reconciled before the close came", 20 * time.Second, 3, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, clk := newTestTracer(t, nil)
+			tr.Handle(connectEv(ebpf.EventConnect, 1, 100, "10.0.0.5:40001", dst))
+			k := &fakeTables{conns: map[uint64]ebpf.ConnectionCounters{1: {BytesSent: 100, BytesReceived: 10}}}
+			if err := tr.refresh(k); err != nil {
+				t.Fatal(err)
+			}
+			// It closes after sending 50 bytes more; the close event waits in the ring buffer.
+			delete(k.conns, 1)
+			for range tc.misses {
+				clk.t = clk.t.Add(tc.interval)
+				if err := tr.refresh(k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := activeTo(t, tr, web.ID, dst); got != tc.active {
+				t.Errorf("before the close event: active = %d, want %d", got, tc.active)
+			}
+			tr.Handle(closeEv(1, 150, 30))
+			d := destTo(t, tr, web.ID, dst)
+			if d.ActiveConnections != 0 || d.BytesSent != 150 || d.BytesReceived != 30 {
+				t.Errorf("after the close event: active %d, sent %d, received %d; want 0, 150, 30",
+					d.ActiveConnections, d.BytesSent, d.BytesReceived)
+			}
+			clk.t = clk.t.Add(10 * time.Minute)
+			if err := tr.refresh(k); err != nil {
+				t.Fatal(err)
+			}
+			if lost := tr.Stats().ClosesLost; lost != 0 {
+				t.Errorf("ClosesLost = %d, want 0: its close came", lost)
+			}
+		})
+	}
+}
+
+// TestLostCloseTombstonesBounded: lost closes beyond maxCloseLostTombstones are counted at
+// once instead of waiting for a late close.
+func TestLostCloseTombstonesBounded(t *testing.T) {
+	const extra = 3
+	tr, clk := newTestTracer(t, nil)
+	k := &fakeTables{conns: map[uint64]ebpf.ConnectionCounters{}}
+	for sock := uint64(1); sock <= maxCloseLostTombstones+extra; sock++ {
+		tr.Handle(connectEv(ebpf.EventConnect, sock, 100, "10.0.0.5:40001", "10.0.0.1:80"))
+	}
+	for range closeLostAfter {
+		if err := tr.refresh(k); err != nil {
+			t.Fatal(err)
+		}
+		clk.t = clk.t.Add(closeLostMinAge)
+	}
+	if err := tr.refresh(k); err != nil {
+		t.Fatal(err)
+	}
+	tr.mu.Lock()
+	tombstones := len(tr.lostCloses)
+	tr.mu.Unlock()
+	if got, lost := activeTo(t, tr, web.ID, "10.0.0.1:80"), tr.Stats().ClosesLost; got != 0 || lost != extra || tombstones != maxCloseLostTombstones {
+		t.Errorf("active = %d (want 0), ClosesLost = %d (want %d), tombstones %d (want %d)",
+			got, lost, extra, tombstones, maxCloseLostTombstones)
+	}
+}
+
 // TestConnectOverwritesLostClose: a connect on a socket address the tracer still holds open
-// means the earlier socket's close never arrived.
+// (or holds the tombstone of) means the earlier socket's close never arrived.
 func TestConnectOverwritesLostClose(t *testing.T) {
-	tr, _ := newTestTracer(t, nil)
+	tr, clk := newTestTracer(t, nil)
 	tr.Handle(connectEv(ebpf.EventConnect, 7, 100, "10.0.0.5:40001", "10.0.0.1:80"))
 	tr.Handle(connectEv(ebpf.EventConnect, 7, 100, "10.0.0.5:40002", "10.0.0.2:80"))
 	if a, b := activeTo(t, tr, web.ID, "10.0.0.1:80"), activeTo(t, tr, web.ID, "10.0.0.2:80"); a != 0 || b != 1 {
@@ -119,14 +230,42 @@ func TestConnectOverwritesLostClose(t *testing.T) {
 	if a, b := activeTo(t, tr, web.ID, "10.0.0.1:80"), activeTo(t, tr, web.ID, "10.0.0.2:80"); a != 0 || b != 0 {
 		t.Errorf("after close: %d, %d", a, b)
 	}
+
+	// Reconciled, then its address taken by a new connection: lost at once, and the new
+	// connection's close is its own.
+	tr.Handle(connectEv(ebpf.EventConnect, 8, 100, "10.0.0.5:40003", "10.0.0.1:80"))
+	k := &fakeTables{conns: map[uint64]ebpf.ConnectionCounters{}}
+	for range closeLostAfter + 1 {
+		if err := tr.refresh(k); err != nil {
+			t.Fatal(err)
+		}
+		clk.t = clk.t.Add(closeLostMinAge)
+	}
+	tr.Handle(connectEv(ebpf.EventConnect, 8, 100, "10.0.0.5:40004", "10.0.0.2:80"))
+	if lost := tr.Stats().ClosesLost; lost != 2 {
+		t.Errorf("ClosesLost = %d, want 2", lost)
+	}
+	tr.Handle(closeEv(8, 0, 0))
+	if a, b := activeTo(t, tr, web.ID, "10.0.0.1:80"), activeTo(t, tr, web.ID, "10.0.0.2:80"); a != 0 || b != 0 {
+		t.Errorf("after the reused address closed: %d, %d", a, b)
+	}
+	clk.t = clk.t.Add(closeLostTombstoneTTL)
+	if err := tr.refresh(k); err != nil {
+		t.Fatal(err)
+	}
+	if lost := tr.Stats().ClosesLost; lost != 2 {
+		t.Errorf("ClosesLost = %d after the tombstone TTL, want still 2", lost)
+	}
 }
 
 // TestSeededLostClose: the kernel deletes a seeded tuple at its close even when the close event
-// found no room; the seeded connection missing from the seeded map is closed.
+// found no room; the seeded connection missing from the seeded map is closed, and a late close
+// event carrying its id is not lost.
 func TestSeededLostClose(t *testing.T) {
 	const dbDst = "10.0.0.9:5432"
 	kernel := newRecordingKernel()
-	tr := newSeedTracer(t, nil)
+	clk := &clock{t: time.Unix(1700000000, 0)}
+	tr := newSeedTracer(t, func(o *Options) { o.Now = clk.now })
 	if _, err := tr.seed(fixtureTree(t).root, kernel); err != nil {
 		t.Fatal(err)
 	}
@@ -134,20 +273,30 @@ func TestSeededLostClose(t *testing.T) {
 	for id := range kernel.added {
 		k.seeded[id] = true
 	}
-	if err := tr.refresh(k); err != nil {
-		t.Fatal(err)
-	}
-	if got := activeTo(t, tr, webC.ID, dbDst); got != 1 {
-		t.Fatalf("active = %d, want 1", got)
-	}
-	delete(k.seeded, kernel.idOf(t, "10.0.0.5:41000", dbDst))
-	for range 2 {
+	refresh := func(after time.Duration) {
+		t.Helper()
+		clk.t = clk.t.Add(after)
 		if err := tr.refresh(k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got, lost := activeTo(t, tr, webC.ID, dbDst), tr.Stats().ClosesLost; got != 0 || lost != 1 {
-		t.Errorf("active = %d (want 0), ClosesLost = %d (want 1)", got, lost)
+	refresh(0)
+	if got := activeTo(t, tr, webC.ID, dbDst); got != 1 {
+		t.Fatalf("active = %d, want 1", got)
+	}
+	lostID := kernel.idOf(t, "10.0.0.5:41000", dbDst)
+	lateID := kernel.idOf(t, "[::ffff:10.0.0.5]:42000", "[::ffff:10.0.0.10]:6379")
+	delete(k.seeded, lostID)
+	delete(k.seeded, lateID)
+	refresh(time.Second)
+	refresh(closeLostMinAge)
+	if got := activeTo(t, tr, webC.ID, dbDst); got != 0 {
+		t.Errorf("active = %d, want 0", got)
+	}
+	tr.Handle(&ebpf.Event{Type: ebpf.EventClose, Sock: lateID})
+	refresh(closeLostTombstoneTTL)
+	if lost := tr.Stats().ClosesLost; lost != 1 {
+		t.Errorf("ClosesLost = %d, want 1", lost)
 	}
 	tr.mu.Lock()
 	index := len(tr.seededIndex)

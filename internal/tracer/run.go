@@ -146,10 +146,26 @@ type kernelTables interface {
 	SeededConnections(fn func(id uint64)) error
 }
 
-// closeLostAfter is how many consecutive Refreshes must miss a connection on the kernel side
-// before it is closed: one miss may be a connection that closed (or was added) while the
-// kernel's maps were being read, whose event the reader has not applied yet.
-const closeLostAfter = 2
+// A connection missing on the kernel side is closed as lost only once both hold:
+//   - closeLostAfter consecutive Refreshes missed it: one miss may be a connection that closed
+//     (or was added) while the kernel's maps were being read, whose event the reader has not
+//     applied yet;
+//   - it has been missing for closeLostMinAge: under an event burst the reader can lag behind
+//     the kernel by more than two collection intervals (which may be a few seconds), with the
+//     close still in the ring buffer. Normally events are read within ebpf.PollInterval; 30 s
+//     is far beyond that and still bounds how long a lost close keeps a connection active.
+//
+// Even then the close may still come: the connection is kept as a tombstone for
+// closeLostTombstoneTTL, so a late close event still adds its final bytes, and it is counted in
+// ClosesLost only when its tombstone expires without one. At most maxCloseLostTombstones are
+// kept (a burst of lost closes beyond that is counted at once); the TTL is well below the
+// default destination_ttl (10m), so the destination a late close accounts to is still there.
+const (
+	closeLostAfter         = 2
+	closeLostMinAge        = 30 * time.Second
+	closeLostTombstoneTTL  = 5 * time.Minute
+	maxCloseLostTombstones = 4096
+)
 
 func (t *Tracer) refresh(k kernelTables) error {
 	var errConns, errSeeded error
@@ -176,7 +192,8 @@ func (t *Tracer) refresh(k kernelTables) error {
 	return errors.Join(errConns, errSeeded)
 }
 
-// reconcile closes the connections the kernel side no longer knows. A close event is lost when
+// reconcile closes the connections the kernel side no longer knows (see closeLostAfter) and
+// counts the tombstones whose close event never came. A close event is lost when
 // the ring buffer was full, and none is ever sent when the kernel's LRU connections map evicted
 // the socket; either way the kernel's map no longer has it (for seeded connections: the seeded
 // map, whose entry the kernel deletes at the close whether or not the event fitted). Without
@@ -191,12 +208,34 @@ func (t *Tracer) reconcile(live map[uint64]struct{}, kernelRead, seededRead bool
 			conn.missing = 0
 			continue
 		}
-		conn.missing++
-		if conn.missing >= closeLostAfter {
+		if conn.missing == 0 {
+			conn.missingSince = now
+		}
+		if conn.missing < closeLostAfter {
+			conn.missing++
+		}
+		if conn.missing >= closeLostAfter && now.Sub(conn.missingSince) >= closeLostMinAge {
 			t.forget(sock, conn, now)
+			if len(t.lostCloses) < maxCloseLostTombstones {
+				t.lostCloses[sock] = lostClose{conn: conn, at: now}
+			} else {
+				t.closesLost.Add(1)
+			}
+		}
+	}
+	for sock, lc := range t.lostCloses {
+		if now.Sub(lc.at) >= closeLostTombstoneTTL {
+			delete(t.lostCloses, sock)
 			t.closesLost.Add(1)
 		}
 	}
+}
+
+// lostClose is the tombstone of a connection reconcile closed: its close event may still be in
+// the ring buffer (see closeLostMinAge).
+type lostClose struct {
+	conn *connection // as forgotten: bytes accounted up to the last Refresh
+	at   time.Time
 }
 
 // Close stops seeding and waits for it, detaches from the kernel and waits for the reader

@@ -61,9 +61,9 @@ type Stats struct {
 	Expired         uint64 // destinations and listen addresses forgotten after destination_ttl
 	NATErrors       uint64 // failed conntrack lookups (actual_destination fell back to destination)
 	// ClosesLost counts connections whose close event never arrived (ring buffer full, the
-	// kernel's LRU connections map evicted them, or their socket address was reused): Refresh
-	// closed them because the kernel side no longer knows them, or a new connection took their
-	// socket address.
+	// kernel's LRU connections map evicted them, or their socket address was reused): a new
+	// connection took their socket address, or Refresh closed them because the kernel side no
+	// longer knew them and no close event came within 5 minutes after.
 	ClosesLost uint64
 
 	// Input skipped while reading the sockets that existed at Start.
@@ -160,7 +160,8 @@ type connection struct {
 	bytesReceived uint64
 	srtt          time.Duration
 	seeded        *seededConn // nil for connections the kernel side saw open
-	missing       uint8       // consecutive Refreshes that did not find it on the kernel side
+	missing       uint8       // consecutive Refreshes that did not find it on the kernel side, up to closeLostAfter
+	missingSince  time.Time   // the first of them
 }
 
 // Tracer holds the per-container state built from kernel events.
@@ -176,6 +177,7 @@ type Tracer struct {
 	containers  map[containers.ID]*containerState
 	connections map[uint64]*connection // by socket address, or seeded id (seed.go)
 	seededIndex map[seededIndexKey]uint64
+	lostCloses  map[uint64]lostClose // connections reconcile closed, by socket address or seeded id
 	nextSeedID  uint64
 	kernel      seededSockets   // set by Start
 	seedStop    <-chan struct{} // closed by Close: seeding still running gives up
@@ -204,6 +206,7 @@ func New(opts Options) *Tracer {
 		containers:  map[containers.ID]*containerState{},
 		connections: map[uint64]*connection{},
 		seededIndex: map[seededIndexKey]uint64{},
+		lostCloses:  map[uint64]lostClose{},
 		liveSocks:   map[uint64]struct{}{},
 		notNATed:    map[netip.AddrPort]time.Time{},
 	}
@@ -352,6 +355,10 @@ func (t *Tracer) Handle(ev *ebpf.Event) {
 			// freed and reused.
 			t.forget(ev.Sock, old, now)
 			t.closesLost.Add(1)
+		} else if _, ok := t.lostCloses[ev.Sock]; ok {
+			// Likewise for one already closed by reconcile: its close would have come first.
+			delete(t.lostCloses, ev.Sock)
+			t.closesLost.Add(1)
 		}
 		d := t.destination(s, key, now)
 		if d == nil {
@@ -392,6 +399,15 @@ func (t *Tracer) close(ev *ebpf.Event) {
 	defer t.mu.Unlock()
 	conn := t.connections[ev.Sock]
 	if conn == nil {
+		// Closed by reconcile while its close waited in the ring buffer: the connection no
+		// longer counts as active, but its last bytes do, and its close was not lost.
+		if lc, ok := t.lostCloses[ev.Sock]; ok {
+			delete(t.lostCloses, ev.Sock)
+			if d := t.destinationOf(lc.conn); d != nil {
+				t.account(d, lc.conn, ev.BytesSent, ev.BytesReceived)
+				d.lastActive = t.now()
+			}
+		}
 		return
 	}
 	if d := t.destinationOf(conn); d != nil {

@@ -226,7 +226,8 @@ func (s *ebpfSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timesta
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.DecodeErrors), "ebpf", "decode_error")
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.Unattributed), "ebpf", "unattributed")
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.NATErrors), "ebpf", "nat_lookup")
-	// Connections whose close event never arrived, closed because the kernel side forgot them.
+	// Connections whose close event never arrived: the kernel side forgot them (and no late
+	// close came within minutes) or a new connection took their socket address.
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.ClosesLost), "ebpf", "close_lost")
 	// Reading the sockets open at start: processes that exited meanwhile, /proc entries that
 	// could not be read, socket table lines that did not parse.
