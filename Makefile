@@ -9,6 +9,8 @@ DIST := _build/otelcol-codexray
 # Go test timeout per package; the whole `make test` stays well under 20 minutes.
 TEST_TIMEOUT ?= 15m
 LOGHUB_DIR ?= ../shared/loghub2k
+# The testbed daemons are shared by overlapping runs; this make process is one user of them.
+OWNER := $(shell echo $$PPID)
 
 .PHONY: all run test build generate check-generated bench bench-logpatterns lint deps testbed-up testbed-down clean
 
@@ -32,9 +34,9 @@ run: build
 ## test: every test, the privileged ones included (CODEXRAY_REQUIRE_PRIVILEGED=1 makes their skips failures)
 test: deps build
 	@bash scripts/check-generated.sh
-	@bash scripts/testbed.sh up
+	@bash scripts/testbed.sh up $(OWNER)
 	@set -o pipefail; CODEXRAY_DIST=$(CURDIR)/$(DIST) go test -count=1 -timeout $(TEST_TIMEOUT) ./... ; rc=$$?; \
-		bash scripts/testbed.sh down; exit $$rc
+		bash scripts/testbed.sh down $(OWNER); exit $$rc
 
 ## generate: regenerate bpf2go objects, internal/metadata and documentation.md
 generate:
@@ -45,13 +47,15 @@ check-generated:
 
 ## bench: Go benchmarks (benchstat-friendly) and the end-to-end load scripts
 bench: deps
-	@bash scripts/testbed.sh up
-	go test -run '^$$' -bench . -benchmem -count 1 ./... | tee bench.out
-	@echo "== eBPF tracer overhead: 50,000 loopback connect/accept/close cycles, untraced vs traced"
-	go run ./internal/ebpf/connbench -n 50000 -rounds 3
-	$(MAKE) bench-logpatterns
-	@echo "== log-pattern memory: 10 million unique lines"
-	go run ./cmd/loghub-score -dir $(LOGHUB_DIR) -flood 10000000
+	@bash scripts/testbed.sh up $(OWNER)
+	@set -o pipefail; rc=0; \
+		go test -run '^$$' -bench . -benchmem -count 1 ./... | tee bench.out || rc=1; \
+		echo "== eBPF tracer overhead: 50,000 loopback connect/accept/close cycles, untraced vs traced"; \
+		go run ./internal/ebpf/connbench -n 50000 -rounds 3 || rc=1; \
+		$(MAKE) --no-print-directory bench-logpatterns || rc=1; \
+		echo "== log-pattern memory: 10 million unique lines"; \
+		go run ./cmd/loghub-score -dir $(LOGHUB_DIR) -flood 10000000 || rc=1; \
+		bash scripts/testbed.sh down $(OWNER); exit $$rc
 
 ## bench-logpatterns: score the log-pattern extractor on ../shared/loghub2k
 bench-logpatterns:
@@ -62,11 +66,12 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 
+# By hand: the daemons stay up until `make testbed-down` (this shell is their user).
 testbed-up:
-	@bash scripts/testbed.sh up
+	@bash scripts/testbed.sh up "$$(ps -o ppid= -p $$PPID | tr -d " ")"
 
 testbed-down:
-	@bash scripts/testbed.sh down
+	@bash scripts/testbed.sh down "$$(ps -o ppid= -p $$PPID | tr -d " ")"
 
 clean:
 	rm -rf _build _build.log bench.out

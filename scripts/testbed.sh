@@ -2,8 +2,9 @@
 # Starts (`up`) and stops (`down`) the real daemons the privileged tests use: dockerd (with the
 # registry-free busybox image), a standalone containerd with CRI on private paths, and journald.
 # Idempotent: `up` reuses what already runs. Pids and logs live in $TESTBED (below).
-# Runs that overlap on one machine share the daemons: `up` and `down` keep a count of users,
-# and only the last `down` stops what an `up` started.
+# Runs that overlap on one machine share the daemons: `up OWNER` and `down OWNER` register
+# and unregister a user by pid (default: the caller's parent), users whose process is gone are
+# forgotten, and only the last user's `down` stops what an `up` started.
 # See ../shared/TESTBED.md for why each flag is there.
 set -euo pipefail
 
@@ -41,7 +42,7 @@ up_tracefs() {
 up_dockerd() {
 	if ! docker info >/dev/null 2>&1; then
 		log "starting dockerd"
-		setsid dockerd --bridge=none --iptables=false --ip6tables=false >"$TESTBED/dockerd.log" 2>&1 &
+		setsid dockerd --bridge=none --iptables=false --ip6tables=false >"$TESTBED/dockerd.log" 2>&1 9>&- &
 		echo $! >"$TESTBED/dockerd.pid"
 		wait_for 30 docker info || { log "dockerd did not start: $(tail -5 "$TESTBED/dockerd.log")"; return 1; }
 	fi
@@ -73,7 +74,7 @@ state = "$CTRD/state"
     conf_dir = "$CTRD/cni"
 TOML
 		log "starting containerd on $CTRD/containerd.sock"
-		setsid containerd --config "$CTRD/config.toml" >"$TESTBED/containerd.log" 2>&1 &
+		setsid containerd --config "$CTRD/config.toml" >"$TESTBED/containerd.log" 2>&1 9>&- &
 		echo $! >"$TESTBED/containerd.pid"
 		wait_for 30 ctr -a "$CTRD/containerd.sock" version || { log "containerd did not start: $(tail -5 "$TESTBED/containerd.log")"; return 1; }
 	fi
@@ -86,7 +87,7 @@ TOML
 up_journald() {
 	if [ ! -S /run/systemd/journal/socket ] || ! alive journald systemd-journal; then
 		log "starting journald"
-		setsid /lib/systemd/systemd-journald >"$TESTBED/journald.log" 2>&1 &
+		setsid /lib/systemd/systemd-journald >"$TESTBED/journald.log" 2>&1 9>&- &
 		echo $! >"$TESTBED/journald.pid"
 		wait_for 10 test -S /run/systemd/journal/socket || { log "journald did not start"; return 1; }
 	fi
@@ -104,13 +105,21 @@ down_one() {
 	rm -f "$TESTBED/$1.pid"
 }
 
+# One invocation at a time. The daemons are started with fd 9 closed (9>&-): a daemon that
+# inherited it would hold the lock for as long as it runs.
 exec 9>"$TESTBED/lock"
 flock 9
-users=$(cat "$TESTBED/users" 2>/dev/null || echo 0)
+owner=${2:-$PPID}
+rm -f "$TESTBED/users" # the integer count of earlier versions of this script
+mkdir -p "$TESTBED/users.d"
+for u in "$TESTBED"/users.d/*; do
+	[ -e "$u" ] || continue
+	kill -0 "$(basename "$u")" 2>/dev/null || rm -f "$u"
+done
 
 case "${1:-up}" in
 up)
-	echo $((users + 1)) >"$TESTBED/users"
+	touch "$TESTBED/users.d/$owner"
 	up_tracefs
 	up_dockerd
 	up_containerd
@@ -118,12 +127,12 @@ up)
 	log "up (logs in $TESTBED)"
 	;;
 down)
-	if [ "$users" -gt 1 ]; then
-		echo $((users - 1)) >"$TESTBED/users"
-		log "still used by $((users - 1)) other run(s): daemons left up"
+	rm -f "$TESTBED/users.d/$owner"
+	others=$(find "$TESTBED/users.d" -mindepth 1 | wc -l)
+	if [ "$others" -gt 0 ]; then
+		log "still used by $others other run(s): daemons left up"
 		exit 0
 	fi
-	rm -f "$TESTBED/users"
 	if docker info >/dev/null 2>&1; then
 		ids=$(docker ps -aq --filter label=codexray-test)
 		[ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1 || true
@@ -134,7 +143,7 @@ down)
 	log "down"
 	;;
 *)
-	echo "usage: $0 up|down" >&2
+	echo "usage: $0 up|down [owner pid]" >&2
 	exit 2
 	;;
 esac

@@ -45,7 +45,7 @@ type Collector struct {
 type Status struct {
 	// Namespace of the query socket; Note explains a fallback to the agent's own namespace.
 	Namespace Namespace
-	// TaskDelayacct is kernel.task_delayacct after start: when false, disk (and swap-in,
+	// TaskDelayacct is kernel.task_delayacct now (read again by Status): when false, disk (and swap-in,
 	// reclaim, thrashing) delays are always 0. TaskDelayacctNote says why, or what the agent did.
 	TaskDelayacct     bool
 	TaskDelayacctNote string
@@ -227,6 +227,15 @@ func (c *Collector) Status() Status {
 		s.ExitOverruns = c.listener.Overruns()
 	}
 	s.Counters = c.acc.Counters()
+	// An operator may switch kernel.task_delayacct after the agent started: read it again (a
+	// small procfs file, once per collection).
+	if on, err := readDelayacct(delayacctPath(c.cfg.ProcRoot)); err == nil && on != s.TaskDelayacct {
+		s.TaskDelayacct = on
+		s.TaskDelayacctNote = "kernel.task_delayacct changed since the agent started"
+		if !on {
+			s.TaskDelayacctNote = "kernel.task_delayacct was switched off since the agent started: disk, swap-in, reclaim and thrashing delays are not accounted"
+		}
+	}
 	return s
 }
 

@@ -285,6 +285,17 @@ func TestDelayacctStatus(t *testing.T) {
 			t.Fatalf("status %+v, sysctl %q", st, b)
 		}
 	})
+	t.Run("switched by an operator after start", func(t *testing.T) {
+		setDelayacct(t, false)
+		c := newTestCollector(t, DefaultConfig(), &dockerResolver{})
+		if st := c.Status(); st.TaskDelayacct {
+			t.Fatalf("status %+v", st)
+		}
+		setDelayacct(t, true)
+		if st := c.Status(); !st.TaskDelayacct {
+			t.Fatalf("kernel.task_delayacct=1 now, status still %+v", st)
+		}
+	})
 }
 
 // Processes born and gone between two collections count through the exit listener.

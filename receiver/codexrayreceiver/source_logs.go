@@ -272,7 +272,8 @@ func (s *logsSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Ti
 // one that logs again counts from zero under a new, later start.
 func recordMessageCounts(mb *metadata.MetricsBuilder, now pcommon.Timestamp, patterns *logs.Patterns, id containers.ID) {
 	patterns.Counts(id, func(c logs.MessageCount) {
-		mb.RecordContainerLogMessagesDataPointWithStart(pcommon.NewTimestampFromTime(c.Start), now, int64(c.Count),
+		// startOf: a stream created while this collection runs must not start after the point.
+		mb.RecordContainerLogMessagesDataPointWithStart(startOf(c.Start, now), now, int64(c.Count),
 			c.Source, c.Level.String(), c.PatternHash)
 	})
 }

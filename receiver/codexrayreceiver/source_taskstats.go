@@ -102,7 +102,7 @@ func (s *taskstatsSource) recordContainer(mb *metadata.MetricsBuilder, now pcomm
 	if !ok {
 		return
 	}
-	start := pcommon.NewTimestampFromTime(d.Since)
+	start := startOf(d.Since, now) // never after the point: totals may be created during this collection
 	mb.RecordContainerResourcesCPUDelayDataPointWithStart(start, now, d.CPU)
 	mb.RecordContainerResourcesDiskDelayDataPointWithStart(start, now, d.Disk)
 	// The extended delays (beyond coroot-node-agent) come with the same query; their metric
