@@ -2,6 +2,7 @@ package codexrayreceiver
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -80,4 +81,16 @@ var sourceConstructors []func(env sourceEnv) source
 
 func registerSource(newSource func(env sourceEnv) source) {
 	sourceConstructors = append(sourceConstructors, newSource)
+}
+
+// startOf is the start timestamp of a series whose state was created at created. A start
+// after the collection time cannot be (clocks are read in that order); it is capped at now.
+func startOf(created time.Time, now pcommon.Timestamp) pcommon.Timestamp {
+	if created.IsZero() {
+		return now
+	}
+	if start := pcommon.NewTimestampFromTime(created); start < now {
+		return start
+	}
+	return now
 }

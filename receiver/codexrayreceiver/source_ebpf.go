@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -196,18 +195,6 @@ func recordTCP(mb *metadata.MetricsBuilder, now pcommon.Timestamp, st *tracer.Co
 	if st.OOMKills > 0 {
 		mb.RecordContainerOomKillsDataPointWithStart(startOf(st.OOMKillsStart, now), now, int64(st.OOMKills))
 	}
-}
-
-// startOf is the start timestamp of a series whose state was created at created. A start
-// after the collection time cannot be (clocks are read in that order); it is capped at now.
-func startOf(created time.Time, now pcommon.Timestamp) pcommon.Timestamp {
-	if created.IsZero() {
-		return now
-	}
-	if start := pcommon.NewTimestampFromTime(created); start < now {
-		return start
-	}
-	return now
 }
 
 // recordNode reports the tracer's self-metrics.
