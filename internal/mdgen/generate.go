@@ -72,39 +72,26 @@ func (ms *MetricConfig) Unmarshal(parser *confmap.Conf) error {
 // EnabledSetByUser reports whether the configuration set enabled explicitly.
 func (ms MetricConfig) EnabledSetByUser() bool { return ms.enabledSetByUser }
 
-// MetricsConfig has one switch per metric.
-type MetricsConfig struct {
 `)
-	for _, name := range sortedKeys(md.Metrics) {
-		fmt.Fprintf(&b, "\t%s MetricConfig `mapstructure:%q`\n", goName(name), name)
+	enabled := map[string]bool{}
+	for name, m := range md.Metrics {
+		enabled[name] = m.Enabled
 	}
-	b.WriteString("}\n\n// DefaultMetricsConfig enables the metrics marked enabled in metadata.yaml.\nfunc DefaultMetricsConfig() MetricsConfig {\n\treturn MetricsConfig{\n")
-	for _, name := range sortedKeys(md.Metrics) {
-		fmt.Fprintf(&b, "\t\t%s: MetricConfig{Enabled: %v},\n", goName(name), md.Metrics[name].Enabled)
-	}
-	b.WriteString("\t}\n}\n\n")
+	writeSwitches(&b, "MetricsConfig", "MetricConfig", "metrics", enabled)
 
 	b.WriteString("// ResourceAttributeConfig switches one resource attribute on or off.\ntype ResourceAttributeConfig struct {\n\tEnabled bool `mapstructure:\"enabled\"`\n}\n\n")
-	b.WriteString("// ResourceAttributesConfig has one switch per resource attribute.\ntype ResourceAttributesConfig struct {\n")
-	for _, name := range sortedKeys(md.ResourceAttributes) {
-		fmt.Fprintf(&b, "\t%s ResourceAttributeConfig `mapstructure:%q`\n", goName(name), name)
+	enabled = map[string]bool{}
+	for name, a := range md.ResourceAttributes {
+		enabled[name] = a.Enabled
 	}
-	b.WriteString("}\n\n// DefaultResourceAttributesConfig enables the attributes marked enabled in metadata.yaml.\nfunc DefaultResourceAttributesConfig() ResourceAttributesConfig {\n\treturn ResourceAttributesConfig{\n")
-	for _, name := range sortedKeys(md.ResourceAttributes) {
-		fmt.Fprintf(&b, "\t\t%s: ResourceAttributeConfig{Enabled: %v},\n", goName(name), md.ResourceAttributes[name].Enabled)
-	}
-	b.WriteString("\t}\n}\n\n")
+	writeSwitches(&b, "ResourceAttributesConfig", "ResourceAttributeConfig", "attributes", enabled)
 
 	b.WriteString("// EventConfig switches one log event on or off.\ntype EventConfig struct {\n\tEnabled bool `mapstructure:\"enabled\"`\n}\n\n")
-	b.WriteString("// EventsConfig has one switch per event.\ntype EventsConfig struct {\n")
-	for _, name := range sortedKeys(md.Events) {
-		fmt.Fprintf(&b, "\t%s EventConfig `mapstructure:%q`\n", goName(name), name)
+	enabled = map[string]bool{}
+	for name, e := range md.Events {
+		enabled[name] = e.Enabled
 	}
-	b.WriteString("}\n\n// DefaultEventsConfig enables the events marked enabled in metadata.yaml.\nfunc DefaultEventsConfig() EventsConfig {\n\treturn EventsConfig{\n")
-	for _, name := range sortedKeys(md.Events) {
-		fmt.Fprintf(&b, "\t\t%s: EventConfig{Enabled: %v},\n", goName(name), md.Events[name].Enabled)
-	}
-	b.WriteString("\t}\n}\n\n")
+	writeSwitches(&b, "EventsConfig", "EventConfig", "events", enabled)
 
 	b.WriteString(`// MetricsBuilderConfig is the user-facing part of the builders' configuration.
 type MetricsBuilderConfig struct {
@@ -129,6 +116,21 @@ func DefaultLogsBuilderConfig() LogsBuilderConfig {
 }
 `)
 	return b.String()
+}
+
+// writeSwitches writes a struct with one switch per name and its Default function, e.g.
+// MetricsConfig with a MetricConfig per metric. what names the items in the doc comments.
+func writeSwitches(b *strings.Builder, typ, field, what string, enabled map[string]bool) {
+	singular := map[string]string{"metrics": "metric", "attributes": "resource attribute", "events": "event"}[what]
+	fmt.Fprintf(b, "// %s has one switch per %s.\ntype %s struct {\n", typ, singular, typ)
+	for _, name := range sortedKeys(enabled) {
+		fmt.Fprintf(b, "\t%s %s `mapstructure:%q`\n", goName(name), field, name)
+	}
+	fmt.Fprintf(b, "}\n\n// Default%s enables the %s marked enabled in metadata.yaml.\nfunc Default%s() %s {\n\treturn %s{\n", typ, what, typ, typ, typ)
+	for _, name := range sortedKeys(enabled) {
+		fmt.Fprintf(b, "\t\t%s: %s{Enabled: %v},\n", goName(name), field, enabled[name])
+	}
+	b.WriteString("\t}\n}\n\n")
 }
 
 func genResource(md *Metadata, _ string) string {
