@@ -56,17 +56,9 @@ type Client struct {
 // agent without hostPID or where pid 1's namespaces are hidden), the socket is opened in the
 // agent's own namespace and Namespace().Note says so.
 func Dial(procRoot string) (*Client, error) {
-	conn, ns, err := dialHost(procRoot)
+	conn, family, ns, err := dialTaskstats(procRoot)
 	if err != nil {
 		return nil, err
-	}
-	family, err := conn.GetFamily(familyName)
-	if err != nil {
-		conn.Close()
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: generic netlink family %s not found (kernel without CONFIG_TASKSTATS, or not the host network namespace): %v", ErrUnavailable, familyName, err)
-		}
-		return nil, fmt.Errorf("%w: resolving generic netlink family %s: %v", ErrUnavailable, familyName, err)
 	}
 	raw, err := conn.SyscallConn()
 	if err != nil {
@@ -90,6 +82,24 @@ func Dial(procRoot string) (*Client, error) {
 const messageBuffer = 16 << 10
 
 // dialHost opens a generic-netlink socket in the host network namespace when it can.
+// dialTaskstats opens a generic-netlink socket (see dialHost for the namespace) and resolves
+// the TASKSTATS family on it.
+func dialTaskstats(procRoot string) (*genetlink.Conn, genetlink.Family, Namespace, error) {
+	conn, ns, err := dialHost(procRoot)
+	if err != nil {
+		return nil, genetlink.Family{}, ns, err
+	}
+	family, err := conn.GetFamily(familyName)
+	if err != nil {
+		conn.Close()
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, family, ns, fmt.Errorf("%w: generic netlink family %s not found (kernel without CONFIG_TASKSTATS, or not the host network namespace): %v", ErrUnavailable, familyName, err)
+		}
+		return nil, family, ns, fmt.Errorf("%w: resolving generic netlink family %s: %v", ErrUnavailable, familyName, err)
+	}
+	return conn, family, ns, nil
+}
+
 func dialHost(procRoot string) (*genetlink.Conn, Namespace, error) {
 	own := &netlink.Config{MessageBufferSize: messageBuffer}
 	hostNS := filepath.Join(procRoot, "1/ns/net")

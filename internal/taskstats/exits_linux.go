@@ -36,14 +36,9 @@ type ExitListener struct {
 // ListenExits opens a dedicated socket (see Dial for the namespace) and registers it for the
 // exits on every possible CPU.
 func ListenExits(procRoot string) (*ExitListener, error) {
-	conn, ns, err := dialHost(procRoot)
+	conn, family, ns, err := dialTaskstats(procRoot)
 	if err != nil {
 		return nil, err
-	}
-	family, err := conn.GetFamily(familyName)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("%w: resolving generic netlink family %s: %v", ErrUnavailable, familyName, err)
 	}
 	// Bigger than rmem_max needs SO_RCVBUFFORCE (CAP_NET_ADMIN); fall back to what is allowed.
 	if err := setReadBufferForce(conn, exitReadBuffer); err != nil {
