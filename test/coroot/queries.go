@@ -1,0 +1,77 @@
+// Package coroot holds what Coroot's server reads from a node agent, as test data: the
+// Prometheus queries of coroot-node-agent metrics in Coroot's constructor, with the labels each
+// keeps (queries.yaml, its source in README.md). Acceptance tests load it with Queries and run
+// each query against a Prometheus that scrapes the agent.
+//
+// It holds data and its loader only; it imports nothing of the agent.
+package coroot
+
+import (
+	_ "embed"
+	"fmt"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+//go:embed queries.yaml
+var queriesYAML []byte
+
+// Status says whether codexray produces a query's metrics.
+type Status string
+
+const (
+	// Provided: the acceptance test must find series with the required labels.
+	Provided Status = "provided"
+	// NotYetProvided: the feature (L7, GPU, language runtimes, DNS) is other work; the test
+	// lists the query as not provided, never as passing.
+	NotYetProvided Status = "not_yet_provided"
+)
+
+// Query is one of Coroot's node-agent queries.
+type Query struct {
+	Name           string   `yaml:"name"`
+	PromQL         string   `yaml:"query"`
+	Metrics        []string `yaml:"metrics"`
+	Labels         []string `yaml:"labels"`
+	RequiredLabels []string `yaml:"required_labels"`
+	IdentityAny    []string `yaml:"identity_any"`
+	Feature        string   `yaml:"feature"`
+	ProvidedBy     string   `yaml:"provided_by"`
+	Status         Status   `yaml:"status"`
+	Needs          string   `yaml:"needs"`
+	Note           string   `yaml:"note"`
+}
+
+// KeptLabels are the labels Coroot keeps from the result of every query, besides Labels.
+var KeptLabels = []string{"machine_id", "system_uuid", "container_id", "destination", "destination_ip", "actual_destination"}
+
+// WithRange returns the query with Coroot's $RANGE placeholder replaced by window (e.g. "1m").
+func (q Query) WithRange(window string) string {
+	return strings.ReplaceAll(q.PromQL, "$RANGE", window)
+}
+
+// Queries parses queries.yaml and checks that each entry is complete.
+func Queries() ([]Query, error) {
+	var doc struct {
+		Queries []Query `yaml:"queries"`
+	}
+	if err := yaml.Unmarshal(queriesYAML, &doc); err != nil {
+		return nil, fmt.Errorf("parsing queries.yaml: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, q := range doc.Queries {
+		switch {
+		case q.Name == "" || q.PromQL == "" || len(q.Metrics) == 0:
+			return nil, fmt.Errorf("query %q: name, query and metrics are required", q.Name)
+		case seen[q.Name]:
+			return nil, fmt.Errorf("query %q listed twice", q.Name)
+		case q.Status != Provided && q.Status != NotYetProvided:
+			return nil, fmt.Errorf("query %q: status %q is neither %q nor %q", q.Name, q.Status, Provided, NotYetProvided)
+		case q.Status == Provided && len(q.RequiredLabels) == 0:
+			return nil, fmt.Errorf("query %q: a provided query needs required_labels", q.Name)
+		}
+		seen[q.Name] = true
+	}
+	return doc.Queries, nil
+}
