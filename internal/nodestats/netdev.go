@@ -52,7 +52,7 @@ func parseNetDev(b []byte, dst []Interface) ([]Interface, error) {
 		}
 		name := bytes.TrimSpace(line[:colon])
 		fs = fields(line[colon+1:], fs)
-		if len(name) == 0 || len(fs) < 10 {
+		if len(name) == 0 || bytes.ContainsAny(name, " \t") || len(fs) < 10 {
 			return dst, fmt.Errorf("parsing net/dev: %q", line)
 		}
 		var v [4]uint64

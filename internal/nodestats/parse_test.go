@@ -73,6 +73,7 @@ func TestParseNetDevErrors(t *testing.T) {
 		{"short", head + "eth0: 1 2 3\n"},
 		{"number", head + "eth0: 1 2 3 4 5 6 7 8 x 10\n"},
 		{"no name", head + ": 1 2 3 4 5 6 7 8 9 10\n"},
+		{"blank in name", head + "et h0: 1 2 3 4 5 6 7 8 9 10\n"},
 	} {
 		if _, err := parseNetDev([]byte(tc.in), nil); err == nil {
 			t.Errorf("%s accepted", tc.name)
