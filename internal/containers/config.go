@@ -6,11 +6,9 @@ import (
 	"time"
 )
 
-// Config is the `containers` section of the codexray receiver configuration.
+// Config is the `containers` section of the codexray receiver configuration. The registry
+// has no switch: every source attributes through it.
 type Config struct {
-	// Enabled turns the registry's scanning and runtime metadata on. Default true. When off,
-	// every lookup misses and no per-container metrics are produced.
-	Enabled bool `mapstructure:"enabled"`
 	// ScanInterval is how often every process in /proc is re-attributed (new and gone
 	// containers are also found on demand and through process events). Default 10s.
 	ScanInterval time.Duration `mapstructure:"scan_interval"`
@@ -46,7 +44,6 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		Enabled:                 true,
 		ScanInterval:            10 * time.Second,
 		Retention:               5 * time.Minute,
 		IncludeOtherCgroups:     true,

@@ -54,7 +54,22 @@ type NodeConfig struct {
 // minCollectionInterval keeps a typo such as `1ms` from turning the agent into a CPU burner.
 const minCollectionInterval = time.Second
 
-var _ confmap.Validator = (*Config)(nil)
+var (
+	_ confmap.Validator   = (*Config)(nil)
+	_ confmap.Unmarshaler = (*Config)(nil)
+)
+
+// Unmarshal decodes conf into c, rejecting removed options with the reason (a plain decode
+// would only call them invalid keys).
+func (c *Config) Unmarshal(conf *confmap.Conf) error {
+	if conf.IsSet("containers::enabled") {
+		return errors.New("containers.enabled was removed: the container registry always runs, because every " +
+			"source attributes what it observes through it; to ask no container runtime, set " +
+			"containers.docker_socket: \"\" and containers.cri_sockets: [], and to drop the per-container " +
+			"resource metrics, set cgroups.enabled: false")
+	}
+	return conf.Unmarshal(c)
+}
 
 // Validate checks the receiver-level settings; the collector also calls Validate on every
 // source section.

@@ -34,7 +34,7 @@ func TestConfigDefaultIsValidAndUseful(t *testing.T) {
 	assert.Equal(t, "/proc", cfg.Node.ProcRoot)
 	for name, enabled := range map[string]bool{
 		"ebpf": cfg.EBPF.Enabled, "taskstats": cfg.Taskstats.Enabled, "cgroups": cfg.Cgroups.Enabled,
-		"containers": cfg.Containers.Enabled, "logs": cfg.Logs.Enabled, "cloud": cfg.Cloud.Enabled,
+		"logs": cfg.Logs.Enabled, "cloud": cfg.Cloud.Enabled,
 	} {
 		assert.True(t, enabled, "source %s must be on by default", name)
 	}
@@ -95,6 +95,7 @@ func TestConfigErrorsAreClear(t *testing.T) {
 	}{
 		{"bad_interval", "collection_interval must be at least 1s, got 10ms"},
 		{"unknown_option", "no_such_option"},
+		{"containers_enabled", "containers.enabled was removed: the container registry always runs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

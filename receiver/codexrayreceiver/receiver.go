@@ -45,10 +45,15 @@ type codexrayReceiver struct {
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
 
-	registry *containers.Registry
-	node     *nodeSource
-	sources  []source
-	states   map[string]string // source name -> state, written by start only
+	// newSources builds the sources (newSources in source.go); tests replace it.
+	newSources func(env sourceEnv) []source
+
+	// The registry and the node description are the receiver's own: every source uses them.
+	registry         *containers.Registry
+	containerMetrics *containerMetrics
+	node             *nodeSource
+	sources          []source
+	states           map[string]string // source name (and registryName) -> state, written by start only
 	// degraded is the last degradation reason logged per source; used by collect only.
 	degraded map[string]string
 
@@ -56,7 +61,7 @@ type codexrayReceiver struct {
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, onStop func()) *codexrayReceiver {
-	return &codexrayReceiver{cfg: cfg, settings: set, logger: set.Logger, onStop: onStop,
+	return &codexrayReceiver{cfg: cfg, settings: set, logger: set.Logger, onStop: onStop, newSources: newSources,
 		states: map[string]string{}, degraded: map[string]string{}}
 }
 
@@ -84,23 +89,31 @@ func (r *codexrayReceiver) start(_ context.Context, host component.Host) error {
 	r.cancel = cancel
 	start := time.Now()
 	r.mb = metadata.NewMetricsBuilder(r.cfg.MetricsBuilderConfig, r.settings, metadata.WithStartTime(pcommon.NewTimestampFromTime(start)))
-	r.registry = &containers.Registry{}
 	r.node = newNodeSource(r.cfg.Node, start)
-
-	env := sourceEnv{cfg: r.cfg.withProcRoots(), settings: r.settings, registry: r.registry, node: r.node, emitLogs: r.emitLogs}
+	cfg := r.cfg.withProcRoots()
 	var failed []error
-	for _, newSource := range sourceConstructors {
-		s := newSource(env)
-		r.sources = append(r.sources, s)
+
+	// The registry first: every source attributes what it observes through it. One that cannot
+	// start (no cgroup hierarchy) stays empty, its lookups miss, and the sources still run with
+	// node-level data only.
+	r.registry = &containers.Registry{}
+	registryLogger := r.logger.With(zap.String("source", registryName))
+	r.containerMetrics = newContainerMetrics(cfg.Cgroups, r.registry, registryLogger)
+	if err := r.registry.Start(cfg.Containers, cfg.Cgroups, registryLogger); err != nil {
+		failed = append(failed, r.startFailed(registryName, err))
+	} else {
+		r.states[registryName] = stateRunning
+	}
+
+	env := sourceEnv{cfg: cfg, settings: r.settings, registry: r.registry, node: r.node, emitLogs: r.emitLogs}
+	r.sources = r.newSources(env)
+	for _, s := range r.sources {
 		if !s.enabled() {
 			r.states[s.name()] = stateDisabled
 			continue
 		}
 		if err := s.start(runCtx, host); err != nil {
-			// Degrade, never crash: the other sources carry on.
-			r.states[s.name()] = stateFailed
-			r.logger.Warn("source could not start; the others carry on", zap.String("source", s.name()), zap.Error(err))
-			failed = append(failed, fmt.Errorf("%s: %w", s.name(), err))
+			failed = append(failed, r.startFailed(s.name(), err))
 			continue
 		}
 		r.states[s.name()] = stateRunning
@@ -112,6 +125,14 @@ func (r *codexrayReceiver) start(_ context.Context, host component.Host) error {
 	r.wg.Add(1)
 	go r.collectLoop(runCtx)
 	return nil
+}
+
+// startFailed records that source name could not start. Degrade, never crash: the others carry
+// on.
+func (r *codexrayReceiver) startFailed(name string, err error) error {
+	r.states[name] = stateFailed
+	r.logger.Warn("source could not start; the others carry on", zap.String("source", name), zap.Error(err))
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // Shutdown stops every goroutine; it is safe without Start and safe to call twice.
@@ -133,9 +154,14 @@ func (r *codexrayReceiver) Shutdown(ctx context.Context) error {
 			// checkpointed) is not lost. Receivers shut down before the rest of the pipeline.
 			r.collectAndPush(ctx)
 		}
-		for _, s := range running {
-			if serr := s.shutdown(ctx); serr != nil {
-				err = errors.Join(err, fmt.Errorf("%s: %w", s.name(), serr))
+		for i := len(running) - 1; i >= 0; i-- {
+			if serr := running[i].shutdown(ctx); serr != nil {
+				err = errors.Join(err, fmt.Errorf("%s: %w", running[i].name(), serr))
+			}
+		}
+		if r.registry != nil {
+			if rerr := r.registry.Close(); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("%s: %w", registryName, rerr))
 			}
 		}
 		if r.onStop != nil {
@@ -183,8 +209,12 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 	mb := r.mb
 	running := r.runningSources()
 
+	registryRunning := r.states[registryName] == stateRunning
 	containersSeen := r.containers(running)
 	for _, c := range containersSeen {
+		if registryRunning {
+			r.containerMetrics.recordContainer(mb, now, c)
+		}
 		for _, s := range running {
 			if cr, ok := s.(containerRecorder); ok {
 				cr.recordContainer(mb, now, c)
@@ -198,6 +228,10 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 
 	r.node.recordNode(mb, now)
 	mb.RecordCodexrayContainersTrackedDataPoint(now, int64(len(containersSeen)))
+	mb.RecordCodexraySourceStatusDataPoint(now, 1, registryName, r.states[registryName])
+	if registryRunning {
+		r.containerMetrics.recordNode(mb, now)
+	}
 	for _, s := range r.sources {
 		mb.RecordCodexraySourceStatusDataPoint(now, 1, s.name(), r.sourceState(s))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,14 +29,19 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// onlyNode turns every source off, leaving the node and self-metrics.
-func onlyNode(cfg *Config) {
+// onlyNode turns every source off and gives the registry a fixture cgroup tree without
+// processes, leaving the node and self-metrics.
+func onlyNode(t *testing.T, cfg *Config) {
+	t.Helper()
 	cfg.EBPF.Enabled = false
 	cfg.Taskstats.Enabled = false
 	cfg.Cgroups.Enabled = false
-	cfg.Containers.Enabled = false
 	cfg.Logs.Enabled = false
 	cfg.Cloud.Enabled = false
+	root, err := filepath.Abs("../../testdata/cgroupfs/v2")
+	require.NoError(t, err)
+	cfg.Cgroups.Root, cfg.Cgroups.ProcRoot = root, t.TempDir()
+	cfg.Containers.DockerSocket, cfg.Containers.CRISockets = "", nil
 }
 
 func TestShutdownWithoutStart(t *testing.T) {
@@ -50,7 +56,7 @@ func TestShutdownWithoutStart(t *testing.T) {
 func TestOneInstanceServesMetricsAndLogs(t *testing.T) {
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig()
-	onlyNode(cfg.(*Config))
+	onlyNode(t, cfg.(*Config))
 	set := receivertest.NewNopSettings(metadata.Type)
 	mr, err := f.CreateMetrics(context.Background(), set, cfg, consumertest.NewNop())
 	require.NoError(t, err)
@@ -80,7 +86,7 @@ func TestOneInstanceServesMetricsAndLogs(t *testing.T) {
 func TestCollectsNodeInfoAndSelfMetrics(t *testing.T) {
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig().(*Config)
-	onlyNode(cfg)
+	onlyNode(t, cfg)
 	sink := new(consumertest.MetricsSink)
 	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
 	require.NoError(t, err)
@@ -180,18 +186,13 @@ func TestFailingSourceDegradesAndIsReported(t *testing.T) {
 	failing := &fakeSource{id: "failing", on: true, startErr: errors.New("no BTF")}
 	working := &fakeSource{id: "working", on: true}
 	off := &fakeSource{id: "off", on: false}
-	saved := sourceConstructors
-	sourceConstructors = nil
-	for _, s := range []*fakeSource{failing, working, off} {
-		registerSource(func(sourceEnv) source { return s })
-	}
-	defer func() { sourceConstructors = saved }()
-
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig().(*Config)
+	onlyNode(t, cfg)
 	sink := new(consumertest.MetricsSink)
 	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
 	require.NoError(t, err)
+	r.(*codexrayReceiver).newSources = func(sourceEnv) []source { return []source{failing, working, off} }
 	var reported []*componentstatus.Event
 	host := &statusHost{report: func(ev *componentstatus.Event) { reported = append(reported, ev) }}
 	require.NoError(t, r.Start(context.Background(), host), "a failing source must not fail the receiver")
@@ -213,7 +214,7 @@ func TestFailingSourceDegradesAndIsReported(t *testing.T) {
 		st, _ := attrs.Get("state")
 		states[src.Str()] = st.Str()
 	}
-	assert.Equal(t, map[string]string{"failing": stateFailed, "working": stateRunning, "off": stateDisabled}, states)
+	assert.Equal(t, map[string]string{registryName: stateRunning, "failing": stateFailed, "working": stateRunning, "off": stateDisabled}, states)
 }
 
 // statusHost is a component.Host that records status reports.
@@ -281,17 +282,14 @@ func (s *stoppingSource) shutdown(context.Context) error {
 // lines its checkpoints cover) reaches the pipeline before the receiver is gone.
 func TestShutdownCollectsOnceMoreAfterInputStops(t *testing.T) {
 	src := &stoppingSource{fakeSource: fakeSource{id: "stopping", on: true}}
-	saved := sourceConstructors
-	sourceConstructors = nil
-	registerSource(func(sourceEnv) source { return src })
-	defer func() { sourceConstructors = saved }()
-
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig().(*Config)
+	onlyNode(t, cfg)
 	cfg.CollectionInterval = time.Hour // only the first and the final collection
 	sink := new(consumertest.MetricsSink)
 	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
 	require.NoError(t, err)
+	r.(*codexrayReceiver).newSources = func(sourceEnv) []source { return []source{src} }
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	require.Eventually(t, func() bool { return len(sink.AllMetrics()) == 1 }, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, r.Shutdown(context.Background()))

@@ -17,6 +17,8 @@ import (
 type sourceEnv struct {
 	cfg      *Config
 	settings receiver.Settings
+	// registry is never nil: the receiver starts it before any source (a registry that could
+	// not start is empty and its lookups miss).
 	registry *containers.Registry
 	// node describes the node, for sources that build resources of their own (log records).
 	node *nodeSource
@@ -25,9 +27,22 @@ type sourceEnv struct {
 	emitLogs func(ctx context.Context, logs plog.Logs) error
 }
 
-// source is one independent producer of data: the eBPF tracer, taskstats, a log reader, the
-// cloud metadata watcher... Each starts on its own; one that cannot start does not stop the
-// others.
+// newSources builds the receiver's sources in start order (shutdown runs in reverse). This list
+// is the one place that names them: a new source is one more line here. Every source may use
+// the registry and the node description from env; both exist before the first source starts.
+func newSources(env sourceEnv) []source {
+	return []source{
+		newEBPFSource(env), // its process events keep the registry current
+		newTaskstatsSource(env),
+		newLogsSource(env),
+		newCloudSource(env),
+	}
+}
+
+// source is one independent producer of data: the eBPF tracer, taskstats, the log readers, the
+// cloud metadata watcher. Each starts on its own; one that cannot start does not stop the
+// others. The optional interfaces below add what a source reports; each source asserts the
+// ones it implements at compile time (var _ containerRecorder = (*ebpfSource)(nil)).
 type source interface {
 	// name is the value of the `source` attribute of codexray_source_status.
 	name() string
@@ -73,14 +88,6 @@ type degradationReporter interface {
 // nodeDescriber is implemented by sources that add attributes to the node resource.
 type nodeDescriber interface {
 	describeNode(rb *metadata.ResourceBuilder)
-}
-
-// sourceConstructors lists every source. Each source file registers itself from init, so
-// adding a source touches only its own file.
-var sourceConstructors []func(env sourceEnv) source
-
-func registerSource(newSource func(env sourceEnv) source) {
-	sourceConstructors = append(sourceConstructors, newSource)
 }
 
 // startOf is the start timestamp of a series whose state was created at created. A start

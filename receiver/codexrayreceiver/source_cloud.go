@@ -11,7 +11,11 @@ import (
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
 
-func init() { registerSource(newCloudSource) }
+var (
+	_ source        = (*cloudSource)(nil)
+	_ nodeRecorder  = (*cloudSource)(nil)
+	_ nodeDescriber = (*cloudSource)(nil)
+)
 
 // cloudSource publishes the node's cloud identity: node_cloud_info and the cloud.* / host.type
 // attributes of the node resource. Both appear once the metadata service has answered (or at

@@ -2,7 +2,6 @@ package codexrayreceiver
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +16,13 @@ import (
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
 
-func init() { registerSource(newEBPFSource) }
+var (
+	_ source              = (*ebpfSource)(nil)
+	_ containerRecorder   = (*ebpfSource)(nil)
+	_ nodeRecorder        = (*ebpfSource)(nil)
+	_ containerRetainer   = (*ebpfSource)(nil)
+	_ degradationReporter = (*ebpfSource)(nil)
+)
 
 // processNotifier is the part of the registry that wants process lifecycle events.
 type processNotifier interface {
@@ -49,15 +54,12 @@ type ebpfSource struct {
 }
 
 func newEBPFSource(env sourceEnv) source {
-	s := &ebpfSource{
-		cfg:    env.cfg.EBPF,
-		logger: env.settings.Logger.With(zap.String("source", "ebpf")),
+	return &ebpfSource{
+		cfg:       env.cfg.EBPF,
+		logger:    env.settings.Logger.With(zap.String("source", "ebpf")),
+		registry:  env.registry,
+		processes: env.registry,
 	}
-	if env.registry != nil { // a nil *Registry in the interface would not compare to nil
-		s.registry = env.registry
-		s.processes = env.registry
-	}
-	return s
 }
 
 func (s *ebpfSource) name() string  { return "ebpf" }
@@ -66,23 +68,14 @@ func (s *ebpfSource) enabled() bool { return s.cfg.Enabled }
 // start loads and attaches the BPF programs. It fails, and the other sources carry on, when the
 // kernel lacks BTF, the ring buffer (< 5.8) or a tracepoint, or the agent lacks privileges.
 func (s *ebpfSource) start(context.Context, component.Host) error {
-	if s.registry == nil {
-		return errors.New("no container registry to attribute kernel events with")
-	}
-	opts := tracer.Options{Config: s.cfg, Registry: s.registry, Logger: s.logger}
-	if s.processes != nil {
-		s.queue = make(chan tracer.ProcessEvent, processQueueSize)
-		s.stop = make(chan struct{})
-		opts.OnProcess = s.enqueueProcess
-	}
-	t := tracer.New(opts)
+	s.queue = make(chan tracer.ProcessEvent, processQueueSize)
+	s.stop = make(chan struct{})
+	t := tracer.New(tracer.Options{Config: s.cfg, Registry: s.registry, Logger: s.logger, OnProcess: s.enqueueProcess})
 	if err := t.Start(); err != nil {
 		return err
 	}
-	if s.queue != nil {
-		s.worker.Add(1)
-		go s.notifyProcesses()
-	}
+	s.worker.Add(1)
+	go s.notifyProcesses()
 	s.mu.Lock()
 	s.tracer = t
 	s.mu.Unlock()

@@ -87,11 +87,6 @@ func TestEBPFSourceLifecycle(t *testing.T) {
 		require.NoError(t, src.shutdown(context.Background()))
 		require.NoError(t, src.shutdown(context.Background()))
 	})
-	t.Run("no registry", func(t *testing.T) {
-		src := newEBPFSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type)})
-		require.ErrorContains(t, src.start(context.Background(), componenttest.NewNopHost()), "registry")
-		require.NoError(t, src.shutdown(context.Background()))
-	})
 }
 
 func TestRecordTCP(t *testing.T) {

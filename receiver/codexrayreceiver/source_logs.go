@@ -18,7 +18,14 @@ import (
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
 
-func init() { registerSource(newLogsSource) }
+var (
+	_ source              = (*logsSource)(nil)
+	_ containerRecorder   = (*logsSource)(nil)
+	_ nodeRecorder        = (*logsSource)(nil)
+	_ containerRetainer   = (*logsSource)(nil)
+	_ inputStopper        = (*logsSource)(nil)
+	_ degradationReporter = (*logsSource)(nil)
+)
 
 // logsSource reads the node's logs (docker json-file, CRI, journald, plain files) through
 // internal/logs, counts messages per container, source, level and pattern
@@ -70,12 +77,8 @@ func (s *logsSource) start(ctx context.Context, host component.Host) error {
 		}
 		s.client, store = client, client
 	}
-	var lookup logs.ContainerLookup
-	if s.registry != nil { // a nil *Registry in the interface would not compare to nil
-		lookup = s.registry
-	}
 	patterns := logs.NewPatterns(s.cfg.Patterns, s.cfg.Multiline)
-	reader := logs.NewReader(s.cfg, lookup, patterns, s.logger)
+	reader := logs.NewReader(s.cfg, s.registry, patterns, s.logger)
 	if err := reader.Start(ctx, store); err != nil {
 		s.logger.Warn("some log sources cannot run; the others carry on", zap.Error(err))
 		s.startErr = err.Error()
@@ -237,9 +240,6 @@ func (s *logsSource) retainedContainers() []*containers.Container {
 }
 
 func (s *logsSource) containerByID(id containers.ID) (*containers.Container, bool) {
-	if s.registry == nil {
-		return nil, false
-	}
 	return s.registry.ContainerByID(id)
 }
 

@@ -2,7 +2,6 @@ package codexrayreceiver
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +15,12 @@ import (
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
 
-func init() { registerSource(newTaskstatsSource) }
+var (
+	_ source              = (*taskstatsSource)(nil)
+	_ containerRecorder   = (*taskstatsSource)(nil)
+	_ nodeRecorder        = (*taskstatsSource)(nil)
+	_ degradationReporter = (*taskstatsSource)(nil)
+)
 
 // taskstatsSource reports per-container delay accounting (CPU run-queue delay, disk delay and,
 // when their metrics are enabled, swap-in, reclaim and thrashing delays) from netlink
@@ -41,14 +45,11 @@ type delayCollector interface {
 }
 
 func newTaskstatsSource(env sourceEnv) source {
-	s := &taskstatsSource{
-		cfg:    env.cfg.Taskstats,
-		logger: env.settings.Logger.With(zap.String("source", "taskstats")),
+	return &taskstatsSource{
+		cfg:      env.cfg.Taskstats,
+		logger:   env.settings.Logger.With(zap.String("source", "taskstats")),
+		resolver: env.registry,
 	}
-	if env.registry != nil { // a nil *Registry in the interface would not compare to nil
-		s.resolver = env.registry
-	}
-	return s
 }
 
 func (s *taskstatsSource) name() string  { return "taskstats" }
@@ -57,9 +58,6 @@ func (s *taskstatsSource) enabled() bool { return s.cfg.Enabled }
 // start opens the TASKSTATS sockets; it fails (and the other sources carry on) when the kernel
 // lacks TASKSTATS or the agent lacks CAP_NET_ADMIN or the host's namespaces.
 func (s *taskstatsSource) start(context.Context, component.Host) error {
-	if s.resolver == nil {
-		return errors.New("no container registry to attribute processes with")
-	}
 	c, err := taskstats.NewCollector(s.cfg, s.resolver, s.logger)
 	if err != nil {
 		return err

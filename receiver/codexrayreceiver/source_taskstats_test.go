@@ -52,12 +52,6 @@ func TestTaskstatsSourceLifecycle(t *testing.T) {
 		src.recordNode(mb, pcommon.NewTimestampFromTime(time.Now()))
 		assert.Equal(t, 0, mb.Emit().MetricCount())
 	})
-	t.Run("no registry", func(t *testing.T) {
-		rcfg := NewFactory().CreateDefaultConfig().(*Config)
-		src := newTaskstatsSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type)})
-		require.ErrorContains(t, src.start(context.Background(), componenttest.NewNopHost()), "registry")
-		require.NoError(t, src.shutdown(context.Background()))
-	})
 }
 
 // cgroupResolver attributes processes to one docker container by /proc/<pid>/cgroup, standing

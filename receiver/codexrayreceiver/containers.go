@@ -1,12 +1,10 @@
 package codexrayreceiver
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.uber.org/zap"
 
@@ -15,11 +13,10 @@ import (
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
 
-func init() { registerSource(newContainersSource) }
-
-// containersSource runs the container registry every other source attributes through, and
-// records what each container is (container_info, restarts) and what it uses (cgroup cpu,
-// memory, block IO and PSI counters, read at collection time).
+// containerMetrics records what each container of the registry is (container_info, restarts)
+// and what it uses (cgroup cpu, memory, block IO and PSI counters, read at collection time),
+// and the registry's own error counts. It is part of the receiver, not a source: the registry
+// always runs, because every source attributes through it.
 //
 // Restarts is the runtime's restart count, recorded with the registry's RestartsSince as its
 // start: a count that begins again under the same container id (a StatefulSet pod re-created
@@ -27,8 +24,7 @@ func init() { registerSource(newContainersSource) }
 // one start. A restarted container's cgroup counters start from zero; the registry then
 // publishes it with a new FirstSeen, which the receiver uses as the start timestamp of the
 // resource's cgroup sums (instanceCounters), so no counter appears to go down.
-type containersSource struct {
-	cfg        containers.Config
+type containerMetrics struct {
 	cgroupsCfg cgroups.Config
 	registry   *containers.Registry
 	logger     *zap.Logger
@@ -37,34 +33,14 @@ type containersSource struct {
 	lastWarned time.Time // partial cgroup readings are logged at most once a minute
 }
 
-func newContainersSource(env sourceEnv) source {
-	return &containersSource{
-		cfg:        env.cfg.Containers,
-		cgroupsCfg: env.cfg.Cgroups,
-		registry:   env.registry,
-		logger:     env.settings.Logger.With(zap.String("source", "containers")),
-	}
+// registryName is the `source` of the registry's codexray_source_status and source errors.
+const registryName = "containers"
+
+func newContainerMetrics(cgroupsCfg cgroups.Config, registry *containers.Registry, logger *zap.Logger) *containerMetrics {
+	return &containerMetrics{cgroupsCfg: cgroupsCfg, registry: registry, logger: logger}
 }
 
-func (s *containersSource) name() string  { return "containers" }
-func (s *containersSource) enabled() bool { return s.cfg.Enabled }
-
-// start starts the registry's scanning; the first scan runs in the background.
-func (s *containersSource) start(context.Context, component.Host) error {
-	if s.registry == nil {
-		return errors.New("no container registry")
-	}
-	return s.registry.Start(s.cfg, s.cgroupsCfg, s.logger)
-}
-
-func (s *containersSource) shutdown(context.Context) error {
-	if s.registry == nil {
-		return nil
-	}
-	return s.registry.Close()
-}
-
-func (s *containersSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Timestamp, c *containers.Container) {
+func (s *containerMetrics) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Timestamp, c *containers.Container) {
 	mb.RecordContainerInfoDataPoint(now, 1, c.Image)
 	mb.RecordContainerRestartsDataPointWithStart(restartsStart(c, now), now, c.Restarts)
 	if !s.cgroupsCfg.Enabled {
@@ -120,16 +96,13 @@ func restartsStart(c *containers.Container, now pcommon.Timestamp) pcommon.Times
 // recordNode reports what the registry counted and skipped: /proc entries it could not read,
 // and processes whose cgroup path is relative to a cgroup namespace the agent could not place
 // on the host tree (an agent pod whose host cgroupfs mount does not match its namespace).
-func (s *containersSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timestamp) {
-	if s.registry == nil {
-		return
-	}
+func (s *containerMetrics) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timestamp) {
 	st := s.registry.Stats()
-	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.ProcessErrors), "containers", "process_unreadable")
-	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.NamespaceSkipped), "containers", "cgroup_namespace_unresolved")
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.ProcessErrors), registryName, "process_unreadable")
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.NamespaceSkipped), registryName, "cgroup_namespace_unresolved")
 }
 
-func (s *containersSource) warnPartial(c *containers.Container, err error) {
+func (s *containerMetrics) warnPartial(c *containers.Container, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if time.Since(s.lastWarned) < time.Minute {

@@ -6,15 +6,18 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,9 +27,9 @@ import (
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
 
-// newFixtureContainersSource runs the containers source over the pure cgroup v2 fixture host
-// in testdata/cgroupfs/v2 (no container runtime).
-func newFixtureContainersSource(t *testing.T) (*containersSource, *containers.Registry) {
+// newFixtureContainerMetrics runs the registry over the pure cgroup v2 fixture host in
+// testdata/cgroupfs/v2 (no container runtime).
+func newFixtureContainerMetrics(t *testing.T) (*containerMetrics, *containers.Registry) {
 	t.Helper()
 	root, err := filepath.Abs("../../testdata")
 	require.NoError(t, err)
@@ -36,13 +39,12 @@ func newFixtureContainersSource(t *testing.T) (*containersSource, *containers.Re
 	cfg.Containers.DockerSocket = ""
 	cfg.Containers.CRISockets = nil
 	cfg.Containers.ScanInterval = time.Hour
+	cfg = cfg.withProcRoots()
 	reg := &containers.Registry{}
-	src := newContainersSource(sourceEnv{cfg: cfg.withProcRoots(), settings: receivertest.NewNopSettings(metadata.Type), registry: reg}).(*containersSource)
-	require.Equal(t, "containers", src.name())
-	require.True(t, src.enabled())
-	require.NoError(t, src.start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() { require.NoError(t, src.shutdown(context.Background())) })
+	require.NoError(t, reg.Start(cfg.Containers, cfg.Cgroups, nil))
+	t.Cleanup(func() { require.NoError(t, reg.Close()) })
 	reg.Scan()
+	src := newContainerMetrics(cfg.Cgroups, reg, zap.NewNop())
 	return src, reg
 }
 
@@ -81,7 +83,7 @@ func metricValues(t *testing.T, md pmetric.Metrics) map[string]float64 {
 }
 
 func TestContainersSourceRecordsResources(t *testing.T) {
-	src, reg := newFixtureContainersSource(t)
+	src, reg := newFixtureContainerMetrics(t)
 	c, ok := reg.ContainerByPID(201)
 	require.True(t, ok)
 	require.Equal(t, containers.ID("/docker/7ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be14"), c.ID)
@@ -117,7 +119,7 @@ func TestContainersSourceRecordsResources(t *testing.T) {
 }
 
 func TestContainersSourceNoLimitsNoSeries(t *testing.T) {
-	src, reg := newFixtureContainersSource(t)
+	src, reg := newFixtureContainerMetrics(t)
 	// The burstable containerd container has cpu.max "max" and memory.max "max".
 	c, ok := reg.ContainerByPID(202)
 	require.True(t, ok)
@@ -131,18 +133,42 @@ func TestContainersSourceNoLimitsNoSeries(t *testing.T) {
 	assert.Contains(t, got, "container.resources.disk.reads{device=sdb}")
 }
 
-func TestContainersSourceShutdownWithoutStart(t *testing.T) {
+// TestRegistryThatCannotStartDegrades: without a cgroup hierarchy the registry stays empty and
+// reports "failed"; the sources still start and attribute through its (missing) lookups.
+func TestRegistryThatCannotStartDegrades(t *testing.T) {
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	src := newContainersSource(sourceEnv{cfg: cfg, settings: receivertest.NewNopSettings(metadata.Type), registry: &containers.Registry{}})
-	require.NoError(t, src.shutdown(context.Background()))
+	onlyNode(t, cfg)
+	cfg.Cgroups.Root = t.TempDir()
+	r := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), nil)
+	working := &fakeSource{id: "working", on: true}
+	r.newSources = func(env sourceEnv) []source {
+		require.NotNil(t, env.registry, "sources always get a registry")
+		return []source{working}
+	}
+	var reported []*componentstatus.Event
+	host := &statusHost{report: func(ev *componentstatus.Event) { reported = append(reported, ev) }}
+	require.NoError(t, r.Start(context.Background(), host))
+	md := r.collect(time.Now())
+	require.NoError(t, r.Shutdown(context.Background()))
+
+	assert.True(t, working.started)
+	require.Len(t, reported, 1)
+	assert.ErrorContains(t, reported[0].Err(), registryName+": ")
+	assert.Equal(t, map[string]float64{
+		"codexray.source.status{source=containers}{state=failed}": 1,
+		"codexray.source.status{source=working}{state=running}":   1,
+	}, filterPrefix(metricValues(t, md), "codexray.source.status"))
 }
 
-func TestContainersSourceFailsOnMissingCgroups(t *testing.T) {
-	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	cfg.Cgroups.Root = t.TempDir()
-	src := newContainersSource(sourceEnv{cfg: cfg, settings: receivertest.NewNopSettings(metadata.Type), registry: &containers.Registry{}})
-	require.Error(t, src.start(context.Background(), componenttest.NewNopHost()))
-	require.NoError(t, src.shutdown(context.Background()))
+// filterPrefix keeps the entries whose key starts with prefix.
+func filterPrefix(m map[string]float64, prefix string) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range m {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // fakeCRIRuntime answers ContainerStatus for fixed containers, like containerd's CRI plugin.
@@ -288,8 +314,8 @@ func TestContainersSourceKubernetesRestart(t *testing.T) {
 	proc := copyFixtureDir(t, filepath.Join(testdata, "proc", "v2"))
 
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	onlyNode(cfg)
-	cfg.Containers.Enabled, cfg.Cgroups.Enabled = true, true
+	onlyNode(t, cfg)
+	cfg.Cgroups.Enabled = true
 	cfg.Cgroups.Root, cfg.Cgroups.ProcRoot = root, proc
 	cfg.Containers.DockerSocket = ""
 	cfg.Containers.CRISockets = []string{socket}
@@ -377,10 +403,10 @@ func TestContainersSourceCountsUnplaceableProcesses(t *testing.T) {
 	cfg.Containers.CRISockets = nil
 	cfg.Containers.ScanInterval = time.Hour
 	reg := &containers.Registry{}
-	src := newContainersSource(sourceEnv{cfg: cfg, settings: receivertest.NewNopSettings(metadata.Type), registry: reg}).(*containersSource)
-	require.NoError(t, src.start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() { require.NoError(t, src.shutdown(context.Background())) })
+	require.NoError(t, reg.Start(cfg.Containers, cfg.Cgroups, nil))
+	t.Cleanup(func() { require.NoError(t, reg.Close()) })
 	reg.Scan()
+	src := newContainerMetrics(cfg.Cgroups, reg, zap.NewNop())
 	require.Empty(t, reg.Containers())
 
 	mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
