@@ -1,4 +1,5 @@
-# The project's vocabulary: `make run` and `make test` are the two commands of the README.
+# The project's vocabulary: `make run` and `make test` are the two commands of the README;
+# ARCHITECTURE.md says what each target covers.
 SHELL := /bin/bash
 # sudo's secure_path lacks Go's directory, and make 4.3 does not pass exported variables to
 # $(shell): give the go command its PATH explicitly.
@@ -51,7 +52,7 @@ bench: deps
 	@set -o pipefail; rc=0; \
 		go test -run '^$$' -bench . -benchmem -count 1 ./... | tee bench.out || rc=1; \
 		echo "== eBPF tracer overhead: 50,000 loopback connect/accept/close cycles, untraced vs traced"; \
-		go run ./internal/ebpf/connbench -n 50000 -rounds 3 || rc=1; \
+		go run ./cmd/connbench -n 50000 -rounds 3 || rc=1; \
 		$(MAKE) --no-print-directory bench-logpatterns || rc=1; \
 		echo "== log-pattern memory: 10 million unique lines"; \
 		go run ./cmd/loghub-score -dir $(LOGHUB_DIR) -flood 10000000 || rc=1; \

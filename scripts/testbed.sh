@@ -5,7 +5,7 @@
 # Runs that overlap on one machine share the daemons: `up OWNER` and `down OWNER` register
 # and unregister a user by pid (default: the caller's parent), users whose process is gone are
 # forgotten, and only the last user's `down` stops what an `up` started.
-# See ../shared/TESTBED.md for why each flag is there.
+# How the tests use them: ARCHITECTURE.md, "Building and testing".
 set -euo pipefail
 
 TESTBED=${TESTBED:-/tmp/codexray-testbed}
@@ -42,6 +42,8 @@ up_tracefs() {
 up_dockerd() {
 	if ! docker info >/dev/null 2>&1; then
 		log "starting dockerd"
+		# No bridge and no iptables rules: nothing of the node's network changes; test
+		# containers run with --network none or host.
 		setsid dockerd --bridge=none --iptables=false --ip6tables=false >"$TESTBED/dockerd.log" 2>&1 9>&- &
 		echo $! >"$TESTBED/dockerd.pid"
 		wait_for 30 docker info || { log "dockerd did not start: $(tail -5 "$TESTBED/dockerd.log")"; return 1; }
@@ -69,6 +71,7 @@ state = "$CTRD/state"
   address = "$CTRD/containerd.sock"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "docker.io/$PAUSE"
+  # Without CAP_SYS_RESOURCE (a VM's root may lack it) containerd cannot lower oom_score_adj.
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     conf_dir = "$CTRD/cni"

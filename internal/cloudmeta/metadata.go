@@ -128,7 +128,7 @@ const (
 
 // ResourceAttributes returns the node resource attributes (OTel semantic conventions) that m
 // supports; empty values are left out. host.id is not among them: the receiver sets it to the
-// machine id (DESIGN.md), the instance id travels in node_cloud_info.
+// machine id, the instance id travels in node_cloud_info.
 func (m Metadata) ResourceAttributes() map[string]string {
 	attrs := make(map[string]string, 6)
 	put := func(k, v string) {

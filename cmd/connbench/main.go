@@ -4,7 +4,7 @@
 // connections (this process's rusage while the traced child runs: the event reader, the
 // tracer's state updates and conntrack lookups).
 //
-//	go run ./internal/ebpf/connbench -n 50000
+//	go run ./cmd/connbench -n 50000
 //
 // Needs root.
 package main
