@@ -13,16 +13,26 @@ LOGHUB_DIR ?= ../shared/loghub2k
 # The testbed daemons are shared by overlapping runs; this make process is one user of them.
 OWNER := $(shell echo $$PPID)
 
-.PHONY: all run test build generate check-generated bench bench-logpatterns lint deps testbed-up testbed-down clean
+# golangci-lint, pinned: `make lint` installs this version when another one (or none) is found.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(GOBIN)/golangci-lint
+
+.PHONY: all run test unit build generate check-generated bench bench-logpatterns lint deps deps-build deps-generate testbed-up testbed-down clean
 
 all: build
 
-## deps: install what is missing (Debian packages, ocb, crictl); idempotent
+## deps: install what is missing for every target (Debian packages, ocb, crictl); idempotent
 deps:
-	@bash scripts/install-deps.sh
+	@bash scripts/install-deps.sh test
 
-## build: build the otelcol-codexray distribution with ocb into _build/
-build: deps
+deps-build:
+	@bash scripts/install-deps.sh build
+
+deps-generate:
+	@bash scripts/install-deps.sh generate
+
+## build: build the otelcol-codexray distribution with ocb into _build/ (build toolchain only)
+build: deps-build
 	@echo "building $(DIST) with ocb (the first build downloads ~350 MB of modules)"
 	@env "dist.go=$(CURDIR)/scripts/ocb-go.sh" $(GOBIN)/builder --config builder-config.yaml >_build.log 2>&1 || \
 		{ tail -30 _build.log; echo "ocb failed; full log in _build.log" >&2; exit 1; }
@@ -32,6 +42,10 @@ build: deps
 run: build
 	@bash scripts/run.sh
 
+## unit: the tests that need no root, daemon or kernel feature; no installs; well under a minute
+unit:
+	@CODEXRAY_UNIT_ONLY=1 go test -short -count=1 ./...
+
 ## test: every test, the privileged ones included (CODEXRAY_REQUIRE_PRIVILEGED=1 makes their skips failures)
 test: deps build
 	@bash scripts/check-generated.sh
@@ -40,10 +54,10 @@ test: deps build
 		bash scripts/testbed.sh down $(OWNER); exit $$rc
 
 ## generate: regenerate bpf2go objects, internal/metadata and documentation.md
-generate:
+generate: deps-generate
 	go generate ./...
 
-check-generated:
+check-generated: deps-generate
 	@bash scripts/check-generated.sh
 
 ## bench: Go benchmarks (benchstat-friendly) and the end-to-end load scripts
@@ -62,10 +76,11 @@ bench: deps
 bench-logpatterns:
 	go run ./cmd/loghub-score -dir $(LOGHUB_DIR)
 
-## lint: gofmt and go vet
+## lint: golangci-lint at GOLANGCI_LINT_VERSION with .golangci.yml (installed when missing)
 lint:
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
-	go vet ./...
+	@$(GOLANGCI_LINT) version 2>/dev/null | grep -q "version $(GOLANGCI_LINT_VERSION:v%=%) " || \
+		{ echo "installing golangci-lint $(GOLANGCI_LINT_VERSION)"; go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); }
+	$(GOLANGCI_LINT) run ./...
 
 # By hand: the daemons stay up until `make testbed-down` (this shell is their user).
 testbed-up:

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Installs what `make run`, `make test` and `make bench` need on a Debian/Ubuntu machine.
-# Idempotent: every step checks first and does nothing when its tool is already there.
+# Installs what a make target needs on a Debian/Ubuntu machine, by group:
+#   build     Go check, gcc and libsystemd-dev (cgo, for the journald source), ocb    make build, make run
+#   generate  clang, llvm and libbpf-dev (bpf2go)                                    make generate
+#   test      build + generate, and the daemons and tools the privileged tests use   make test, make bench
+# Usage: install-deps.sh GROUP...  (default: test). Idempotent: every step checks first and does
+# nothing when its tool is already there. `make unit` and `make lint` need only Go.
 set -euo pipefail
 
 need_root() {
@@ -10,11 +14,29 @@ need_root() {
 	fi
 }
 
-# Debian packages: gcc for cgo (the journald source), the BPF toolchain, the container runtimes and journald used by the
-# privileged tests, Prometheus (a real scraper for the end-to-end test), iptables for
-# retransmit/NAT tests, and libsystemd for the cgo journald source.
-pkgs=(gcc libc6-dev clang llvm libbpf-dev bpftool docker.io containerd busybox-static prometheus
-	systemd-journal-remote libsystemd-dev iptables iproute2 conntrack curl ca-certificates)
+build_pkgs=(gcc libc6-dev libsystemd-dev)
+generate_pkgs=(clang llvm libbpf-dev)
+# The runtimes and journald the privileged tests drive (scripts/testbed.sh), Prometheus as a
+# real scraper for the end-to-end tests, bpftool to inspect programs, iptables, iproute2 and
+# conntrack for the retransmit and NAT tests, curl for the run and deploy checks.
+test_pkgs=(bpftool docker.io containerd busybox-static prometheus systemd-journal-remote iptables iproute2
+	conntrack curl ca-certificates)
+
+groups=("$@")
+[ ${#groups[@]} -gt 0 ] || groups=(test)
+pkgs=() want_ocb=0 want_crictl=0
+for g in "${groups[@]}"; do
+	case $g in
+	build) pkgs+=("${build_pkgs[@]}") want_ocb=1 ;;
+	generate) pkgs+=("${generate_pkgs[@]}") ;;
+	test) pkgs+=("${build_pkgs[@]}" "${generate_pkgs[@]}" "${test_pkgs[@]}") want_ocb=1 want_crictl=1 ;;
+	*)
+		echo "install-deps: unknown group $g (build, generate, test)" >&2
+		exit 2
+		;;
+	esac
+done
+
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,7 +59,11 @@ fi
 
 gobin=$(go env GOPATH)/bin
 # Pinned tools: ocb at the collector release of go.mod, crictl for the CRI tests.
-[ -x "$gobin/builder" ] && "$gobin/builder" version 2>/dev/null | grep -q 0.165.0 ||
-	go install go.opentelemetry.io/collector/cmd/builder@v0.165.0
-[ -x "$gobin/crictl" ] || go install sigs.k8s.io/cri-tools/cmd/crictl@v1.34.0
+if [ $want_ocb = 1 ]; then
+	[ -x "$gobin/builder" ] && "$gobin/builder" version 2>/dev/null | grep -q 0.165.0 ||
+		go install go.opentelemetry.io/collector/cmd/builder@v0.165.0
+fi
+if [ $want_crictl = 1 ]; then
+	[ -x "$gobin/crictl" ] || go install sigs.k8s.io/cri-tools/cmd/crictl@v1.34.0
+fi
 exit 0

@@ -15,10 +15,21 @@ import (
 // instead of skipping. .ci/run sets it.
 const RequirePrivilegedEnv = "CODEXRAY_REQUIRE_PRIVILEGED"
 
+// UnitOnlyEnv, set by `make unit`, skips every privileged test, also as root: the fast loop
+// needs no daemons, BPF, netlink or root. It contradicts RequirePrivilegedEnv.
+const UnitOnlyEnv = "CODEXRAY_UNIT_ONLY"
+
 // SkipUnlessPrivileged skips the test with the reason when the condition for running it is not
 // met, or fails it when CODEXRAY_REQUIRE_PRIVILEGED=1: a privileged test never hides in CI.
+// Under CODEXRAY_UNIT_ONLY=1 it skips whatever the condition.
 func SkipUnlessPrivileged(t testing.TB, ok bool, format string, args ...any) {
 	t.Helper()
+	if os.Getenv(UnitOnlyEnv) == "1" {
+		if os.Getenv(RequirePrivilegedEnv) == "1" {
+			t.Fatalf("%s=1 and %s=1 contradict each other", UnitOnlyEnv, RequirePrivilegedEnv)
+		}
+		t.Skipf("privileged test skipped: %s=1 (make unit)", UnitOnlyEnv)
+	}
 	if ok {
 		return
 	}
