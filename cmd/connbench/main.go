@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
-	"github.com/codexray/codexray-node-agent/internal/ebpf"
 	"github.com/codexray/codexray-node-agent/internal/tracer"
 )
 
@@ -91,13 +90,13 @@ func cpuSeconds() float64 {
 // everyone attributes every event to one container, so the tracer does its full work.
 type everyone struct{}
 
-var bench = &containers.Container{ID: "bench"}
+const bench containers.ID = "bench"
 
-func (everyone) ContainerByCgroupID(uint64) (*containers.Container, bool) { return bench, true }
-func (everyone) ContainerByPID(uint32) (*containers.Container, bool)      { return bench, true }
+func (everyone) ContainerIDByCgroupID(uint64) (containers.ID, bool) { return bench, true }
+func (everyone) ContainerIDByPID(uint32) (containers.ID, bool)      { return bench, true }
 
 func run(n, rounds int, nat bool) error {
-	cfg := ebpf.DefaultConfig()
+	cfg := tracer.DefaultConfig()
 	cfg.Conntrack = nat
 	var untraced, traced, agentCPU float64
 	var processed, lost uint64
@@ -108,7 +107,7 @@ func run(n, rounds int, nat bool) error {
 		}
 		untraced += float64(n) / secs
 
-		tr := tracer.New(tracer.Options{Config: cfg, Registry: everyone{}})
+		tr := tracer.New(tracer.Options{Config: cfg, Resolver: everyone{}})
 		if err := tr.Start(); err != nil {
 			return err
 		}
@@ -130,7 +129,7 @@ func run(n, rounds int, nat bool) error {
 		processed += st.EventsProcessed - before
 		lost += st.EventsLost
 		var s tracer.ContainerStats
-		tr.ContainerStats(bench.ID, &s)
+		tr.ContainerStats(bench, &s)
 		if err := tr.Close(); err != nil {
 			return err
 		}

@@ -104,10 +104,10 @@ var attachments = []attachment{
 func Load(opts LoadOptions) (*Probe, error) {
 	size := opts.RingBufferSize
 	if size == 0 {
-		size = DefaultConfig().RingBufferSize
+		size = DefaultRingBufferSize
 	}
-	if err := validRingBufferSize(size); err != nil {
-		return nil, err
+	if err := CheckRingBufferSize(size); err != nil {
+		return nil, fmt.Errorf("ring buffer size: %w", err)
 	}
 	if _, err := os.Stat(kernelBTF); err != nil {
 		return nil, fmt.Errorf("%w: kernel BTF not available (%v); kernel built without CONFIG_DEBUG_INFO_BTF", ErrUnsupported, err)

@@ -2,15 +2,15 @@
 // successful and failed connects, connection time, active connections, retransmits and bytes
 // per (destination, actual_destination), listen addresses with inbound connection counts,
 // passive RTT per destination IP, and OOM kills. It attributes every event to a container
-// through the Registry interface (implemented by *containers.Registry) and enforces the
-// cardinality limits of ebpf.Config, counting every drop. It must not read cgroups or talk to
+// through the Resolver interface (implemented by *containers.Registry), keeping container IDs
+// only, and enforces the cardinality limits of Config, counting every drop. It must not read cgroups or talk to
 // container runtimes itself, and it never emits metrics: the receiver reads ContainerStats.
 //
 // Once the BPF programs are attached, the reader goroutine first records the TCP sockets that
 // were already open (seed.go), then reads the first event; Start does not wait for it (Seeded
 // tells when it is done). It reads: listening sockets and dialled
 // connections of every network namespace, read from <ebpf.proc_root>/<pid>/net/tcp{,6} and
-// attributed through /proc/<pid>/fd to the holder's container (Registry.ContainerByPID).
+// attributed through /proc/<pid>/fd to the holder's container (Resolver.ContainerIDByPID).
 // Seeded connections count as active connections (never as connects) and their close comes
 // from the kernel side, which knows them by namespace and 4-tuple. Input that vanished or did
 // not parse is counted in Stats (SeedVanished, SeedUnreadable, SeedMalformed).
@@ -25,7 +25,7 @@
 //
 // Use:
 //
-//	t := tracer.New(tracer.Options{Config: cfg.EBPF, Registry: registry, OnProcess: fn})
+//	t := tracer.New(tracer.Options{Config: cfg.EBPF, Resolver: registry, OnProcess: fn})
 //	if err := t.Start(); err != nil { ... } // loads BPF, opens conntrack, starts the reader
 //	t.Refresh()                             // at each collection: live byte counters, lost closes, RTT, expiry
 //	var s tracer.ContainerStats

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
-	"github.com/codexray/codexray-node-agent/internal/ebpf"
 	"github.com/codexray/codexray-node-agent/internal/testutil"
 )
 
@@ -61,14 +60,14 @@ type liveRegistry struct {
 
 var selfContainer = &containers.Container{ID: "self"}
 
-func (r *liveRegistry) ContainerByCgroupID(id uint64) (*containers.Container, bool) {
+func (r *liveRegistry) ContainerIDByCgroupID(id uint64) (containers.ID, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if id == r.self {
-		return selfContainer, true
+		return selfContainer.ID, true
 	}
 	if c, ok := r.docker[id]; ok {
-		return c, true
+		return c.ID, true
 	}
 	dirs, _ := filepath.Glob(filepath.Join(unifiedRoot, "docker", "*"))
 	for _, d := range dirs {
@@ -76,36 +75,36 @@ func (r *liveRegistry) ContainerByCgroupID(id uint64) (*containers.Container, bo
 		if syscall.Stat(d, &st) == nil && st.Ino == id {
 			c := &containers.Container{ID: containers.ID("/docker/" + filepath.Base(d))}
 			r.docker[id] = c
-			return c, true
+			return c.ID, true
 		}
 	}
-	return nil, false
+	return "", false
 }
 
-// ContainerByPID resolves the process's cgroup v2 directory, as the real registry does: the
+// ContainerIDByPID resolves the process's cgroup v2 directory, as the real registry does: the
 // tracer asks it for the holders of sockets that existed at start.
-func (r *liveRegistry) ContainerByPID(pid uint32) (*containers.Container, bool) {
+func (r *liveRegistry) ContainerIDByPID(pid uint32) (containers.ID, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
-		return nil, false
+		return "", false
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, "0::"); ok {
 			var st syscall.Stat_t
 			if syscall.Stat(filepath.Join(unifiedRoot, rest), &st) != nil {
-				return nil, false
+				return "", false
 			}
-			return r.ContainerByCgroupID(st.Ino)
+			return r.ContainerIDByCgroupID(st.Ino)
 		}
 	}
-	return nil, false
+	return "", false
 }
 
 func startTracer(t *testing.T, mutate func(*Options)) (*Tracer, *liveRegistry) {
 	t.Helper()
 	testutil.RequireRoot(t)
 	reg := &liveRegistry{self: cgroupInode(t, ownCgroupDir(t)), docker: map[uint64]*containers.Container{}}
-	opts := Options{Config: ebpf.DefaultConfig(), Registry: reg, EphemeralPorts: PortRange{Min: 1, Max: 1}}
+	opts := Options{Config: DefaultConfig(), Resolver: reg, EphemeralPorts: PortRange{Min: 1, Max: 1}}
 	if mutate != nil {
 		mutate(&opts)
 	}
@@ -355,10 +354,10 @@ func TestTracerOOMKill(t *testing.T) {
 		t.Errorf("docker says running/OOMKilled = %q", status)
 	}
 	// Only that container: no other state carries an OOM kill.
-	for _, c := range tr.Containers() {
+	for _, id := range tr.ContainerIDs() {
 		var s ContainerStats
-		if tr.ContainerStats(c.ID, &s) && s.OOMKills > 0 && c.ID != want {
-			t.Errorf("OOM kill attributed to %s too", c.ID)
+		if tr.ContainerStats(id, &s) && s.OOMKills > 0 && id != want {
+			t.Errorf("OOM kill attributed to %s too", id)
 		}
 	}
 	reg.mu.Lock()

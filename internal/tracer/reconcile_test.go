@@ -131,7 +131,7 @@ func TestLostCloseReconciled(t *testing.T) {
 	}
 	// Nothing open: the destination and then the container's state expire.
 	refresh(11 * time.Minute)
-	if n := len(tr.Containers()); n != 0 {
+	if n := len(tr.ContainerIDs()); n != 0 {
 		t.Errorf("%d containers retained after the lost closes were reconciled", n)
 	}
 }
@@ -314,7 +314,7 @@ func TestSeededLostClose(t *testing.T) {
 // pid must never decide whose kill it was.
 func TestOOMKillAttributedToVictim(t *testing.T) {
 	tr, _ := newTestTracer(t, func(o *Options) {
-		o.Registry.(*fakeRegistry).byPID[43] = web
+		o.Resolver.(*fakeRegistry).byPID[43] = web
 	})
 	// The victim's cgroup is unknown (already gone); the triggering task 42 is db's.
 	tr.Handle(&ebpf.Event{Type: ebpf.EventOOMKill, CgroupID: 999, PID: 42, TargetPID: 43})

@@ -101,18 +101,18 @@ func (t *Tracer) seed(procRoot string, kernel seededSockets) (SeedResult, error)
 
 	type plannedConn struct {
 		sock  *existingSocket
-		c     *containers.Container
+		id    containers.ID
 		key   destKey
 		index seededIndexKey
 	}
 	type plannedListen struct {
-		c    *containers.Container
+		id   containers.ID
 		addr netip.AddrPort
 	}
 	var (
 		conns   []plannedConn
 		listens []plannedListen
-		owners  = map[uint32]*containers.Container{}
+		owners  = map[uint32]containers.ID{}
 	)
 	for _, ns := range scan.namespaces {
 		if t.seedStopped() {
@@ -123,25 +123,25 @@ func (t *Tracer) seed(procRoot string, kernel seededSockets) (SeedResult, error)
 			if sock.owner == 0 || (sock.state != tcpListen && !outbound) {
 				continue // accepted connections are counted per listen address, from events
 			}
-			c, known := owners[sock.owner]
+			id, known := owners[sock.owner]
 			if !known {
-				c, _ = t.attribute(0, sock.owner)
-				owners[sock.owner] = c
+				id, _ = t.attribute(0, sock.owner)
+				owners[sock.owner] = id
 			}
-			if c == nil {
+			if id == "" {
 				t.unattributed.Add(1)
 				continue
 			}
 			if sock.state == tcpListen {
-				listens = append(listens, plannedListen{c, sock.local})
+				listens = append(listens, plannedListen{id, sock.local})
 				continue
 			}
 			src, dst := unmapAddrPort(sock.local), unmapAddrPort(sock.remote)
 			conns = append(conns, plannedConn{
 				sock:  sock,
-				c:     c,
+				id:    id,
 				key:   destKey{dst, t.actual(src, dst)}, // conntrack outside t.mu
-				index: seededIndexKey{c.ID, src, dst},
+				index: seededIndexKey{id, src, dst},
 			})
 		}
 	}
@@ -157,7 +157,7 @@ func (t *Tracer) seed(procRoot string, kernel seededSockets) (SeedResult, error)
 	}
 	t.mu.Lock()
 	for _, l := range listens {
-		if la := t.listen(t.state(l.c), unmapAddrPort(l.addr), now); la != nil {
+		if la := t.listen(t.state(l.id), unmapAddrPort(l.addr), now); la != nil {
 			la.open, la.listener = true, true
 			res.Listens++
 		}
@@ -166,7 +166,7 @@ func (t *Tracer) seed(procRoot string, kernel seededSockets) (SeedResult, error)
 		if _, dup := t.seededIndex[p.index]; dup {
 			continue
 		}
-		d := t.destination(t.state(p.c), p.key, now)
+		d := t.destination(t.state(p.id), p.key, now)
 		if d == nil {
 			continue // dropped by the destination limit, counted
 		}
@@ -180,7 +180,7 @@ func (t *Tracer) seed(procRoot string, kernel seededSockets) (SeedResult, error)
 				continue
 			}
 		}
-		t.connections[id] = &connection{id: p.c.ID, key: p.key, seeded: &seededConn{tuple: tuple, index: p.index}}
+		t.connections[id] = &connection{id: p.id, key: p.key, seeded: &seededConn{tuple: tuple, index: p.index}}
 		t.seededIndex[p.index] = id
 		d.ActiveConnections++
 		res.Connections++

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
-	"github.com/codexray/codexray-node-agent/internal/ebpf"
 	"github.com/codexray/codexray-node-agent/internal/testutil"
 )
 
@@ -125,7 +124,7 @@ func TestTracerSeedsExistingSockets(t *testing.T) {
 	// Only now does the tracer start: everything above happened before it.
 	child := &containers.Container{ID: "codexray-test-seed"}
 	tr, _ := startTracer(t, func(o *Options) {
-		reg := o.Registry.(*liveRegistry)
+		reg := o.Resolver.(*liveRegistry)
 		reg.docker[cgroupInode(t, dir)] = child
 	})
 
@@ -267,7 +266,7 @@ func BenchmarkSeedHostProc(b *testing.B) {
 	reg := &fakeRegistry{byPID: map[uint32]*containers.Container{uint32(os.Getpid()): self}}
 	b.ReportAllocs()
 	for b.Loop() {
-		tr := New(Options{Config: ebpf.DefaultConfig(), Registry: reg, EphemeralPorts: PortRange{Min: 1, Max: 1}})
+		tr := New(Options{Config: DefaultConfig(), Resolver: reg, EphemeralPorts: PortRange{Min: 1, Max: 1}})
 		res, err := tr.seed("/proc", nil)
 		if err != nil {
 			b.Fatal(err)

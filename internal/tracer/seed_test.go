@@ -203,8 +203,8 @@ func fixtureRegistry() *fakeRegistry {
 
 func newSeedTracer(t testing.TB, mutate func(*Options)) *Tracer {
 	opts := Options{
-		Config:         ebpf.DefaultConfig(),
-		Registry:       fixtureRegistry(),
+		Config:         DefaultConfig(),
+		Resolver:       fixtureRegistry(),
 		EphemeralPorts: PortRange{Min: 32768, Max: 60999},
 		NAT:            &fakeNAT{m: map[netip.AddrPort]netip.AddrPort{ap("10.96.0.1:443"): ap("10.244.1.3:6443")}},
 		Now:            (&clock{t: time.Unix(1700000000, 0)}).now,
@@ -270,7 +270,7 @@ func TestSeedFixture(t *testing.T) {
 			t.Errorf("%s:\n got %q\nwant %q", id, got, w)
 		}
 	}
-	if n := len(tr.Containers()); n != len(want) {
+	if n := len(tr.ContainerIDs()); n != len(want) {
 		t.Errorf("%d containers have state, want %d", n, len(want))
 	}
 
@@ -383,7 +383,7 @@ func TestSeededLifecycle(t *testing.T) {
 			tree := fixtureTree(t)
 			kernel := newRecordingKernel()
 			tr := newSeedTracer(t, func(o *Options) {
-				o.Registry.(*fakeRegistry).byCgroup = map[uint64]*containers.Container{1: webC, 2: dbC}
+				o.Resolver.(*fakeRegistry).byCgroup = map[uint64]*containers.Container{1: webC, 2: dbC}
 			})
 			if _, err := tr.seed(tree.root, kernel); err != nil {
 				t.Fatal(err)
@@ -588,7 +588,7 @@ func BenchmarkSeed(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		tr := New(Options{Config: ebpf.DefaultConfig(), Registry: reg, EphemeralPorts: PortRange{Min: 32768, Max: 60999}})
+		tr := New(Options{Config: DefaultConfig(), Resolver: reg, EphemeralPorts: PortRange{Min: 32768, Max: 60999}})
 		res, err := tr.seed(p.root, newRecordingKernel())
 		if err != nil {
 			b.Fatal(err)

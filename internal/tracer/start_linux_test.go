@@ -18,20 +18,20 @@ type blockingRegistry struct {
 	release chan struct{}
 }
 
-func (r *blockingRegistry) ContainerByPID(pid uint32) (*containers.Container, bool) {
+func (r *blockingRegistry) ContainerIDByPID(pid uint32) (containers.ID, bool) {
 	<-r.release
-	return r.fakeRegistry.ContainerByPID(pid)
+	return r.fakeRegistry.ContainerIDByPID(pid)
 }
 
 func startWithBlockedSeeding(t *testing.T) (*Tracer, chan struct{}) {
 	t.Helper()
 	testutil.RequireRoot(t)
 	release := make(chan struct{})
-	cfg := ebpf.DefaultConfig()
+	cfg := DefaultConfig()
 	cfg.ProcRoot = fixtureTree(t).root
 	tr := New(Options{
 		Config:         cfg,
-		Registry:       &blockingRegistry{fakeRegistry: fixtureRegistry(), release: release},
+		Resolver:       &blockingRegistry{fakeRegistry: fixtureRegistry(), release: release},
 		NAT:            &fakeNAT{},
 		EphemeralPorts: PortRange{Min: 32768, Max: 60999},
 	})
@@ -99,7 +99,7 @@ func TestCloseStopsSeeding(t *testing.T) {
 	default:
 		t.Error("Close returned while seeding was still running")
 	}
-	if cs := tr.Containers(); len(cs) != 0 {
+	if cs := tr.ContainerIDs(); len(cs) != 0 {
 		t.Errorf("seeding went on after Close: state for %d containers", len(cs))
 	}
 }
@@ -146,11 +146,11 @@ func (k *closeObservingKernel) RemoveSeeded(s ebpf.SocketTuple) (bool, error) {
 // descriptors must not be closed under a map call).
 func TestCloseWhileSeedingUsesMaps(t *testing.T) {
 	testutil.RequireRoot(t)
-	cfg := ebpf.DefaultConfig()
+	cfg := DefaultConfig()
 	cfg.ProcRoot = fixtureTree(t).root
 	tr := New(Options{
 		Config:         cfg,
-		Registry:       fixtureRegistry(),
+		Resolver:       fixtureRegistry(),
 		NAT:            &fakeNAT{},
 		EphemeralPorts: PortRange{Min: 32768, Max: 60999},
 	})

@@ -12,10 +12,11 @@ import (
 	"github.com/codexray/codexray-node-agent/internal/ebpf"
 )
 
-// Registry attributes kernel events to containers. *containers.Registry implements it.
-type Registry interface {
-	ContainerByCgroupID(id uint64) (*containers.Container, bool)
-	ContainerByPID(pid uint32) (*containers.Container, bool)
+// Resolver attributes kernel events to containers: by the cgroup v2 id of the event's context,
+// or by pid. The tracer keeps container IDs only; who a container is stays the registry's.
+type Resolver interface {
+	ContainerIDByCgroupID(cgroupID uint64) (containers.ID, bool)
+	ContainerIDByPID(pid uint32) (containers.ID, bool)
 }
 
 // NATResolver finds where a connection really goes after DNAT. *conntrack.Resolver
@@ -35,8 +36,8 @@ type ProcessEvent struct {
 
 // Options configure a Tracer.
 type Options struct {
-	Config   ebpf.Config
-	Registry Registry
+	Config   Config
+	Resolver Resolver
 	// NAT resolves actual destinations. nil: Start opens conntrack when Config.Conntrack is
 	// set; without it actual_destination equals destination.
 	NAT NATResolver
@@ -142,7 +143,6 @@ type latency struct {
 }
 
 type containerState struct {
-	container    *containers.Container
 	destinations map[destKey]*destination
 	listens      map[netip.AddrPort]*listenAddr
 	latency      map[netip.Addr]*latency
@@ -222,26 +222,26 @@ func New(opts Options) *Tracer {
 		t.ephemeral = r
 	}
 	if t.opts.Config.MaxDestinationsPerContainer <= 0 {
-		t.opts.Config.MaxDestinationsPerContainer = ebpf.DefaultConfig().MaxDestinationsPerContainer
+		t.opts.Config.MaxDestinationsPerContainer = DefaultConfig().MaxDestinationsPerContainer
 	}
 	return t
 }
 
-func (t *Tracer) attribute(cgroupID uint64, pid uint32) (*containers.Container, bool) {
-	if t.opts.Registry == nil {
-		return nil, false
+func (t *Tracer) attribute(cgroupID uint64, pid uint32) (containers.ID, bool) {
+	if t.opts.Resolver == nil {
+		return "", false
 	}
 	if cgroupID != 0 {
-		if c, ok := t.opts.Registry.ContainerByCgroupID(cgroupID); ok {
-			return c, true
+		if id, ok := t.opts.Resolver.ContainerIDByCgroupID(cgroupID); ok {
+			return id, true
 		}
 	}
 	if pid != 0 {
-		if c, ok := t.opts.Registry.ContainerByPID(pid); ok {
-			return c, true
+		if id, ok := t.opts.Resolver.ContainerIDByPID(pid); ok {
+			return id, true
 		}
 	}
-	return nil, false
+	return "", false
 }
 
 // Destinations whose last lookup found no NAT are not looked up again for this long: a
@@ -325,7 +325,7 @@ func (t *Tracer) Handle(ev *ebpf.Event) {
 		// belong to another container than the victim: only the victim's cgroup and pid count.
 		pid = ev.TargetPID
 	}
-	c, ok := t.attribute(ev.CgroupID, pid)
+	id, ok := t.attribute(ev.CgroupID, pid)
 	if !ok {
 		t.unattributed.Add(1)
 		return
@@ -344,11 +344,11 @@ func (t *Tracer) Handle(ev *ebpf.Event) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.state(c)
+	s := t.state(id)
 	switch ev.Type {
 	case ebpf.EventConnect:
 		if len(t.seededIndex) > 0 {
-			t.replaceSeeded(c.ID, ev.Source, ev.Destination)
+			t.replaceSeeded(id, ev.Source, ev.Destination)
 		}
 		if old := t.connections[ev.Sock]; old != nil {
 			// A socket at this address was open and its close never arrived: the address was
@@ -367,7 +367,7 @@ func (t *Tracer) Handle(ev *ebpf.Event) {
 		d.SuccessfulConnects++
 		d.ConnectionTime += ev.Duration
 		d.ActiveConnections++
-		t.connections[ev.Sock] = &connection{id: c.ID, key: key}
+		t.connections[ev.Sock] = &connection{id: id, key: key}
 	case ebpf.EventConnectFailed:
 		if d := t.destination(s, key, now); d != nil {
 			d.FailedConnects++
@@ -448,8 +448,8 @@ func (t *Tracer) destinationOf(conn *connection) *destination {
 	return s.destinations[conn.key]
 }
 
-func (t *Tracer) state(c *containers.Container) *containerState {
-	s := t.containers[c.ID]
+func (t *Tracer) state(id containers.ID) *containerState {
+	s := t.containers[id]
 	if s == nil {
 		s = &containerState{
 			destinations: map[destKey]*destination{},
@@ -457,9 +457,8 @@ func (t *Tracer) state(c *containers.Container) *containerState {
 			latency:      map[netip.Addr]*latency{},
 			created:      t.now(),
 		}
-		t.containers[c.ID] = s
+		t.containers[id] = s
 	}
-	s.container = c
 	return s
 }
 
@@ -648,15 +647,15 @@ func (t *Tracer) ContainerStats(id containers.ID, s *ContainerStats) bool {
 	return true
 }
 
-// Containers returns the containers the tracer holds state for, including ones the registry
+// ContainerIDs returns the containers the tracer holds state for, including ones the registry
 // may already have forgotten (an OOM-killed container stays for oom_kill_retention), so the
 // receiver can still report them.
-func (t *Tracer) Containers() []*containers.Container {
+func (t *Tracer) ContainerIDs() []containers.ID {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]*containers.Container, 0, len(t.containers))
-	for _, s := range t.containers {
-		out = append(out, s.container)
+	out := make([]containers.ID, 0, len(t.containers))
+	for id := range t.containers {
+		out = append(out, id)
 	}
 	return out
 }

@@ -29,14 +29,19 @@ type fakeRegistry struct {
 	byPID    map[uint32]*containers.Container
 }
 
-func (r *fakeRegistry) ContainerByCgroupID(id uint64) (*containers.Container, bool) {
-	c, ok := r.byCgroup[id]
-	return c, ok
+func (r *fakeRegistry) ContainerIDByCgroupID(id uint64) (containers.ID, bool) {
+	return idOf(r.byCgroup[id])
 }
 
-func (r *fakeRegistry) ContainerByPID(pid uint32) (*containers.Container, bool) {
-	c, ok := r.byPID[pid]
-	return c, ok
+func (r *fakeRegistry) ContainerIDByPID(pid uint32) (containers.ID, bool) {
+	return idOf(r.byPID[pid])
+}
+
+func idOf(c *containers.Container) (containers.ID, bool) {
+	if c == nil {
+		return "", false
+	}
+	return c.ID, true
 }
 
 type fakeNAT struct {
@@ -66,10 +71,10 @@ var (
 func newTestTracer(t *testing.T, mutate func(*Options)) (*Tracer, *clock) {
 	t.Helper()
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	cfg := ebpf.DefaultConfig()
+	cfg := DefaultConfig()
 	opts := Options{
 		Config: cfg,
-		Registry: &fakeRegistry{
+		Resolver: &fakeRegistry{
 			byCgroup: map[uint64]*containers.Container{100: web, 200: db},
 			byPID:    map[uint32]*containers.Container{42: db},
 		},
@@ -242,12 +247,12 @@ func TestOOMKillRetention(t *testing.T) {
 	if got := stats(t, tr, web.ID).OOMKills; got != 1 {
 		t.Errorf("retained OOM kills = %d", got)
 	}
-	if n := len(tr.Containers()); n != 2 {
+	if n := len(tr.ContainerIDs()); n != 2 {
 		t.Errorf("%d retained containers", n)
 	}
 	clk.t = clk.t.Add(6 * time.Minute)
 	tr.Refresh()
-	if n := len(tr.Containers()); n != 0 {
+	if n := len(tr.ContainerIDs()); n != 0 {
 		t.Errorf("%d containers after retention", n)
 	}
 }
@@ -317,8 +322,8 @@ func TestCloseWithoutStart(t *testing.T) {
 
 func BenchmarkHandleConnectClose(b *testing.B) {
 	tr := New(Options{
-		Config:         ebpf.DefaultConfig(),
-		Registry:       &fakeRegistry{byCgroup: map[uint64]*containers.Container{100: web}},
+		Config:         DefaultConfig(),
+		Resolver:       &fakeRegistry{byCgroup: map[uint64]*containers.Container{100: web}},
 		EphemeralPorts: PortRange{Min: 32768, Max: 60999},
 	})
 	open := connectEv(ebpf.EventConnect, 1, 100, "10.0.0.5:40001", "10.0.0.1:80")

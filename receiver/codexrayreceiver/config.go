@@ -10,9 +10,9 @@ import (
 	"github.com/codexray/codexray-node-agent/internal/cgroups"
 	"github.com/codexray/codexray-node-agent/internal/cloudmeta"
 	"github.com/codexray/codexray-node-agent/internal/containers"
-	"github.com/codexray/codexray-node-agent/internal/ebpf"
 	"github.com/codexray/codexray-node-agent/internal/logs"
 	"github.com/codexray/codexray-node-agent/internal/taskstats"
+	"github.com/codexray/codexray-node-agent/internal/tracer"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
 
@@ -26,7 +26,7 @@ type Config struct {
 	Node NodeConfig `mapstructure:"node"`
 
 	// One section per source; each has `enabled`.
-	EBPF       ebpf.Config       `mapstructure:"ebpf"`
+	EBPF       tracer.Config     `mapstructure:"ebpf"`
 	Taskstats  taskstats.Config  `mapstructure:"taskstats"`
 	Cgroups    cgroups.Config    `mapstructure:"cgroups"`
 	Containers containers.Config `mapstructure:"containers"`

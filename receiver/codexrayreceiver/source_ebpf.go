@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -24,8 +25,11 @@ var (
 	_ degradationReporter = (*ebpfSource)(nil)
 )
 
-// processNotifier is the part of the registry that wants process lifecycle events.
-type processNotifier interface {
+// ebpfRegistry is what the eBPF source needs of the registry: ID lookups for the tracer, the
+// containers behind retained IDs, and process lifecycle events to keep it current.
+type ebpfRegistry interface {
+	tracer.Resolver
+	ContainerByID(id containers.ID) (*containers.Container, bool)
 	OnProcessStart(pid uint32) (*containers.Container, bool)
 	OnProcessExit(pid uint32)
 }
@@ -38,14 +42,16 @@ const processQueueSize = 4096
 // process exec/exit events to the registry. Live byte counters and latency are pulled from the
 // kernel once per collection, on the first record call of the tick.
 type ebpfSource struct {
-	cfg       ebpf.Config
-	logger    *zap.Logger
-	registry  tracer.Registry
-	processes processNotifier
+	cfg      tracer.Config
+	logger   *zap.Logger
+	registry ebpfRegistry
 
 	mu          sync.Mutex
 	tracer      *tracer.Tracer
 	lastRefresh pcommon.Timestamp
+	// retained are the containers behind the tracer's IDs as the registry last knew them, for
+	// when it has forgotten them (see retainedContainers).
+	retained map[containers.ID]*containers.Container
 
 	queue          chan tracer.ProcessEvent
 	stop           chan struct{}
@@ -55,10 +61,10 @@ type ebpfSource struct {
 
 func newEBPFSource(env sourceEnv) source {
 	return &ebpfSource{
-		cfg:       env.cfg.EBPF,
-		logger:    env.settings.Logger.With(zap.String("source", "ebpf")),
-		registry:  env.registry,
-		processes: env.registry,
+		cfg:      env.cfg.EBPF,
+		logger:   env.settings.Logger.With(zap.String("source", "ebpf")),
+		registry: env.registry,
+		retained: map[containers.ID]*containers.Container{},
 	}
 }
 
@@ -70,7 +76,7 @@ func (s *ebpfSource) enabled() bool { return s.cfg.Enabled }
 func (s *ebpfSource) start(context.Context, component.Host) error {
 	s.queue = make(chan tracer.ProcessEvent, processQueueSize)
 	s.stop = make(chan struct{})
-	t := tracer.New(tracer.Options{Config: s.cfg, Registry: s.registry, Logger: s.logger, OnProcess: s.enqueueProcess})
+	t := tracer.New(tracer.Options{Config: s.cfg, Resolver: s.registry, Logger: s.logger, OnProcess: s.enqueueProcess})
 	if err := t.Start(); err != nil {
 		return err
 	}
@@ -102,9 +108,9 @@ func (s *ebpfSource) notifyProcesses() {
 		case e := <-s.queue:
 			switch e.Type {
 			case ebpf.EventProcessExec:
-				s.processes.OnProcessStart(e.PID)
+				s.registry.OnProcessStart(e.PID)
 			case ebpf.EventProcessExit:
-				s.processes.OnProcessExit(e.PID)
+				s.registry.OnProcessExit(e.PID)
 			}
 		}
 	}
@@ -230,13 +236,30 @@ func (s *ebpfSource) degradation() string {
 	return ""
 }
 
-// retainedContainers lists the containers the tracer still reports, including those gone
-// from the registry whose OOM kills stay visible for oom_kill_retention.
+// retainedContainers lists the containers the tracer still reports that the registry has
+// forgotten: an OOM-killed container's kill count stays for oom_kill_retention, longer than the
+// registry keeps a gone container. They keep the name and image the registry last gave them.
 func (s *ebpfSource) retainedContainers() []*containers.Container {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tracer == nil {
 		return nil
 	}
-	return s.tracer.Containers()
+	ids := s.tracer.ContainerIDs()
+	var out []*containers.Container
+	last := make(map[containers.ID]*containers.Container, len(ids))
+	for _, id := range ids {
+		if c, ok := s.registry.ContainerByID(id); ok {
+			last[id] = c // the registry lists it itself
+			continue
+		}
+		c := s.retained[id]
+		if c == nil { // forgotten before any collection saw it
+			c = &containers.Container{ID: id, FirstSeen: time.Now()}
+		}
+		last[id] = c
+		out = append(out, c)
+	}
+	s.retained = last
+	return out
 }

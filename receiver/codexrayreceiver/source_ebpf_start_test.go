@@ -57,10 +57,10 @@ func sumPoints(md pmetric.Metrics) map[string]sumPoint {
 
 type oneContainerRegistry struct{ c *containers.Container }
 
-func (r oneContainerRegistry) ContainerByCgroupID(id uint64) (*containers.Container, bool) {
-	return r.c, id == 1
+func (r oneContainerRegistry) ContainerIDByCgroupID(id uint64) (containers.ID, bool) {
+	return r.c.ID, id == 1
 }
-func (r oneContainerRegistry) ContainerByPID(uint32) (*containers.Container, bool) { return nil, false }
+func (r oneContainerRegistry) ContainerIDByPID(uint32) (containers.ID, bool) { return "", false }
 
 // balancingNAT sends a Service to whichever backend is current.
 type balancingNAT struct {
@@ -80,12 +80,12 @@ func TestTCPSumsNeverFallUnderOneStart(t *testing.T) {
 	svc := netip.MustParseAddrPort("10.96.0.10:80")
 	nat := &balancingNAT{service: svc, backend: netip.MustParseAddrPort("10.244.0.7:80")}
 	clk := time.Now().Add(time.Second).Truncate(time.Second) // after the builder's start
-	cfg := ebpf.DefaultConfig()
+	cfg := tracer.DefaultConfig()
 	cfg.DestinationTTL = time.Minute
 	cfg.OOMKillRetention = time.Minute
 	c := &containers.Container{ID: "/docker/web"}
 	tr := tracer.New(tracer.Options{
-		Config: cfg, Registry: oneContainerRegistry{c}, NAT: nat,
+		Config: cfg, Resolver: oneContainerRegistry{c}, NAT: nat,
 		EphemeralPorts: tracer.PortRange{Min: 32768, Max: 60999}, Now: func() time.Time { return clk },
 	})
 	ev := func(typ ebpf.EventType, sock uint64, src, dst string) *ebpf.Event {

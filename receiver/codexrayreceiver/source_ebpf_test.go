@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/ebpf"
 	"github.com/codexray/codexray-node-agent/internal/testutil"
 	"github.com/codexray/codexray-node-agent/internal/tracer"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
@@ -136,11 +137,14 @@ type selfRegistry struct {
 
 var selfTestContainer = &containers.Container{ID: "/codexray-test/self"}
 
-func (r *selfRegistry) ContainerByCgroupID(id uint64) (*containers.Container, bool) {
-	return selfTestContainer, id == r.cgroupID
+func (r *selfRegistry) ContainerIDByCgroupID(id uint64) (containers.ID, bool) {
+	return selfTestContainer.ID, id == r.cgroupID
 }
-func (r *selfRegistry) ContainerByPID(pid uint32) (*containers.Container, bool) {
-	return selfTestContainer, pid == uint32(os.Getpid())
+func (r *selfRegistry) ContainerIDByPID(pid uint32) (containers.ID, bool) {
+	return selfTestContainer.ID, pid == uint32(os.Getpid())
+}
+func (r *selfRegistry) ContainerByID(id containers.ID) (*containers.Container, bool) {
+	return selfTestContainer, id == selfTestContainer.ID
 }
 func (r *selfRegistry) OnProcessStart(pid uint32) (*containers.Container, bool) {
 	r.mu.Lock()
@@ -175,7 +179,7 @@ func TestEBPFSourceRecordsLoopbackConnects(t *testing.T) {
 	rcfg := NewFactory().CreateDefaultConfig().(*Config)
 	reg := &selfRegistry{cgroupID: ownCgroupID(t), started: map[uint32]bool{}, exited: map[uint32]bool{}}
 	src := newEBPFSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type)}).(*ebpfSource)
-	src.registry, src.processes = reg, reg
+	src.registry = reg
 	err := src.start(context.Background(), componenttest.NewNopHost())
 	testutil.SkipUnlessPrivileged(t, err == nil, "starting the eBPF source: %v", err)
 	defer func() { require.NoError(t, src.shutdown(context.Background())) }()
@@ -242,7 +246,7 @@ func TestEBPFSourceReportsSocketsOpenBeforeStart(t *testing.T) {
 	rcfg := NewFactory().CreateDefaultConfig().(*Config)
 	reg := &selfRegistry{cgroupID: ownCgroupID(t), started: map[uint32]bool{}, exited: map[uint32]bool{}}
 	src := newEBPFSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type)}).(*ebpfSource)
-	src.registry, src.processes = reg, reg
+	src.registry = reg
 	err = src.start(context.Background(), componenttest.NewNopHost())
 	testutil.SkipUnlessPrivileged(t, err == nil, "starting the eBPF source: %v", err)
 	defer func() { require.NoError(t, src.shutdown(context.Background())) }()
@@ -299,4 +303,36 @@ func TestEBPFSourceReportsSocketsOpenBeforeStart(t *testing.T) {
 		}
 		return false
 	}, 5*time.Second, 50*time.Millisecond, "the connection's close never reached the tracer")
+}
+
+// forgettingRegistry knows containers until they are forgotten.
+type forgettingRegistry struct {
+	selfRegistry
+	known map[containers.ID]*containers.Container
+}
+
+func (r *forgettingRegistry) ContainerIDByCgroupID(id uint64) (containers.ID, bool) {
+	return "/docker/web", id == 7
+}
+
+func (r *forgettingRegistry) ContainerByID(id containers.ID) (*containers.Container, bool) {
+	c, ok := r.known[id]
+	return c, ok
+}
+
+// TestEBPFSourceRetainsForgottenContainers: an OOM-killed container the registry has forgotten
+// is still reported for its kill count, with the name and image the registry last gave it.
+func TestEBPFSourceRetainsForgottenContainers(t *testing.T) {
+	web := &containers.Container{ID: "/docker/web", Name: "web", Image: "nginx:1"}
+	reg := &forgettingRegistry{known: map[containers.ID]*containers.Container{web.ID: web}}
+	rcfg := NewFactory().CreateDefaultConfig().(*Config)
+	src := newEBPFSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type)}).(*ebpfSource)
+	src.registry = reg
+	src.tracer = tracer.New(tracer.Options{Config: rcfg.EBPF, Resolver: reg})
+	src.tracer.Handle(&ebpf.Event{Type: ebpf.EventOOMKill, CgroupID: 7, TargetPID: 4242})
+
+	assert.Empty(t, src.retainedContainers(), "the registry still lists it")
+	delete(reg.known, web.ID)
+	assert.Equal(t, []*containers.Container{web}, src.retainedContainers(), "forgotten by the registry, kept by the tracer")
+	assert.Equal(t, []*containers.Container{web}, src.retainedContainers(), "and at the next collection")
 }
