@@ -50,14 +50,14 @@ func cycles(n int) error {
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			c.Close()
+			_ = c.Close()
 		}
 	}()
 	start := time.Now()
@@ -66,8 +66,8 @@ func cycles(n int) error {
 		if err != nil {
 			return fmt.Errorf("cycle %d: %w", i, err)
 		}
-		c.(*net.TCPConn).SetLinger(0)
-		c.Close()
+		_ = c.(*net.TCPConn).SetLinger(0)
+		_ = c.Close()
 	}
 	fmt.Println(time.Since(start).Seconds())
 	return nil
@@ -83,7 +83,7 @@ func runChild(n int) (float64, error) {
 
 func cpuSeconds() float64 {
 	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
@@ -114,7 +114,7 @@ func run(n, rounds int, nat bool) error {
 		before, cpu0 := tr.Stats().EventsProcessed, cpuSeconds()
 		secs, err = runChild(n)
 		if err != nil {
-			tr.Close()
+			_ = tr.Close()
 			return err
 		}
 		// let the reader catch up before reading CPU time

@@ -20,8 +20,8 @@ type deviceNames struct {
 
 const deviceReloadEvery = 10 * time.Second
 
-func (d *deviceNames) name(maj, min uint32) string {
-	key := uint64(maj)<<32 | uint64(min)
+func (d *deviceNames) name(maj, minor uint32) string {
+	key := uint64(maj)<<32 | uint64(minor)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if n, ok := d.names[key]; ok {
@@ -35,7 +35,7 @@ func (d *deviceNames) name(maj, min uint32) string {
 	}
 	// Unknown to /proc/partitions (e.g. device-mapper on some kernels): keep the number so
 	// the series stays distinct.
-	n := strconv.FormatUint(uint64(maj), 10) + ":" + strconv.FormatUint(uint64(min), 10)
+	n := strconv.FormatUint(uint64(maj), 10) + ":" + strconv.FormatUint(uint64(minor), 10)
 	d.names[key] = n
 	return n
 }
@@ -59,11 +59,10 @@ func parsePartitions(data []byte, dst map[uint64]string) map[uint64]string {
 			return nil
 		}
 		maj, err1 := strconv.ParseUint(string(f[0]), 10, 32)
-		min, err2 := strconv.ParseUint(string(f[1]), 10, 32)
-		if err1 != nil || err2 != nil {
-			return nil
+		minor, err2 := strconv.ParseUint(string(f[1]), 10, 32)
+		if err1 == nil && err2 == nil { // else the header or a malformed line
+			dst[maj<<32|minor] = string(f[3])
 		}
-		dst[maj<<32|min] = string(f[3])
 		return nil
 	})
 	return dst

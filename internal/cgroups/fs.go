@@ -17,11 +17,11 @@ import (
 type Layout uint8
 
 const (
-	// LayoutV1: only v1 controller hierarchies under Root/<controller>.
+	// LayoutV1 means only v1 controller hierarchies under Root/<controller>.
 	LayoutV1 Layout = iota + 1
-	// LayoutV2: Root is a cgroup2 file system with every controller (most production nodes).
+	// LayoutV2 means Root is a cgroup2 file system with every controller (most production nodes).
 	LayoutV2
-	// LayoutHybrid: v1 controllers under Root/<controller> and a cgroup2 hierarchy at
+	// LayoutHybrid means v1 controllers under Root/<controller> and a cgroup2 hierarchy at
 	// Root/unified that carries PSI and the ids eBPF sees, but no controllers.
 	LayoutHybrid
 )

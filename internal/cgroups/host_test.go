@@ -26,7 +26,7 @@ func TestRealHostCgroup(t *testing.T) {
 	case LayoutV2:
 		dir = cfg.Root + name
 	default:
-		dir = filepath.Join(f.cpuacctDir + name)
+		dir = f.cpuacctDir + name
 	}
 	procsFile = filepath.Join(dir, "cgroup.procs")
 	if err := os.Mkdir(dir, 0o755); err != nil {

@@ -6,26 +6,26 @@ import "strings"
 type Kind uint8
 
 const (
-	// KindNone: the root cgroup, a user session (/user.slice), /init.scope, a pod-level or
+	// KindNone means the root cgroup, a user session (/user.slice), /init.scope, a pod-level or
 	// runtime-monitor cgroup (conmon): not a container.
 	KindNone Kind = iota
-	// KindDocker: dockerd, cgroupfs driver "/docker/<id>" or systemd driver "docker-<id>.scope"
+	// KindDocker means dockerd, cgroupfs driver "/docker/<id>" or systemd driver "docker-<id>.scope"
 	// (also under kubepods with cri-dockerd).
 	KindDocker
-	// KindContainerd: containerd; "/k8s.io/<id>" (its CRI namespace with the cgroupfs driver)
+	// KindContainerd means containerd; "/k8s.io/<id>" (its CRI namespace with the cgroupfs driver)
 	// or "cri-containerd-<id>.scope" (systemd driver), including kubepods.
 	KindContainerd
-	// KindCRIO: CRI-O; "crio-<id>.scope" (systemd driver) or "crio-<id>" (cgroupfs driver).
+	// KindCRIO means CRI-O; "crio-<id>.scope" (systemd driver) or "crio-<id>" (cgroupfs driver).
 	KindCRIO
-	// KindPodman: podman; "libpod-<id>.scope" (systemd, also rootless under user.slice) or
+	// KindPodman means podman; "libpod-<id>.scope" (systemd, also rootless under user.slice) or
 	// "/libpod_parent/libpod-<id>" (cgroupfs).
 	KindPodman
-	// KindKubepods: a container under /kubepods (cgroupfs driver) whose cgroup name is the bare
+	// KindKubepods means a container under /kubepods (cgroupfs driver) whose cgroup name is the bare
 	// container id, so the runtime is not visible in the path.
 	KindKubepods
-	// KindSystemd: a systemd service, "/system.slice/[<sub>.slice/]<unit>.service[/…]".
+	// KindSystemd means a systemd service, "/system.slice/[<sub>.slice/]<unit>.service[/…]".
 	KindSystemd
-	// KindOther: any other non-root cgroup (machine.slice VMs, transient scopes, cgroups an
+	// KindOther means any other non-root cgroup (machine.slice VMs, transient scopes, cgroups an
 	// operator or a test created by hand). The registry treats these as containers only when
 	// configured to.
 	KindOther
@@ -91,13 +91,13 @@ func Identify(path string) Identity {
 
 	trimmed := path[1:]
 	first, _, _ := strings.Cut(trimmed, "/")
-	switch {
-	case first == "user.slice" || first == "init.scope":
+	switch first {
+	case "user.slice", "init.scope":
 		return Identity{Kind: KindNone, Path: path}
-	case first == "kubepods" || first == "kubepods.slice":
+	case "kubepods", "kubepods.slice":
 		// The kubepods tree itself, a QoS slice or a pod-level cgroup: no container.
 		return Identity{Kind: KindNone, Path: path}
-	case first == "system.slice":
+	case "system.slice":
 		// The first ".service" component names the unit; "system-getty.slice" style
 		// sub-slices may come before it.
 		off := len("/system.slice")

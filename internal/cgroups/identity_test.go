@@ -25,15 +25,23 @@ func TestIdentify(t *testing.T) {
 		{"/kubepods/besteffort/pod" + uid + "/" + id, Identity{KindKubepods, id, uid, "/kubepods/besteffort/pod" + uid + "/" + id}},
 		{"/kubepods/burstable/pod" + uid + "/crio-" + id, Identity{KindCRIO, id, uid, "/kubepods/burstable/pod" + uid + "/crio-" + id}},
 		// kubepods, systemd driver: all QoS classes and runtimes
-		{"/kubepods.slice/kubepods-pod" + uidSys + ".slice/cri-containerd-" + id + ".scope",
-			Identity{KindContainerd, id, uid, "/kubepods.slice/kubepods-pod" + uidSys + ".slice/cri-containerd-" + id + ".scope"}},
-		{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidSys + ".slice/crio-" + id + ".scope",
-			Identity{KindCRIO, id, uid, "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidSys + ".slice/crio-" + id + ".scope"}},
-		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidSys + ".slice/docker-" + id + ".scope",
-			Identity{KindDocker, id, uid, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidSys + ".slice/docker-" + id + ".scope"}},
+		{
+			"/kubepods.slice/kubepods-pod" + uidSys + ".slice/cri-containerd-" + id + ".scope",
+			Identity{KindContainerd, id, uid, "/kubepods.slice/kubepods-pod" + uidSys + ".slice/cri-containerd-" + id + ".scope"},
+		},
+		{
+			"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidSys + ".slice/crio-" + id + ".scope",
+			Identity{KindCRIO, id, uid, "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidSys + ".slice/crio-" + id + ".scope"},
+		},
+		{
+			"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidSys + ".slice/docker-" + id + ".scope",
+			Identity{KindDocker, id, uid, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidSys + ".slice/docker-" + id + ".scope"},
+		},
 		// systemd driver seen through a cgroup namespace (kind, nested containerd)
-		{"/system.slice/containerd.service/kubepods-burstable-pod" + uidSys + ".slice:cri-containerd:" + id,
-			Identity{KindContainerd, id, uid, "/system.slice/containerd.service/kubepods-burstable-pod" + uidSys + ".slice:cri-containerd:" + id}},
+		{
+			"/system.slice/containerd.service/kubepods-burstable-pod" + uidSys + ".slice:cri-containerd:" + id,
+			Identity{KindContainerd, id, uid, "/system.slice/containerd.service/kubepods-burstable-pod" + uidSys + ".slice:cri-containerd:" + id},
+		},
 		// pod-level and QoS cgroups are not containers
 		{"/kubepods/burstable/pod" + uid, Identity{KindNone, "", "", "/kubepods/burstable/pod" + uid}},
 		{"/kubepods.slice/kubepods-burstable.slice", Identity{KindNone, "", "", "/kubepods.slice/kubepods-burstable.slice"}},
@@ -43,8 +51,10 @@ func TestIdentify(t *testing.T) {
 		// podman, rootful and rootless (inside user.slice), with its "container" sub-cgroup
 		{"/machine.slice/libpod-" + id + ".scope", Identity{KindPodman, id, "", "/machine.slice/libpod-" + id + ".scope"}},
 		{"/machine.slice/libpod-" + id + ".scope/container", Identity{KindPodman, id, "", "/machine.slice/libpod-" + id + ".scope"}},
-		{"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id + ".scope",
-			Identity{KindPodman, id, "", "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id + ".scope"}},
+		{
+			"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id + ".scope",
+			Identity{KindPodman, id, "", "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id + ".scope"},
+		},
 		{"/machine.slice/libpod-conmon-" + id + ".scope", Identity{KindNone, "", "", "/machine.slice/libpod-conmon-" + id + ".scope"}},
 		{"/libpod_parent/libpod-" + id, Identity{KindPodman, id, "", "/libpod_parent/libpod-" + id}},
 		// systemd services
@@ -74,8 +84,10 @@ func TestIdentify(t *testing.T) {
 }
 
 func TestKindString(t *testing.T) {
-	want := map[Kind]string{KindNone: "none", KindDocker: "docker", KindContainerd: "containerd", KindCRIO: "crio",
-		KindPodman: "podman", KindKubepods: "kubepods", KindSystemd: "systemd", KindOther: "cgroup", Kind(99): "unknown"}
+	want := map[Kind]string{
+		KindNone: "none", KindDocker: "docker", KindContainerd: "containerd", KindCRIO: "crio",
+		KindPodman: "podman", KindKubepods: "kubepods", KindSystemd: "systemd", KindOther: "cgroup", Kind(99): "unknown",
+	}
 	for k, s := range want {
 		if k.String() != s {
 			t.Errorf("Kind(%d).String() = %q, want %q", k, k.String(), s)

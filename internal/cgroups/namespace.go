@@ -37,17 +37,17 @@ import (
 type NamespaceState uint8
 
 const (
-	// NamespaceUnchecked: membership could not be checked (no ProcRoot/self/cgroup, or no
+	// NamespaceUnchecked means membership could not be checked (no ProcRoot/self/cgroup, or no
 	// cgroup.procs files, as in fixture trees). Paths are taken as absolute, as on a host;
 	// paths that climb above the namespace root ("/..") are refused.
 	NamespaceUnchecked NamespaceState = iota
-	// NamespaceHost: the agent's own path names the directory that lists its pid: the agent
+	// NamespaceHost means the agent's own path names the directory that lists its pid: the agent
 	// sees absolute paths (the host's namespace, or a namespace rooted at the hierarchy root).
 	NamespaceHost
-	// NamespacePrivate: the agent is in a private namespace whose root was found; every path
+	// NamespacePrivate means the agent is in a private namespace whose root was found; every path
 	// is joined to Root.
 	NamespacePrivate
-	// NamespaceUnresolved: the agent's own path does not list its pid and no directory of the
+	// NamespaceUnresolved means the agent's own path does not list its pid and no directory of the
 	// host tree does: paths are relative to a root that is not known, so every process path
 	// of this hierarchy is refused (ErrNamespaceRelative) rather than mis-attributed.
 	NamespaceUnresolved
@@ -79,7 +79,7 @@ type Namespace struct {
 	Reason string
 }
 
-// ErrNamespaceRelative: a process's cgroup path is relative to a cgroup namespace root the
+// ErrNamespaceRelative means a process's cgroup path is relative to a cgroup namespace root the
 // agent could not place on the host hierarchy; the process cannot be attributed.
 var ErrNamespaceRelative = errors.New("cgroup path is relative to an unresolved cgroup namespace")
 
@@ -221,11 +221,8 @@ func listsPID(file string, pids []int) (bool, error) {
 	found := false
 	_ = forEachLine(data, func(_ int, line []byte) error {
 		v, err := parseUint(bytes.TrimSpace(line))
-		if err != nil {
-			return nil
-		}
 		for _, p := range pids {
-			if uint64(p) == v {
+			if err == nil && uint64(p) == v {
 				found = true
 				return errStop
 			}
@@ -242,11 +239,8 @@ var errStop = errors.New("stop")
 func findPID(dir string, pids []int) (found string, searched int, err error) {
 	visited := 0
 	walkErr := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil // a cgroup removed during the walk
-		}
-		if !d.IsDir() {
-			return nil
+		if err != nil || !d.IsDir() {
+			return nil //nolint:nilerr // a cgroup removed during the walk is skipped
 		}
 		visited++
 		if visited > maxNamespaceSearch {
@@ -254,7 +248,7 @@ func findPID(dir string, pids []int) (found string, searched int, err error) {
 		}
 		listed, err := listsPID(filepath.Join(p, "cgroup.procs"), pids)
 		if err != nil {
-			return nil
+			return nil //nolint:nilerr // an unreadable cgroup.procs is skipped; searched counts the readable ones
 		}
 		searched++
 		if listed {

@@ -74,8 +74,10 @@ func TestPrivateNamespaceFixture(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := p.Identify()
-		want := Identity{Kind: KindContainerd, ID: tt.id, PodUID: agentPodUID,
-			Path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + agentPodSys + ".slice/cri-containerd-" + tt.id + ".scope"}
+		want := Identity{
+			Kind: KindContainerd, ID: tt.id, PodUID: agentPodUID,
+			Path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + agentPodSys + ".slice/cri-containerd-" + tt.id + ".scope",
+		}
 		if id != want {
 			t.Fatalf("pid %d: identity %+v, want %+v", tt.pid, id, want)
 		}
@@ -118,6 +120,7 @@ func TestNamespaceStates(t *testing.T) {
 		{
 			name: "own pid listed nowhere: every process refused",
 			prepare: func(t *testing.T) (string, string) {
+				t.Helper()
 				root := copyTree(t, v2ns)
 				if err := os.WriteFile(filepath.Join(root, agentProcs), nil, 0o644); err != nil {
 					t.Fatal(err)
@@ -129,6 +132,7 @@ func TestNamespaceStates(t *testing.T) {
 		{
 			name: "unresolved: even the agent's own \"/\" is refused",
 			prepare: func(t *testing.T) (string, string) {
+				t.Helper()
 				root := copyTree(t, v2ns)
 				if err := os.WriteFile(filepath.Join(root, agentProcs), []byte("1\n"), 0o644); err != nil {
 					t.Fatal(err)
@@ -140,6 +144,7 @@ func TestNamespaceStates(t *testing.T) {
 		{
 			name: "host view verified: own path lists own pid",
 			prepare: func(t *testing.T) (string, string) {
+				t.Helper()
 				root := copyTree(t, v2ns)
 				proc := copyTree(t, procNS)
 				if err := os.WriteFile(filepath.Join(proc, "4242", "cgroup"), []byte("0::"+agentNSRoot+"\n"), 0o644); err != nil {
@@ -155,6 +160,7 @@ func TestNamespaceStates(t *testing.T) {
 		{
 			name: "host view verified: a climbing path is refused, not clamped",
 			prepare: func(t *testing.T) (string, string) {
+				t.Helper()
 				root := copyTree(t, v2ns)
 				proc := copyTree(t, procNS)
 				if err := os.WriteFile(filepath.Join(proc, "4242", "cgroup"), []byte("0::"+agentNSRoot+"\n"), 0o644); err != nil {
@@ -181,6 +187,7 @@ func TestNamespaceStates(t *testing.T) {
 		{
 			name: "garbage ProcRoot/self/cgroup: unchecked",
 			prepare: func(t *testing.T) (string, string) {
+				t.Helper()
 				proc := copyTree(t, procNS)
 				if err := os.WriteFile(filepath.Join(proc, "4242", "cgroup"), []byte("garbage"), 0o644); err != nil {
 					t.Fatal(err)

@@ -134,11 +134,11 @@ func parseIOStat(data []byte, dst []deviceCounters) ([]deviceCounters, error) {
 		} else {
 			fields = nil
 		}
-		maj, min, err := parseDevice(devField)
+		maj, minor, err := parseDevice(devField)
 		if err != nil {
 			return fmt.Errorf("line %d: %w", n, err)
 		}
-		d := deviceCounters{Major: maj, Minor: min}
+		d := deviceCounters{Major: maj, Minor: minor}
 		for len(fields) > 0 {
 			var f []byte
 			if i := bytes.IndexByte(fields, ' '); i >= 0 {
@@ -177,7 +177,7 @@ func parseIOStat(data []byte, dst []deviceCounters) ([]deviceCounters, error) {
 // parseBlkio parses a cgroup v1 blkio.throttle.io_serviced or io_service_bytes file:
 // "maj:min Read|Write|Sync|Async|Discard|Total N" lines and a final "Total N". It calls fn
 // with the Read and Write values of each device.
-func parseBlkio(data []byte, fn func(maj, min uint32, read bool, v uint64)) error {
+func parseBlkio(data []byte, fn func(maj, minor uint32, read bool, v uint64)) error {
 	return forEachLine(data, func(n int, line []byte) error {
 		f1 := bytes.IndexByte(line, ' ')
 		if f1 < 0 {
@@ -189,7 +189,7 @@ func parseBlkio(data []byte, fn func(maj, min uint32, read bool, v uint64)) erro
 			}
 			return nil
 		}
-		maj, min, err := parseDevice(line[:f1])
+		maj, minor, err := parseDevice(line[:f1])
 		if err != nil {
 			return fmt.Errorf("line %d: %w", n, err)
 		}
@@ -204,15 +204,15 @@ func parseBlkio(data []byte, fn func(maj, min uint32, read bool, v uint64)) erro
 		}
 		switch string(rest[:f2]) {
 		case "Read":
-			fn(maj, min, true, v)
+			fn(maj, minor, true, v)
 		case "Write":
-			fn(maj, min, false, v)
+			fn(maj, minor, false, v)
 		}
 		return nil
 	})
 }
 
-func parseDevice(b []byte) (maj, min uint32, err error) {
+func parseDevice(b []byte) (maj, minor uint32, err error) {
 	c := bytes.IndexByte(b, ':')
 	if c < 0 {
 		return 0, 0, fmt.Errorf("device %q is not maj:min", truncate(b))

@@ -83,7 +83,7 @@ func TestParseBlkio(t *testing.T) {
 		v        uint64
 	}
 	var got []rec
-	if err := parseBlkio([]byte(in), func(maj, min uint32, read bool, v uint64) { got = append(got, rec{maj, min, read, v}) }); err != nil {
+	if err := parseBlkio([]byte(in), func(maj, minor uint32, read bool, v uint64) { got = append(got, rec{maj, minor, read, v}) }); err != nil {
 		t.Fatal(err)
 	}
 	want := []rec{{8, 0, true, 10}, {8, 0, false, 20}, {8, 16, true, 1}, {8, 16, false, 2}}

@@ -152,8 +152,10 @@ func (p Paths) ContainerPaths(id Identity) Paths {
 		}
 		return ""
 	}
-	return Paths{Unified: in(p.Unified), Systemd: in(p.Systemd), CPU: in(p.CPU), CPUAcct: in(p.CPUAcct),
-		Memory: in(p.Memory), Blkio: in(p.Blkio), Other: in(p.Other)}
+	return Paths{
+		Unified: in(p.Unified), Systemd: in(p.Systemd), CPU: in(p.CPU), CPUAcct: in(p.CPUAcct),
+		Memory: in(p.Memory), Blkio: in(p.Blkio), Other: in(p.Other),
+	}
 }
 
 func isDigits(b []byte) bool {
@@ -169,9 +171,9 @@ func isDigits(b []byte) bool {
 }
 
 func truncate(b []byte) string {
-	const max = 64
-	if len(b) > max {
-		return strings.ToValidUTF8(string(b[:max]), "?") + "…"
+	const maxLen = 64
+	if len(b) > maxLen {
+		return strings.ToValidUTF8(string(b[:maxLen]), "?") + "…"
 	}
 	return string(b)
 }

@@ -24,8 +24,10 @@ func TestParseProcCgroup(t *testing.T) {
 			name: "hybrid like this VM",
 			in: "9:name=systemd:/docker/" + dockerID + "\n8:pids:/docker/" + dockerID + "\n7:blkio:/docker/" + dockerID +
 				"\n4:memory:/docker/" + dockerID + "\n2:cpuacct:/docker/" + dockerID + "\n1:cpu:/docker/" + dockerID + "\n0::/docker/" + dockerID + "\n",
-			want: Paths{Unified: "/docker/" + dockerID, Systemd: "/docker/" + dockerID, CPU: "/docker/" + dockerID,
-				CPUAcct: "/docker/" + dockerID, Memory: "/docker/" + dockerID, Blkio: "/docker/" + dockerID, Other: "/docker/" + dockerID},
+			want: Paths{
+				Unified: "/docker/" + dockerID, Systemd: "/docker/" + dockerID, CPU: "/docker/" + dockerID,
+				CPUAcct: "/docker/" + dockerID, Memory: "/docker/" + dockerID, Blkio: "/docker/" + dockerID, Other: "/docker/" + dockerID,
+			},
 			primary: "/docker/" + dockerID,
 		},
 		{

@@ -326,13 +326,13 @@ func (r *statReader) v1Memory(s *Stats, p string) {
 func (r *statReader) v1IO(s *Stats, p string) {
 	var arr [8]deviceCounters
 	devs := arr[:0]
-	get := func(maj, min uint32) *deviceCounters {
+	get := func(maj, minor uint32) *deviceCounters {
 		for i := range devs {
-			if devs[i].Major == maj && devs[i].Minor == min {
+			if devs[i].Major == maj && devs[i].Minor == minor {
 				return &devs[i]
 			}
 		}
-		devs = append(devs, deviceCounters{Major: maj, Minor: min})
+		devs = append(devs, deviceCounters{Major: maj, Minor: minor})
 		return &devs[len(devs)-1]
 	}
 	for _, file := range [...]string{"blkio.throttle.io_serviced", "blkio.throttle.io_service_bytes"} {
@@ -341,8 +341,8 @@ func (r *statReader) v1IO(s *Stats, p string) {
 			continue
 		}
 		bytes := file == "blkio.throttle.io_service_bytes"
-		err := parseBlkio(data, func(maj, min uint32, read bool, v uint64) {
-			d := get(maj, min)
+		err := parseBlkio(data, func(maj, minor uint32, read bool, v uint64) {
+			d := get(maj, minor)
 			switch {
 			case read && bytes:
 				d.ReadBytes = v

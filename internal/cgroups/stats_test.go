@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -89,7 +90,7 @@ func TestFixtureHosts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v (run go test -update once to create it)", err)
 			}
-			if string(want) != string(gotJSON) {
+			if !bytes.Equal(want, gotJSON) {
 				t.Fatalf("%s differs from what was read:\n%s", golden, gotJSON)
 			}
 		})
@@ -151,18 +152,23 @@ func TestFixtureValues(t *testing.T) {
 }
 
 func statsEqual(a, b Stats) bool {
-	close := func(x, y float64) bool { d := x - y; return d < 1e-9 && d > -1e-9 }
+	near := func(x, y float64) bool { d := x - y; return d < 1e-9 && d > -1e-9 }
 	if a.HasCPU != b.HasCPU || a.HasMemory != b.HasMemory || a.HasPSI != b.HasPSI || a.Memory != b.Memory ||
 		!slices.Equal(a.IO, b.IO) {
 		return false
 	}
 	for _, p := range [][2]float64{
-		{a.CPU.UsageSeconds, b.CPU.UsageSeconds}, {a.CPU.ThrottledSeconds, b.CPU.ThrottledSeconds}, {a.CPU.LimitCores, b.CPU.LimitCores},
-		{a.PSI.CPU.SomeSeconds, b.PSI.CPU.SomeSeconds}, {a.PSI.CPU.FullSeconds, b.PSI.CPU.FullSeconds},
-		{a.PSI.Memory.SomeSeconds, b.PSI.Memory.SomeSeconds}, {a.PSI.Memory.FullSeconds, b.PSI.Memory.FullSeconds},
-		{a.PSI.IO.SomeSeconds, b.PSI.IO.SomeSeconds}, {a.PSI.IO.FullSeconds, b.PSI.IO.FullSeconds},
+		{a.CPU.UsageSeconds, b.CPU.UsageSeconds},
+		{a.CPU.ThrottledSeconds, b.CPU.ThrottledSeconds},
+		{a.CPU.LimitCores, b.CPU.LimitCores},
+		{a.PSI.CPU.SomeSeconds, b.PSI.CPU.SomeSeconds},
+		{a.PSI.CPU.FullSeconds, b.PSI.CPU.FullSeconds},
+		{a.PSI.Memory.SomeSeconds, b.PSI.Memory.SomeSeconds},
+		{a.PSI.Memory.FullSeconds, b.PSI.Memory.FullSeconds},
+		{a.PSI.IO.SomeSeconds, b.PSI.IO.SomeSeconds},
+		{a.PSI.IO.FullSeconds, b.PSI.IO.FullSeconds},
 	} {
-		if !close(p[0], p[1]) {
+		if !near(p[0], p[1]) {
 			return false
 		}
 	}
@@ -223,6 +229,7 @@ func TestStatsBadInput(t *testing.T) {
 			},
 			wantErr: "memory.stat: line 2",
 			check: func(t *testing.T, s Stats) {
+				t.Helper()
 				if !s.HasCPU || s.CPU.LimitCores != 0.5 || s.HasMemory {
 					t.Fatalf("partial stats wrong: %+v", s)
 				}
@@ -234,11 +241,14 @@ func TestStatsBadInput(t *testing.T) {
 		{
 			name: "unreadable io.stat (a directory)",
 			damage: func(root string) error {
-				os.Remove(root + dir + "/io.stat")
+				if err := os.Remove(root + dir + "/io.stat"); err != nil {
+					return err
+				}
 				return os.Mkdir(root+dir+"/io.stat", 0o755)
 			},
 			wantErr: "is a directory",
 			check: func(t *testing.T, s Stats) {
+				t.Helper()
 				if len(s.IO) != 0 || !s.HasPSI || !s.HasMemory {
 					t.Fatalf("partial stats wrong: %+v", s)
 				}
@@ -248,6 +258,7 @@ func TestStatsBadInput(t *testing.T) {
 			name:   "pressure files absent (psi=0)",
 			damage: func(root string) error { return os.Remove(root + dir + "/cpu.pressure") },
 			check: func(t *testing.T, s Stats) {
+				t.Helper()
 				if !s.HasPSI || s.PSI.CPU != (Pressure{}) || s.PSI.IO.SomeSeconds == 0 {
 					t.Fatalf("psi wrong: %+v", s.PSI)
 				}
@@ -258,6 +269,7 @@ func TestStatsBadInput(t *testing.T) {
 			damage:  func(root string) error { return os.WriteFile(root+dir+"/cpu.max", []byte("lots\n"), 0o644) },
 			wantErr: "cpu.max",
 			check: func(t *testing.T, s Stats) {
+				t.Helper()
 				if !s.HasCPU || s.CPU.LimitCores != 0 || s.CPU.UsageSeconds == 0 {
 					t.Fatalf("cpu wrong: %+v", s.CPU)
 				}

@@ -33,7 +33,7 @@ type awsIdentityDocument struct {
 func parseAWSIdentityDocument(b []byte) (Metadata, error) {
 	var doc awsIdentityDocument
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return Metadata{}, fmt.Errorf("instance identity document: %v: %w", err, ErrMalformed)
+		return Metadata{}, fmt.Errorf("instance identity document: %w: %w", err, ErrMalformed)
 	}
 	if doc.InstanceID == "" {
 		return Metadata{}, fmt.Errorf("instance identity document has no instanceId: %w", ErrMalformed)
@@ -65,11 +65,11 @@ func imdsToken(f *fetcher, ttlHeader string) (token string, ok bool, err error) 
 		if f.ctx.Err() != nil {
 			return "", false, f.ctx.Err()
 		}
-		return "", false, nil
+		return "", false, nil //nolint:nilerr // no token: the caller falls back to IMDSv1
 	}
 	t, perr := parseText(b)
 	if perr != nil {
-		return "", false, nil
+		return "", false, nil //nolint:nilerr // a malformed token is no token: IMDSv1
 	}
 	return t, true, nil
 }

@@ -53,7 +53,7 @@ func azureLifeCycle(priority string) string {
 func parseAzureInstance(b []byte) (Metadata, error) {
 	var doc azureInstance
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return Metadata{}, fmt.Errorf("azure instance document: %v: %w", err, ErrMalformed)
+		return Metadata{}, fmt.Errorf("azure instance document: %w: %w", err, ErrMalformed)
 	}
 	c := doc.Compute
 	if c.VMID == "" {

@@ -11,8 +11,10 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Enabled: true, DMIRoot: "/sys/class/dmi/id", Timeout: time.Second, RefreshInterval: time.Hour,
-		RetryInitialInterval: time.Second, RetryMaxInterval: 5 * time.Minute, MaxResponseBytes: 65536}
+	want := Config{
+		Enabled: true, DMIRoot: "/sys/class/dmi/id", Timeout: time.Second, RefreshInterval: time.Hour,
+		RetryInitialInterval: time.Second, RetryMaxInterval: 5 * time.Minute, MaxResponseBytes: 65536,
+	}
 	if cfg != want {
 		t.Fatalf("DefaultConfig = %+v, want %+v", cfg, want)
 	}
@@ -69,15 +71,21 @@ func TestResourceAttributes(t *testing.T) {
 		md   Metadata
 		want map[string]string
 	}{
-		{wantFixture[AWS], map[string]string{"cloud.provider": "aws", "cloud.platform": "aws_ec2", "cloud.account.id": "123456789012",
-			"cloud.region": "eu-west-1", "cloud.availability_zone": "eu-west-1b", "host.type": "m6i.large"}},
-		{wantFixture[Azure], map[string]string{"cloud.provider": "azure", "cloud.platform": "azure.vm", "cloud.account.id": "8d1b2c3a-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
-			"cloud.region": "westeurope", "cloud.availability_zone": "westeurope-2", "host.type": "Standard_D4s_v5"}},
+		{wantFixture[AWS], map[string]string{
+			"cloud.provider": "aws", "cloud.platform": "aws_ec2", "cloud.account.id": "123456789012",
+			"cloud.region": "eu-west-1", "cloud.availability_zone": "eu-west-1b", "host.type": "m6i.large",
+		}},
+		{wantFixture[Azure], map[string]string{
+			"cloud.provider": "azure", "cloud.platform": "azure.vm", "cloud.account.id": "8d1b2c3a-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
+			"cloud.region": "westeurope", "cloud.availability_zone": "westeurope-2", "host.type": "Standard_D4s_v5",
+		}},
 		// No semconv platform for droplets; no account or type in their metadata.
 		{wantFixture[DigitalOcean], map[string]string{"cloud.provider": "digitalocean", "cloud.region": "nyc3"}},
-		{wantFixture[Oracle], map[string]string{"cloud.provider": "oracle_cloud", "cloud.platform": "oracle_cloud_compute",
+		{wantFixture[Oracle], map[string]string{
+			"cloud.provider": "oracle_cloud", "cloud.platform": "oracle_cloud_compute",
 			"cloud.account.id": "ocid1.tenancy.oc1..aaaaaaaaexampletenancy", "cloud.region": "us-phoenix-1",
-			"cloud.availability_zone": "Uocm:PHX-AD-1", "host.type": "VM.Standard.E4.Flex"}},
+			"cloud.availability_zone": "Uocm:PHX-AD-1", "host.type": "VM.Standard.E4.Flex",
+		}},
 		{Metadata{}, map[string]string{}},
 		{Metadata{Region: "dc-berlin"}, map[string]string{"cloud.region": "dc-berlin"}},
 	} {

@@ -78,7 +78,7 @@ func (f *fetcher) do(method, path string, header http.Header) ([]byte, http.Head
 func (f *fetcher) doOnce(method, path string, header http.Header) ([]byte, http.Header, error) {
 	ctx, cancel := context.WithTimeout(f.ctx, f.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, f.base+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, f.base+path, http.NoBody)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
@@ -98,10 +98,10 @@ func (f *fetcher) doOnce(method, path string, header http.Header) ([]byte, http.
 	if int64(len(body)) > f.maxBytes {
 		return nil, nil, fmt.Errorf("%s %s: body exceeds %d bytes: %w", method, path, f.maxBytes, ErrTooLarge)
 	}
-	switch {
-	case resp.StatusCode == http.StatusOK:
+	switch resp.StatusCode {
+	case http.StatusOK:
 		return body, resp.Header, nil
-	case resp.StatusCode == http.StatusNotFound:
+	case http.StatusNotFound:
 		return nil, nil, fmt.Errorf("%s %s: %w", method, path, ErrNotFound)
 	default:
 		return nil, nil, &statusError{method: method, path: path, code: resp.StatusCode}

@@ -26,7 +26,7 @@ type hetznerPrivateNetwork struct {
 func parseHetznerPrivateNetworks(b []byte) (string, error) {
 	var nets []hetznerPrivateNetwork
 	if err := yaml.Unmarshal(b, &nets); err != nil {
-		return "", fmt.Errorf("hetzner private-networks: %v: %w", err, ErrMalformed)
+		return "", fmt.Errorf("hetzner private-networks: %w: %w", err, ErrMalformed)
 	}
 	for _, n := range nets {
 		if n.IP == "" {

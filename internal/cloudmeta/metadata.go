@@ -83,9 +83,14 @@ func (m Metadata) fillFrom(prev Metadata) Metadata {
 		dst *string
 		src string
 	}{
-		{&m.AccountID, prev.AccountID}, {&m.InstanceType, prev.InstanceType}, {&m.LifeCycle, prev.LifeCycle},
-		{&m.Region, prev.Region}, {&m.AvailabilityZone, prev.AvailabilityZone},
-		{&m.AvailabilityZoneID, prev.AvailabilityZoneID}, {&m.LocalIPv4, prev.LocalIPv4}, {&m.PublicIPv4, prev.PublicIPv4},
+		{&m.AccountID, prev.AccountID},
+		{&m.InstanceType, prev.InstanceType},
+		{&m.LifeCycle, prev.LifeCycle},
+		{&m.Region, prev.Region},
+		{&m.AvailabilityZone, prev.AvailabilityZone},
+		{&m.AvailabilityZoneID, prev.AvailabilityZoneID},
+		{&m.LocalIPv4, prev.LocalIPv4},
+		{&m.PublicIPv4, prev.PublicIPv4},
 	} {
 		if *f.dst == "" {
 			*f.dst = f.src

@@ -34,7 +34,7 @@ type oracleInstance struct {
 func parseOracleInstance(b []byte) (Metadata, error) {
 	var doc oracleInstance
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return Metadata{}, fmt.Errorf("oracle instance document: %v: %w", err, ErrMalformed)
+		return Metadata{}, fmt.Errorf("oracle instance document: %w: %w", err, ErrMalformed)
 	}
 	if doc.ID == "" {
 		return Metadata{}, fmt.Errorf("oracle instance document has no id: %w", ErrMalformed)
@@ -66,7 +66,7 @@ type oracleVNIC struct {
 func parseOracleVNICs(b []byte) (string, error) {
 	var vnics []oracleVNIC
 	if err := json.Unmarshal(b, &vnics); err != nil {
-		return "", fmt.Errorf("oracle vnics: %v: %w", err, ErrMalformed)
+		return "", fmt.Errorf("oracle vnics: %w: %w", err, ErrMalformed)
 	}
 	if len(vnics) == 0 || vnics[0].PrivateIP == "" {
 		return "", nil

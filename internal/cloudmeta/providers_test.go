@@ -151,15 +151,27 @@ func TestOptionalFieldsMissing(t *testing.T) {
 		missing []string
 		clear   func(*Metadata)
 	}{
-		{AWS, []string{"/latest/meta-data/public-ipv4", "/latest/meta-data/placement/availability-zone-id"},
-			func(m *Metadata) { m.PublicIPv4, m.AvailabilityZoneID = "", "" }},
-		{GCP, []string{"/computeMetadata/v1/instance/network-interfaces/0/access-configs/0/external-ip", "/computeMetadata/v1/instance/scheduling/provisioning-model"},
+		{
+			AWS,
+			[]string{"/latest/meta-data/public-ipv4", "/latest/meta-data/placement/availability-zone-id"},
+			func(m *Metadata) { m.PublicIPv4, m.AvailabilityZoneID = "", "" },
+		},
+		{
+			GCP,
+			[]string{"/computeMetadata/v1/instance/network-interfaces/0/access-configs/0/external-ip", "/computeMetadata/v1/instance/scheduling/provisioning-model"},
 			// Without provisioning-model, preemptible=TRUE decides.
-			func(m *Metadata) { m.PublicIPv4, m.LifeCycle = "", "preemptible" }},
-		{Hetzner, []string{"/hetzner/v1/metadata/private-networks", "/hetzner/v1/metadata/public-ipv4"},
-			func(m *Metadata) { m.LocalIPv4, m.PublicIPv4 = "", "" }},
-		{DigitalOcean, []string{"/metadata/v1/interfaces/private/0/ipv4/address"},
-			func(m *Metadata) { m.LocalIPv4 = "" }},
+			func(m *Metadata) { m.PublicIPv4, m.LifeCycle = "", "preemptible" },
+		},
+		{
+			Hetzner,
+			[]string{"/hetzner/v1/metadata/private-networks", "/hetzner/v1/metadata/public-ipv4"},
+			func(m *Metadata) { m.LocalIPv4, m.PublicIPv4 = "", "" },
+		},
+		{
+			DigitalOcean,
+			[]string{"/metadata/v1/interfaces/private/0/ipv4/address"},
+			func(m *Metadata) { m.LocalIPv4 = "" },
+		},
 		{Oracle, []string{"/opc/v2/vnics/"}, func(m *Metadata) { m.LocalIPv4 = "" }},
 		// No elastic IP: the fixed public IP is asked for, and there is none either.
 		{Alibaba, []string{"/latest/meta-data/eipv4"}, func(m *Metadata) { m.PublicIPv4 = "" }},
@@ -215,30 +227,48 @@ func TestBadAnswers(t *testing.T) {
 		// partial: the required part still arrived, only an optional field is lost.
 		partial func(*Metadata)
 	}{
-		{name: "aws identity document is HTML", p: AWS, path: awsIdentityPath,
-			h: body("<html><body>captive portal</body></html>"), wantErr: ErrMalformed},
+		{
+			name: "aws identity document is HTML", p: AWS, path: awsIdentityPath,
+			h: body("<html><body>captive portal</body></html>"), wantErr: ErrMalformed,
+		},
 		{name: "aws identity document oversized", p: AWS, path: awsIdentityPath, h: body(big), wantErr: ErrTooLarge},
-		{name: "aws identity document without instanceId", p: AWS, path: awsIdentityPath,
-			h: body(`{"accountId":"1","region":"x"}`), wantErr: ErrMalformed},
-		{name: "aws public ip garbage", p: AWS, path: "/latest/meta-data/public-ipv4", h: body("not-an-ip"), wantErr: ErrMalformed,
-			partial: func(m *Metadata) { m.PublicIPv4 = "" }},
-		{name: "aws life cycle 500", p: AWS, path: "/latest/meta-data/instance-life-cycle",
-			h: func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", 500) }, wantErr: errStatus(500),
-			partial: func(m *Metadata) { m.LifeCycle = "" }},
-		{name: "gcp answer without flavor header", p: GCP, path: "/computeMetadata/v1/instance/id",
-			h: body("4520031799277581759"), wantErr: ErrMalformed},
-		{name: "gcp zone multi-line", p: GCP, path: "/computeMetadata/v1/instance/zone", h: body("a\nb"), wantErr: ErrMalformed,
-			partial: func(m *Metadata) { m.AvailabilityZone, m.Region = "", "" }},
+		{
+			name: "aws identity document without instanceId", p: AWS, path: awsIdentityPath,
+			h: body(`{"accountId":"1","region":"x"}`), wantErr: ErrMalformed,
+		},
+		{
+			name: "aws public ip garbage", p: AWS, path: "/latest/meta-data/public-ipv4", h: body("not-an-ip"), wantErr: ErrMalformed,
+			partial: func(m *Metadata) { m.PublicIPv4 = "" },
+		},
+		{
+			name: "aws life cycle 500", p: AWS, path: "/latest/meta-data/instance-life-cycle",
+			h: func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) }, wantErr: errStatus(500),
+			partial: func(m *Metadata) { m.LifeCycle = "" },
+		},
+		{
+			name: "gcp answer without flavor header", p: GCP, path: "/computeMetadata/v1/instance/id",
+			h: body("4520031799277581759"), wantErr: ErrMalformed,
+		},
+		{
+			name: "gcp zone multi-line", p: GCP, path: "/computeMetadata/v1/instance/zone", h: body("a\nb"), wantErr: ErrMalformed,
+			partial: func(m *Metadata) { m.AvailabilityZone, m.Region = "", "" },
+		},
 		{name: "azure truncated json", p: Azure, path: "/metadata/instance", h: body(`{"compute":{"vmId":"x"`), wantErr: ErrMalformed},
 		{name: "azure oversized", p: Azure, path: "/metadata/instance", h: body(big), wantErr: ErrTooLarge},
-		{name: "hetzner private networks not yaml list", p: Hetzner, path: hetznerPrivateNetworks,
-			h: body("ip: [unclosed"), wantErr: ErrMalformed, partial: func(m *Metadata) { m.LocalIPv4 = "" }},
+		{
+			name: "hetzner private networks not yaml list", p: Hetzner, path: hetznerPrivateNetworks,
+			h: body("ip: [unclosed"), wantErr: ErrMalformed, partial: func(m *Metadata) { m.LocalIPv4 = "" },
+		},
 		{name: "hetzner instance id empty", p: Hetzner, path: "/hetzner/v1/metadata/instance-id", h: body("  \n"), wantErr: ErrMalformed},
-		{name: "oracle vnics garbage", p: Oracle, path: "/opc/v2/vnics/", h: body("[{"), wantErr: ErrMalformed,
-			partial: func(m *Metadata) { m.LocalIPv4 = "" }},
+		{
+			name: "oracle vnics garbage", p: Oracle, path: "/opc/v2/vnics/", h: body("[{"), wantErr: ErrMalformed,
+			partial: func(m *Metadata) { m.LocalIPv4 = "" },
+		},
 		{name: "scaleway control characters", p: Scaleway, path: "/conf", h: body(`{"id":"a\u0001b"}`), wantErr: ErrMalformed},
-		{name: "digitalocean region too long", p: DigitalOcean, path: "/metadata/v1/region", h: body(strings.Repeat("r", 300)),
-			wantErr: ErrMalformed, partial: func(m *Metadata) { m.Region = "" }},
+		{
+			name: "digitalocean region too long", p: DigitalOcean, path: "/metadata/v1/region", h: body(strings.Repeat("r", 300)),
+			wantErr: ErrMalformed, partial: func(m *Metadata) { m.Region = "" },
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newIMDS(t, tc.p).handle(tc.path, tc.h)
@@ -255,7 +285,7 @@ func TestBadAnswers(t *testing.T) {
 			if md != want {
 				t.Errorf("fetched %+v, want %+v", md, want)
 			}
-			if tc.wantErr == ErrTooLarge && f.counters.oversized.Load() != 1 {
+			if errors.Is(tc.wantErr, ErrTooLarge) && f.counters.oversized.Load() != 1 {
 				t.Errorf("oversized counter %d, want 1", f.counters.oversized.Load())
 			}
 		})
@@ -306,7 +336,7 @@ type errStatus int
 func (e errStatus) Error() string { return http.StatusText(int(e)) }
 
 func matches(err, want error) bool {
-	if code, ok := want.(errStatus); ok {
+	if code := errStatus(0); errors.As(want, &code) {
 		var se *statusError
 		return errors.As(err, &se) && se.code == int(code)
 	}

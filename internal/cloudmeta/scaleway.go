@@ -31,7 +31,7 @@ type scalewayConf struct {
 func parseScalewayConf(b []byte) (Metadata, error) {
 	var doc scalewayConf
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return Metadata{}, fmt.Errorf("scaleway conf: %v: %w", err, ErrMalformed)
+		return Metadata{}, fmt.Errorf("scaleway conf: %w: %w", err, ErrMalformed)
 	}
 	if doc.ID == "" {
 		return Metadata{}, fmt.Errorf("scaleway conf has no id: %w", ErrMalformed)

@@ -89,9 +89,9 @@ func TestRetryWithBackoffThenSuccess(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	// Waits were 20, 40, 80 ms (doubling, capped at retry_max_interval 80 ms).
-	for i, min := range []time.Duration{20, 40, 80} {
-		if gap := times[i+1].Sub(times[i]); gap < min*time.Millisecond {
-			t.Errorf("wait before attempt %d was %s, want at least %dms", i+2, gap, min)
+	for i, least := range []time.Duration{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond} {
+		if gap := times[i+1].Sub(times[i]); gap < least {
+			t.Errorf("wait before attempt %d was %s, want at least %s", i+2, gap, least)
 		}
 	}
 	st := w.Stats()

@@ -62,13 +62,13 @@ func Open() (*Resolver, error) {
 		return nil, fmt.Errorf("conntrack: opening netlink socket: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return nil, fmt.Errorf("conntrack: binding netlink socket: %w", err)
 	}
 	// A lookup must never hang the caller, whatever the kernel does.
 	tv := unix.NsecToTimeval(time.Second.Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return nil, fmt.Errorf("conntrack: setting receive timeout: %w", err)
 	}
 	return &Resolver{fd: fd, buf: make([]byte, 1<<16)}, nil

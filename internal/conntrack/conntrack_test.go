@@ -23,8 +23,10 @@ func freePort(t *testing.T) uint16 {
 // dnatRule redirects locally originated TCP to 127.0.0.1:from towards 127.0.0.1:to.
 func dnatRule(t *testing.T, from, to uint16) {
 	t.Helper()
-	spec := []string{"OUTPUT", "-p", "tcp", "-d", "127.0.0.1", "--dport", strconv.Itoa(int(from)),
-		"-j", "DNAT", "--to-destination", "127.0.0.1:" + strconv.Itoa(int(to))}
+	spec := []string{
+		"OUTPUT", "-p", "tcp", "-d", "127.0.0.1", "--dport", strconv.Itoa(int(from)),
+		"-j", "DNAT", "--to-destination", "127.0.0.1:" + strconv.Itoa(int(to)),
+	}
 	out, err := exec.Command("iptables", append([]string{"-t", "nat", "-I"}, spec...)...).CombinedOutput()
 	testutil.SkipUnlessPrivileged(t, err == nil, "iptables DNAT rule: %v: %s", err, out)
 	t.Cleanup(func() {
@@ -51,7 +53,7 @@ func TestActualDestinationDNAT(t *testing.T) {
 			if err != nil {
 				return
 			}
-			defer c.Close()
+			t.Cleanup(func() { c.Close() })
 		}
 	}()
 	target := uint16(ln.Addr().(*net.TCPAddr).Port)

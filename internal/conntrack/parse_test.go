@@ -11,6 +11,7 @@ import (
 
 // ctReply builds the kernel's answer to CT_GET: orig tuple src->dst, reply tuple from actual.
 func ctReply(t testing.TB, seq uint32, src, dst, actual netip.AddrPort) []byte {
+	t.Helper()
 	ae := netlink.NewAttributeEncoder()
 	tuple := func(typ uint16, s, d netip.AddrPort) {
 		ae.Nested(typ|nlaNested, func(ae *netlink.AttributeEncoder) error {

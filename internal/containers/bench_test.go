@@ -14,6 +14,7 @@ import (
 // genHost writes a pure cgroup v2 host (systemd driver) with n kubepods containers of
 // perContainer processes each, plus the files a collection reads.
 func genHost(tb testing.TB, n, perContainer int) cgroups.Config {
+	tb.Helper()
 	return genHostSeenFrom(tb, n, perContainer, false)
 }
 
@@ -67,9 +68,13 @@ func genHostSeenFrom(tb testing.TB, n, perContainer int, inPod bool) cgroups.Con
 	return cgroups.Config{Enabled: true, Root: cg, ProcRoot: proc}
 }
 
-func benchRegistry(b *testing.B) *Registry { return benchRegistrySeenFrom(b, false) }
+func benchRegistry(b *testing.B) *Registry {
+	b.Helper()
+	return benchRegistrySeenFrom(b, false)
+}
 
 func benchRegistrySeenFrom(b *testing.B, inPod bool) *Registry {
+	b.Helper()
 	cgCfg := genHostSeenFrom(b, 500, 10, inPod)
 	cfg := testConfig()
 	r := &Registry{}

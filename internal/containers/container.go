@@ -119,7 +119,7 @@ func (c *Container) Processes() int {
 	return c.st.pids
 }
 
-// ErrNoCgroupStats: the container's resource counters cannot be read (no cgroups source, or
+// ErrNoCgroupStats means the container's resource counters cannot be read (no cgroups source, or
 // nothing has ever been read for a container that is already gone).
 var ErrNoCgroupStats = errors.New("no cgroup stats for this container")
 

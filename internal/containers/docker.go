@@ -85,7 +85,7 @@ type dockerInspect struct {
 const maxDockerResponse = 4 << 20
 
 func (d *dockerClient) inspect(ctx context.Context, id string) (metadata, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/containers/"+id+"/json", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/containers/"+id+"/json", http.NoBody)
 	if err != nil {
 		return metadata{}, err
 	}

@@ -87,11 +87,13 @@ func ids(cs []*Container) []string {
 
 func TestRegistryFixtureWithRuntimes(t *testing.T) {
 	dockerSock, _ := fakeDocker(t, map[string]dockerInspect{
-		id1: {Name: "/web", RestartCount: 2, LogPath: "/var/lib/docker/containers/" + id1 + "/" + id1 + "-json.log",
+		id1: {
+			Name: "/web", RestartCount: 2, LogPath: "/var/lib/docker/containers/" + id1 + "/" + id1 + "-json.log",
 			Config: struct {
 				Image  string
 				Labels map[string]string
-			}{Image: "nginx:1.27", Labels: map[string]string{"app": "web"}}},
+			}{Image: "nginx:1.27", Labels: map[string]string{"app": "web"}},
+		},
 	})
 	criSock := serveCRI(t, &fakeCRI{
 		containers: map[string]*runtimeapi.ContainerStatus{
@@ -99,8 +101,10 @@ func TestRegistryFixtureWithRuntimes(t *testing.T) {
 				Id:       id2,
 				Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 3},
 				Image:    &runtimeapi.ImageSpec{Image: "registry.example/api:2"},
-				Labels: map[string]string{labelPodName: "api-7d9f", labelPodNamespace: "shop", labelPodUID: podUID,
-					labelContainerName: "api"},
+				Labels: map[string]string{
+					labelPodName: "api-7d9f", labelPodNamespace: "shop", labelPodUID: podUID,
+					labelContainerName: "api",
+				},
 				LogPath: "/var/log/pods/shop_api-7d9f_" + podUID + "/api/3.log",
 			},
 		},

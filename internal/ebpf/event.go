@@ -12,27 +12,27 @@ import (
 type EventType uint32
 
 const (
-	// EventConnect: an outbound connect() reached ESTABLISHED. Duration is the connection time.
+	// EventConnect means an outbound connect() reached ESTABLISHED. Duration is the connection time.
 	EventConnect EventType = 1
-	// EventConnectFailed: an outbound connect() went from SYN_SENT to CLOSE.
+	// EventConnectFailed means an outbound connect() went from SYN_SENT to CLOSE.
 	EventConnectFailed EventType = 2
-	// EventAccept: an inbound connection reached ESTABLISHED on a listening socket's child.
+	// EventAccept means an inbound connection reached ESTABLISHED on a listening socket's child.
 	EventAccept EventType = 3
-	// EventListenOpen: a socket entered LISTEN.
+	// EventListenOpen means a socket entered LISTEN.
 	EventListenOpen EventType = 4
-	// EventListenClose: a listening socket closed.
+	// EventListenClose means a listening socket closed.
 	EventListenClose EventType = 5
-	// EventClose: a connection the agent saw open has closed; carries the final byte counts.
+	// EventClose means a connection the agent saw open has closed; carries the final byte counts.
 	EventClose EventType = 6
-	// EventRetransmit: the kernel retransmitted a segment (SYN included) of a tracked socket.
+	// EventRetransmit means the kernel retransmitted a segment (SYN included) of a tracked socket.
 	EventRetransmit EventType = 7
-	// EventProcessFork: a new process (not thread) was created; TargetPID is the child.
+	// EventProcessFork means a new process (not thread) was created; TargetPID is the child.
 	EventProcessFork EventType = 8
-	// EventProcessExec: a process called execve.
+	// EventProcessExec means a process called execve.
 	EventProcessExec EventType = 9
-	// EventProcessExit: a process's thread-group leader exited.
+	// EventProcessExit means a process's thread-group leader exited.
 	EventProcessExit EventType = 10
-	// EventOOMKill: the OOM killer chose TargetPID; CgroupID is the victim's cgroup.
+	// EventOOMKill means the OOM killer chose TargetPID; CgroupID is the victim's cgroup.
 	EventOOMKill EventType = 11
 
 	maxEventType = EventOOMKill

@@ -110,11 +110,11 @@ func Load(opts LoadOptions) (*Probe, error) {
 		return nil, fmt.Errorf("ring buffer size: %w", err)
 	}
 	if _, err := os.Stat(kernelBTF); err != nil {
-		return nil, fmt.Errorf("%w: kernel BTF not available (%v); kernel built without CONFIG_DEBUG_INFO_BTF", ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: kernel BTF not available (%w); kernel built without CONFIG_DEBUG_INFO_BTF", ErrUnsupported, err)
 	}
 	if err := features.HaveMapType(cebpf.RingBuf); err != nil {
 		if errors.Is(err, cebpf.ErrNotSupported) {
-			return nil, fmt.Errorf("%w: BPF ring buffer missing (kernel older than 5.8): %v", ErrUnsupported, err)
+			return nil, fmt.Errorf("%w: BPF ring buffer missing (kernel older than 5.8): %w", ErrUnsupported, err)
 		}
 		return nil, classify("probing for BPF ring buffer", err)
 	}
@@ -146,17 +146,17 @@ func Load(opts LoadOptions) (*Probe, error) {
 					p.Missing = append(p.Missing, a.name)
 					continue
 				}
-				p.Close()
-				return nil, fmt.Errorf("%w: %s: %v", ErrUnsupported, what, err)
+				_ = p.Close()
+				return nil, fmt.Errorf("%w: %s: %w", ErrUnsupported, what, err)
 			}
-			p.Close()
+			_ = p.Close()
 			return nil, classify(what, err)
 		}
 		p.links = append(p.links, l)
 	}
 	p.reader, err = ringbuf.NewReader(p.objs.Events)
 	if err != nil {
-		p.Close()
+		_ = p.Close()
 		return nil, classify("opening ring buffer", err)
 	}
 	p.reader.SetDeadline(time.Now().Add(PollInterval))
@@ -168,11 +168,11 @@ func classify(what string, err error) error {
 	switch {
 	case errors.As(err, &verr):
 		// The verifier answers EACCES; that is not a privilege problem.
-		return fmt.Errorf("%w: %s: BPF verifier rejected the program: %v", ErrUnsupported, what, err)
+		return fmt.Errorf("%w: %s: BPF verifier rejected the program: %w", ErrUnsupported, what, err)
 	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("%w: %s: %v", ErrPermission, what, err)
+		return fmt.Errorf("%w: %s: %w", ErrPermission, what, err)
 	case errors.Is(err, cebpf.ErrNotSupported):
-		return fmt.Errorf("%w: %s: %v", ErrUnsupported, what, err)
+		return fmt.Errorf("%w: %s: %w", ErrUnsupported, what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -149,7 +149,7 @@ func TestProbeProgramsFire(t *testing.T) {
 	go func() {
 		c, err := ln.Accept()
 		if err == nil {
-			c.Read(make([]byte, 10))
+			_, _ = c.Read(make([]byte, 10))
 			c.Close()
 		}
 	}()
@@ -157,7 +157,7 @@ func TestProbeProgramsFire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Write([]byte("ping"))
+	_, _ = c.Write([]byte("ping"))
 	c.Close()
 	if err := runTrue(); err != nil { // fork + exec + exit
 		t.Fatal(err)

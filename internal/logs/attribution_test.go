@@ -25,19 +25,31 @@ func TestContainerOfCgroup(t *testing.T) {
 	}{
 		{"service", "/system.slice/nginx.service", noLookup{}, "/system.slice/nginx.service", false, false},
 		{"a service's sub-cgroup", "/system.slice/nginx.service/worker", noLookup{}, "/system.slice/nginx.service", false, false},
-		{"templated service in its slice", "/system.slice/system-getty.slice/getty@tty1.service", noLookup{},
-			"/system.slice/system-getty.slice/getty@tty1.service", false, false},
-		{"scope outside system.slice", "/machine.slice/machine-qemu\\x2d1\\x2dvm1.scope", noLookup{},
-			"/machine.slice/machine-qemu\\x2d1\\x2dvm1.scope", false, false},
+		{
+			"templated service in its slice", "/system.slice/system-getty.slice/getty@tty1.service",
+			noLookup{},
+			"/system.slice/system-getty.slice/getty@tty1.service", false, false,
+		},
+		{
+			"scope outside system.slice", "/machine.slice/machine-qemu\\x2d1\\x2dvm1.scope",
+			noLookup{},
+			"/machine.slice/machine-qemu\\x2d1\\x2dvm1.scope", false, false,
+		},
 		{"transient scope in system.slice", "/system.slice/run-r3f2a.scope", noLookup{}, "/system.slice/run-r3f2a.scope", false, false},
-		{"docker scope, registry does not know it", "/system.slice/docker-" + testCgroupID + ".scope", noLookup{},
-			containers.ID("/docker/" + testCgroupID), false, false},
+		{
+			"docker scope, registry does not know it", "/system.slice/docker-" + testCgroupID + ".scope",
+			noLookup{},
+			containers.ID("/docker/" + testCgroupID), false, false,
+		},
 		{"CRI container scope the registry knows", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + testPodUIDEsc +
 			".slice/cri-containerd-" + testCgroupID + ".scope", lookup, k8s.ID, true, false},
 		{"CRI container scope, registry does not know it", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + testPodUIDEsc +
 			".slice/cri-containerd-" + testCgroupID + ".scope", noLookup{}, containers.ID("/containerd/" + testCgroupID), false, false},
-		{"kubepods cgroupfs driver", "/kubepods/besteffort/pod" + testPodUID + "/" + testCgroupID, noLookup{},
-			containers.ID("/kubepods/" + testPodUID + "/" + testCgroupID), false, false},
+		{
+			"kubepods cgroupfs driver", "/kubepods/besteffort/pod" + testPodUID + "/" + testCgroupID,
+			noLookup{},
+			containers.ID("/kubepods/" + testPodUID + "/" + testCgroupID), false, false,
+		},
 		{"user session", "/user.slice/user-1000.slice/session-3.scope", lookup, NodeID, false, true},
 		{"init.scope", "/init.scope", lookup, NodeID, false, true},
 		{"root", "/", lookup, NodeID, false, true},

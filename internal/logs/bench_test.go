@@ -46,14 +46,15 @@ func benchLines(n int) []string {
 }
 
 func writeLines(tb testing.TB, path string, lines []string) {
+	tb.Helper()
 	f, err := os.Create(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	for _, l := range lines {
-		w.WriteString(l)
-		w.WriteByte('\n')
+		_, _ = w.WriteString(l)
+		_ = w.WriteByte('\n')
 	}
 	if err := w.Flush(); err != nil {
 		tb.Fatal(err)
@@ -173,6 +174,7 @@ func BenchmarkParseCRILine(b *testing.B) {
 // loghubLines reads the raw lines of the Loghub-2k samples (../shared/loghub2k, research use
 // only, never copied into the project), or skips when they are absent.
 func loghubLines(b *testing.B) []string {
+	b.Helper()
 	files, _ := filepath.Glob("../../../shared/loghub2k/*/*_2k.log")
 	if len(files) == 0 {
 		b.Skip("../shared/loghub2k not present")
@@ -183,9 +185,7 @@ func loghubLines(b *testing.B) []string {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, l := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
-			lines = append(lines, l)
-		}
+		lines = append(lines, strings.Split(strings.TrimRight(string(data), "\n"), "\n")...)
 	}
 	return lines
 }

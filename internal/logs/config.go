@@ -178,8 +178,13 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		name  string
 		value time.Duration
-	}{{"poll_interval", c.PollInterval}, {"discovery_interval", c.DiscoveryInterval}, {"checkpoint_interval", c.CheckpointInterval},
-		{"patterns_flush_interval", c.PatternsFlushInterval}, {"stream_expiry", c.StreamExpiry}} {
+	}{
+		{"poll_interval", c.PollInterval},
+		{"discovery_interval", c.DiscoveryInterval},
+		{"checkpoint_interval", c.CheckpointInterval},
+		{"patterns_flush_interval", c.PatternsFlushInterval},
+		{"stream_expiry", c.StreamExpiry},
+	} {
 		if d.value <= 0 {
 			errs = append(errs, fmt.Errorf("logs.%s must be positive, got %s", d.name, d.value))
 		}

@@ -92,7 +92,7 @@ type follower struct {
 
 func fileIdentity(fi os.FileInfo) (dev, ino uint64) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Dev), st.Ino
+		return uint64(st.Dev), st.Ino //nolint:unconvert // Dev is uint32 on some architectures
 	}
 	return 0, 0
 }

@@ -20,7 +20,10 @@ const journalRemote = "/lib/systemd/systemd-journal-remote"
 
 // fixtureJournal turns the committed export-format fixture testdata/journal.export into a
 // .journal file.
-func fixtureJournal(t *testing.T) string { return fixtureJournalFrom(t, "testdata/journal.export") }
+func fixtureJournal(t *testing.T) string {
+	t.Helper()
+	return fixtureJournalFrom(t, "testdata/journal.export")
+}
 
 // fixtureJournalFrom turns an export-format fixture into a .journal file.
 func fixtureJournalFrom(t *testing.T, export string) string {

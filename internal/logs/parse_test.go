@@ -17,12 +17,18 @@ func TestParseDockerJSONLine(t *testing.T) {
 		time    string
 		wantErr bool
 	}{
-		{name: "stdout", in: `{"log":"hello world\n","stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"}`,
-			log: "hello world\n", stream: "stdout", time: "2024-01-02T03:04:05.123456789Z"},
-		{name: "escapes", in: `{"log":"a\"b\\c\/d\te\u00e9\ud83d\ude00\n","stream":"stderr","time":"t"}`,
-			log: "a\"b\\c/d\te\u00e9\U0001F600\n", stream: "stderr", time: "t"},
-		{name: "key order and attrs", in: `{"time":"x","attrs":{"tag":"a","n":[1,2.5e3,true,null]},"stream":"stdout","log":"p"}`,
-			log: "p", stream: "stdout", time: "x"},
+		{
+			name: "stdout", in: `{"log":"hello world\n","stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"}`,
+			log: "hello world\n", stream: "stdout", time: "2024-01-02T03:04:05.123456789Z",
+		},
+		{
+			name: "escapes", in: `{"log":"a\"b\\c\/d\te\u00e9\ud83d\ude00\n","stream":"stderr","time":"t"}`,
+			log: "a\"b\\c/d\te\u00e9\U0001F600\n", stream: "stderr", time: "t",
+		},
+		{
+			name: "key order and attrs", in: `{"time":"x","attrs":{"tag":"a","n":[1,2.5e3,true,null]},"stream":"stdout","log":"p"}`,
+			log: "p", stream: "stdout", time: "x",
+		},
 		{name: "lone surrogate", in: `{"log":"\ud800x","stream":"stdout"}`, log: "\uFFFDx", stream: "stdout"},
 		{name: "duplicate key last wins", in: `{"log":"a","log":"b"}`, log: "b"},
 		{name: "spaces", in: " { \"log\" : \"a\" , \"stream\" : \"stdout\" } ", log: "a", stream: "stdout"},
@@ -174,8 +180,10 @@ func TestSanitizeText(t *testing.T) {
 }
 
 func TestLevelFromSyslogPriority(t *testing.T) {
-	tests := map[string]Level{"0": LevelCritical, "2": LevelCritical, "3": LevelError, "4": LevelWarning,
-		"5": LevelInfo, "6": LevelInfo, "7": LevelDebug, "8": LevelUnknown, "": LevelUnknown, "x": LevelUnknown}
+	tests := map[string]Level{
+		"0": LevelCritical, "2": LevelCritical, "3": LevelError, "4": LevelWarning,
+		"5": LevelInfo, "6": LevelInfo, "7": LevelDebug, "8": LevelUnknown, "": LevelUnknown, "x": LevelUnknown,
+	}
 	for in, want := range tests {
 		if got := LevelFromSyslogPriority(in); got != want {
 			t.Errorf("priority %q: got %v want %v", in, got, want)

@@ -93,8 +93,10 @@ func (r *Reader) Start(ctx context.Context, store CheckpointStore) error {
 		}, r.sink, &r.stats, budget, store, fromStartAtLaunch, r.logger, &r.syncs))
 	}
 	if cfg.Files.Enabled {
-		d := &fileSourceDiscovery{cfg: cfg, lookup: r.lookup, filter: filter, procfs: r.procfs,
-			writers: map[string]writerInfo{}, scanEvery: 12}
+		d := &fileSourceDiscovery{
+			cfg: cfg, lookup: r.lookup, filter: filter, procfs: r.procfs,
+			writers: map[string]writerInfo{}, scanEvery: 12,
+		}
 		watchers = append(watchers, newFileWatcher("files", cfg, d.discover, r.sink, &r.stats, budget, store, fromStartAtLaunch, r.logger, &r.syncs))
 	}
 	for _, w := range watchers {
@@ -107,8 +109,10 @@ func (r *Reader) Start(ctx context.Context, store CheckpointStore) error {
 
 	var errs []error
 	if cfg.Journald.Enabled {
-		j := &journaldSource{cfg: cfg, lookup: r.lookup, filter: filter, sink: r.sink, stats: &r.stats,
-			store: store, logger: r.logger, fromHead: r.journaldFromHead, files: r.journaldFiles}
+		j := &journaldSource{
+			cfg: cfg, lookup: r.lookup, filter: filter, sink: r.sink, stats: &r.stats,
+			store: store, logger: r.logger, fromHead: r.journaldFromHead, files: r.journaldFiles,
+		}
 		if err := j.open(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("logs.journald: %w", err))
 		} else {

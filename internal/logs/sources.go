@@ -86,7 +86,7 @@ func discoverDocker(cfg *Config, lookup ContainerLookup, filter nameFilter) []fi
 
 // criLogName is the current log of a container: <restart count>.log (rotated generations are
 // <n>.log.<timestamp>[.gz]).
-var criLogName = regexp.MustCompile(`^[0-9]+\.log$`)
+var criLogName = regexp.MustCompile(`^\d+\.log$`)
 
 // discoverCRI lists <dir>/<namespace>_<pod>_<uid>/<container>/<n>.log. Each restart of a
 // container writes a new <n>.log; all are followed (the older ones just stay quiet).

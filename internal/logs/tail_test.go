@@ -92,6 +92,7 @@ func TestRotationByRenameLosesNothing(t *testing.T) {
 		move func(t *testing.T, path string)
 	}{
 		{"path briefly missing", func(t *testing.T, path string) {
+			t.Helper()
 			// logrotate "create": rename; the service re-creates its log a little later.
 			if err := os.Rename(path, path+".1"); err != nil {
 				t.Fatal(err)
@@ -99,6 +100,7 @@ func TestRotationByRenameLosesNothing(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}},
 		{"path replaced atomically", func(t *testing.T, path string) {
+			t.Helper()
 			// The path never stops naming a file: the next poll sees another inode there.
 			_ = os.Remove(path + ".1")
 			if err := os.Link(path, path+".1"); err != nil {
@@ -182,6 +184,7 @@ func TestCopyTruncateLosesNothing(t *testing.T) {
 
 // copyTruncate is logrotate's copytruncate: copy, then truncate in place.
 func copyTruncate(t *testing.T, path string) {
+	t.Helper()
 	src, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -216,10 +219,7 @@ func TestDeletedAndRecreated(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	appendLines(t, path, numbered("second", 0, 4)...)
 	waitFor(t, 5*time.Second, "second lines", func() bool { return len(rec.snapshot()) == 7 })
-	var second []Message
-	for _, m := range rec.snapshot()[3:] {
-		second = append(second, m)
-	}
+	second := rec.snapshot()[3:]
 	checkExactlyOnce(t, second, "second", 0, 4)
 }
 
@@ -272,12 +272,16 @@ func TestPartialLineWaitsForNewline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	f.WriteString("hello ")
+	if _, err := f.WriteString("hello "); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(100 * time.Millisecond)
 	if n := len(rec.snapshot()); n != 0 {
 		t.Fatalf("a partial line was emitted: %d messages", n)
 	}
-	f.WriteString("world\n")
+	if _, err := f.WriteString("world\n"); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 5*time.Second, "the joined line", func() bool { return len(rec.snapshot()) == 1 })
 	if got := rec.snapshot()[0].Text; got != "hello world" {
 		t.Fatalf("got %q", got)
@@ -377,8 +381,10 @@ func TestUnfollowedFileResumesWhereItStopped(t *testing.T) {
 			path := filepath.Join(dir, "app.log")
 			appendLines(t, path, numbered("line", 0, 10)...)
 			cfg := testConfig()
-			target := fileTarget{path: path, source: "file", maxRaw: cfg.MaxLineLength,
-				newDecoder: func() lineDecoder { return plainDecoder{} }}
+			target := fileTarget{
+				path: path, source: "file", maxRaw: cfg.MaxLineLength,
+				newDecoder: func() lineDecoder { return plainDecoder{} },
+			}
 			wanted := true
 			discover := func() []fileTarget {
 				if wanted {

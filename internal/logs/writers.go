@@ -14,8 +14,8 @@ import (
 func findWriters(procRoot string, paths []string) map[string]uint32 {
 	want := make(map[string]string, len(paths)) // resolved path -> configured path
 	for _, p := range paths {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			want[real] = p
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			want[resolved] = p
 		} else {
 			want[p] = p
 		}

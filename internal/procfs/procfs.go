@@ -139,7 +139,7 @@ func ReadFile(path string, bp *[]byte) ([]byte, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer syscall.Close(fd)
+	defer func() { _ = syscall.Close(fd) }()
 	b := (*bp)[:0]
 	for {
 		if len(b) == cap(b) {

@@ -217,8 +217,6 @@ func TestEachFDOwnProcess(t *testing.T) {
 	}
 }
 
-func new([]byte) *[]byte { var b []byte; return &b }
-
 func TestReadLink(t *testing.T) {
 	root := fixture(t, nil, map[string]string{"1/ns/net": "net:[4026531840]"}, nil)
 	buf := make([]byte, 4) // too small: grown

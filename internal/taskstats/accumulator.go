@@ -197,8 +197,10 @@ func (a *Accumulator) Exit(r *Reply, now time.Time) {
 		a.exits++
 		a.totals(e.container, now).dead = a.totals(e.container, now).dead.add(final)
 		delete(a.procs, tgid)
-		a.exited[tgid] = &tombstone{container: e.container, start: e.start, folded: final, seq: a.seq, gen: a.gen,
-			blk: e.blk, followed: true}
+		a.exited[tgid] = &tombstone{
+			container: e.container, start: e.start, folded: final, seq: a.seq, gen: a.gen,
+			blk: e.blk, followed: true,
+		}
 		return
 	}
 	if t, ok := a.exited[tgid]; ok {

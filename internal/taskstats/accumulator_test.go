@@ -78,8 +78,10 @@ func cpu(ns uint64) Delays { return Delays{CPU: ns} }
 
 // exitSingle is the notification of a single-threaded process's exit (v16: AGROUP set).
 func exitSingle(pid, ppid uint32, d Delays) *Reply {
-	return &Reply{PID: pid, HasTask: true, Task: Stats{Version: 16, Flag: AGroup, PID: pid, TGID: pid, PPID: ppid,
-		CPUDelayTotal: d.CPU, BlkioDelayTotal: d.Blkio}}
+	return &Reply{PID: pid, HasTask: true, Task: Stats{
+		Version: 16, Flag: AGroup, PID: pid, TGID: pid, PPID: ppid,
+		CPUDelayTotal: d.CPU, BlkioDelayTotal: d.Blkio,
+	}}
 }
 
 // exitThread is the notification of one thread of a still-running process.
@@ -89,8 +91,10 @@ func exitThread(tid, tgid uint32, d Delays) *Reply {
 
 // exitGroup is the notification of a multi-threaded process's last thread.
 func exitGroup(tid, tgid, ppid uint32, last, group Delays) *Reply {
-	return &Reply{PID: tid, HasTask: true, Task: Stats{Version: 16, Flag: AGroup, PID: tid, TGID: tgid, PPID: ppid, CPUDelayTotal: last.CPU},
-		TGID: tgid, HasGroup: true, Group: Stats{Version: 16, CPUDelayTotal: group.CPU}}
+	return &Reply{
+		PID: tid, HasTask: true, Task: Stats{Version: 16, Flag: AGroup, PID: tid, TGID: tgid, PPID: ppid, CPUDelayTotal: last.CPU},
+		TGID: tgid, HasGroup: true, Group: Stats{Version: 16, CPUDelayTotal: group.CPU},
+	}
 }
 
 const ctrA, ctrB containers.ID = "/docker/a", "/docker/b"
@@ -111,10 +115,14 @@ func TestAccumulator(t *testing.T) {
 			name:     "live processes sum per container, host processes ignored",
 			resolver: map[uint32]containers.ID{10: ctrA, 11: ctrA, 20: ctrB},
 			steps: []step{
-				{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(100)}, 11: {start: 1, d: cpu(50)}, 20: {start: 1, d: cpu(7)}, 1: {start: 1, d: cpu(1e9)}},
-					want: map[containers.ID]uint64{ctrA: 150, ctrB: 7}},
-				{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(300)}, 11: {start: 1, d: cpu(50)}, 20: {start: 1, d: cpu(9)}, 1: {start: 1, d: cpu(2e9)}},
-					want: map[containers.ID]uint64{ctrA: 350, ctrB: 9}},
+				{
+					procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(100)}, 11: {start: 1, d: cpu(50)}, 20: {start: 1, d: cpu(7)}, 1: {start: 1, d: cpu(1e9)}},
+					want:  map[containers.ID]uint64{ctrA: 150, ctrB: 7},
+				},
+				{
+					procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(300)}, 11: {start: 1, d: cpu(50)}, 20: {start: 1, d: cpu(9)}, 1: {start: 1, d: cpu(2e9)}},
+					want:  map[containers.ID]uint64{ctrA: 350, ctrB: 9},
+				},
 			},
 		},
 		{
@@ -124,8 +132,10 @@ func TestAccumulator(t *testing.T) {
 				{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(100)}, 11: {start: 1, d: cpu(10)}}, want: map[containers.ID]uint64{ctrA: 110}},
 				// 10 exits with 180; it stays a zombie (a TGID query of a single-threaded
 				// zombie answers zeros) for one collection.
-				{procs: map[uint32]*fakeProc{10: {start: 1, zombie: true}, 11: {start: 1, d: cpu(20)}},
-					exits: []*Reply{exitSingle(10, 1, cpu(180))}, want: map[containers.ID]uint64{ctrA: 200}},
+				{
+					procs: map[uint32]*fakeProc{10: {start: 1, zombie: true}, 11: {start: 1, d: cpu(20)}},
+					exits: []*Reply{exitSingle(10, 1, cpu(180))}, want: map[containers.ID]uint64{ctrA: 200},
+				},
 				{procs: map[uint32]*fakeProc{11: {start: 1, d: cpu(20)}}, want: map[containers.ID]uint64{ctrA: 200}},
 				// A duplicate notification changes nothing.
 				{exits: []*Reply{exitSingle(10, 1, cpu(180))}, want: map[containers.ID]uint64{ctrA: 200}},
@@ -147,8 +157,10 @@ func TestAccumulator(t *testing.T) {
 			steps: []step{
 				{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(100)}}, want: map[containers.ID]uint64{ctrA: 100}},
 				// Threads 12 and 13 exit (their 30+40 is now in the TGID reading of 10).
-				{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(200)}},
-					exits: []*Reply{exitThread(12, 10, cpu(30)), exitThread(13, 10, cpu(40))}, want: map[containers.ID]uint64{ctrA: 200}},
+				{
+					procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(200)}},
+					exits: []*Reply{exitThread(12, 10, cpu(30)), exitThread(13, 10, cpu(40))}, want: map[containers.ID]uint64{ctrA: 200},
+				},
 				// The last thread exits: group record 260 includes everything.
 				{procs: map[uint32]*fakeProc{}, exits: []*Reply{exitGroup(11, 10, 1, cpu(20), cpu(260))}, want: map[containers.ID]uint64{ctrA: 260}},
 			},
@@ -158,8 +170,10 @@ func TestAccumulator(t *testing.T) {
 			resolver: map[uint32]containers.ID{10: ctrA},
 			steps: []step{
 				{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(5)}}, want: map[containers.ID]uint64{ctrA: 5}},
-				{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(6)}},
-					exits: []*Reply{exitSingle(50, 10, cpu(1000)), exitSingle(60, 1, cpu(99))}, want: map[containers.ID]uint64{ctrA: 1006}},
+				{
+					procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(6)}},
+					exits: []*Reply{exitSingle(50, 10, cpu(1000)), exitSingle(60, 1, cpu(99))}, want: map[containers.ID]uint64{ctrA: 1006},
+				},
 			},
 		},
 		{
@@ -185,8 +199,10 @@ func TestAccumulator(t *testing.T) {
 			resolver: map[uint32]containers.ID{10: ctrA},
 			steps: []step{
 				{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(100)}}, want: map[containers.ID]uint64{ctrA: 100}},
-				{procs: map[uint32]*fakeProc{10: {start: 5, d: cpu(3)}}, exits: []*Reply{exitSingle(10, 1, cpu(120))},
-					want: map[containers.ID]uint64{ctrA: 123}},
+				{
+					procs: map[uint32]*fakeProc{10: {start: 5, d: cpu(3)}}, exits: []*Reply{exitSingle(10, 1, cpu(120))},
+					want: map[containers.ID]uint64{ctrA: 123},
+				},
 			},
 		},
 	}
@@ -246,13 +262,13 @@ func TestAccumulatorExpiresIdleContainers(t *testing.T) {
 	a := NewAccumulator(res, time.Minute)
 	procs := &fakeProcs{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(100)}}}
 	now := time.Unix(1000, 0)
-	a.collect(procs, now)
+	collectOK(t, a, procs, now)
 	procs.procs = map[uint32]*fakeProc{}
-	a.collect(procs, now.Add(time.Second))
+	collectOK(t, a, procs, now.Add(time.Second))
 	if _, ok := a.ContainerDelays(ctrA); !ok {
 		t.Fatal("forgotten too early")
 	}
-	a.collect(procs, now.Add(2*time.Minute))
+	collectOK(t, a, procs, now.Add(2*time.Minute))
 	if _, ok := a.ContainerDelays(ctrA); ok {
 		t.Fatal("idle container kept past retention")
 	}
@@ -265,22 +281,22 @@ func TestAccumulatorTotalsStartAgainAfterForgetting(t *testing.T) {
 	a := NewAccumulator(res, time.Minute)
 	procs := &fakeProcs{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(100)}}}
 	t0 := time.Unix(1000, 0)
-	a.collect(procs, t0)
+	collectOK(t, a, procs, t0)
 	d, since, ok := a.ContainerDelaysSince(ctrA)
 	if !ok || d.CPU != 100 || !since.Equal(t0) {
 		t.Fatalf("first life: %d since %v (%v), want 100 since %v", d.CPU, since, ok, t0)
 	}
 	// Still the same totals while they last, even without processes.
 	procs.procs = map[uint32]*fakeProc{}
-	a.collect(procs, t0.Add(30*time.Second))
+	collectOK(t, a, procs, t0.Add(30*time.Second))
 	if d, since, _ := a.ContainerDelaysSince(ctrA); d.CPU != 100 || !since.Equal(t0) {
 		t.Fatalf("idle: %d since %v, want 100 since %v", d.CPU, since, t0)
 	}
 	// Forgotten, then a process of the same container appears: a new life from zero.
-	a.collect(procs, t0.Add(3*time.Minute))
+	collectOK(t, a, procs, t0.Add(3*time.Minute))
 	t1 := t0.Add(4 * time.Minute)
 	procs.procs = map[uint32]*fakeProc{11: {start: 2, d: cpu(7)}}
-	a.collect(procs, t1)
+	collectOK(t, a, procs, t1)
 	d, since, ok = a.ContainerDelaysSince(ctrA)
 	if !ok || d.CPU != 7 || !since.Equal(t1) {
 		t.Fatalf("second life: %d since %v (%v), want 7 since %v", d.CPU, since, ok, t1)
@@ -289,7 +305,7 @@ func TestAccumulatorTotalsStartAgainAfterForgetting(t *testing.T) {
 	t2 := t1.Add(time.Minute)
 	res.set(12, ctrB)
 	a.Exit(exitSingle(12, 3, cpu(5)), t2)
-	a.collect(procs, t2.Add(time.Second))
+	collectOK(t, a, procs, t2.Add(time.Second))
 	if d, since, ok := a.ContainerDelaysSince(ctrB); !ok || d.CPU != 5 || !since.Equal(t2) {
 		t.Fatalf("created by an exit: %d since %v (%v), want 5 since %v", d.CPU, since, ok, t2)
 	}
@@ -300,7 +316,7 @@ func TestAccumulatorImplausibleDiskDelay(t *testing.T) {
 	a := NewAccumulator(res, time.Hour)
 	r := &elapsedReader{fakeProcs: fakeProcs{procs: map[uint32]*fakeProc{10: {start: 1, d: Delays{CPU: 5, Blkio: 40}}}}, elapsed: 1000}
 	now := time.Unix(1000, 0)
-	a.collect(r, now)
+	collectOK(t, a, r, now)
 	r.procs[10].d = Delays{CPU: 6, Blkio: 3e15} // uptime credited by a delayacct switch mid-IO
 	res2, _ := a.collect(r, now.Add(time.Second))
 	d, _ := a.ContainerDelays(ctrA)
@@ -401,7 +417,7 @@ func TestAccumulatorMonotonicRandom(t *testing.T) {
 		}
 	}
 	procs.procs = map[uint32]*fakeProc{}
-	a.collect(procs, now.Add(time.Second))
+	collectOK(t, a, procs, now.Add(time.Second))
 	for c, id := range ids {
 		d, _ := a.ContainerDelays(id)
 		if d.CPU != finals[c] {
@@ -420,7 +436,7 @@ func TestAccumulatorImplausibleExit(t *testing.T) {
 	bogus.Task.ETime = 5000 // lived 5 ms, "waited" 26 minutes
 	a.Exit(ok, now)
 	a.Exit(bogus, now)
-	a.collect(&fakeProcs{procs: map[uint32]*fakeProc{10: {start: 1}}}, now)
+	collectOK(t, a, &fakeProcs{procs: map[uint32]*fakeProc{10: {start: 1}}}, now)
 	d, _ := a.ContainerDelays(ctrA)
 	if d.Blkio != 2e6 || d.CPU != 2e6 || a.Counters().Implausible != 1 {
 		t.Fatalf("delays %v, implausible %d", d, a.Counters().Implausible)
@@ -435,15 +451,23 @@ func TestAccumulatorLateExitBogusDiskDelay(t *testing.T) {
 	a := NewAccumulator(res, time.Hour)
 	r := &elapsedReader{fakeProcs: fakeProcs{procs: map[uint32]*fakeProc{10: {start: 150000, d: Delays{CPU: 1, Blkio: 1 * s}}}}, elapsed: 100 * s}
 	now := time.Unix(1000, 0)
-	a.collect(r, now)
+	collectOK(t, a, r, now)
 	r.procs = map[uint32]*fakeProc{}
-	a.collect(r, now.Add(time.Second)) // vanished: last reading folded
+	collectOK(t, a, r, now.Add(time.Second)) // vanished: last reading folded
 	late := exitSingle(10, 1, Delays{CPU: 2, Blkio: 1*s + 1600*s})
 	late.Task.ETime = 115 * 1e6 // µs
 	a.Exit(late, now.Add(2*time.Second))
-	a.collect(r, now.Add(3*time.Second))
+	collectOK(t, a, r, now.Add(3*time.Second))
 	d, _ := a.ContainerDelays(ctrA)
 	if d.Blkio != 1*s || d.CPU != 2 || a.Counters().Implausible != 1 {
 		t.Fatalf("delays %v, implausible %d", d, a.Counters().Implausible)
+	}
+}
+
+// collectOK collects and fails the test on an error.
+func collectOK(t *testing.T, a *Accumulator, r processReader, now time.Time) {
+	t.Helper()
+	if _, err := a.collect(r, now); err != nil {
+		t.Fatal(err)
 	}
 }

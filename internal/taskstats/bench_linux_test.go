@@ -29,10 +29,10 @@ func spawnSleepers(b *testing.B, n int) mapResolver {
 	cmds := make([]*exec.Cmd, 0, n)
 	b.Cleanup(func() {
 		for _, c := range cmds {
-			c.Process.Kill()
+			_ = c.Process.Kill()
 		}
 		for _, c := range cmds {
-			c.Wait()
+			_ = c.Wait()
 		}
 	})
 	for range n {

@@ -62,17 +62,17 @@ func Dial(procRoot string) (*Client, error) {
 	}
 	raw, err := conn.SyscallConn()
 	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		_ = conn.Close()
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	c := &Client{conn: conn, family: family, namespace: ns, raw: raw, rbuf: make([]byte, messageBuffer)}
 	c.writeFn = func(fd uintptr) bool {
 		_, c.ioErr = unix.Write(int(fd), c.wbuf[:])
-		return c.ioErr != unix.EAGAIN
+		return !errors.Is(c.ioErr, unix.EAGAIN)
 	}
 	c.readFn = func(fd uintptr) bool {
 		c.n, c.ioErr = unix.Read(int(fd), c.rbuf)
-		return c.ioErr != unix.EAGAIN
+		return !errors.Is(c.ioErr, unix.EAGAIN)
 	}
 	return c, nil
 }
@@ -91,23 +91,23 @@ func dialTaskstats(procRoot string) (*genetlink.Conn, genetlink.Family, Namespac
 	}
 	family, err := conn.GetFamily(familyName)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, family, ns, fmt.Errorf("%w: generic netlink family %s not found (kernel without CONFIG_TASKSTATS, or not the host network namespace): %v", ErrUnavailable, familyName, err)
+			return nil, family, ns, fmt.Errorf("%w: generic netlink family %s not found (kernel without CONFIG_TASKSTATS, or not the host network namespace): %w", ErrUnavailable, familyName, err)
 		}
-		return nil, family, ns, fmt.Errorf("%w: resolving generic netlink family %s: %v", ErrUnavailable, familyName, err)
+		return nil, family, ns, fmt.Errorf("%w: resolving generic netlink family %s: %w", ErrUnavailable, familyName, err)
 	}
 	return conn, family, ns, nil
 }
 
 func dialHost(procRoot string) (*genetlink.Conn, Namespace, error) {
 	own := &netlink.Config{MessageBufferSize: messageBuffer}
-	hostNS := filepath.Join(procRoot, "1/ns/net")
+	hostNS := filepath.Join(procRoot, "1", "ns", "net")
 	f, err := os.Open(hostNS)
 	if err != nil {
 		conn, derr := genetlink.Dial(own)
 		if derr != nil {
-			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %v", ErrUnavailable, derr)
+			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %w", ErrUnavailable, derr)
 		}
 		return conn, Namespace{Note: fmt.Sprintf("%s unreadable (%v); TASKSTATS socket opened in the agent's own network namespace, so exit notifications arrive only if it is the host's", hostNS, err)}, nil
 	}
@@ -115,7 +115,7 @@ func dialHost(procRoot string) (*genetlink.Conn, Namespace, error) {
 	if sameNamespace(f, "/proc/thread-self/ns/net") {
 		conn, err := genetlink.Dial(own)
 		if err != nil {
-			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %v", ErrUnavailable, err)
+			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %w", ErrUnavailable, err)
 		}
 		return conn, Namespace{Host: true}, nil
 	}
@@ -125,7 +125,7 @@ func dialHost(procRoot string) (*genetlink.Conn, Namespace, error) {
 	if err != nil {
 		conn, derr := genetlink.Dial(own)
 		if derr != nil {
-			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %v", ErrUnavailable, derr)
+			return nil, Namespace{}, fmt.Errorf("%w: opening generic netlink socket: %w", ErrUnavailable, derr)
 		}
 		return conn, Namespace{Note: fmt.Sprintf("entering %s failed (%v); TASKSTATS socket opened in the agent's own network namespace", hostNS, err)}, nil
 	}
@@ -259,7 +259,7 @@ func (c *Client) execute(attr uint16, id uint32) ([]byte, error) {
 			case unix.ESRCH:
 				return nil, ErrGone
 			case unix.EPERM, unix.EACCES:
-				return nil, fmt.Errorf("%w: TASKSTATS query denied (needs CAP_NET_ADMIN): %v", ErrUnavailable, errno)
+				return nil, fmt.Errorf("%w: TASKSTATS query denied (needs CAP_NET_ADMIN): %w", ErrUnavailable, errno)
 			}
 			return nil, fmt.Errorf("taskstats: query %d: %w", id, errno)
 		}

@@ -166,8 +166,10 @@ func (a *Accumulator) collect(r processReader, now time.Time) (CollectResult, er
 		a.missedExits++
 		c := a.totals(e.container, now)
 		c.dead = c.dead.add(e.last)
-		a.exited[pid] = &tombstone{container: e.container, start: e.start, folded: e.last, seq: a.seq, gen: gen,
-			blk: e.blk, followed: true}
+		a.exited[pid] = &tombstone{
+			container: e.container, start: e.start, folded: e.last, seq: a.seq, gen: gen,
+			blk: e.blk, followed: true,
+		}
 		delete(a.procs, pid)
 	}
 	// A tombstone outlives its pid's last appearance in /proc by one whole collection, for

@@ -93,7 +93,7 @@ func NewCollector(cfg Config, resolver Resolver, logger *zap.Logger) (*Collector
 	}
 	// One probe query: permission problems show here, not at the first tick.
 	if _, err := client.TGID(uint32(os.Getpid())); err != nil && !errors.Is(err, ErrGone) {
-		client.Close()
+		_ = client.Close()
 		return nil, fmt.Errorf("probing TASKSTATS with a query for the agent itself: %w", err)
 	}
 	c := &Collector{
@@ -118,7 +118,7 @@ func NewCollector(cfg Config, resolver Resolver, logger *zap.Logger) (*Collector
 
 // delayacctPath is kernel.task_delayacct under a proc root.
 func delayacctPath(procRoot string) string {
-	return filepath.Join(procRoot, "sys/kernel/task_delayacct")
+	return filepath.Join(procRoot, "sys", "kernel", "task_delayacct")
 }
 
 // prepareDelayacct reads kernel.task_delayacct and switches it on when configured to.

@@ -46,7 +46,7 @@ func ListenExits(procRoot string) (*ExitListener, error) {
 	}
 	l := &ExitListener{conn: conn, family: family, cpuMask: possibleCPUs(), namespace: ns}
 	if err := l.register(cmdAttrRegisterCPUMask); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, err
 	}
 	return l, nil
@@ -89,9 +89,9 @@ func (l *ExitListener) register(attr uint16) error {
 			what = "deregistering"
 		}
 		if errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("%w: %s exit listener for CPUs %s refused (not in the initial user/pid namespace?): %v", ErrUnavailable, what, l.cpuMask, err)
+			return fmt.Errorf("%w: %s exit listener for CPUs %s refused (not in the initial user/pid namespace?): %w", ErrUnavailable, what, l.cpuMask, err)
 		}
-		return fmt.Errorf("%w: %s exit listener for CPUs %s: %v", ErrUnavailable, what, l.cpuMask, err)
+		return fmt.Errorf("%w: %s exit listener for CPUs %s: %w", ErrUnavailable, what, l.cpuMask, err)
 	}
 	return nil
 }

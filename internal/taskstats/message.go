@@ -65,7 +65,7 @@ func ParseReply(b []byte, r *Reply) error {
 			if typ == typeAggrPID {
 				r.PID = id
 				if err := decodeStatsInto(&r.Task, stats, 0); err != nil {
-					return fmt.Errorf("%w: pid %d stats: %v", ErrMalformed, id, err)
+					return fmt.Errorf("%w: pid %d stats: %w", ErrMalformed, id, err)
 				}
 				r.HasTask = true
 			} else {
@@ -78,7 +78,7 @@ func ParseReply(b []byte, r *Reply) error {
 	if r.HasGroup {
 		// The group record of an exit notification has version 0: borrow the task's.
 		if err := decodeStatsInto(&r.Group, groupStats, r.Task.Version); err != nil {
-			return fmt.Errorf("%w: tgid %d stats: %v", ErrMalformed, r.TGID, err)
+			return fmt.Errorf("%w: tgid %d stats: %w", ErrMalformed, r.TGID, err)
 		}
 	}
 	if !r.HasTask && !r.HasGroup {

@@ -40,7 +40,7 @@ func TestClientQueries(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+			for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); { //nolint:revive // burns CPU on purpose
 			}
 		}()
 	}
@@ -65,8 +65,8 @@ func TestClientQueries(t *testing.T) {
 	}
 	// A pid above pid_max can never exist.
 	b, _ := os.ReadFile("/proc/sys/kernel/pid_max")
-	max, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
-	if _, err := c.TGID(uint32(max) + 1); !errors.Is(err, ErrGone) {
+	pidMax, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if _, err := c.TGID(uint32(pidMax) + 1); !errors.Is(err, ErrGone) {
 		t.Fatalf("query for a pid above pid_max: %v, want ErrGone", err)
 	}
 }
@@ -98,20 +98,21 @@ func TestExitListener(t *testing.T) {
 	for time.Now().Before(deadline) {
 		mu.Lock()
 		for _, r := range seen {
-			if r.PID == pid {
-				mu.Unlock()
-				s := r.Task
-				if s.PPID != uint32(os.Getpid()) || s.Comm != "sh" || s.CPURunRealTotal == 0 {
-					t.Fatalf("exit record: ppid %d comm %q run %d", s.PPID, s.Comm, s.CPURunRealTotal)
-				}
-				if s.Version >= 12 && (s.Flag&AGroup == 0 || s.TGID != pid) {
-					t.Fatalf("single-threaded exit without AGROUP: flag %#x tgid %d", s.Flag, s.TGID)
-				}
-				if l.Overruns() != 0 {
-					t.Logf("overruns: %d", l.Overruns())
-				}
-				return
+			if r.PID != pid {
+				continue
 			}
+			mu.Unlock()
+			s := r.Task
+			if s.PPID != uint32(os.Getpid()) || s.Comm != "sh" || s.CPURunRealTotal == 0 {
+				t.Fatalf("exit record: ppid %d comm %q run %d", s.PPID, s.Comm, s.CPURunRealTotal)
+			}
+			if s.Version >= 12 && (s.Flag&AGroup == 0 || s.TGID != pid) {
+				t.Fatalf("single-threaded exit without AGROUP: flag %#x tgid %d", s.Flag, s.TGID)
+			}
+			if l.Overruns() != 0 {
+				t.Logf("overruns: %d", l.Overruns())
+			}
+			return
 		}
 		mu.Unlock()
 		time.Sleep(20 * time.Millisecond)
@@ -154,7 +155,7 @@ func runContainer(t *testing.T, args ...string) string {
 		t.Fatalf("docker run: %v: %s", err, out)
 	}
 	id := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("docker", "rm", "-f", id).Run() })
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
 	return id
 }
 
@@ -234,7 +235,7 @@ func setDelayacct(t *testing.T, on bool) {
 	if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.WriteFile(path, old, 0o644) })
+	t.Cleanup(func() { _ = os.WriteFile(path, old, 0o644) })
 }
 
 func TestDockerDiskDelay(t *testing.T) {
@@ -352,7 +353,9 @@ func TestExitListenerOverrun(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// The listener still works after the overrun.
-	exec.Command("/bin/true").Run()
+	if err := exec.Command("/bin/true").Run(); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-received:
 	case <-time.After(5 * time.Second):
@@ -413,7 +416,7 @@ func TestDialNamespaces(t *testing.T) {
 		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 			testutil.SkipUnlessPrivileged(t, false, "ip netns add: %v: %s", err, out)
 		}
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
 		root := fakeProcRoot(t, "/run/netns/"+name)
 		l, err := ListenExits(root)
 		if err != nil {
@@ -435,7 +438,9 @@ func TestDialNamespaces(t *testing.T) {
 			})
 		}()
 		for range 5 {
-			exec.Command("/bin/true").Run()
+			if err := exec.Command("/bin/true").Run(); err != nil {
+				t.Fatal(err)
+			}
 		}
 		select {
 		case <-got:

@@ -49,11 +49,19 @@ func TestProcfs(t *testing.T) {
 		"1":   "1 (init) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 3 0 0",
 		"250": "250 (app) Z 1 250 250 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 900 0 0",
 	} {
-		os.MkdirAll(filepath.Join(root, pid), 0o755)
-		os.WriteFile(filepath.Join(root, pid, "stat"), []byte(stat), 0o644)
+		if err := os.MkdirAll(filepath.Join(root, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, pid, "stat"), []byte(stat), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	os.MkdirAll(filepath.Join(root, "self"), 0o755)
-	os.MkdirAll(filepath.Join(root, "sys"), 0o755)
+	if err := os.MkdirAll(filepath.Join(root, "self"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "sys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	p := &procReader{root: root}
 	pids, err := p.TGIDs()
 	if err != nil {

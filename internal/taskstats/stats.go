@@ -307,10 +307,10 @@ func decodeStatsInto(s *Stats, b []byte, fallbackVersion uint16) error {
 	}
 	s.Version = layoutVersion
 	var layout []field
-	switch {
-	case layoutVersion == 1:
+	switch layoutVersion {
+	case 1:
 		layout = layoutV1
-	case layoutVersion == 15:
+	case 15:
 		layout = layoutV15
 	default:
 		layout = layoutAppended

@@ -41,13 +41,19 @@ func TestParseReplyRecordedV16(t *testing.T) {
 		groupET   uint64
 	}{
 		{file: "v16_tgid_query.bin", wantGroup: true, tgid: 18613, groupCPU: 1457164, groupCnt: 62, groupET: 9730},
-		{file: "v16_exit_single.bin", wantTask: true, pid: 20676, taskTGID: 20676, taskFlag: AGroup, taskComm: "sh",
-			taskPPID: 20670, taskCPU: 18268540, taskCount: 10, taskETime: 38339, taskMax: 8029336, taskMin: 4096},
-		{file: "v16_exit_thread_leader.bin", wantTask: true, pid: 20677, taskTGID: 20677, taskFlag: 0, taskComm: "taskstats.test",
-			taskPPID: 20670, taskCPU: 149904, taskCount: 7, taskETime: 2656, taskMax: 59689, taskMin: 4727},
-		{file: "v16_exit_group_last.bin", wantTask: true, pid: 20681, taskTGID: 20677, taskFlag: AGroup | 0x10, taskComm: "taskstats.test",
+		{
+			file: "v16_exit_single.bin", wantTask: true, pid: 20676, taskTGID: 20676, taskFlag: AGroup, taskComm: "sh",
+			taskPPID: 20670, taskCPU: 18268540, taskCount: 10, taskETime: 38339, taskMax: 8029336, taskMin: 4096,
+		},
+		{
+			file: "v16_exit_thread_leader.bin", wantTask: true, pid: 20677, taskTGID: 20677, taskFlag: 0, taskComm: "taskstats.test",
+			taskPPID: 20670, taskCPU: 149904, taskCount: 7, taskETime: 2656, taskMax: 59689, taskMin: 4727,
+		},
+		{
+			file: "v16_exit_group_last.bin", wantTask: true, pid: 20681, taskTGID: 20677, taskFlag: AGroup | 0x10, taskComm: "taskstats.test",
 			taskPPID: 20670, taskCPU: 90125, taskCount: 2, taskETime: 693, taskMax: 57817, taskMin: 32308,
-			wantGroup: true, tgid: 20677, groupCPU: 1334608, groupCnt: 37, groupET: 6144},
+			wantGroup: true, tgid: 20677, groupCPU: 1334608, groupCnt: 37, groupET: 6144,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -161,8 +167,10 @@ func TestDecodeStatsVersions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Stats{Version: 8, ExitCode: 256, Flag: 1, Nice: -5, CPUDelayTotal: 1000, BlkioDelayTotal: 2000,
-			Comm: "nginx", PID: 42, PPID: 1, ETime: 777, NVCSW: 5, FreepagesDelayTotal: 3000}
+		want := Stats{
+			Version: 8, ExitCode: 256, Flag: 1, Nice: -5, CPUDelayTotal: 1000, BlkioDelayTotal: 2000,
+			Comm: "nginx", PID: 42, PPID: 1, ETime: 777, NVCSW: 5, FreepagesDelayTotal: 3000,
+		}
 		if s != want {
 			t.Fatalf("got %+v\nwant %+v", s, want)
 		}
@@ -219,10 +227,12 @@ func TestDecodeStatsVersions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Stats{Version: 15, CPUCount: 3, CPUDelayTotal: 100, CPUDelayMax: 60, CPUDelayMin: 10,
+		want := Stats{
+			Version: 15, CPUCount: 3, CPUDelayTotal: 100, CPUDelayMax: 60, CPUDelayMin: 10,
 			BlkioDelayTotal: 200, BlkioDelayMax: 150, SwapinDelayTotal: 300, CPURunRealTotal: 400,
 			Comm: "postgres", PID: 77, ETime: 888, FreepagesDelayTotal: 500, ThrashingDelayTotal: 600,
-			CompactDelayTotal: 700, TGID: 77, WPCopyDelayTotal: 800, IRQDelayTotal: 900, IRQDelayMin: 90}
+			CompactDelayTotal: 700, TGID: 77, WPCopyDelayTotal: 800, IRQDelayTotal: 900, IRQDelayMin: 90,
+		}
 		if s != want {
 			t.Fatalf("got %+v\nwant %+v", s, want)
 		}

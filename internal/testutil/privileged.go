@@ -15,8 +15,8 @@ import (
 // instead of skipping. .ci/run sets it.
 const RequirePrivilegedEnv = "CODEXRAY_REQUIRE_PRIVILEGED"
 
-// UnitOnlyEnv, set by `make unit`, skips every privileged test, also as root: the fast loop
-// needs no daemons, BPF, netlink or root. It contradicts RequirePrivilegedEnv.
+// UnitOnlyEnv is set by `make unit`: every privileged test skips, also as root, so the fast
+// loop needs no daemons, BPF, netlink or root. It contradicts RequirePrivilegedEnv.
 const UnitOnlyEnv = "CODEXRAY_UNIT_ONLY"
 
 // SkipUnlessPrivileged skips the test with the reason when the condition for running it is not
@@ -87,7 +87,7 @@ func RequireJournald(t testing.TB) {
 	// A socket file outlives a killed journald: only a datagram that is accepted proves it runs.
 	conn, err := net.Dial("unixgram", JournaldSocket)
 	if err == nil {
-		conn.Close()
+		_ = conn.Close()
 	}
 	SkipUnlessPrivileged(t, err == nil, "journald not running (run scripts/testbed.sh up): %v", err)
 }

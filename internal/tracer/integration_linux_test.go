@@ -52,10 +52,9 @@ func ownCgroupDir(t testing.TB) string {
 // liveRegistry attributes the test's own cgroup to container "self" and every docker cgroup
 // to "/docker/<id>", resolving docker cgroups on demand as the real registry does.
 type liveRegistry struct {
-	mu      sync.Mutex
-	self    uint64
-	docker  map[uint64]*containers.Container
-	queries map[uint64]int
+	mu     sync.Mutex
+	self   uint64
+	docker map[uint64]*containers.Container
 }
 
 var selfContainer = &containers.Container{ID: "self"}
@@ -338,7 +337,7 @@ func TestTracerOOMKill(t *testing.T) {
 		t.Fatalf("docker run: %v", err)
 	}
 	id := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("docker", "rm", "-f", id).Run() })
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
 	want := containers.ID("/docker/" + id)
 	waitStats(t, tr, want, 30*time.Second, "OOM kill", func(s *ContainerStats) bool { return s.OOMKills == 1 })
 

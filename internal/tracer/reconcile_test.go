@@ -397,7 +397,9 @@ func TestCountersRestartUnderNewStart(t *testing.T) {
 	}
 
 	clk.t = clk.t.Add(2 * time.Minute)
-	tr.Refresh()
+	if err := tr.Refresh(); err != nil {
+		t.Fatal(err)
+	}
 	t1 := clk.t.Add(time.Second)
 	clk.t = t1
 	tr.Handle(connectEv(ebpf.EventConnectFailed, 1, 100, "10.0.0.5:1", "10.0.0.1:80"))

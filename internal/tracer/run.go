@@ -22,14 +22,6 @@ type run struct {
 	done   sync.WaitGroup
 }
 
-// Start loads the BPF programs, opens conntrack when configured and starts the goroutine that
-// reads events. That goroutine first records the sockets open before the programs were
-// attached (seed.go: a walk of every process's sockets, possibly slow on a busy node) and only
-// then reads the first event, so Start returns at once and no event is applied before the
-// seeding it may replace or close; Seeded tells when it is done. A kernel that cannot run the tracer yields an error wrapping
-// ebpf.ErrUnsupported or ebpf.ErrPermission; the tracer then stays empty and Close is still
-// safe. A conntrack that cannot be opened is logged and actual_destination falls back to
-// destination.
 // MissingTracepoints lists the optional tracepoints the kernel lacks (nil before Start).
 func (t *Tracer) MissingTracepoints() []string {
 	if r := t.run.Load(); r != nil {
@@ -38,6 +30,14 @@ func (t *Tracer) MissingTracepoints() []string {
 	return nil
 }
 
+// Start loads the BPF programs, opens conntrack when configured and starts the goroutine that
+// reads events. That goroutine first records the sockets open before the programs were
+// attached (seed.go: a walk of every process's sockets, possibly slow on a busy node) and only
+// then reads the first event, so Start returns at once and no event is applied before the
+// seeding it may replace or close; Seeded tells when it is done. A kernel that cannot run the
+// tracer yields an error wrapping ebpf.ErrUnsupported or ebpf.ErrPermission; the tracer then
+// stays empty and Close is still safe. A conntrack that cannot be opened is logged and
+// actual_destination falls back to destination.
 func (t *Tracer) Start() error {
 	if t.run.Load() != nil {
 		return errors.New("tracer already started")

@@ -162,7 +162,8 @@ func (t *Tracer) seed(procRoot string, kernel seededSockets) (SeedResult, error)
 			res.Listens++
 		}
 	}
-	for _, p := range conns {
+	for i := range conns {
+		p := &conns[i]
 		if _, dup := t.seededIndex[p.index]; dup {
 			continue
 		}

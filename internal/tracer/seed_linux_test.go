@@ -102,8 +102,8 @@ func TestTracerSeedsExistingSockets(t *testing.T) {
 	exited := false
 	t.Cleanup(func() {
 		if !exited {
-			cmd.Process.Kill()
-			cmd.Wait()
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
 		}
 	})
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {

@@ -23,6 +23,7 @@ type procTree struct {
 }
 
 func newProcTree(t testing.TB) *procTree {
+	t.Helper()
 	root := t.TempDir()
 	// Entries that are not processes are ignored.
 	for _, d := range []string{"sys/net", "net"} {
@@ -97,6 +98,7 @@ var (
 // fixtureTree is a node with a host network namespace (web, db, a job whose namespace link is
 // unreadable, a process of no container) and a pod with a namespace of its own.
 func fixtureTree(t testing.TB) *procTree {
+	t.Helper()
 	p := newProcTree(t)
 	const (
 		listen = tcpListen
@@ -202,6 +204,7 @@ func fixtureRegistry() *fakeRegistry {
 }
 
 func newSeedTracer(t testing.TB, mutate func(*Options)) *Tracer {
+	t.Helper()
 	opts := Options{
 		Config:         DefaultConfig(),
 		Resolver:       fixtureRegistry(),
@@ -309,8 +312,10 @@ func TestSeedFixture(t *testing.T) {
 func TestSeededLifecycle(t *testing.T) {
 	const dbDst = "10.0.0.9:5432"
 	closeOf := func(sock uint64) *ebpf.Event {
-		return &ebpf.Event{Type: ebpf.EventClose, Sock: sock, Flags: ebpf.FlagSeeded,
-			Source: ap("10.0.0.5:41000"), Destination: ap(dbDst)}
+		return &ebpf.Event{
+			Type: ebpf.EventClose, Sock: sock, Flags: ebpf.FlagSeeded,
+			Source: ap("10.0.0.5:41000"), Destination: ap(dbDst),
+		}
 	}
 	tests := []struct {
 		name   string
@@ -332,8 +337,10 @@ func TestSeededLifecycle(t *testing.T) {
 		{
 			name: "retransmits count",
 			events: func(id uint64) []*ebpf.Event {
-				return []*ebpf.Event{{Type: ebpf.EventRetransmit, Sock: id, Flags: ebpf.FlagSeeded, CgroupID: 999,
-					Source: ap("10.0.0.5:41000"), Destination: ap(dbDst)}}
+				return []*ebpf.Event{{
+					Type: ebpf.EventRetransmit, Sock: id, Flags: ebpf.FlagSeeded, CgroupID: 999,
+					Source: ap("10.0.0.5:41000"), Destination: ap(dbDst),
+				}}
 			},
 			want: "active=1 connects=0 failed=0 retrans=1", index: 5, kernel: 5,
 		},
@@ -570,11 +577,12 @@ func BenchmarkSeed(b *testing.B) {
 		for i := 0; i < 200; i++ {
 			inode++
 			proc := i % 20
-			if i < 2 {
+			switch {
+			case i < 2:
 				tcp.WriteString(procNetLine(i, ap(fmt.Sprintf("10.0.%d.1:%d", ns, 8080+i)), ap("0.0.0.0:0"), tcpListen, inode, false))
-			} else if i%2 == 0 {
+			case i%2 == 0:
 				tcp.WriteString(procNetLine(i, ap(fmt.Sprintf("10.0.%d.1:%d", ns, 40000+i)), ap(fmt.Sprintf("10.1.%d.%d:5432", i/250, i%250)), tcpEstablished, inode, false))
-			} else {
+			default:
 				tcp.WriteString(procNetLine(i, ap(fmt.Sprintf("10.0.%d.1:8080", ns)), ap(fmt.Sprintf("10.2.%d.%d:%d", i/250, i%250, 50000+i)), tcpEstablished, inode, false))
 			}
 			fds[proc] = append(fds[proc], fmt.Sprintf("socket:[%d]", inode), "/dev/null")

@@ -132,10 +132,10 @@ func TestConnectionLifecycle(t *testing.T) {
 
 	// counters keep growing while open, then the close event carries the final values
 	tr.UpdateConnection(1, &ebpf.ConnectionCounters{BytesSent: 150, BytesReceived: 1000})
-	close := connectEv(ebpf.EventClose, 1, 100, "10.0.0.5:40001", "10.96.0.10:5432")
-	close.BytesSent, close.BytesReceived = 170, 1500
-	tr.Handle(close)
-	tr.Handle(close) // a duplicate close changes nothing
+	closeEv := connectEv(ebpf.EventClose, 1, 100, "10.0.0.5:40001", "10.96.0.10:5432")
+	closeEv.BytesSent, closeEv.BytesReceived = 170, 1500
+	tr.Handle(closeEv)
+	tr.Handle(closeEv) // a duplicate close changes nothing
 	d = findDest(t, stats(t, tr, web.ID), "10.96.0.10:5432", "10.244.0.7:5432")
 	if d.ActiveConnections != 1 || d.BytesSent != 180 || d.BytesReceived != 1500 {
 		t.Errorf("after close: %+v", d)
@@ -212,7 +212,9 @@ func TestDestinationLimitAndExpiry(t *testing.T) {
 	}
 
 	clk.t = clk.t.Add(2 * time.Minute)
-	tr.Refresh()
+	if err := tr.Refresh(); err != nil {
+		t.Fatal(err)
+	}
 	s := stats(t, tr, web.ID) // the open connection's destination stays
 	if len(s.Destinations) != 1 || s.Destinations[0].Destination != "10.0.0.2:80" {
 		t.Errorf("after expiry: %+v", s.Destinations)
@@ -222,7 +224,9 @@ func TestDestinationLimitAndExpiry(t *testing.T) {
 	}
 	tr.Handle(connectEv(ebpf.EventClose, 2, 100, "10.0.0.5:2", "10.0.0.2:80"))
 	clk.t = clk.t.Add(2 * time.Minute)
-	tr.Refresh()
+	if err := tr.Refresh(); err != nil {
+		t.Fatal(err)
+	}
 	var cs ContainerStats
 	if tr.ContainerStats(web.ID, &cs) {
 		t.Errorf("container state survived expiry: %+v", cs)
@@ -243,7 +247,9 @@ func TestOOMKillRetention(t *testing.T) {
 		t.Errorf("db OOM kills = %d", got)
 	}
 	clk.t = clk.t.Add(5 * time.Minute)
-	tr.Refresh()
+	if err := tr.Refresh(); err != nil {
+		t.Fatal(err)
+	}
 	if got := stats(t, tr, web.ID).OOMKills; got != 1 {
 		t.Errorf("retained OOM kills = %d", got)
 	}
@@ -251,7 +257,9 @@ func TestOOMKillRetention(t *testing.T) {
 		t.Errorf("%d retained containers", n)
 	}
 	clk.t = clk.t.Add(6 * time.Minute)
-	tr.Refresh()
+	if err := tr.Refresh(); err != nil {
+		t.Fatal(err)
+	}
 	if n := len(tr.ContainerIDs()); n != 0 {
 		t.Errorf("%d containers after retention", n)
 	}

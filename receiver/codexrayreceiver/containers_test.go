@@ -297,16 +297,24 @@ func TestContainersSourceKubernetesRestart(t *testing.T) {
 		k8sID     = "/k8s/shop/api-7d9f/api"
 	)
 	labelsOf := func(uid string) map[string]string {
-		return map[string]string{"io.kubernetes.pod.name": "api-7d9f", "io.kubernetes.pod.namespace": "shop",
-			"io.kubernetes.pod.uid": uid, "io.kubernetes.container.name": "api"}
+		return map[string]string{
+			"io.kubernetes.pod.name": "api-7d9f", "io.kubernetes.pod.namespace": "shop",
+			"io.kubernetes.pod.uid": uid, "io.kubernetes.container.name": "api",
+		}
 	}
 	socket := serveFakeCRI(t, &fakeCRIRuntime{containers: map[string]*runtimeapi.ContainerStatus{
-		oldID: {Id: oldID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 0}, Labels: labelsOf(podUID),
-			Image: &runtimeapi.ImageSpec{Image: "registry.example/api:2"}},
-		newID: {Id: newID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 1}, Labels: labelsOf(podUID),
-			Image: &runtimeapi.ImageSpec{Image: "registry.example/api:2"}},
-		newPodID: {Id: newPodID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 0}, Labels: labelsOf(newPodUID),
-			Image: &runtimeapi.ImageSpec{Image: "registry.example/api:2"}},
+		oldID: {
+			Id: oldID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 0}, Labels: labelsOf(podUID),
+			Image: &runtimeapi.ImageSpec{Image: "registry.example/api:2"},
+		},
+		newID: {
+			Id: newID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 1}, Labels: labelsOf(podUID),
+			Image: &runtimeapi.ImageSpec{Image: "registry.example/api:2"},
+		},
+		newPodID: {
+			Id: newPodID, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: 0}, Labels: labelsOf(newPodUID),
+			Image: &runtimeapi.ImageSpec{Image: "registry.example/api:2"},
+		},
 	}})
 	testdata, err := filepath.Abs("../../testdata")
 	require.NoError(t, err)

@@ -25,14 +25,14 @@ type nodeSource struct {
 
 func newNodeSource(cfg NodeConfig, _ time.Time) *nodeSource {
 	n := &nodeSource{cfg: cfg}
-	n.hostname = readTrimmed(filepath.Join(cfg.ProcRoot, "sys/kernel/hostname"))
+	n.hostname = readTrimmed(filepath.Join(cfg.ProcRoot, "sys", "kernel", "hostname"))
 	if n.hostname == "" {
 		n.hostname, _ = os.Hostname()
 	}
 	// The DaemonSet manifest passes the node name through the downward API; the hostname of a
 	// Kubernetes node is not always its node name (e.g. on EKS).
 	n.k8sNode = os.Getenv(k8sNodeNameEnv)
-	n.kernel = readTrimmed(filepath.Join(cfg.ProcRoot, "sys/kernel/osrelease"))
+	n.kernel = readTrimmed(filepath.Join(cfg.ProcRoot, "sys", "kernel", "osrelease"))
 	for _, p := range cfg.MachineIDPaths {
 		if id := readTrimmed(p); id != "" {
 			n.machineID = id

@@ -61,8 +61,10 @@ type codexrayReceiver struct {
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, onStop func()) *codexrayReceiver {
-	return &codexrayReceiver{cfg: cfg, settings: set, logger: set.Logger, onStop: onStop, newSources: newSources,
-		states: map[string]string{}, degraded: map[string]string{}}
+	return &codexrayReceiver{
+		cfg: cfg, settings: set, logger: set.Logger, onStop: onStop, newSources: newSources,
+		states: map[string]string{}, degraded: map[string]string{},
+	}
 }
 
 func (r *codexrayReceiver) setMetricsConsumer(c consumer.Metrics) {

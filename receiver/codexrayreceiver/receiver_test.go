@@ -273,6 +273,7 @@ func (s *stoppingSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Tim
 		mb.RecordCodexrayLimitsDroppedDataPoint(now, 42, "final")
 	}
 }
+
 func (s *stoppingSource) shutdown(context.Context) error {
 	s.steps = append(s.steps, "shutdown")
 	return nil

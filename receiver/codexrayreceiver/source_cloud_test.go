@@ -20,6 +20,7 @@ import (
 // An imitation of the GCP metadata server on loopback (the cloudmeta package tests every
 // provider; this test is about what the receiver makes of an answer).
 func gcpImitation(t *testing.T) *httptest.Server {
+	t.Helper()
 	values := map[string]string{
 		"/computeMetadata/v1/project/project-id":                                         "my-project-4711",
 		"/computeMetadata/v1/instance/id":                                                "4520031799277581759",
@@ -47,6 +48,7 @@ func gcpImitation(t *testing.T) *httptest.Server {
 }
 
 func newTestCloudSource(t *testing.T, cfg cloudmeta.Config) *cloudSource {
+	t.Helper()
 	rcfg := NewFactory().CreateDefaultConfig().(*Config)
 	rcfg.Cloud = cfg
 	src := newCloudSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type)}).(*cloudSource)

@@ -89,8 +89,10 @@ func TestTCPSumsNeverFallUnderOneStart(t *testing.T) {
 		EphemeralPorts: tracer.PortRange{Min: 32768, Max: 60999}, Now: func() time.Time { return clk },
 	})
 	ev := func(typ ebpf.EventType, sock uint64, src, dst string) *ebpf.Event {
-		return &ebpf.Event{Type: typ, Sock: sock, CgroupID: 1, Duration: time.Millisecond,
-			Source: netip.MustParseAddrPort(src), Destination: netip.MustParseAddrPort(dst)}
+		return &ebpf.Event{
+			Type: typ, Sock: sock, CgroupID: 1, Duration: time.Millisecond,
+			Source: netip.MustParseAddrPort(src), Destination: netip.MustParseAddrPort(dst),
+		}
 	}
 	mb := newTestMetricsBuilder()
 	var prev map[string]sumPoint

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -93,8 +92,10 @@ func TestEBPFSourceLifecycle(t *testing.T) {
 func TestRecordTCP(t *testing.T) {
 	st := tracer.ContainerStats{
 		Destinations: []tracer.DestinationStats{
-			{Destination: "10.96.0.10:80", ActualDestination: "10.244.0.7:80", SuccessfulConnects: 3,
-				ConnectionTime: 1500 * time.Millisecond, ActiveConnections: 1, Retransmits: 2, BytesSent: 100, BytesReceived: 200},
+			{
+				Destination: "10.96.0.10:80", ActualDestination: "10.244.0.7:80", SuccessfulConnects: 3,
+				ConnectionTime: 1500 * time.Millisecond, ActiveConnections: 1, Retransmits: 2, BytesSent: 100, BytesReceived: 200,
+			},
 			// failed connects are counted on the destination's own pair only
 			{Destination: "10.96.0.10:80", ActualDestination: "10.96.0.10:80", FailedConnects: 4},
 		},
@@ -140,18 +141,22 @@ var selfTestContainer = &containers.Container{ID: "/codexray-test/self"}
 func (r *selfRegistry) ContainerIDByCgroupID(id uint64) (containers.ID, bool) {
 	return selfTestContainer.ID, id == r.cgroupID
 }
+
 func (r *selfRegistry) ContainerIDByPID(pid uint32) (containers.ID, bool) {
 	return selfTestContainer.ID, pid == uint32(os.Getpid())
 }
+
 func (r *selfRegistry) ContainerByID(id containers.ID) (*containers.Container, bool) {
 	return selfTestContainer, id == selfTestContainer.ID
 }
+
 func (r *selfRegistry) OnProcessStart(pid uint32) (*containers.Container, bool) {
 	r.mu.Lock()
 	r.started[pid] = true
 	r.mu.Unlock()
 	return nil, false
 }
+
 func (r *selfRegistry) OnProcessExit(pid uint32) {
 	r.mu.Lock()
 	r.exited[pid] = true
@@ -159,6 +164,7 @@ func (r *selfRegistry) OnProcessExit(pid uint32) {
 }
 
 func ownCgroupID(t *testing.T) uint64 {
+	t.Helper()
 	f, err := os.Open("/proc/self/cgroup")
 	require.NoError(t, err)
 	defer f.Close()
@@ -166,7 +172,7 @@ func ownCgroupID(t *testing.T) uint64 {
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
 			var st syscall.Stat_t
-			require.NoError(t, syscall.Stat(filepath.Join("/sys/fs/cgroup/unified", rest), &st))
+			require.NoError(t, syscall.Stat("/sys/fs/cgroup/unified"+rest, &st))
 			return st.Ino
 		}
 	}

@@ -50,8 +50,10 @@ func newTestLogsSource(t *testing.T, dir string, storageName string, capture *lo
 	lc.PatternsFlushInterval = time.Hour // flushed by hand
 	lc.Storage = storageName
 	require.NoError(t, lc.Validate())
-	env := sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type), registry: &containers.Registry{},
-		node: newNodeSource(rcfg.Node, time.Now())}
+	env := sourceEnv{
+		cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type), registry: &containers.Registry{},
+		node: newNodeSource(rcfg.Node, time.Now()),
+	}
 	if capture != nil {
 		env.emitLogs = capture.emit
 	}
@@ -143,11 +145,11 @@ func TestLogsSourceCountsAndPatternRecords(t *testing.T) {
 	src.flush(context.Background(), time.Now())
 	capture.mu.Lock()
 	require.Len(t, capture.logs, 1)
-	logs := capture.logs[0]
+	records := capture.logs[0]
 	capture.mu.Unlock()
-	require.Equal(t, 2, logs.LogRecordCount())
+	require.Equal(t, 2, records.LogRecordCount())
 	var got []string
-	lrs := logs.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+	lrs := records.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
 	for i := 0; i < lrs.Len(); i++ {
 		lr := lrs.At(i)
 		a := lr.Attributes()

@@ -25,6 +25,7 @@ import (
 )
 
 func newTestTaskstatsSource(t *testing.T, mutate func(*Config)) *taskstatsSource {
+	t.Helper()
 	rcfg := NewFactory().CreateDefaultConfig().(*Config)
 	rcfg.Taskstats.Enabled = true
 	if mutate != nil {
@@ -191,8 +192,10 @@ func TestTaskstatsSourceStartFollowsTotals(t *testing.T) {
 	receiverStart := time.Unix(1000, 0).UTC()
 	mb := metadata.NewMetricsBuilder(mbCfg, receivertest.NewNopSettings(metadata.Type),
 		metadata.WithStartTime(pcommon.NewTimestampFromTime(receiverStart)))
-	names := []string{"container.resources.cpu.delay", "container.resources.disk.delay", "container.resources.swapin.delay",
-		"container.resources.memory.reclaim.delay", "container.resources.memory.thrashing.delay"}
+	names := []string{
+		"container.resources.cpu.delay", "container.resources.disk.delay", "container.resources.swapin.delay",
+		"container.resources.memory.reclaim.delay", "container.resources.memory.thrashing.delay",
+	}
 	record := func(at time.Time) map[string]pmetric.NumberDataPoint {
 		src.recordContainer(mb, pcommon.NewTimestampFromTime(at), ctr)
 		md := mb.Emit()

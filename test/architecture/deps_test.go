@@ -116,11 +116,8 @@ type listedPackage struct {
 // listPackages runs `go list` over the module: every package with its non-test imports.
 func listPackages(t *testing.T, root string) map[string][]string {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	cmd := exec.Command(goBin, "list", "-json=ImportPath,Imports", "./...")
+	// go test puts its own GOROOT/bin first in the test's PATH.
+	cmd := exec.Command("go", "list", "-json=ImportPath,Imports", "./...")
 	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -56,7 +56,7 @@ func TestAgentRunsWithDocumentedCapabilities(t *testing.T) {
 		agent.requireRunning(t)
 		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", agent.cmd.Process.Pid))
 		if err != nil || filepath.Base(exe) != filepath.Base(bin) {
-			return false, fmt.Errorf("pid %d runs %q: %v", agent.cmd.Process.Pid, exe, err)
+			return false, fmt.Errorf("pid %d runs %q: %w", agent.cmd.Process.Pid, exe, err)
 		}
 		effective = capabilitySet(t, strconv.Itoa(agent.cmd.Process.Pid))
 		return true, nil

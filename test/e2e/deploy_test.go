@@ -215,7 +215,8 @@ func TestManifestShape(t *testing.T) {
 		Key      string `yaml:"key"`
 		Operator string `yaml:"operator"`
 		Effect   string `yaml:"effect"`
-	}) bool {
+	},
+	) bool {
 		return tl.Operator == "Exists" && tl.Key == "" && tl.Effect == ""
 	})
 	if !everyNode {
@@ -417,8 +418,10 @@ func TestImageRuntimeLibraries(t *testing.T) {
 	if !strings.Contains(string(out), "libc.so.6") {
 		t.Errorf("the distribution is not linked against glibc; is cgo off in builder-config.yaml?\n%s", out)
 	}
-	for _, want := range []string{"FROM golang:1.26-bookworm AS build", "make -o deps build", "libsystemd-dev",
-		"FROM debian:bookworm-slim", "libsystemd0", `ENTRYPOINT ["/otelcol-codexray"]`} {
+	for _, want := range []string{
+		"FROM golang:1.26-bookworm AS build", "make -o deps build", "libsystemd-dev",
+		"FROM debian:bookworm-slim", "libsystemd0", `ENTRYPOINT ["/otelcol-codexray"]`,
+	} {
 		if !bytes.Contains(df, []byte(want)) {
 			t.Errorf("deploy/Dockerfile lacks %q", want)
 		}

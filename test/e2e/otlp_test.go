@@ -118,6 +118,7 @@ service:
 // testOverlay is merged over a shipped config: the cloud source looks for its provider in an
 // empty DMI directory (so no test ever dials a metadata address), and patterns flush fast.
 func testOverlay(t testing.TB) string {
+	t.Helper()
 	return writeFile(t, "overlay.yaml", fmt.Sprintf(`
 receivers:
   codexray:
@@ -458,8 +459,10 @@ func TestParseExposition(t *testing.T) {
 		err  bool
 	}{
 		{in: "# HELP x y\nup 1\n", want: []sample{{Name: "up", Labels: map[string]string{}, Value: 1}}},
-		{in: `node_info{host_name="vm",kernel_version="6.1 \"x\"\\"} 1 1700000000`,
-			want: []sample{{Name: "node_info", Labels: map[string]string{"host_name": "vm", "kernel_version": `6.1 "x"\`}, Value: 1}}},
+		{
+			in:   `node_info{host_name="vm",kernel_version="6.1 \"x\"\\"} 1 1700000000`,
+			want: []sample{{Name: "node_info", Labels: map[string]string{"host_name": "vm", "kernel_version": `6.1 "x"\`}, Value: 1}},
+		},
 		{in: `a{b="c,}d"} 2.5e+01`, want: []sample{{Name: "a", Labels: map[string]string{"b": "c,}d"}, Value: 25}}},
 		{in: `a{b="c} 1`, err: true},
 		{in: `a{b} 1`, err: true},
