@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,9 +85,9 @@ func TestFromExecutable(t *testing.T) {
 // goBinary builds a small Go program (stripped when strip) and returns its path.
 func goBinary(t testing.TB, strip bool) string {
 	t.Helper()
-	goCmd, err := exec.LookPath("go")
+	goCmd, err := exec.LookPath("go") // go test puts its own GOROOT/bin first in PATH
 	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	src := "package main\n\nimport \"os\"\n\nfunc main() { b := make([]byte, 1); os.Stdin.Read(b) }\n"
@@ -114,6 +113,7 @@ func goBinary(t testing.TB, strip bool) string {
 
 // nativeBinary returns a non-Go ELF executable of this machine.
 func nativeBinary(t testing.TB) string {
+	t.Helper()
 	for _, p := range []string{"/bin/true", "/usr/bin/true", "/bin/busybox"} {
 		if _, err := os.Stat(p); err == nil {
 			return p
@@ -159,6 +159,7 @@ func TestReadELFFacts(t *testing.T) {
 // dotnetApphost links a C program with the RPATH a .NET apphost carries, when a C compiler is
 // installed (the deps script installs gcc for cgo).
 func dotnetApphost(t *testing.T) string {
+	t.Helper()
 	cc, err := exec.LookPath("gcc")
 	if err != nil {
 		t.Log("no gcc: the apphost case is not run")
@@ -215,8 +216,13 @@ func TestDetectorFixture(t *testing.T) {
 		pid  uint32
 		want []string
 	}{
-		{10, []string{"consul", "golang"}}, {11, []string{"golang"}}, {12, []string{"nginx"}},
-		{13, []string{"dotnet"}}, {14, nil}, {15, []string{"python"}}, {16, []string{"redis"}},
+		{10, []string{"consul", "golang"}},
+		{11, []string{"golang"}},
+		{12, []string{"nginx"}},
+		{13, []string{"dotnet"}},
+		{14, nil},
+		{15, []string{"python"}},
+		{16, []string{"redis"}},
 	} {
 		got, err := d.Process(tc.pid)
 		if err != nil || !slices.Equal(got, tc.want) {

@@ -71,7 +71,7 @@ func (d *Detector) exeFacts(pid uint32) elfFacts {
 	if err := syscall.Stat(exe, &st); err != nil {
 		return elfFacts{}
 	}
-	key := exeKey{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtimeNs: st.Mtim.Nano()}
+	key := exeKey{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtimeNs: st.Mtim.Nano()} //nolint:unconvert // Dev is uint32 on some architectures
 	if f, ok := d.facts[key]; ok {
 		return f
 	}

@@ -24,7 +24,7 @@ func readELFFacts(r io.ReaderAt) elfFacts {
 	if err != nil {
 		return elfFacts{}
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // only read
 	var facts elfFacts
 	if sec := f.Section(".go.buildinfo"); sec != nil && sec.Type != elf.SHT_NOBITS {
 		magic := make([]byte, len(goBuildInfoMagic))

@@ -109,7 +109,7 @@ func systemdID(cgroupPath string) string {
 
 // cronJobPod is a pod of a Job a CronJob created: <cronjob>-<minutes since the epoch, 8
 // digits>-<5 random characters of Kubernetes' alphabet>.
-var cronJobPod = regexp.MustCompile(`^([a-z0-9-]+)-([0-9]{8})-[bcdfghjklmnpqrstvwxz2456789]{5}$`)
+var cronJobPod = regexp.MustCompile(`^([a-z0-9-]+)-(\d{8})-[bcdfghjklmnpqrstvwxz2456789]{5}$`)
 
 // cronJobWindow: an 8-digit number within a week of now is a schedule time, not chance.
 const cronJobWindow = 7 * 24 * time.Hour

@@ -37,15 +37,19 @@ func TestID(t *testing.T) {
 		{"8 digits out of the window", Container{Runtime: "containerd", Labels: k8s("jobs", "backup-"+minutes(now.Add(-8*24*time.Hour))+"-x7k2p", "worker")}, "/k8s/jobs/backup-" + minutes(now.Add(-8*24*time.Hour)) + "-x7k2p/worker"},
 		{"not Kubernetes' random alphabet", Container{Runtime: "containerd", Labels: k8s("jobs", "backup-"+minutes(now)+"-aeiou", "worker")}, "/k8s/jobs/backup-" + minutes(now) + "-aeiou/worker"},
 		{"swarm in a stack", Container{Runtime: "docker", Name: "shop_web.2.abcdefghij", Labels: map[string]string{
-			"com.docker.swarm.task.name": "shop_web.2.abcdefghijklmnopqrstuvwxy", "com.docker.swarm.service.name": "shop_web", "com.docker.stack.namespace": "shop"}}, "/swarm/shop/web/2"},
+			"com.docker.swarm.task.name": "shop_web.2.abcdefghijklmnopqrstuvwxy", "com.docker.swarm.service.name": "shop_web", "com.docker.stack.namespace": "shop",
+		}}, "/swarm/shop/web/2"},
 		{"swarm without a stack", Container{Runtime: "docker", Name: "web.1.x", Labels: map[string]string{
-			"com.docker.swarm.task.name": "web.1.qwertyuiop", "com.docker.swarm.service.name": "web"}}, "/swarm/_/web/1"},
+			"com.docker.swarm.task.name": "web.1.qwertyuiop", "com.docker.swarm.service.name": "web",
+		}}, "/swarm/_/web/1"},
 		{"swarm global service (node id slot)", Container{Runtime: "docker", Labels: map[string]string{
-			"com.docker.swarm.task.name": "agent.n0de1d.t4sk1d", "com.docker.swarm.service.name": "agent"}}, "/swarm/_/agent/n0de1d"},
+			"com.docker.swarm.task.name": "agent.n0de1d.t4sk1d", "com.docker.swarm.service.name": "agent",
+		}}, "/swarm/_/agent/n0de1d"},
 		{"not a swarm task name", Container{Runtime: "docker", Name: "x", Labels: map[string]string{"com.docker.swarm.task.name": "web.1"}}, "/docker/x"},
 		{"nomad", Container{Runtime: "docker", Name: "redis-8f1c", Env: map[string]string{
 			"NOMAD_ALLOC_ID": "8f1c2d3e-aaaa-bbbb-cccc-111122223333", "NOMAD_GROUP_NAME": "cache", "NOMAD_JOB_NAME": "example",
-			"NOMAD_NAMESPACE": "default", "NOMAD_TASK_NAME": "redis", "PATH": "/usr/bin"}}, "/nomad/default/example/cache/8f1c2d3e-aaaa-bbbb-cccc-111122223333/redis"},
+			"NOMAD_NAMESPACE": "default", "NOMAD_TASK_NAME": "redis", "PATH": "/usr/bin",
+		}}, "/nomad/default/example/cache/8f1c2d3e-aaaa-bbbb-cccc-111122223333/redis"},
 		{"incomplete nomad env", Container{Runtime: "docker", Name: "redis", Env: map[string]string{"NOMAD_ALLOC_ID": "x", "NOMAD_JOB_NAME": "example"}}, "/docker/redis"},
 		{"systemd service", Container{Runtime: "systemd", CgroupPath: "/system.slice/nginx.service"}, "/system.slice/nginx.service"},
 		{"systemd service, nested cgroup", Container{Runtime: "systemd", CgroupPath: "/system.slice/containerd.service/shim"}, "/system.slice/containerd.service"},

@@ -53,8 +53,10 @@ func TestCollectFixture(t *testing.T) {
 	if want := []string{"sda", "nvme0n1", "dm-0", "sdaa", "md0", "mmcblk0"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("disks %v, want %v", names, want)
 	}
-	wantSda := Disk{Name: "sda", Major: 8, Minor: 0, Reads: 446216, Writes: 424847, ReadBytes: 9550688 * 512, WrittenBytes: 5922052 * 512,
-		ReadTimeSeconds: 4382.310, WriteTimeSeconds: 19310.380, IOTimeSeconds: 3376.340}
+	wantSda := Disk{
+		Name: "sda", Major: 8, Minor: 0, Reads: 446216, Writes: 424847, ReadBytes: 9550688 * 512, WrittenBytes: 5922052 * 512,
+		ReadTimeSeconds: 4382.310, WriteTimeSeconds: 19310.380, IOTimeSeconds: 3376.340,
+	}
 	if s.Disks[0] != wantSda {
 		t.Errorf("sda = %+v\nwant %+v", s.Disks[0], wantSda)
 	}
@@ -145,14 +147,36 @@ func TestWholeDisk(t *testing.T) {
 		name, disk string
 		whole      bool
 	}{
-		{"sda", "sda", true}, {"sda1", "sda", false}, {"sdz", "sdz", true},
-		{"sdaa", "sdaa", true}, {"sdaa1", "sdaa", false}, // coroot-node-agent: sdaa dropped, sdaa1 -> sda
-		{"hdb", "hdb", true}, {"vda", "vda", true}, {"vda2", "vda", false}, {"xvdf", "xvdf", true}, {"xvdf1", "xvdf", false},
-		{"nvme0n1", "nvme0n1", true}, {"nvme0n1p1", "nvme0n1", false}, {"nvme10n12", "nvme10n12", true}, {"nvme0", "", false},
-		{"dm-0", "dm-0", true}, {"dm-12", "dm-12", true}, {"dm-", "", false},
-		{"md0", "md0", true}, {"md127p1", "md127", false}, {"mmcblk0", "mmcblk0", true}, {"mmcblk0p1", "mmcblk0", false},
-		{"rbd3", "rbd3", true}, {"loop0", "", false}, {"ram0", "", false}, {"zram0", "", false}, {"sr0", "", false},
-		{"nbd0", "", false}, {"sd", "", false}, {"", "", false}, {"SDA", "", false},
+		{"sda", "sda", true},
+		{"sda1", "sda", false},
+		{"sdz", "sdz", true},
+		{"sdaa", "sdaa", true},
+		{"sdaa1", "sdaa", false}, // coroot-node-agent: sdaa dropped, sdaa1 -> sda
+		{"hdb", "hdb", true},
+		{"vda", "vda", true},
+		{"vda2", "vda", false},
+		{"xvdf", "xvdf", true},
+		{"xvdf1", "xvdf", false},
+		{"nvme0n1", "nvme0n1", true},
+		{"nvme0n1p1", "nvme0n1", false},
+		{"nvme10n12", "nvme10n12", true},
+		{"nvme0", "", false},
+		{"dm-0", "dm-0", true},
+		{"dm-12", "dm-12", true},
+		{"dm-", "", false},
+		{"md0", "md0", true},
+		{"md127p1", "md127", false},
+		{"mmcblk0", "mmcblk0", true},
+		{"mmcblk0p1", "mmcblk0", false},
+		{"rbd3", "rbd3", true},
+		{"loop0", "", false},
+		{"ram0", "", false},
+		{"zram0", "", false},
+		{"sr0", "", false},
+		{"nbd0", "", false},
+		{"sd", "", false},
+		{"", "", false},
+		{"SDA", "", false},
 	} {
 		disk, whole := diskName(tc.name)
 		if disk != tc.disk || whole != tc.whole || WholeDisk(tc.name) != tc.whole {
@@ -183,8 +207,19 @@ func TestBlockDevices(t *testing.T) {
 	for _, tc := range []struct {
 		major, minor uint32
 		want         string
-	}{{8, 0, "sda"}, {8, 1, "sda"}, {8, 2, "sda"}, {259, 1, "nvme0n1"}, {253, 0, "dm-0"}, {65, 161, "sdaa"},
-		{179, 1, "mmcblk0"}, {7, 0, ""}, {252, 0, ""}, {0, 45, ""}, {8, 16, ""}} {
+	}{
+		{8, 0, "sda"},
+		{8, 1, "sda"},
+		{8, 2, "sda"},
+		{259, 1, "nvme0n1"},
+		{253, 0, "dm-0"},
+		{65, 161, "sdaa"},
+		{179, 1, "mmcblk0"},
+		{7, 0, ""},
+		{252, 0, ""},
+		{0, 45, ""},
+		{8, 16, ""},
+	} {
 		if got := bd.Disk(tc.major, tc.minor); got != tc.want {
 			t.Errorf("Disk(%d:%d) = %q, want %q", tc.major, tc.minor, got, tc.want)
 		}
@@ -208,8 +243,10 @@ func TestReadIdentity(t *testing.T) {
 		own, productUUID     string
 		wantMachine, wantSys string
 	}{
-		{name: "host root", hostEtc: "6f3a1f0e2b4c4d5e8f9a0b1c2d3e4f50\n", own: "ffff\n", productUUID: uuid + "\n",
-			wantMachine: "6f3a1f0e2b4c4d5e8f9a0b1c2d3e4f50", wantSys: uuid},
+		{
+			name: "host root", hostEtc: "6f3a1f0e2b4c4d5e8f9a0b1c2d3e4f50\n", own: "ffff\n", productUUID: uuid + "\n",
+			wantMachine: "6f3a1f0e2b4c4d5e8f9a0b1c2d3e4f50", wantSys: uuid,
+		},
 		{name: "host dbus id", hostDbus: "0123-4567\n", own: "ffff\n", wantMachine: "01234567"},
 		{name: "own file when the host root is unreadable", own: " aa-bb-cc \n", productUUID: uuid, wantMachine: "aabbcc", wantSys: uuid},
 		{name: "product uuid as last resort", productUUID: uuid, wantMachine: "4C4C4544004235108056B2C04F4E3732", wantSys: uuid},

@@ -94,6 +94,7 @@ func TestParseUptime(t *testing.T) {
 
 // seeds returns the fixture file and the real host's, when readable, as fuzz seeds.
 func seeds(f *testing.F, name string) {
+	f.Helper()
 	for _, p := range []string{fixture + "/proc/" + name, "/proc/" + name} {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b)

@@ -36,7 +36,8 @@ func parseMountinfo(b []byte, dst []mount) ([]mount, error) {
 		}
 		m, err := parseMountLine(line)
 		if err != nil {
-			if bad++; first == nil {
+			bad++
+			if first == nil {
 				first = fmt.Errorf("%w: %q", err, line)
 			}
 			continue

@@ -1,6 +1,7 @@
 package volumes
 
 import (
+	"bytes"
 	"errors"
 	"regexp"
 	"strconv"
@@ -121,7 +122,7 @@ func (r *Reader) hostMountNS(pid uint32) bool {
 	var b1, b2 []byte
 	host, err1 := procfs.ReadLink(r.procRoot+"/1/ns/mnt", &b1)
 	own, err2 := procfs.ReadLink(procfs.PidPath(r.procRoot, pid, "ns/mnt"), &b2)
-	return err1 == nil && err2 == nil && string(host) == string(own)
+	return err1 == nil && err2 == nil && bytes.Equal(host, own)
 }
 
 // keep decides which mounts are volumes: those of a block device (major number other than 0).
@@ -238,7 +239,7 @@ var errNoProcess = errors.New("no process of the container could be read")
 // ContainerOf returns the volumes of a container from the first of its processes that can be
 // read (a process may exit between the listing and the read).
 func (r *Reader) ContainerOf(pids []uint32, host HostMounts, disks nodestats.BlockDevices, sources map[string]string) ([]Volume, error) {
-	var last error = errNoProcess
+	last := errNoProcess
 	for _, pid := range pids {
 		vs, err := r.Container(pid, host, disks, sources)
 		if err == nil || !procfs.Gone(err) {

@@ -86,8 +86,10 @@ func TestContainerFixtures(t *testing.T) {
 			{MountPoint: "/btr", Minor: 61},
 		}},
 		{200, []Volume{
-			{MountPoint: "/data", Major: 8, Minor: 32, Device: "sdc", Volume: "pvc-90af9c02-ec70-446a-a16a-3ce17d4f42b4",
-				Source: pod + "/volumes/kubernetes.io~csi/pvc-90af9c02-ec70-446a-a16a-3ce17d4f42b4/mount"},
+			{
+				MountPoint: "/data", Major: 8, Minor: 32, Device: "sdc", Volume: "pvc-90af9c02-ec70-446a-a16a-3ce17d4f42b4",
+				Source: pod + "/volumes/kubernetes.io~csi/pvc-90af9c02-ec70-446a-a16a-3ce17d4f42b4/mount",
+			},
 			{MountPoint: "/cache", Major: 8, Minor: 1, Device: "sda", Volume: "cache", Source: pod + "/volumes/kubernetes.io~empty-dir/cache"},
 			{MountPoint: "/etc/app", Major: 8, Minor: 1, Device: "sda", Volume: "config", Source: pod + "/volume-subpaths/config/app/0"},
 		}},

@@ -21,9 +21,9 @@ var queriesYAML []byte
 type Status string
 
 const (
-	// Provided: the acceptance test must find series with the required labels.
+	// Provided means the acceptance test must find series with the required labels.
 	Provided Status = "provided"
-	// NotYetProvided: the feature (L7, GPU, language runtimes, DNS) is other work; the test
+	// NotYetProvided means the feature (L7, GPU, language runtimes, DNS) is other work; the test
 	// lists the query as not provided, never as passing.
 	NotYetProvided Status = "not_yet_provided"
 )
@@ -60,7 +60,8 @@ func Queries() ([]Query, error) {
 		return nil, fmt.Errorf("parsing queries.yaml: %w", err)
 	}
 	seen := map[string]bool{}
-	for _, q := range doc.Queries {
+	for i := range doc.Queries {
+		q := &doc.Queries[i]
 		switch {
 		case q.Name == "" || q.PromQL == "" || len(q.Metrics) == 0:
 			return nil, fmt.Errorf("query %q: name, query and metrics are required", q.Name)
