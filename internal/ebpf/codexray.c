@@ -56,6 +56,10 @@ struct event {
 	__u32 _pad;
 };
 
+// Unused: it makes clang emit struct event's BTF, from which bpf2go (-type event) generates
+// the Go type the decoder takes its layout from.
+const struct event *unused_event __attribute__((unused));
+
 // A connect() in flight. ESTABLISHED arrives in softirq, where the current task is whoever
 // happened to run, so the connecting context is remembered here at SYN_SENT.
 struct connecting_sock {

@@ -8,9 +8,62 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"structs"
 
 	"github.com/cilium/ebpf"
 )
+
+type codexrayConnectingSock struct {
+	_        structs.HostLayout
+	StartNs  uint64
+	CgroupId uint64
+	Pid      uint32
+	Tid      uint32
+}
+
+type codexrayConnection struct {
+	_             structs.HostLayout
+	CgroupId      uint64
+	BytesSent     uint64
+	BytesReceived uint64
+	Pid           uint32
+	SrttUs        uint32
+	Flags         uint32
+	Pad           uint32
+}
+
+type codexrayEvent struct {
+	_             structs.HostLayout
+	TimestampNs   uint64
+	Sock          uint64
+	CgroupId      uint64
+	DurationNs    uint64
+	BytesSent     uint64
+	BytesReceived uint64
+	Type          uint32
+	Pid           uint32
+	Tid           uint32
+	TargetPid     uint32
+	SrttUs        uint32
+	Family        uint16
+	Sport         uint16
+	Dport         uint16
+	Flags         uint16
+	Saddr         [16]uint8
+	Daddr         [16]uint8
+	Pad           uint32
+}
+
+type codexraySeededKey struct {
+	_      structs.HostLayout
+	Netns  uint32
+	Family uint16
+	Sport  uint16
+	Dport  uint16
+	Pad    uint16
+	Saddr  [16]uint8
+	Daddr  [16]uint8
+}
 
 // Names of all BPF objects in the ELF.
 //
@@ -29,6 +82,7 @@ const (
 	codexrayProgOnSockRecvLength   = "on_sock_recv_length"
 	codexrayProgOnSockSendLength   = "on_sock_send_length"
 	codexrayProgOnTcpRetransmitSkb = "on_tcp_retransmit_skb"
+	codexrayVarUnusedEvent         = "unused_event"
 	codexrayVarWakeupBytes         = "wakeup_bytes"
 )
 
@@ -99,6 +153,7 @@ type codexrayMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type codexrayVariableSpecs struct {
+	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -143,6 +198,7 @@ func (m *codexrayMaps) Close() error {
 //
 // It can be passed to loadCodexrayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type codexrayVariables struct {
+	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 

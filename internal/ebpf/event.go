@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+	"unsafe"
 )
 
 // EventType says what happened in the kernel. Values mirror CX_EVENT_* in codexray.c.
@@ -54,7 +55,31 @@ func (t EventType) String() string {
 const FlagInbound uint16 = 1
 
 // EventSize is the size in bytes of one ring-buffer record (struct event in codexray.c).
-const EventSize = 112
+const EventSize = int(unsafe.Sizeof(codexrayEvent{}))
+
+// Where Decode finds each field of struct event: offsets into the Go type bpf2go generates
+// from codexray.c (-type event), so the layout is written once, in C.
+var ev codexrayEvent
+
+const (
+	offTimestamp     = unsafe.Offsetof(ev.TimestampNs)
+	offSock          = unsafe.Offsetof(ev.Sock)
+	offCgroupID      = unsafe.Offsetof(ev.CgroupId)
+	offDuration      = unsafe.Offsetof(ev.DurationNs)
+	offBytesSent     = unsafe.Offsetof(ev.BytesSent)
+	offBytesReceived = unsafe.Offsetof(ev.BytesReceived)
+	offType          = unsafe.Offsetof(ev.Type)
+	offPID           = unsafe.Offsetof(ev.Pid)
+	offTID           = unsafe.Offsetof(ev.Tid)
+	offTargetPID     = unsafe.Offsetof(ev.TargetPid)
+	offSRTT          = unsafe.Offsetof(ev.SrttUs)
+	offFamily        = unsafe.Offsetof(ev.Family)
+	offSport         = unsafe.Offsetof(ev.Sport)
+	offDport         = unsafe.Offsetof(ev.Dport)
+	offFlags         = unsafe.Offsetof(ev.Flags)
+	offSaddr         = unsafe.Offsetof(ev.Saddr)
+	offDaddr         = unsafe.Offsetof(ev.Daddr)
+)
 
 const (
 	afInet  = 2
@@ -99,33 +124,33 @@ func (e *Event) Decode(b []byte) error {
 		return ErrShortEvent
 	}
 	le := binary.LittleEndian
-	typ := EventType(le.Uint32(b[48:]))
+	typ := EventType(le.Uint32(b[offType:]))
 	if typ == 0 || typ > maxEventType {
 		return fmt.Errorf("ebpf: unknown event type %d", uint32(typ))
 	}
 	e.Type = typ
-	e.Timestamp = time.Duration(le.Uint64(b[0:]))
-	e.Sock = le.Uint64(b[8:])
-	e.CgroupID = le.Uint64(b[16:])
-	e.Duration = time.Duration(le.Uint64(b[24:]))
-	e.BytesSent = le.Uint64(b[32:])
-	e.BytesReceived = le.Uint64(b[40:])
-	e.PID = le.Uint32(b[52:])
-	e.TID = le.Uint32(b[56:])
-	e.TargetPID = le.Uint32(b[60:])
-	e.SRTT = time.Duration(le.Uint32(b[64:])) * time.Microsecond
-	family := le.Uint16(b[68:])
+	e.Timestamp = time.Duration(le.Uint64(b[offTimestamp:]))
+	e.Sock = le.Uint64(b[offSock:])
+	e.CgroupID = le.Uint64(b[offCgroupID:])
+	e.Duration = time.Duration(le.Uint64(b[offDuration:]))
+	e.BytesSent = le.Uint64(b[offBytesSent:])
+	e.BytesReceived = le.Uint64(b[offBytesReceived:])
+	e.PID = le.Uint32(b[offPID:])
+	e.TID = le.Uint32(b[offTID:])
+	e.TargetPID = le.Uint32(b[offTargetPID:])
+	e.SRTT = time.Duration(le.Uint32(b[offSRTT:])) * time.Microsecond
+	family := le.Uint16(b[offFamily:])
 	// Ports come from the tracepoints already in host byte order.
-	sport := le.Uint16(b[70:])
-	dport := le.Uint16(b[72:])
-	e.Flags = le.Uint16(b[74:])
+	sport := le.Uint16(b[offSport:])
+	dport := le.Uint16(b[offDport:])
+	e.Flags = le.Uint16(b[offFlags:])
 	switch family {
 	case afInet:
-		e.Source = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[76:80])), sport)
-		e.Destination = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[92:96])), dport)
+		e.Source = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offSaddr:offSaddr+4])), sport)
+		e.Destination = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offDaddr:offDaddr+4])), dport)
 	case afInet6:
-		e.Source = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[76:92])).Unmap(), sport)
-		e.Destination = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[92:108])).Unmap(), dport)
+		e.Source = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offSaddr:offSaddr+16])).Unmap(), sport)
+		e.Destination = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offDaddr:offDaddr+16])).Unmap(), dport)
 	case 0:
 		// process and OOM events carry no addresses
 		e.Source, e.Destination = netip.AddrPort{}, netip.AddrPort{}

@@ -1,34 +1,32 @@
 package ebpf
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
 )
 
-// record builds a ring-buffer record the way codexray.c lays out struct event.
+// record builds a ring-buffer record from the type bpf2go generates from codexray.c, encoded
+// field by field (encoding/binary knows nothing of the decoder's offsets).
 func record(typ EventType, family uint16, saddr, daddr []byte, sport, dport uint16) []byte {
-	b := make([]byte, EventSize)
-	le := binary.LittleEndian
-	le.PutUint64(b[0:], 123456789)
-	le.PutUint64(b[8:], 0xffff888012345678)
-	le.PutUint64(b[16:], 4242)
-	le.PutUint64(b[24:], 1500000)
-	le.PutUint64(b[32:], 1000)
-	le.PutUint64(b[40:], 2000)
-	le.PutUint32(b[48:], uint32(typ))
-	le.PutUint32(b[52:], 77)
-	le.PutUint32(b[56:], 78)
-	le.PutUint32(b[60:], 79)
-	le.PutUint32(b[64:], 250)
-	le.PutUint16(b[68:], family)
-	le.PutUint16(b[70:], sport)
-	le.PutUint16(b[72:], dport)
-	le.PutUint16(b[74:], FlagInbound)
-	copy(b[76:92], saddr)
-	copy(b[92:108], daddr)
-	return b
+	e := codexrayEvent{
+		TimestampNs: 123456789, Sock: 0xffff888012345678, CgroupId: 4242, DurationNs: 1500000,
+		BytesSent: 1000, BytesReceived: 2000, Type: uint32(typ), Pid: 77, Tid: 78, TargetPid: 79,
+		SrttUs: 250, Family: family, Sport: sport, Dport: dport, Flags: FlagInbound,
+	}
+	copy(e.Saddr[:], saddr)
+	copy(e.Daddr[:], daddr)
+	var buf bytes.Buffer
+	if err := binary.Write(&buf, binary.LittleEndian, &e); err != nil {
+		panic(err)
+	}
+	if buf.Len() != EventSize {
+		panic(fmt.Sprintf("encoded %d bytes, EventSize is %d: struct event has implicit padding", buf.Len(), EventSize))
+	}
+	return buf.Bytes()
 }
 
 func TestEventDecode(t *testing.T) {
@@ -109,7 +107,7 @@ func BenchmarkEventDecode(b *testing.B) {
 	rec := record(EventClose, afInet6, v6[:], v6[:], 1, 2)
 	var ev Event
 	b.ReportAllocs()
-	b.SetBytes(EventSize)
+	b.SetBytes(int64(EventSize))
 	for b.Loop() {
 		if err := ev.Decode(rec); err != nil {
 			b.Fatal(err)

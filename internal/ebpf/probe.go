@@ -30,8 +30,8 @@ var kernelBTF = "/sys/kernel/btf/vmlinux"
 
 // LoadOptions tune the kernel side.
 type LoadOptions struct {
-	// RingBufferSize in bytes: a power of two and a multiple of the page size. 0 means the
-	// default of Config.
+	// RingBufferSize in bytes: a power of two and a multiple of the page size. 0 means
+	// DefaultRingBufferSize.
 	RingBufferSize int
 }
 
@@ -215,7 +215,7 @@ func (p *Probe) readEvent(ev *Event, until time.Time) error {
 }
 
 // ConnectionCounters is the kernel's live view of one established connection (struct
-// connection in codexray.c).
+// connection in codexray.c, read through the type bpf2go generates from it).
 type ConnectionCounters struct {
 	CgroupID      uint64
 	BytesSent     uint64
@@ -223,7 +223,6 @@ type ConnectionCounters struct {
 	PID           uint32
 	SRTTMicros    uint32
 	Flags         uint32
-	_             uint32
 }
 
 // Connections calls fn for every open connection the kernel side tracks, with its current byte
@@ -236,10 +235,15 @@ func (p *Probe) Connections(fn func(sock uint64, c *ConnectionCounters)) error {
 	defer release()
 	var (
 		sock uint64
+		raw  codexrayConnection
 		c    ConnectionCounters
 	)
 	it := p.objs.Connections.Iterate()
-	for it.Next(&sock, &c) {
+	for it.Next(&sock, &raw) {
+		c = ConnectionCounters{
+			CgroupID: raw.CgroupId, BytesSent: raw.BytesSent, BytesReceived: raw.BytesReceived,
+			PID: raw.Pid, SRTTMicros: raw.SrttUs, Flags: raw.Flags,
+		}
 		fn(sock, &c)
 	}
 	if err := it.Err(); err != nil {

@@ -28,32 +28,24 @@ type SocketTuple struct {
 	Remote netip.AddrPort
 }
 
-// seededKey mirrors struct seeded_key in codexray.c.
-type seededKey struct {
-	NetNS  uint32
-	Family uint16
-	SPort  uint16
-	DPort  uint16
-	_      uint16
-	SAddr  [16]byte
-	DAddr  [16]byte
-}
+// seededKey is struct seeded_key of codexray.c, as bpf2go generates it.
+type seededKey codexraySeededKey
 
 func (k *seededKey) set(s SocketTuple) error {
-	*k = seededKey{NetNS: s.NetNS, Family: s.Family, SPort: s.Local.Port(), DPort: s.Remote.Port()}
+	*k = seededKey{Netns: s.NetNS, Family: s.Family, Sport: s.Local.Port(), Dport: s.Remote.Port()}
 	switch s.Family {
 	case FamilyIPv4:
 		if !s.Local.Addr().Is4() || !s.Remote.Addr().Is4() {
 			return fmt.Errorf("ipv4 socket tuple with addresses %s, %s", s.Local, s.Remote)
 		}
 		a, b := s.Local.Addr().As4(), s.Remote.Addr().As4()
-		copy(k.SAddr[:], a[:])
-		copy(k.DAddr[:], b[:])
+		copy(k.Saddr[:], a[:])
+		copy(k.Daddr[:], b[:])
 	case FamilyIPv6:
 		if !s.Local.Addr().Is6() || !s.Remote.Addr().Is6() {
 			return fmt.Errorf("ipv6 socket tuple with addresses %s, %s", s.Local, s.Remote)
 		}
-		k.SAddr, k.DAddr = s.Local.Addr().As16(), s.Remote.Addr().As16()
+		k.Saddr, k.Daddr = s.Local.Addr().As16(), s.Remote.Addr().As16()
 	default:
 		return fmt.Errorf("socket tuple with address family %d", s.Family)
 	}

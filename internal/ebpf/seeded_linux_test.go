@@ -115,12 +115,12 @@ func TestSocketTupleKey(t *testing.T) {
 		{
 			name:  "ipv4",
 			tuple: SocketTuple{NetNS: 9, Family: FamilyIPv4, Local: v4, Remote: netip.MustParseAddrPort("10.0.0.2:80")},
-			want:  seededKey{NetNS: 9, Family: 2, SPort: 40000, DPort: 80, SAddr: [16]byte{10, 0, 0, 1}, DAddr: [16]byte{10, 0, 0, 2}},
+			want:  seededKey{Netns: 9, Family: 2, Sport: 40000, Dport: 80, Saddr: [16]byte{10, 0, 0, 1}, Daddr: [16]byte{10, 0, 0, 2}},
 		},
 		{
 			name:  "ipv6 socket with a v4-mapped peer",
 			tuple: SocketTuple{NetNS: 9, Family: FamilyIPv6, Local: v6, Remote: mapped},
-			want:  seededKey{NetNS: 9, Family: 10, SPort: 443, DPort: 80, SAddr: v6.Addr().As16(), DAddr: mapped.Addr().As16()},
+			want:  seededKey{Netns: 9, Family: 10, Sport: 443, Dport: 80, Saddr: v6.Addr().As16(), Daddr: mapped.Addr().As16()},
 		},
 		{name: "ipv6 address in an ipv4 tuple", tuple: SocketTuple{Family: FamilyIPv4, Local: v4, Remote: v6}, wantErr: "ipv4 socket tuple"},
 		{name: "ipv4 address in an ipv6 tuple", tuple: SocketTuple{Family: FamilyIPv6, Local: v4, Remote: v6}, wantErr: "ipv6 socket tuple"},
