@@ -23,6 +23,5 @@
 // swap-in, reclaim and thrashing delays only while kernel.task_delayacct=1, and some kernels
 // then occasionally add the time since boot to a task's disk delay (filtered, see blkio.go).
 //
-// Measured on the testbed (2 vCPU, kernel 6.18): a collection over 2,000 live processes costs
-// 6–9 µs per process (one netlink round trip each, no allocation), ~20 µs on first sight.
+// A collection costs one netlink round trip per live process (BENCHMARKS.md has the figures).
 package taskstats

@@ -19,9 +19,10 @@
 // connections map, socket address reused) is closed when a new connection takes its socket
 // address, or once Refreshes have missed it on the kernel side twice in a row and for at least
 // 30 s; a close event that was only late (the reader lagging) still adds its final bytes up to
-// 5 minutes after that. Counted in Stats.ClosesLost once its close is taken never to come. Every cumulative count carries the time its entry was created
-// (DestinationStats.Start, ListenStats.Start, ContainerStats.OOMKillsStart): entries forgotten
-// after destination_ttl or oom_kill_retention start again from zero under a new start.
+// 5 minutes after that. Counted in Stats.ClosesLost once its close is taken never to come.
+// Every cumulative count carries the time its entry was created (DestinationStats.Start,
+// ListenStats.Start, ContainerStats.OOMKillsStart): an entry forgotten after destination_ttl
+// or oom_kill_retention and created again counts from zero with a later time.
 //
 // Use:
 //

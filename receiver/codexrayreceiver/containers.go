@@ -16,14 +16,8 @@ import (
 // containerMetrics records what each container of the registry is (container_info, restarts)
 // and what it uses (cgroup cpu, memory, block IO and PSI counters, read at collection time),
 // and the registry's own error counts. It is part of the receiver, not a source: the registry
-// always runs, because every source attributes through it.
-//
-// Restarts is the runtime's restart count, recorded with the registry's RestartsSince as its
-// start: a count that begins again under the same container id (a StatefulSet pod re-created
-// with a new UID, a docker count reset) comes with a later start, never as a lower value under
-// one start. A restarted container's cgroup counters start from zero; the registry then
-// publishes it with a new FirstSeen, which the receiver uses as the start timestamp of the
-// resource's cgroup sums (instanceCounters), so no counter appears to go down.
+// always runs, because every source attributes through it. Restarts start at the registry's
+// RestartsSince, the cgroup counters with the instance (see startOf).
 type containerMetrics struct {
 	cgroupsCfg cgroups.Config
 	registry   *containers.Registry

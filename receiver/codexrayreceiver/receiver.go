@@ -309,11 +309,9 @@ func (r *codexrayReceiver) runningSources() []source {
 }
 
 // instanceCounters are the sums read from a container instance's cgroup: a restarted container
-// (a new cgroup behind the same id) counts them from zero again, so their start time is the
-// instance's FirstSeen. Every other sum of a container (TCP, delays, OOM kills, log messages,
-// restarts) accumulates per container id in the agent: its source records it with the time
-// that accumulation began (Record...DataPointWithStart), or the receiver's start, so no backend
-// sees a cumulative value fall under one start time.
+// (a new cgroup behind the same id) counts them from zero again, so they start at the
+// instance's FirstSeen. The container's other sums accumulate per id in the agent and carry
+// their own starts (startOf).
 var instanceCounters = map[string]bool{
 	"container.resources.cpu.usage":               true,
 	"container.resources.cpu.throttled":           true,

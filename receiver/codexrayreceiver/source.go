@@ -90,8 +90,17 @@ type nodeDescriber interface {
 	describeNode(rb *metadata.ResourceBuilder)
 }
 
-// startOf is the start timestamp of a series whose state was created at created. A start
-// after the collection time cannot be (clocks are read in that order); it is capped at now.
+// startOf is the start timestamp of a cumulative series whose count began at created.
+//
+// The rule for every cumulative sum of this receiver: a count that begins again (state
+// forgotten after a TTL or retention and created anew, a restarted container, a runtime's
+// count reset) comes with a later start, never as a lower value under an old start. So each
+// sum is recorded with the creation time of the state behind it: the tracer's
+// DestinationStats.Start, ListenStats.Start and OOMKillsStart, taskstats' ContainerDelays.Since,
+// logs' MessageCount.Start, the registry's RestartsSince; the counters read from a container
+// instance's cgroup start with the instance (instanceCounters in receiver.go). State created
+// while a collection runs would start after its point, which no backend accepts: such a start
+// is capped at now.
 func startOf(created time.Time, now pcommon.Timestamp) pcommon.Timestamp {
 	if created.IsZero() {
 		return now

@@ -155,13 +155,7 @@ func (s *ebpfSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Ti
 	recordTCP(mb, now, &st)
 }
 
-// recordTCP writes one container's tracer state. Every cumulative sum starts when the tracer
-// entry behind it was created: a destination or listen address forgotten after
-// destination_ttl, or a container state forgotten after oom_kill_retention, counts from zero
-// again under a new start, never under the old one. failed_connects has no
-// actual_destination; the tracer counts it in one entry per destination (the pair whose
-// actual destination is the destination itself), so it is never a sum of pairs that could
-// drop when one of them expires.
+// recordTCP writes one container's tracer state, each sum with its entry's start (startOf).
 func recordTCP(mb *metadata.MetricsBuilder, now pcommon.Timestamp, st *tracer.ContainerStats) {
 	for i := range st.Destinations {
 		d := &st.Destinations[i]

@@ -267,12 +267,10 @@ func (s *logsSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Ti
 	}
 }
 
-// recordMessageCounts records container_log_messages_total of one container. Each series starts
-// when its stream (container, source) was created: logs.stream_expiry forgets idle streams, and
-// one that logs again counts from zero under a new, later start.
+// recordMessageCounts records container_log_messages_total of one container, each series from
+// its stream's start (startOf).
 func recordMessageCounts(mb *metadata.MetricsBuilder, now pcommon.Timestamp, patterns *logs.Patterns, id containers.ID) {
 	patterns.Counts(id, func(c logs.MessageCount) {
-		// startOf: a stream created while this collection runs must not start after the point.
 		mb.RecordContainerLogMessagesDataPointWithStart(startOf(c.Start, now), now, int64(c.Count),
 			c.Source, c.Level.String(), c.PatternHash)
 	})

@@ -80,10 +80,8 @@ func (s *taskstatsSource) shutdown(context.Context) error {
 	return c.Close()
 }
 
-// recordContainer records the container's cumulative delays, collecting first when this is
-// the first container of a new tick. Their start is when the collector's totals for the
-// container were created (d.Since), not the receiver's start: totals forgotten after a
-// container was idle for 5 minutes start again from zero, under a new start.
+// recordContainer records the container's cumulative delays (from d.Since, see startOf),
+// collecting first when this is the first container of a new tick.
 func (s *taskstatsSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Timestamp, c *containers.Container) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -100,7 +98,7 @@ func (s *taskstatsSource) recordContainer(mb *metadata.MetricsBuilder, now pcomm
 	if !ok {
 		return
 	}
-	start := startOf(d.Since, now) // never after the point: totals may be created during this collection
+	start := startOf(d.Since, now)
 	mb.RecordContainerResourcesCPUDelayDataPointWithStart(start, now, d.CPU)
 	mb.RecordContainerResourcesDiskDelayDataPointWithStart(start, now, d.Disk)
 	// The extended delays (beyond coroot-node-agent) come with the same query; their metric
