@@ -83,20 +83,30 @@ func (t *Tracer) handleConnect(ev *ebpf.Event) {
 }
 
 func (t *Tracer) handleConnectFailed(ev *ebpf.Event) {
-	id, ok := t.attributed(ev.CgroupID, ev.PID)
-	if !ok {
-		return
-	}
 	// failed_connects has no actual_destination label: a connection that never opened has no
 	// NAT result worth one. All failures of a destination go to one entry, its pair with
 	// itself, without a conntrack lookup, so the per-destination count never drops when
 	// another pair of the destination expires.
+	t.countOnDestination(ev, false, func(d *destination) { d.FailedConnects++ })
+}
+
+// countOnDestination attributes ev and lets count update its destination entry (created when
+// the limit allows): the pair with the actual destination behind NAT when nat, else the
+// destination's pair with itself.
+func (t *Tracer) countOnDestination(ev *ebpf.Event, nat bool, count func(*destination)) {
+	id, ok := t.attributed(ev.CgroupID, ev.PID)
+	if !ok {
+		return
+	}
 	key := destKey{ev.Destination, ev.Destination}
+	if nat {
+		key.actual = t.actual(ev.Source, ev.Destination)
+	}
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if d := t.destination(t.state(id), key, now); d != nil {
-		d.FailedConnects++
+		count(d)
 	}
 }
 
@@ -117,17 +127,7 @@ func (t *Tracer) handleRetransmit(ev *ebpf.Event) {
 	t.mu.Unlock()
 
 	// A SYN retransmitted before the connection was established.
-	id, ok := t.attributed(ev.CgroupID, ev.PID)
-	if !ok {
-		return
-	}
-	key := destKey{ev.Destination, t.actual(ev.Source, ev.Destination)}
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if d := t.destination(t.state(id), key, now); d != nil {
-		d.Retransmits++
-	}
+	t.countOnDestination(ev, true, func(d *destination) { d.Retransmits++ })
 }
 
 // handleListen applies accepts and listening sockets opening and closing.
