@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metricstest"
 )
 
 // newFixtureContainerMetrics runs the registry over the pure cgroup v2 fixture host in
@@ -48,38 +50,11 @@ func newFixtureContainerMetrics(t *testing.T) (*containerMetrics, *containers.Re
 	return src, reg
 }
 
-// metricValues flattens one resource's metrics to "name{attr=value}" → value.
+// metricValues is metricstest.Values of md, which must hold one resource.
 func metricValues(t *testing.T, md pmetric.Metrics) map[string]float64 {
 	t.Helper()
 	require.Equal(t, 1, md.ResourceMetrics().Len())
-	out := map[string]float64{}
-	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
-	for i := 0; i < ms.Len(); i++ {
-		m := ms.At(i)
-		var dps pmetric.NumberDataPointSlice
-		switch m.Type() {
-		case pmetric.MetricTypeGauge:
-			dps = m.Gauge().DataPoints()
-		case pmetric.MetricTypeSum:
-			dps = m.Sum().DataPoints()
-		default:
-			t.Fatalf("unexpected metric type %v", m.Type())
-		}
-		for j := 0; j < dps.Len(); j++ {
-			dp := dps.At(j)
-			key := m.Name()
-			dp.Attributes().Range(func(k string, v pcommon.Value) bool {
-				key += "{" + k + "=" + v.AsString() + "}"
-				return true
-			})
-			if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
-				out[key] = float64(dp.IntValue())
-			} else {
-				out[key] = dp.DoubleValue()
-			}
-		}
-	}
-	return out
+	return metricstest.Values(md)
 }
 
 func TestContainersSourceRecordsResources(t *testing.T) {
@@ -116,6 +91,24 @@ func TestContainersSourceRecordsResources(t *testing.T) {
 	for k, v := range want {
 		assert.InDelta(t, v, got[k], 1e-9, k)
 	}
+}
+
+// TestContainerMetricsGolden records every container of the pure cgroup v2 fixture host.
+func TestContainerMetricsGolden(t *testing.T) {
+	src, reg := newFixtureContainerMetrics(t)
+	list := reg.Containers()
+	slices.SortFunc(list, func(a, b *containers.Container) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	require.NotEmpty(t, list)
+	mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	now := pcommon.NewTimestampFromTime(time.Now())
+	for _, c := range list {
+		src.recordContainer(mb, now, c)
+		rb := mb.NewResourceBuilder()
+		setContainerResource(rb, c)
+		mb.EmitForResource(metadata.WithResource(rb.Emit()))
+	}
+	src.recordNode(mb, now)
+	metricstest.Golden(t, mb.Emit(), "testdata/golden/containers_v2.txt")
 }
 
 func TestContainersSourceNoLimitsNoSeries(t *testing.T) {
@@ -155,8 +148,8 @@ func TestRegistryThatCannotStartDegrades(t *testing.T) {
 	require.Len(t, reported, 1)
 	assert.ErrorContains(t, reported[0].Err(), registryName+": ")
 	assert.Equal(t, map[string]float64{
-		"codexray.source.status{source=containers}{state=failed}": 1,
-		"codexray.source.status{source=working}{state=running}":   1,
+		"codexray.source.status{source=containers,state=failed}": 1,
+		"codexray.source.status{source=working,state=running}":   1,
 	}, filterPrefix(metricValues(t, md), "codexray.source.status"))
 }
 
@@ -225,58 +218,39 @@ func copyFixtureDir(t *testing.T, src string) string {
 }
 
 // containerResource returns the metrics of the resource with this container.id, and the
-// start timestamp every cumulative sum of it carries (failing when they differ).
+// start timestamp every instance counter of it carries (failing when they differ).
 func containerResource(t *testing.T, md pmetric.Metrics, id string) (map[string]float64, pcommon.Timestamp) {
 	t.Helper()
-	for i := 0; i < md.ResourceMetrics().Len(); i++ {
-		rm := md.ResourceMetrics().At(i)
-		if v, ok := rm.Resource().Attributes().Get("container.id"); !ok || v.Str() != id {
-			continue
+	one, ok := metricstest.Resource(md, "container.id", id)
+	require.True(t, ok, "no resource with container.id %s", id)
+	var start pcommon.Timestamp
+	for _, p := range metricstest.Points(one) {
+		if p.Type != pmetric.MetricTypeSum || !instanceCounters[p.Name] {
+			continue // the other sums accumulate per id from their own start
 		}
-		one := pmetric.NewMetrics()
-		rm.CopyTo(one.ResourceMetrics().AppendEmpty())
-		var start pcommon.Timestamp
-		ms := rm.ScopeMetrics().At(0).Metrics()
-		for j := 0; j < ms.Len(); j++ {
-			// Only the sums read from the instance's cgroup start with the instance; the
-			// others accumulate per id from the receiver's start (see instanceCounters).
-			if ms.At(j).Type() != pmetric.MetricTypeSum || !instanceCounters[ms.At(j).Name()] {
-				continue
-			}
-			dps := ms.At(j).Sum().DataPoints()
-			for k := 0; k < dps.Len(); k++ {
-				if start == 0 {
-					start = dps.At(k).StartTimestamp()
-				}
-				require.Equal(t, start, dps.At(k).StartTimestamp(), "start of %s", ms.At(j).Name())
-			}
+		if start == 0 {
+			start = p.Start
 		}
-		return metricValues(t, one), start
+		require.Equal(t, start, p.Start, "start of %s", p.Key())
 	}
-	t.Fatalf("no resource with container.id %s", id)
-	return nil, 0
+	return metricValues(t, one), start
 }
 
 // sumStart returns the start timestamp of the one data point of the sum name in the resource
 // with this container.id.
 func sumStart(t *testing.T, md pmetric.Metrics, id, name string) pcommon.Timestamp {
 	t.Helper()
-	for i := 0; i < md.ResourceMetrics().Len(); i++ {
-		rm := md.ResourceMetrics().At(i)
-		if v, ok := rm.Resource().Attributes().Get("container.id"); !ok || v.Str() != id {
-			continue
-		}
-		ms := rm.ScopeMetrics().At(0).Metrics()
-		for j := 0; j < ms.Len(); j++ {
-			if ms.At(j).Name() == name {
-				require.Equal(t, pmetric.MetricTypeSum, ms.At(j).Type())
-				require.Equal(t, 1, ms.At(j).Sum().DataPoints().Len())
-				return ms.At(j).Sum().DataPoints().At(0).StartTimestamp()
-			}
+	one, ok := metricstest.Resource(md, "container.id", id)
+	require.True(t, ok, "no resource with container.id %s", id)
+	var starts []pcommon.Timestamp
+	for _, p := range metricstest.Points(one) {
+		if p.Name == name {
+			require.Equal(t, pmetric.MetricTypeSum, p.Type)
+			starts = append(starts, p.Start)
 		}
 	}
-	t.Fatalf("no %s for container.id %s", name, id)
-	return 0
+	require.Len(t, starts, 1, "%s of %s", name, id)
+	return starts[0]
 }
 
 // TestContainersSourceKubernetesRestart collects through the receiver across a Kubernetes
@@ -421,7 +395,7 @@ func TestContainersSourceCountsUnplaceableProcesses(t *testing.T) {
 	src.recordNode(mb, pcommon.NewTimestampFromTime(time.Now()))
 	got := metricValues(t, mb.Emit())
 	// At least the explicit scan's two readings; the background's first scan may add two more.
-	skipped := got["codexray.source.errors{source=containers}{reason=cgroup_namespace_unresolved}"]
+	skipped := got["codexray.source.errors{reason=cgroup_namespace_unresolved,source=containers}"]
 	assert.True(t, skipped == 2 || skipped == 4, "skipped = %v (%v)", skipped, got)
-	assert.Equal(t, 0.0, got["codexray.source.errors{source=containers}{reason=process_unreadable}"])
+	assert.Equal(t, 0.0, got["codexray.source.errors{reason=process_unreadable,source=containers}"])
 }

@@ -16,13 +16,13 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.uber.org/goleak"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metricstest"
 )
 
 func TestMain(m *testing.M) {
@@ -106,7 +106,7 @@ func TestCollectsNodeInfoAndSelfMetrics(t *testing.T) {
 
 	kernel, err := os.ReadFile("/proc/sys/kernel/osrelease")
 	require.NoError(t, err)
-	info := findMetric(t, md, "node.info")
+	info := metricstest.Metric(t, md, "node.info")
 	require.Equal(t, 1, info.Gauge().DataPoints().Len())
 	dp := info.Gauge().DataPoints().At(0)
 	assert.Equal(t, int64(1), dp.IntValue())
@@ -115,28 +115,11 @@ func TestCollectsNodeInfoAndSelfMetrics(t *testing.T) {
 	hv, _ := dp.Attributes().Get("hostname")
 	assert.Equal(t, host, hv.Str())
 
-	up := findMetric(t, md, "node.uptime")
+	up := metricstest.Metric(t, md, "node.uptime")
 	assert.Greater(t, up.Gauge().DataPoints().At(0).DoubleValue(), 0.0)
 
-	tracked := findMetric(t, md, "codexray.containers.tracked")
+	tracked := metricstest.Metric(t, md, "codexray.containers.tracked")
 	assert.Equal(t, int64(0), tracked.Gauge().DataPoints().At(0).IntValue())
-}
-
-func findMetric(t *testing.T, md pmetric.Metrics, name string) pmetric.Metric {
-	t.Helper()
-	for i := 0; i < md.ResourceMetrics().Len(); i++ {
-		sms := md.ResourceMetrics().At(i).ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			ms := sms.At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				if ms.At(k).Name() == name {
-					return ms.At(k)
-				}
-			}
-		}
-	}
-	t.Fatalf("metric %s not found", name)
-	return pmetric.Metric{}
 }
 
 func TestParseUptime(t *testing.T) {
@@ -206,7 +189,7 @@ func TestFailingSourceDegradesAndIsReported(t *testing.T) {
 	assert.Equal(t, 1, working.stopped, "a running source is shut down exactly once")
 	assert.Equal(t, 0, failing.stopped, "a source that did not start is not shut down")
 
-	status := findMetric(t, sink.AllMetrics()[0], "codexray.source.status")
+	status := metricstest.Metric(t, sink.AllMetrics()[0], "codexray.source.status")
 	states := map[string]string{}
 	for i := 0; i < status.Gauge().DataPoints().Len(); i++ {
 		attrs := status.Gauge().DataPoints().At(i).Attributes()
@@ -224,6 +207,17 @@ type statusHost struct {
 
 func (h *statusHost) GetExtensions() map[component.ID]component.Component { return nil }
 func (h *statusHost) Report(ev *componentstatus.Event)                    { h.report(ev) }
+
+// TestNodeGolden: node_info, node_uptime_seconds and the node resource from a fixture host.
+func TestNodeGolden(t *testing.T) {
+	t.Setenv(k8sNodeNameEnv, "node-a")
+	n := newNodeSource(NodeConfig{ProcRoot: "testdata/node/proc", MachineIDPaths: []string{"testdata/node/missing", "testdata/node/machine-id"}}, time.Now())
+	mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	n.recordNode(mb, pcommon.NewTimestampFromTime(time.Now()))
+	rb := mb.NewResourceBuilder()
+	n.describeNode(rb)
+	metricstest.Golden(t, mb.Emit(metadata.WithResource(rb.Emit())), "testdata/golden/node.txt")
+}
 
 func TestNodeIdentityOnContainerResources(t *testing.T) {
 	t.Setenv(k8sNodeNameEnv, "node-a")
@@ -297,7 +291,7 @@ func TestShutdownCollectsOnceMoreAfterInputStops(t *testing.T) {
 
 	assert.Equal(t, []string{"collect", "stopInput", "collect", "shutdown"}, src.steps)
 	require.Len(t, sink.AllMetrics(), 2)
-	dropped := findMetric(t, sink.AllMetrics()[1], "codexray.limits.dropped")
+	dropped := metricstest.Metric(t, sink.AllMetrics()[1], "codexray.limits.dropped")
 	assert.Equal(t, int64(42), dropped.Sum().DataPoints().At(0).IntValue())
 }
 
@@ -316,7 +310,7 @@ func TestInstanceCountersStartWithTheInstance(t *testing.T) {
 		"container.resources.cpu.delay": receiverStart,
 		"container.net.tcp.retransmits": receiverStart,
 	} {
-		assert.Equal(t, want, findMetric(t, md, name).Sum().DataPoints().At(0).StartTimestamp(), name)
+		assert.Equal(t, want, metricstest.Metric(t, md, name).Sum().DataPoints().At(0).StartTimestamp(), name)
 	}
 	raw, err := os.ReadFile("metadata.yaml")
 	require.NoError(t, err)

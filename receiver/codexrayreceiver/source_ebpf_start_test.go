@@ -2,8 +2,6 @@ package codexrayreceiver
 
 import (
 	"net/netip"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,45 +13,8 @@ import (
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/internal/ebpf"
 	"github.com/codexray/codexray-node-agent/internal/tracer"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metricstest"
 )
-
-type sumPoint struct {
-	start, ts pcommon.Timestamp
-	value     float64
-}
-
-// sumPoints returns every cumulative sum data point keyed by metric name and attributes.
-func sumPoints(md pmetric.Metrics) map[string]sumPoint {
-	out := map[string]sumPoint{}
-	for i := 0; i < md.ResourceMetrics().Len(); i++ {
-		sms := md.ResourceMetrics().At(i).ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			ms := sms.At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				m := ms.At(k)
-				if m.Type() != pmetric.MetricTypeSum {
-					continue
-				}
-				dps := m.Sum().DataPoints()
-				for l := 0; l < dps.Len(); l++ {
-					dp := dps.At(l)
-					parts := []string{m.Name()}
-					dp.Attributes().Range(func(k string, v pcommon.Value) bool {
-						parts = append(parts, k+"="+v.AsString())
-						return true
-					})
-					sort.Strings(parts[1:])
-					v := dp.DoubleValue()
-					if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
-						v = float64(dp.IntValue())
-					}
-					out[strings.Join(parts, "|")] = sumPoint{dp.StartTimestamp(), dp.Timestamp(), v}
-				}
-			}
-		}
-	}
-	return out
-}
 
 type oneContainerRegistry struct{ c *containers.Container }
 
@@ -95,8 +56,8 @@ func TestTCPSumsNeverFallUnderOneStart(t *testing.T) {
 		}
 	}
 	mb := newTestMetricsBuilder()
-	var prev map[string]sumPoint
-	collect := func(step string) map[string]sumPoint {
+	var prev map[string]metricstest.Point
+	collect := func(step string) map[string]metricstest.Point {
 		t.Helper()
 		require.NoError(t, tr.Refresh())
 		now := pcommon.NewTimestampFromTime(clk)
@@ -104,11 +65,16 @@ func TestTCPSumsNeverFallUnderOneStart(t *testing.T) {
 		if tr.ContainerStats(c.ID, &st) {
 			recordTCP(mb, now, &st)
 		}
-		cur := sumPoints(mb.Emit())
+		cur := map[string]metricstest.Point{}
+		for _, p := range metricstest.Points(mb.Emit()) {
+			if p.Type == pmetric.MetricTypeSum {
+				cur[p.Key()] = p
+			}
+		}
 		for k, p := range cur {
-			assert.LessOrEqual(t, p.start, p.ts, "%s: %s starts after its time", step, k)
-			if old, ok := prev[k]; ok && old.start == p.start {
-				assert.GreaterOrEqual(t, p.value, old.value, "%s: %s fell from %v to %v under one start", step, k, old.value, p.value)
+			assert.LessOrEqual(t, p.Start, p.Time, "%s: %s starts after its time", step, k)
+			if old, ok := prev[k]; ok && old.Start == p.Start {
+				assert.GreaterOrEqual(t, p.Value, old.Value, "%s: %s fell from %v to %v under one start", step, k, old.Value, p.Value)
 			}
 		}
 		prev = cur
@@ -127,7 +93,7 @@ func TestTCPSumsNeverFallUnderOneStart(t *testing.T) {
 	tr.Handle(&ebpf.Event{Type: ebpf.EventOOMKill, CgroupID: 1, TargetPID: 7})
 	tr.Handle(&ebpf.Event{Type: ebpf.EventOOMKill, CgroupID: 1, TargetPID: 8})
 	first := collect("first")
-	require.Equal(t, 3.0, first["container.net.tcp.failed_connects|destination=10.96.0.10:80"].value, "%v", first)
+	require.Equal(t, 3.0, first["container.net.tcp.failed_connects{destination=10.96.0.10:80}"].Value, "%v", first)
 
 	// The Service moves to backend 2, which keeps a connection open past the TTL and sees
 	// failures too.
@@ -147,20 +113,21 @@ func TestTCPSumsNeverFallUnderOneStart(t *testing.T) {
 	tr.Handle(&ebpf.Event{Type: ebpf.EventOOMKill, CgroupID: 1, TargetPID: 9})
 	again := collect("created again")
 	for _, k := range []string{
-		"container.net.tcp.failed_connects|destination=10.96.0.10:80",
-		"container.net.tcp.inbound_connects|listen_addr=10.0.0.5:9000",
+		"container.net.tcp.failed_connects{destination=10.96.0.10:80}",
+		"container.net.tcp.inbound_connects{listen_addr=10.0.0.5:9000}",
 	} {
 		p, ok := again[k]
 		require.True(t, ok, "no %s in %v", k, again)
-		assert.Equal(t, 1.0, p.value, k)
-		assert.Equal(t, pcommon.NewTimestampFromTime(clk), p.start, "%s starts when it was created again", k)
+		assert.Equal(t, 1.0, p.Value, k)
+		assert.Equal(t, pcommon.NewTimestampFromTime(clk), p.Start, "%s starts when it was created again", k)
 	}
 	// The pair that stayed open keeps its start and its count, and so the container's state
 	// stays: its OOM kills go on counting under their first start.
-	p := again["container.net.tcp.successful_connects|actual_destination=10.244.0.8:80|destination=10.96.0.10:80"]
-	assert.Equal(t, 2.0, p.value)
-	assert.Equal(t, first["container.oom_kills"].start+pcommon.Timestamp(30*time.Second), p.start)
-	assert.Equal(t, sumPoint{first["container.oom_kills"].start, again["container.oom_kills"].ts, 3}, again["container.oom_kills"])
+	p := again["container.net.tcp.successful_connects{actual_destination=10.244.0.8:80,destination=10.96.0.10:80}"]
+	assert.Equal(t, 2.0, p.Value)
+	assert.Equal(t, first["container.oom_kills"].Start+pcommon.Timestamp(30*time.Second), p.Start)
+	oom := again["container.oom_kills"]
+	assert.Equal(t, []any{first["container.oom_kills"].Start, 3.0}, []any{oom.Start, oom.Value})
 
 	// Once nothing holds the container's state, OOM kills count from zero under a new start.
 	tr.Handle(ev(ebpf.EventClose, 4, "10.0.0.5:40004", "10.96.0.10:80"))
@@ -170,5 +137,6 @@ func TestTCPSumsNeverFallUnderOneStart(t *testing.T) {
 	clk = clk.Add(time.Second)
 	tr.Handle(&ebpf.Event{Type: ebpf.EventOOMKill, CgroupID: 1, TargetPID: 10})
 	last := collect("OOM kill after retention")
-	assert.Equal(t, sumPoint{pcommon.NewTimestampFromTime(clk), pcommon.NewTimestampFromTime(clk), 1}, last["container.oom_kills"])
+	oom = last["container.oom_kills"]
+	assert.Equal(t, []any{pcommon.NewTimestampFromTime(clk), pcommon.NewTimestampFromTime(clk), 1.0}, []any{oom.Start, oom.Time, oom.Value})
 }

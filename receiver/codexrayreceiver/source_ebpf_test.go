@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,49 +24,11 @@ import (
 	"github.com/codexray/codexray-node-agent/internal/testutil"
 	"github.com/codexray/codexray-node-agent/internal/tracer"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metricstest"
 )
 
 func newTestMetricsBuilder() *metadata.MetricsBuilder {
 	return metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
-}
-
-// dataPoints returns the data points of metric name keyed by their attributes joined with "|".
-func dataPoints(md pmetric.Metrics, name string) map[string]float64 {
-	out := map[string]float64{}
-	for i := 0; i < md.ResourceMetrics().Len(); i++ {
-		sms := md.ResourceMetrics().At(i).ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			ms := sms.At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				m := ms.At(k)
-				if m.Name() != name {
-					continue
-				}
-				var dps pmetric.NumberDataPointSlice
-				switch m.Type() {
-				case pmetric.MetricTypeSum:
-					dps = m.Sum().DataPoints()
-				case pmetric.MetricTypeGauge:
-					dps = m.Gauge().DataPoints()
-				}
-				for l := 0; l < dps.Len(); l++ {
-					dp := dps.At(l)
-					var parts []string
-					dp.Attributes().Range(func(k string, v pcommon.Value) bool {
-						parts = append(parts, k+"="+v.AsString())
-						return true
-					})
-					v := dp.DoubleValue()
-					if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
-						v = float64(dp.IntValue())
-					}
-					sort.Strings(parts)
-					out[strings.Join(parts, "|")] = v
-				}
-			}
-		}
-	}
-	return out
 }
 
 func TestEBPFSourceLifecycle(t *testing.T) {
@@ -106,7 +67,7 @@ func TestRecordTCP(t *testing.T) {
 	mb := newTestMetricsBuilder()
 	recordTCP(mb, pcommon.NewTimestampFromTime(time.Now()), &st)
 	md := mb.Emit()
-	pair := "actual_destination=10.244.0.7:80|destination=10.96.0.10:80"
+	pair := "actual_destination=10.244.0.7:80,destination=10.96.0.10:80"
 	tests := []struct {
 		metric string
 		want   map[string]float64
@@ -124,7 +85,7 @@ func TestRecordTCP(t *testing.T) {
 		{"container.oom_kills", map[string]float64{"": 2}},
 	}
 	for _, tt := range tests {
-		assert.Equal(t, tt.want, dataPoints(md, tt.metric), tt.metric)
+		assert.Equal(t, tt.want, metricstest.Named(md, tt.metric), tt.metric)
 	}
 }
 
@@ -211,7 +172,7 @@ func TestEBPFSourceRecordsLoopbackConnects(t *testing.T) {
 	require.NoError(t, cmd.Run())
 	child := uint32(cmd.Process.Pid)
 
-	key := "actual_destination=" + ln.Addr().String() + "|destination=" + ln.Addr().String()
+	key := "actual_destination=" + ln.Addr().String() + ",destination=" + ln.Addr().String()
 	var md pmetric.Metrics
 	require.Eventually(t, func() bool {
 		mb := newTestMetricsBuilder()
@@ -219,9 +180,9 @@ func TestEBPFSourceRecordsLoopbackConnects(t *testing.T) {
 		src.recordContainer(mb, now, selfTestContainer)
 		src.recordNode(mb, now)
 		md = mb.Emit()
-		return dataPoints(md, "container.net.tcp.successful_connects")[key] == 3
+		return metricstest.Named(md, "container.net.tcp.successful_connects")[key] == 3
 	}, 5*time.Second, 50*time.Millisecond, "successful connects never reached 3")
-	assert.Greater(t, dataPoints(md, "codexray.ebpf.events.processed")[""], 0.0)
+	assert.Greater(t, metricstest.Named(md, "codexray.ebpf.events.processed")[""], 0.0)
 	require.Eventually(t, func() bool {
 		reg.mu.Lock()
 		defer reg.mu.Unlock()
@@ -274,7 +235,7 @@ func TestEBPFSourceReportsSocketsOpenBeforeStart(t *testing.T) {
 		t.Fatal("the sockets open before start were never read")
 	}
 	addr := ln.Addr().String()
-	key := "actual_destination=" + addr + "|destination=" + addr
+	key := "actual_destination=" + addr + ",destination=" + addr
 	md := collect()
 	// Ports in the ephemeral range are folded, as for listen events.
 	listenAddr := addr
@@ -283,12 +244,12 @@ func TestEBPFSourceReportsSocketsOpenBeforeStart(t *testing.T) {
 			listenAddr = "127.0.0.1:0"
 		}
 	}
-	assert.Equal(t, 1.0, dataPoints(md, "container.net.tcp.listen_info")["listen_addr="+listenAddr], "listen_info of the listener opened before start")
-	assert.Equal(t, 1.0, dataPoints(md, "container.net.tcp.active_connections")[key], "active_connections of the connection opened before start")
-	assert.Equal(t, 0.0, dataPoints(md, "container.net.tcp.successful_connects")[key], "a connection opened before start is no new connect")
-	errs := dataPoints(md, "codexray.source.errors")
+	assert.Equal(t, 1.0, metricstest.Named(md, "container.net.tcp.listen_info")["listen_addr="+listenAddr], "listen_info of the listener opened before start")
+	assert.Equal(t, 1.0, metricstest.Named(md, "container.net.tcp.active_connections")[key], "active_connections of the connection opened before start")
+	assert.Equal(t, 0.0, metricstest.Named(md, "container.net.tcp.successful_connects")[key], "a connection opened before start is no new connect")
+	errs := metricstest.Named(md, "codexray.source.errors")
 	for _, reason := range []string{"seed_vanished_process", "seed_unreadable", "seed_malformed_line", "close_lost"} {
-		_, ok := errs["reason="+reason+"|source=ebpf"]
+		_, ok := errs["reason="+reason+",source=ebpf"]
 		assert.True(t, ok, "no codexray.source.errors for reason %s: %v", reason, errs)
 	}
 
@@ -297,7 +258,7 @@ func TestEBPFSourceReportsSocketsOpenBeforeStart(t *testing.T) {
 	// A destination that only ever had a connection from before start and no connect since
 	// has nothing left to report once it closed.
 	require.Eventually(t, func() bool {
-		_, reported := dataPoints(collect(), "container.net.tcp.active_connections")[key]
+		_, reported := metricstest.Named(collect(), "container.net.tcp.active_connections")[key]
 		src.mu.Lock()
 		defer src.mu.Unlock()
 		var st tracer.ContainerStats

@@ -24,6 +24,7 @@ import (
 	"github.com/codexray/codexray-node-agent/internal/logpatterns"
 	"github.com/codexray/codexray-node-agent/internal/logs"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metricstest"
 )
 
 // logsCapture collects what the source pushes to the logs pipeline.
@@ -63,27 +64,16 @@ func newTestLogsSource(t *testing.T, dir string, storageName string, capture *lo
 	return src
 }
 
-// messageCounts returns "source level hash=value" for every container.log.messages point.
+// messageCounts returns "<file> <level>" → count for every container.log.messages point.
 func messageCounts(md pmetric.Metrics) map[string]int64 {
 	out := map[string]int64{}
-	for i := 0; i < md.ResourceMetrics().Len(); i++ {
-		sms := md.ResourceMetrics().At(i).ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			ms := sms.At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				m := ms.At(k)
-				if m.Name() != "container.log.messages" {
-					continue
-				}
-				dps := m.Sum().DataPoints()
-				for d := 0; d < dps.Len(); d++ {
-					a := dps.At(d).Attributes()
-					src, _ := a.Get("source")
-					lvl, _ := a.Get("level")
-					out[filepath.Base(src.Str())+" "+lvl.Str()] += dps.At(d).IntValue()
-				}
-			}
+	for _, p := range metricstest.Points(md) {
+		if p.Name != "container.log.messages" {
+			continue
 		}
+		src, _ := p.Attributes.Get("source")
+		lvl, _ := p.Attributes.Get("level")
+		out[filepath.Base(src.Str())+" "+lvl.Str()] += int64(p.Value)
 	}
 	return out
 }
@@ -274,14 +264,13 @@ func TestLogMessageCountsStartWithTheirStream(t *testing.T) {
 	}
 	// point returns the one container.log.messages point recorded for web.
 	const web containers.ID = "/docker/web"
-	point := func(patterns *logs.Patterns) pmetric.NumberDataPoint {
+	point := func(patterns *logs.Patterns) metricstest.Point {
 		mb := newMB()
 		recordMessageCounts(mb, pcommon.NewTimestampFromTime(time.Now()), patterns, web)
-		md := mb.Emit()
-		require.Equal(t, 1, md.DataPointCount())
-		m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0)
-		require.Equal(t, "container.log.messages", m.Name())
-		return m.Sum().DataPoints().At(0)
+		points := metricstest.Points(mb.Emit())
+		require.Len(t, points, 1)
+		require.Equal(t, "container.log.messages", points[0].Name)
+		return points[0]
 	}
 	patterns := logs.NewPatterns(logpatterns.DefaultConfig(), logs.MultilineConfig{})
 	msg := func() {
@@ -292,13 +281,13 @@ func TestLogMessageCountsStartWithTheirStream(t *testing.T) {
 		msg()
 	}
 	first := point(patterns)
-	assert.Equal(t, int64(5), first.IntValue())
-	assert.False(t, first.StartTimestamp().AsTime().Before(created), "start %s is before the stream was created (%s)", first.StartTimestamp().AsTime(), created)
+	assert.Equal(t, 5.0, first.Value)
+	assert.False(t, first.Start.AsTime().Before(created), "start %s is before the stream was created (%s)", first.Start.AsTime(), created)
 
 	require.Equal(t, 1, patterns.Expire(time.Now().Add(time.Millisecond)))
 	time.Sleep(2 * time.Millisecond)
 	msg()
 	second := point(patterns)
-	assert.Equal(t, int64(1), second.IntValue())
-	assert.Greater(t, second.StartTimestamp(), first.StartTimestamp(), "the count fell from 5 to 1: its start must move")
+	assert.Equal(t, 1.0, second.Value)
+	assert.Greater(t, second.Start, first.Start, "the count fell from 5 to 1: its start must move")
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/codexray/codexray-node-agent/internal/taskstats"
 	"github.com/codexray/codexray-node-agent/internal/testutil"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
+	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metricstest"
 )
 
 func newTestTaskstatsSource(t *testing.T, mutate func(*Config)) *taskstatsSource {
@@ -67,24 +68,11 @@ func (r cgroupResolver) ContainerByPID(pid uint32) (*containers.Container, bool)
 	return &containers.Container{ID: containers.ID("/docker/" + r.id)}, true
 }
 
-// sumValue returns the value of a cumulative double sum metric in md.
+// sumValue returns the value of the one point of metric name in md.
 func sumValue(t *testing.T, md pmetric.Metrics, name string) (float64, bool) {
 	t.Helper()
-	for i := 0; i < md.ResourceMetrics().Len(); i++ {
-		sms := md.ResourceMetrics().At(i).ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			ms := sms.At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				if m := ms.At(k); m.Name() == name {
-					require.Equal(t, pmetric.MetricTypeSum, m.Type())
-					require.True(t, m.Sum().IsMonotonic())
-					require.Equal(t, 1, m.Sum().DataPoints().Len())
-					return m.Sum().DataPoints().At(0).DoubleValue(), true
-				}
-			}
-		}
-	}
-	return 0, false
+	v, ok := metricstest.Named(md, name)[""]
+	return v, ok
 }
 
 func TestTaskstatsSourceRecordsContainerDelays(t *testing.T) {
@@ -196,18 +184,12 @@ func TestTaskstatsSourceStartFollowsTotals(t *testing.T) {
 		"container.resources.cpu.delay", "container.resources.disk.delay", "container.resources.swapin.delay",
 		"container.resources.memory.reclaim.delay", "container.resources.memory.thrashing.delay",
 	}
-	record := func(at time.Time) map[string]pmetric.NumberDataPoint {
+	record := func(at time.Time) map[string]metricstest.Point {
 		src.recordContainer(mb, pcommon.NewTimestampFromTime(at), ctr)
 		md := mb.Emit()
-		out := map[string]pmetric.NumberDataPoint{}
-		for i := 0; i < md.ResourceMetrics().Len(); i++ {
-			sms := md.ResourceMetrics().At(i).ScopeMetrics()
-			for j := 0; j < sms.Len(); j++ {
-				ms := sms.At(j).Metrics()
-				for k := 0; k < ms.Len(); k++ {
-					out[ms.At(k).Name()] = ms.At(k).Sum().DataPoints().At(0)
-				}
-			}
+		out := map[string]metricstest.Point{}
+		for _, p := range metricstest.Points(md) {
+			out[p.Name] = p
 		}
 		return out
 	}
@@ -217,9 +199,9 @@ func TestTaskstatsSourceStartFollowsTotals(t *testing.T) {
 	got := record(firstLife.Add(15 * time.Second))
 	for _, n := range names {
 		require.Contains(t, got, n)
-		assert.Equal(t, firstLife, got[n].StartTimestamp().AsTime(), n)
+		assert.Equal(t, firstLife, got[n].Start.AsTime(), n)
 	}
-	assert.Equal(t, 5.0, got["container.resources.cpu.delay"].DoubleValue())
+	assert.Equal(t, 5.0, got["container.resources.cpu.delay"].Value)
 
 	// Forgotten: nothing recorded.
 	delete(fake.delays, ctr.ID)
@@ -231,9 +213,9 @@ func TestTaskstatsSourceStartFollowsTotals(t *testing.T) {
 	got = record(secondLife.Add(15 * time.Second))
 	for _, n := range names {
 		require.Contains(t, got, n)
-		assert.Equal(t, secondLife, got[n].StartTimestamp().AsTime(), n)
+		assert.Equal(t, secondLife, got[n].Start.AsTime(), n)
 	}
-	assert.Equal(t, 0.5, got["container.resources.cpu.delay"].DoubleValue())
+	assert.Equal(t, 0.5, got["container.resources.cpu.delay"].Value)
 }
 
 func TestTaskstatsDegradation(t *testing.T) {
