@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/codexray/codexray-node-agent/internal/testutil"
 )
 
 const (
@@ -121,7 +123,7 @@ func TestNamespaceStates(t *testing.T) {
 			name: "own pid listed nowhere: every process refused",
 			prepare: func(t *testing.T) (string, string) {
 				t.Helper()
-				root := copyTree(t, v2ns)
+				root := testutil.CopyTree(t, v2ns)
 				if err := os.WriteFile(filepath.Join(root, agentProcs), nil, 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -133,7 +135,7 @@ func TestNamespaceStates(t *testing.T) {
 			name: "unresolved: even the agent's own \"/\" is refused",
 			prepare: func(t *testing.T) (string, string) {
 				t.Helper()
-				root := copyTree(t, v2ns)
+				root := testutil.CopyTree(t, v2ns)
 				if err := os.WriteFile(filepath.Join(root, agentProcs), []byte("1\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -145,8 +147,8 @@ func TestNamespaceStates(t *testing.T) {
 			name: "host view verified: own path lists own pid",
 			prepare: func(t *testing.T) (string, string) {
 				t.Helper()
-				root := copyTree(t, v2ns)
-				proc := copyTree(t, procNS)
+				root := testutil.CopyTree(t, v2ns)
+				proc := testutil.CopyTree(t, procNS)
 				if err := os.WriteFile(filepath.Join(proc, "4242", "cgroup"), []byte("0::"+agentNSRoot+"\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -161,8 +163,8 @@ func TestNamespaceStates(t *testing.T) {
 			name: "host view verified: a climbing path is refused, not clamped",
 			prepare: func(t *testing.T) (string, string) {
 				t.Helper()
-				root := copyTree(t, v2ns)
-				proc := copyTree(t, procNS)
+				root := testutil.CopyTree(t, v2ns)
+				proc := testutil.CopyTree(t, procNS)
 				if err := os.WriteFile(filepath.Join(proc, "4242", "cgroup"), []byte("0::"+agentNSRoot+"\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -188,7 +190,7 @@ func TestNamespaceStates(t *testing.T) {
 			name: "garbage ProcRoot/self/cgroup: unchecked",
 			prepare: func(t *testing.T) (string, string) {
 				t.Helper()
-				proc := copyTree(t, procNS)
+				proc := testutil.CopyTree(t, procNS)
 				if err := os.WriteFile(filepath.Join(proc, "4242", "cgroup"), []byte("garbage"), 0o644); err != nil {
 					t.Fatal(err)
 				}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/codexray/codexray-node-agent/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/cgroupfs/golden")
@@ -175,37 +177,6 @@ func statsEqual(a, b Stats) bool {
 	return true
 }
 
-// copyTree copies a fixture tree into a temp dir so a test may damage it.
-func copyTree(t testing.TB, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.Type()&os.ModeSymlink != 0 { // ProcRoot/self
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, filepath.Join(dst, rel))
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 func TestStatsBadInput(t *testing.T) {
 	const dockerID = "7ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be14"
 	dir := "/system.slice/docker-" + dockerID + ".scope"
@@ -278,7 +249,7 @@ func TestStatsBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			root := copyTree(t, filepath.Join(testdata, "cgroupfs", "v2"))
+			root := testutil.CopyTree(t, filepath.Join(testdata, "cgroupfs", "v2"))
 			if err := tt.damage(root); err != nil {
 				t.Fatal(err)
 			}

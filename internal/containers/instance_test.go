@@ -1,7 +1,6 @@
 package containers
 
 import (
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,39 +11,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/codexray/codexray-node-agent/internal/cgroups"
+	"github.com/codexray/codexray-node-agent/internal/testutil"
 )
-
-// copyFixture copies a fixture directory (files, directories, symlinks) so a test can change it.
-func copyFixture(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, target)
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
 
 func startAt(t *testing.T, cfg Config, cgroupRoot, procRoot string, clk *clock) *Registry {
 	t.Helper()
@@ -109,7 +77,7 @@ func TestKubernetesRestartIsANewInstance(t *testing.T) {
 	}})
 	for _, via := range []string{"scan", "process event"} {
 		t.Run(via, func(t *testing.T) {
-			root := copyFixture(t, filepath.Join(testdata, "cgroupfs", "v2"))
+			root := testutil.CopyTree(t, filepath.Join(testdata, "cgroupfs", "v2"))
 			proc := copyProc(t)
 			clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 			cfg := testConfig()
@@ -197,7 +165,7 @@ func TestKubernetesRestartIsANewInstance(t *testing.T) {
 // it is told apart by the directory's inode.
 func TestRecreatedCgroupIsANewInstance(t *testing.T) {
 	dockerSock, _ := fakeDocker(t, map[string]dockerInspect{id1: {Name: "/web", RestartCount: 1}})
-	root := copyFixture(t, filepath.Join(testdata, "cgroupfs", "v2"))
+	root := testutil.CopyTree(t, filepath.Join(testdata, "cgroupfs", "v2"))
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	cfg := testConfig()
 	cfg.DockerSocket = dockerSock
@@ -287,7 +255,7 @@ func TestRegistryInPrivateCgroupNamespace(t *testing.T) {
 
 	// The same view with the agent's own cgroup not findable: every process is skipped and
 	// counted, none attributed (no "/" mistaken for the host root, no "/.." clamped).
-	broken := copyFixture(t, root)
+	broken := testutil.CopyTree(t, root)
 	if err := os.WriteFile(filepath.Join(broken, agentPod, "cri-containerd-"+agentID+".scope", "cgroup.procs"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/codexray/codexray-node-agent/internal/cgroups"
+	"github.com/codexray/codexray-node-agent/internal/testutil"
 )
 
 // TestLookupsNeverWaitForRuntimes: dockerd and the CRI socket accept connections and never
@@ -26,7 +27,7 @@ func TestLookupsNeverWaitForRuntimes(t *testing.T) {
 	cfg.DockerSocket = hung
 	cfg.CRISockets = []string{hung}
 	cfg.RuntimeTimeout = 2 * time.Second
-	root := copyFixture(t, filepath.Join(testdata, "cgroupfs", "v2"))
+	root := testutil.CopyTree(t, filepath.Join(testdata, "cgroupfs", "v2"))
 	proc := copyProc(t)
 	r := &Registry{}
 	if err := r.Start(cfg, cgroups.Config{Enabled: true, Root: root, ProcRoot: proc}, nil); err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/codexray/codexray-node-agent/internal/testutil"
 )
 
 // TestRestartCountStart: container.restarts is a cumulative count under RestartsSince. A
@@ -45,7 +47,7 @@ func TestRestartCountStart(t *testing.T) {
 				id2: {Id: id2, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: tc.oldAttempt}, Labels: labelsOf(podUID)},
 				id6: {Id: id6, Metadata: &runtimeapi.ContainerMetadata{Name: "api", Attempt: tc.newAttempt}, Labels: labelsOf(tc.newPodUID)},
 			}})
-			root := copyFixture(t, filepath.Join(testdata, "cgroupfs", "v2"))
+			root := testutil.CopyTree(t, filepath.Join(testdata, "cgroupfs", "v2"))
 			proc := copyProc(t)
 			clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 			cfg := testConfig()

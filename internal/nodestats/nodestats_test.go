@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/codexray/codexray-node-agent/internal/testutil"
 )
 
 const fixture = "testdata/host"
@@ -86,8 +88,7 @@ func near(a, b CPUTimes) bool {
 
 // A missing or broken part leaves the others intact and is named in the error.
 func TestCollectPartial(t *testing.T) {
-	dir := t.TempDir()
-	copyTree(t, fixture, dir)
+	dir := testutil.CopyTree(t, fixture)
 	if err := os.Remove(filepath.Join(dir, "proc/meminfo")); err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +107,7 @@ func TestCollectPartial(t *testing.T) {
 // Without pid 1's net/dev the agent's own namespace is read; an address lookup failure keeps
 // the counters.
 func TestInterfacesFallbackAndAddressError(t *testing.T) {
-	dir := t.TempDir()
-	copyTree(t, fixture, dir)
+	dir := testutil.CopyTree(t, fixture)
 	if err := os.RemoveAll(filepath.Join(dir, "proc/1/net")); err != nil {
 		t.Fatal(err)
 	}
@@ -118,27 +118,6 @@ func TestInterfacesFallbackAndAddressError(t *testing.T) {
 	}
 	if len(s.Interfaces) != 5 || s.Interfaces[0].RxBytes != 697816251 || s.Interfaces[0].Addresses != nil {
 		t.Errorf("interfaces %+v", s.Interfaces)
-	}
-}
-
-func copyTree(t *testing.T, from, to string) {
-	t.Helper()
-	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(from, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(to, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -130,16 +130,25 @@ func (t *Tracer) handleRetransmit(ev *ebpf.Event) {
 	t.countOnDestination(ev, true, func(d *destination) { d.Retransmits++ })
 }
 
-// handleListen applies accepts and listening sockets opening and closing.
-func (t *Tracer) handleListen(ev *ebpf.Event) {
-	id, ok := t.attributed(ev.CgroupID, ev.PID)
+// onState attributes an event by cgroup id and pid and, when a container claims it, runs apply
+// on the container's state under t.mu.
+func (t *Tracer) onState(cgroupID uint64, pid uint32, apply func(s *containerState, now time.Time)) {
+	id, ok := t.attributed(cgroupID, pid)
 	if !ok {
 		return
 	}
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.state(id)
+	apply(t.state(id), now)
+}
+
+// handleListen applies accepts and listening sockets opening and closing.
+func (t *Tracer) handleListen(ev *ebpf.Event) {
+	t.onState(ev.CgroupID, ev.PID, func(s *containerState, now time.Time) { t.applyListen(ev, s, now) })
+}
+
+func (t *Tracer) applyListen(ev *ebpf.Event, s *containerState, now time.Time) {
 	switch ev.Type {
 	case ebpf.EventAccept:
 		if l := t.listen(s, t.acceptedOn(s, ev.Source), now); l != nil {
@@ -159,16 +168,10 @@ func (t *Tracer) handleListen(ev *ebpf.Event) {
 func (t *Tracer) handleOOMKill(ev *ebpf.Event) {
 	// mark_victim runs in the context of the task that hit the OOM condition, which may belong
 	// to another container than the victim: only the victim's cgroup and pid count.
-	id, ok := t.attributed(ev.CgroupID, ev.TargetPID)
-	if !ok {
-		return
-	}
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.state(id)
-	s.oomKills++
-	s.lastOOMKill = now
+	t.onState(ev.CgroupID, ev.TargetPID, func(s *containerState, now time.Time) {
+		s.oomKills++
+		s.lastOOMKill = now
+	})
 }
 
 // handleClose ends a connection with the kernel's final byte counts.

@@ -2,11 +2,12 @@ package codexrayreceiver
 
 import (
 	"context"
-	"io/fs"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/testutil"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metricstest"
 )
@@ -196,27 +198,6 @@ func serveFakeCRI(t *testing.T, f *fakeCRIRuntime) string {
 	return socket
 }
 
-// copyFixtureDir copies a fixture tree (files and directories) so a test can change it.
-func copyFixtureDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	require.NoError(t, filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	}))
-	return dst
-}
-
 // containerResource returns the metrics of the resource with this container.id, and the
 // start timestamp every instance counter of it carries (failing when they differ).
 func containerResource(t *testing.T, md pmetric.Metrics, id string) (map[string]float64, pcommon.Timestamp) {
@@ -292,8 +273,8 @@ func TestContainersSourceKubernetesRestart(t *testing.T) {
 	}})
 	testdata, err := filepath.Abs("../../testdata")
 	require.NoError(t, err)
-	root := copyFixtureDir(t, filepath.Join(testdata, "cgroupfs", "v2"))
-	proc := copyFixtureDir(t, filepath.Join(testdata, "proc", "v2"))
+	root := testutil.CopyTree(t, filepath.Join(testdata, "cgroupfs", "v2"))
+	proc := testutil.CopyTree(t, filepath.Join(testdata, "proc", "v2"))
 
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
 	onlyNode(t, cfg)
@@ -316,17 +297,24 @@ func TestContainersSourceKubernetesRestart(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, pcommon.NewTimestampFromTime(first.FirstSeen), start0)
 
+	// replace ends process gone and removes cgroup dir gone, then starts process pid in a new
+	// container cgroup dir whose cpu usage is usageUsec, and rescans.
+	replace := func(gone uint32, goneDir string, pid uint32, dir string, usageUsec int) {
+		t.Helper()
+		require.NoError(t, os.RemoveAll(filepath.Join(proc, strconv.Itoa(int(gone)))))
+		r.registry.OnProcessExit(gone)
+		require.NoError(t, os.RemoveAll(filepath.Join(root, goneDir)))
+		require.NoError(t, os.MkdirAll(filepath.Join(root, dir), 0o755))
+		cpu := fmt.Sprintf("usage_usec %d\nthrottled_usec 0\n", usageUsec)
+		require.NoError(t, os.WriteFile(filepath.Join(root, dir, "cpu.stat"), []byte(cpu), 0o644))
+		require.NoError(t, os.MkdirAll(filepath.Join(proc, strconv.Itoa(int(pid))), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(proc, strconv.Itoa(int(pid)), "cgroup"), []byte("0::"+dir+"\n"), 0o644))
+		r.registry.Scan()
+	}
+
 	// kubelet restarts the container: the old process and cgroup go, attempt 1 comes.
 	time.Sleep(10 * time.Millisecond) // a visibly later start timestamp
-	require.NoError(t, os.RemoveAll(filepath.Join(proc, "202")))
-	r.registry.OnProcessExit(202)
-	require.NoError(t, os.RemoveAll(filepath.Join(root, podDir, "cri-containerd-"+oldID+".scope")))
-	newDir := filepath.Join(root, podDir, "cri-containerd-"+newID+".scope")
-	require.NoError(t, os.MkdirAll(newDir, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(newDir, "cpu.stat"), []byte("usage_usec 250000\nthrottled_usec 0\n"), 0o644))
-	require.NoError(t, os.MkdirAll(filepath.Join(proc, "210"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(proc, "210", "cgroup"), []byte("0::"+podDir+"/cri-containerd-"+newID+".scope\n"), 0o644))
-	r.registry.Scan()
+	replace(202, podDir+"/cri-containerd-"+oldID+".scope", 210, podDir+"/cri-containerd-"+newID+".scope", 250000)
 
 	md = r.collect(time.Now())
 	after, start1 := containerResource(t, md, k8sID)
@@ -342,15 +330,7 @@ func TestContainersSourceKubernetesRestart(t *testing.T) {
 	// The pod is deleted and re-created under its name: new pod UID, new cgroup, attempt 0.
 	time.Sleep(10 * time.Millisecond)
 	recreatedAt := pcommon.NewTimestampFromTime(time.Now())
-	require.NoError(t, os.RemoveAll(filepath.Join(proc, "210")))
-	r.registry.OnProcessExit(210)
-	require.NoError(t, os.RemoveAll(filepath.Join(root, podDir)))
-	recreatedDir := filepath.Join(root, newPodDir, "cri-containerd-"+newPodID+".scope")
-	require.NoError(t, os.MkdirAll(recreatedDir, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(recreatedDir, "cpu.stat"), []byte("usage_usec 1000\nthrottled_usec 0\n"), 0o644))
-	require.NoError(t, os.MkdirAll(filepath.Join(proc, "211"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(proc, "211", "cgroup"), []byte("0::"+newPodDir+"/cri-containerd-"+newPodID+".scope\n"), 0o644))
-	r.registry.Scan()
+	replace(210, podDir, 211, newPodDir+"/cri-containerd-"+newPodID+".scope", 1000)
 
 	md = r.collect(time.Now())
 	recreated, _ := containerResource(t, md, k8sID)
