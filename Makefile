@@ -80,7 +80,7 @@ bench-logpatterns:
 lint:
 	@$(GOLANGCI_LINT) version 2>/dev/null | grep -q "version $(GOLANGCI_LINT_VERSION:v%=%) " || \
 		{ echo "installing golangci-lint $(GOLANGCI_LINT_VERSION)"; go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); }
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-serial-runners ./...
 
 # By hand: the daemons stay up until `make testbed-down` (this shell is their user).
 testbed-up:
