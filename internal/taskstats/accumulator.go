@@ -7,9 +7,10 @@ import (
 	"github.com/codexray/codexray-node-agent/internal/containers"
 )
 
-// Resolver tells which container a process belongs to. *containers.Registry implements it.
+// Resolver tells which container a process belongs to, by ID only. *containers.Registry
+// implements it.
 type Resolver interface {
-	ContainerByPID(pid uint32) (*containers.Container, bool)
+	ContainerIDByPID(pid uint32) (containers.ID, bool)
 }
 
 // Accumulator turns per-process delay totals into monotonic per-container totals.
@@ -246,8 +247,8 @@ func (a *Accumulator) resolve(pids ...uint32) (containers.ID, bool) {
 		if pid == 0 {
 			continue
 		}
-		if c, ok := a.resolver.ContainerByPID(pid); ok && c != nil {
-			return c.ID, true
+		if id, ok := a.resolver.ContainerIDByPID(pid); ok {
+			return id, true
 		}
 	}
 	return "", false

@@ -15,14 +15,11 @@ type fakeResolver struct {
 	pids map[uint32]containers.ID
 }
 
-func (f *fakeResolver) ContainerByPID(pid uint32) (*containers.Container, bool) {
+func (f *fakeResolver) ContainerIDByPID(pid uint32) (containers.ID, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id, ok := f.pids[pid]
-	if !ok {
-		return nil, false
-	}
-	return &containers.Container{ID: id}, true
+	return id, ok
 }
 
 func (f *fakeResolver) set(pid uint32, id containers.ID) {
@@ -378,9 +375,9 @@ func TestAccumulatorMonotonicRandom(t *testing.T) {
 			if rng.IntN(5) == 0 {
 				final := p.d
 				final.CPU += uint64(rng.IntN(100))
-				id, _ := res.ContainerByPID(pid)
+				id, _ := res.ContainerIDByPID(pid)
 				for c := range ids {
-					if ids[c] == id.ID {
+					if ids[c] == id {
 						finals[c] += final.CPU
 					}
 				}
@@ -407,9 +404,9 @@ func TestAccumulatorMonotonicRandom(t *testing.T) {
 	// Let everything exit.
 	for pid, p := range procs.procs {
 		if !p.zombie {
-			id, _ := res.ContainerByPID(pid)
+			id, _ := res.ContainerIDByPID(pid)
 			for c := range ids {
-				if ids[c] == id.ID {
+				if ids[c] == id {
 					finals[c] += p.d.CPU
 				}
 			}

@@ -14,18 +14,18 @@ import (
 )
 
 // mapResolver is a resolver that costs a map lookup, so the benchmark measures this package.
-type mapResolver map[uint32]*containers.Container
+type mapResolver map[uint32]containers.ID
 
-func (m mapResolver) ContainerByPID(pid uint32) (*containers.Container, bool) {
-	c, ok := m[pid]
-	return c, ok
+func (m mapResolver) ContainerIDByPID(pid uint32) (containers.ID, bool) {
+	id, ok := m[pid]
+	return id, ok
 }
 
 // spawnSleepers starts n sleep processes attributed to one container and kills them at cleanup.
 func spawnSleepers(b *testing.B, n int) mapResolver {
 	b.Helper()
 	res := mapResolver{}
-	ctr := &containers.Container{ID: "/bench/sleepers"}
+	const ctr containers.ID = "/bench/sleepers"
 	cmds := make([]*exec.Cmd, 0, n)
 	b.Cleanup(func() {
 		for _, c := range cmds {

@@ -72,15 +72,15 @@ func (a *Accumulator) collect(r processReader, now time.Time) (CollectResult, er
 					continue // the process already folded, still a zombie or on its way out
 				}
 			}
-			c, ok := a.resolver.ContainerByPID(pid)
-			if !ok || c == nil {
+			id, ok := a.resolver.ContainerIDByPID(pid)
+			if !ok {
 				continue
 			}
 			st, zombie, err := r.Start(pid)
 			if err != nil || zombie {
 				continue // zombies of unfollowed processes have nothing left to report
 			}
-			cid, start = c.ID, st
+			cid, start = id, st
 		}
 
 		d, elapsed, err := r.Read(pid)
@@ -110,8 +110,8 @@ func (a *Accumulator) collect(r processReader, now time.Time) (CollectResult, er
 			// reading of the same one overlapped a thread's exit. Only the start time tells.
 			st, _, err := r.Start(pid)
 			if err == nil && st != start {
-				if c, ok := a.resolver.ContainerByPID(pid); ok && c != nil {
-					reused, newCID, newStart = true, c.ID, st
+				if id, ok := a.resolver.ContainerIDByPID(pid); ok {
+					reused, newCID, newStart = true, id, st
 				} else {
 					reused = true
 				}

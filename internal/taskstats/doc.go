@@ -5,7 +5,7 @@
 //
 // It owns its netlink sockets and reads /proc (the configured proc root) and
 // kernel.task_delayacct; it attributes processes to containers only through the Resolver
-// interface (implemented by *containers.Registry) and never touches cgroups or BPF.
+// interface (implemented by *containers.Registry, IDs only) and never touches cgroups or BPF.
 //
 // Use from the receiver:
 //

@@ -132,19 +132,19 @@ func (r *dockerResolver) add(id string) {
 	r.ids = append(r.ids, id)
 }
 
-func (r *dockerResolver) ContainerByPID(pid uint32) (*containers.Container, bool) {
+func (r *dockerResolver) ContainerIDByPID(pid uint32) (containers.ID, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup")
 	if err != nil {
-		return nil, false
+		return "", false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, id := range r.ids {
 		if strings.Contains(string(b), "/docker/"+id) {
-			return &containers.Container{ID: containers.ID("/docker/" + id)}, true
+			return containers.ID("/docker/" + id), true
 		}
 	}
-	return nil, false
+	return "", false
 }
 
 func runContainer(t *testing.T, args ...string) string {

@@ -60,12 +60,12 @@ func TestTaskstatsSourceLifecycle(t *testing.T) {
 // in for the registry so this test is about the source.
 type cgroupResolver struct{ id string }
 
-func (r cgroupResolver) ContainerByPID(pid uint32) (*containers.Container, bool) {
+func (r cgroupResolver) ContainerIDByPID(pid uint32) (containers.ID, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup")
 	if err != nil || !strings.Contains(string(b), "/docker/"+r.id) {
-		return nil, false
+		return "", false
 	}
-	return &containers.Container{ID: containers.ID("/docker/" + r.id)}, true
+	return containers.ID("/docker/" + r.id), true
 }
 
 // sumValue returns the value of the one point of metric name in md.
