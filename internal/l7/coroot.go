@@ -23,8 +23,23 @@ type MetricNames struct {
 }
 
 // Metrics returns coroot-node-agent's metric names for protocol p. HTTP/2 and gRPC share
-// HTTP's metrics.
+// HTTP's metrics. It does not allocate.
 func Metrics(p Protocol) MetricNames {
+	if p >= protocolCount {
+		return MetricNames{}
+	}
+	return metricNames[p]
+}
+
+var metricNames [protocolCount]MetricNames
+
+func init() {
+	for p := range metricNames {
+		metricNames[p] = buildMetrics(Protocol(p))
+	}
+}
+
+func buildMetrics(p Protocol) MetricNames {
 	switch p {
 	case ProtocolHTTP, ProtocolHTTP2:
 		return requestMetrics("http")

@@ -146,7 +146,6 @@ func (p *memcachedParser) command(c *Conn, fl *memcachedFlow, line []byte) {
 	if kind == 0 {
 		kind = mcKindLine // memcached answers every line it does not know with ERROR
 	}
-	c.confirm()
 	cmd := string(w[0]) // compared only: no allocation
 	// data blocks: "set <key> <flags> <exptime> <bytes> [noreply]", "cas ... <bytes> <cas>
 	// [noreply]", "ms <key> <datalen> <flags>*"
@@ -207,6 +206,13 @@ func (p *memcachedParser) reply(c *Conn, fl *memcachedFlow, line []byte) {
 		return
 	}
 	w := p.words[:n]
+	if !mcReplyWord(w[0]) && fl.inReply == 0 {
+		if c.reject() {
+			return // the connection's first reply is not memcached's
+		}
+		fl.lose(c)
+		return
+	}
 	if fl.inReply != 0 {
 		// inside a multi-line reply that was already reported
 		switch string(w[0]) {

@@ -143,6 +143,13 @@ func TestMemcached(t *testing.T) {
 				at(0).write("ms foo 2 T90\r\nhi\r\n", "mg foo v\r\n", "mg bar v\r\n", "md foo q\r\n", "mn\r\n").
 				at(1).read("HD\r\n", "VA 2\r\nhi\r\n", "EN\r\n", "MN\r\n")
 		}, []got{r("ok", 1), r("ok", 1), r("ok", 1), r("ok", 1)}, nil},
+		{"an HTTP request with a lowercase method looks like get, the reply rejects it", func(t *testing.T) *conv {
+			return newConv(t, ProtocolMemcached, RoleClient).write("get / HTTP/1.1\r\n\r\n").read(ok200)
+		}, nil, func(t *testing.T, s Stats) {
+			if s.FalsePositives != 1 {
+				t.Errorf("false positives %d", s.FalsePositives)
+			}
+		}},
 		{"stats until END", func(t *testing.T) *conv {
 			return newConv(t, ProtocolMemcached, RoleServer).
 				at(0).read("stats\r\n").at(1).write("STAT pid 1\r\nSTAT uptime 10\r\nEND\r\n").
