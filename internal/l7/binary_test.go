@@ -59,37 +59,30 @@ func TestMongo(t *testing.T) {
 	failBody := le32(mongoQueryFailure) + le64(0) + le32(0) + le32(1) + bsonDoc(bsonString("$err", "bad"))
 	opReplyFail := le32(uint32(16+len(failBody))) + le32(101) + le32(2) + le32(mongoOpReply) + failBody
 
-	tests := []struct {
-		name string
-		conv func(t *testing.T) *conv
-		want []got
-	}{
+	runConvCases(t, []convCase{
 		{"legacy hello, OP_MSG ok, ok:0, writeErrors", func(t *testing.T) *conv {
 			return newConv(t, ProtocolMongo, RoleClient).
 				at(0).writeB([]byte(opQuery)).at(1).readB([]byte(opReply)).
 				at(2).write(mongoMsg(10, 0, 0, find)).at(4).read(mongoMsg(200, 10, 0, okReply)).
 				at(5).write(mongoMsg(11, 0, 0, find)).at(6).read(mongoMsg(201, 11, 0, errReply)).
 				at(7).write(mongoMsg(12, 0, 0, find)).at(9).read(mongoMsg(202, 12, 0, writeErr))
-		}, []got{r("ok", 1), r("ok", 2), r("failed", 1), r("failed", 2)}},
+		}, []got{r("ok", 1), r("ok", 2), r("failed", 1), r("failed", 2)}, nil},
 		{"replies out of order, matched by responseTo", func(t *testing.T) *conv {
 			return newConv(t, ProtocolMongo, RoleClient).
 				at(0).write(mongoMsg(1, 0, 0, find)).at(1).write(mongoMsg(2, 0, 0, find)).
 				at(5).read(mongoMsg(50, 2, 0, errReply), mongoMsg(51, 1, 0, okReply))
-		}, []got{r("failed", 4), r("ok", 5)}},
+		}, []got{r("failed", 4), r("ok", 5)}, nil},
 		{"QueryFailure, moreToCome without reply, a reply larger than the capture", func(t *testing.T) *conv {
 			return newConv(t, ProtocolMongo, RoleClient).
 				at(0).writeB([]byte(le32(uint32(16+len(hello))) + le32(2) + le32(0) + le32(mongoOpQuery) + hello)).at(1).read(opReplyFail).
 				at(2).write(mongoMsg(3, 0, mongoMoreToCome, find)).
 				at(3).write(mongoMsg(4, 0, 0, find)).at(6).read(mongoMsg(60, 4, 0, bigReply)).
 				at(7).write(mongoMsg(5, 0, 0, find)).at(8).read(mongoMsg(61, 5, 0, okReply))
-		}, []got{r("failed", 1), r("ok", 3), r("ok", 1)}},
+		}, []got{r("failed", 1), r("ok", 3), r("ok", 1)}, nil},
 		{"server side", func(t *testing.T) *conv {
 			return newConv(t, ProtocolMongo, RoleServer).at(0).read(mongoMsg(9, 0, 0, find)).at(2).write(mongoMsg(90, 9, 0, okReply))
-		}, []got{rs("ok", 2)}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.conv(t).expect(tt.want...) })
-	}
+		}, []got{rs("ok", 2)}, nil},
+	})
 }
 
 // Kafka (kafka.apache.org/protocol)
@@ -126,12 +119,7 @@ func TestKafka(t *testing.T) {
 	}
 	fetchResp := func(code uint16) string { return be32(0) + be16(code) + be32(0) + be32(0) }
 
-	tests := []struct {
-		name  string
-		conv  func(t *testing.T) *conv
-		want  []got
-		check func(t *testing.T, s Stats)
-	}{
+	runConvCases(t, []convCase{
 		{"ApiVersions, Metadata, Produce ok and failed", func(t *testing.T) *conv {
 			return newConv(t, ProtocolKafka, RoleClient).
 				at(0).write(kafkaRequest(18, 3, 1, true, kafkaCompactString("franz-go")+kafkaCompactString("1.0")+"\x00")).
@@ -169,15 +157,7 @@ func TestKafka(t *testing.T) {
 		{"server side", func(t *testing.T) *conv {
 			return newConv(t, ProtocolKafka, RoleServer).at(0).read(kafkaRequest(12, 4, 7, true, "\x00")).at(1).write(kafkaResponse(7, true, be32(0)+be16(27)+"\x00"))
 		}, []got{rs("failed", 1)}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := tt.conv(t).expect(tt.want...)
-			if tt.check != nil {
-				tt.check(t, st)
-			}
-		})
-	}
+	})
 }
 
 func be64str(v uint64) string {
@@ -206,37 +186,30 @@ func TestCassandra(t *testing.T) {
 	query := func(q string) string { return be32(uint32(len(q))) + q + be16(1) + "\x00" }
 	rows := be32(2) + be32(1) + be32(1) + be16(6) + "system" + be16(5) + "local" + be16(8) + "key" + be16(0xd) + be32(1) + be32(1) + "x"
 	errBody := be32(0x2200) + be16(12) + "invalid stmt"
-	tests := []struct {
-		name string
-		conv func(t *testing.T) *conv
-		want []got
-	}{
+	runConvCases(t, []convCase{
 		{"v4: startup not counted, multiplexed queries answered out of order", func(t *testing.T) *conv {
 			return newConv(t, ProtocolCassandra, RoleClient).
 				at(0).write(cql(4, 0, 0, cqlOpOptions, "")).at(1).read(cql(0x84, 0, 0, cqlOpSupported, be16(0))).
 				at(2).write(cql(4, 0, 1, cqlOpStartup, be16(1)+be16(11)+"CQL_VERSION"+be16(5)+"3.0.0")).at(3).read(cql(0x84, 0, 1, cqlOpReady, "")).
 				at(4).write(cql(4, 0, 2, cqlOpQuery, query("SELECT * FROM system.local")), cql(4, 0, 3, cqlOpQuery, query("SELEKT"))).
 				at(6).read(cql(0x84, 0, 3, cqlOpError, errBody)).at(9).read(cql(0x84, 0, 0xffff, cqlOpEvent, be16(0)), cql(0x84, 0, 2, cqlOpResult, rows))
-		}, []got{r("failed", 2), r("ok", 5)}},
+		}, []got{r("failed", 2), r("ok", 5)}, nil},
 		{"v4: prepare, execute, batch", func(t *testing.T) *conv {
 			return newConv(t, ProtocolCassandra, RoleClient).
 				at(0).write(cql(4, 0, 5, cqlOpPrepare, be32(9)+"SELECT ?")).at(1).read(cql(0x84, 0, 5, cqlOpResult, be32(4))).
 				at(2).write(cql(4, 0, 6, cqlOpExecute, be16(2)+"ab"+be16(1)+"\x00")).at(3).read(cql(0x84, 0, 6, cqlOpResult, be32(1))).
 				at(4).write(cql(4, 0, 7, cqlOpBatch, "\x00"+be16(0)+be16(1)+"\x00")).at(6).read(cql(0x84, 0, 7, cqlOpError, errBody))
-		}, []got{r("ok", 1), r("ok", 1), r("failed", 2)}},
+		}, []got{r("ok", 1), r("ok", 1), r("failed", 2)}, nil},
 		{"v5 segments", func(t *testing.T) *conv {
 			return newConv(t, ProtocolCassandra, RoleClient).
 				at(0).write(cql(5, 0, 1, cqlOpStartup, be16(1)+be16(11)+"CQL_VERSION"+be16(5)+"3.0.0")).at(1).read(cql(0x85, 0, 1, cqlOpReady, "")).
 				at(2).write(cqlSegment(cql(5, 0, 2, cqlOpQuery, query("SELECT 1"))+cql(5, 0, 3, cqlOpQuery, query("SELECT 2")), true)).
 				at(5).read(cqlSegment(cql(0x85, 0, 2, cqlOpResult, rows)+cql(0x85, 0, 3, cqlOpError, errBody), true))
-		}, []got{r("ok", 3), r("failed", 3)}},
+		}, []got{r("ok", 3), r("failed", 3)}, nil},
 		{"server side", func(t *testing.T) *conv {
 			return newConv(t, ProtocolCassandra, RoleServer).at(0).read(cql(4, 0, 9, cqlOpQuery, query("SELECT 1"))).at(1).write(cql(0x84, 0, 9, cqlOpResult, rows))
-		}, []got{rs("ok", 1)}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.conv(t).expect(tt.want...) })
-	}
+		}, []got{rs("ok", 1)}, nil},
+	})
 }
 
 // TestCRC24 pins the v5 segment header CRC on a header whose value was computed by hand
@@ -269,11 +242,7 @@ func TestZooKeeper(t *testing.T) {
 	connect := be32(44) + be32(0) + be64str(0) + be32(30000) + be64str(0) + be32(16) + strings.Repeat("\x00", 16)
 	connectResp := be32(36) + be32(0) + be32(30000) + be64str(0x1234) + be32(16) + strings.Repeat("\x00", 16)
 	path := func(p string) string { return be32(uint32(len(p))) + p }
-	tests := []struct {
-		name string
-		conv func(t *testing.T) *conv
-		want []got
-	}{
+	runConvCases(t, []convCase{
 		{"connect, ping, requests, notification", func(t *testing.T) *conv {
 			return newConv(t, ProtocolZooKeeper, RoleClient).
 				at(0).write(connect).at(1).read(connectResp).
@@ -281,15 +250,12 @@ func TestZooKeeper(t *testing.T) {
 				at(4).write(zkReq(1, 4, path("/app/config")+"\x01")).at(6).read(zkReply(1, 0, be32(2)+"on"+strings.Repeat("\x00", 68))).
 				at(7).write(zkReq(2, 3, path("/app/missing")+"\x00")).at(8).read(zkReply(2, -101, "")).
 				at(9).write(zkReq(3, 1, path("/locked")+be32(0)+be32(0)+be32(0))).at(12).read(zkReply(0xffffffff, 0, be32(1)+be32(3)+path("/app/config")), zkReply(3, -102, ""))
-		}, []got{r("ok", 2), r("ok", 1), r("failed", 3)}},
+		}, []got{r("ok", 2), r("ok", 1), r("failed", 3)}, nil},
 		{"server side", func(t *testing.T) *conv {
 			return newConv(t, ProtocolZooKeeper, RoleServer).
 				at(0).read(zkReq(5, 8, path("/")+"\x00")).at(1).write(zkReply(5, 0, be32(0)))
-		}, []got{rs("ok", 1)}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.conv(t).expect(tt.want...) })
-	}
+		}, []got{rs("ok", 1)}, nil},
+	})
 }
 
 func FuzzMongo(f *testing.F) {

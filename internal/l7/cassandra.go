@@ -14,11 +14,10 @@ import "encoding/binary"
 // (LZ4) segments are not read.
 
 type cassandraParser struct {
-	flows   [2]framing
+	framedParser
 	seg     [2]bool   // the flow uses v5 segments
 	large   [2]uint64 // v5: bytes of an envelope that spans segments still to come
 	reqFlow Flow
-	pending pendingQueue
 }
 
 const (
@@ -46,14 +45,9 @@ const (
 )
 
 func (p *cassandraParser) reset() {
-	for i := range p.flows {
-		p.flows[i].reset()
-		p.seg[i], p.large[i] = false, 0
-	}
-	p.pending.reset()
+	p.framedParser.reset()
+	p.seg, p.large = [2]bool{}, [2]uint64{}
 }
-
-func (p *cassandraParser) expire(c *Conn, deadline uint64) { p.pending.expire(c, deadline) }
 
 func (p *cassandraParser) feed(c *Conn, f Flow, ts uint64, ch *chunk) {
 	p.reqFlow = c.role.requestFlow()

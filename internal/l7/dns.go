@@ -60,20 +60,11 @@ func DNSTypeLabel(t uint16) string {
 }
 
 type dnsParser struct {
-	flows   [2]framing // TCP only
-	pending pendingQueue
-	info    DNSInfo
+	framedParser // flows: TCP only
+	info         DNSInfo
 }
 
 const dnsHeaderSize = 12
-
-func (p *dnsParser) reset() {
-	p.flows[0].reset()
-	p.flows[1].reset()
-	p.pending.reset()
-}
-
-func (p *dnsParser) expire(c *Conn, deadline uint64) { p.pending.expire(c, deadline) }
 
 func (p *dnsParser) feed(c *Conn, f Flow, ts uint64, ch *chunk) {
 	if c.udp {

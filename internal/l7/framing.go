@@ -187,6 +187,21 @@ func (fr *framing) deliver(c *Conn, f Flow, p framer) {
 	p.message(c, f, fr.asmTs, fr.asm, fr.asmLen)
 }
 
+// framedParser is the state every length-prefixed protocol's parser has: the boundaries of
+// both flows and the requests awaiting a response.
+type framedParser struct {
+	flows   [2]framing
+	pending pendingQueue
+}
+
+func (p *framedParser) reset() {
+	p.flows[0].reset()
+	p.flows[1].reset()
+	p.pending.reset()
+}
+
+func (p *framedParser) expire(c *Conn, deadline uint64) { p.pending.expire(c, deadline) }
+
 // pendingCap bounds the requests one connection may have in flight; more evict the oldest.
 const pendingCap = 64
 

@@ -190,3 +190,22 @@ func fuzzFeed(t *testing.T, p Protocol, data []byte) {
 	}
 	tr.Expire(^uint64(0))
 }
+
+// convCase is one scripted connection and the requests it must give.
+type convCase struct {
+	name  string
+	conv  func(t *testing.T) *conv
+	want  []got
+	check func(t *testing.T, s Stats) // optional
+}
+
+func runConvCases(t *testing.T, cases []convCase) {
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.conv(t).expect(tt.want...)
+			if tt.check != nil {
+				tt.check(t, st)
+			}
+		})
+	}
+}

@@ -205,8 +205,8 @@ func (p *http1Parser) handleLine(c *Conn, f Flow, request bool, line []byte) {
 			return
 		}
 		if v, ok := headerValue(line, "content-length"); ok {
-			if n, ok := parseDecimal(v); ok {
-				fl.contentLength = n
+			if n, ok := parseUint(bytes.TrimSpace(v)); ok && n < 1<<62 {
+				fl.contentLength = int64(n)
 			}
 		} else if v, ok := headerValue(line, "transfer-encoding"); ok {
 			fl.chunked = asciiHasSuffixFold(bytes.TrimSpace(v), "chunked")
@@ -350,21 +350,6 @@ func asciiHasSuffixFold(b []byte, suffix string) bool {
 		}
 	}
 	return true
-}
-
-func parseDecimal(b []byte) (int64, bool) {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // parseHexChunkSize reads a chunk-size line: hex digits, optionally ";extensions".

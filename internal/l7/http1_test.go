@@ -52,12 +52,7 @@ func hex(n int) string {
 
 func TestHTTP1(t *testing.T) {
 	big := strings.Repeat("x", 100000)
-	tests := []struct {
-		name  string
-		conv  func(t *testing.T) *conv
-		want  []got
-		check func(t *testing.T, s Stats)
-	}{
+	runConvCases(t, []convCase{
 		{"keep-alive: length and chunked bodies", func(t *testing.T) *conv {
 			return newConv(t, ProtocolHTTP, RoleClient).
 				at(0).write(getReq).at(3).read(ok200).
@@ -146,15 +141,7 @@ func TestHTTP1(t *testing.T) {
 		{"HTTP/1.0 response delimited by close", func(t *testing.T) *conv {
 			return newConv(t, ProtocolHTTP, RoleClient).at(0).write("GET / HTTP/1.0\r\n\r\n").at(2).read("HTTP/1.0 200 OK\r\n\r\nbody until close")
 		}, []got{r("200", 2)}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := tt.conv(t).expect(tt.want...)
-			if tt.check != nil {
-				tt.check(t, st)
-			}
-		})
-	}
+	})
 }
 
 // TestHTTP1SplitEverywhere cuts one pipelined exchange at every position of both flows.

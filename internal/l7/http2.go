@@ -236,7 +236,7 @@ func (p *http2Parser) frame(c *Conn, f Flow, ts uint64, ch *chunk, h []byte, sta
 	fl := &p.flows[f]
 	length := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
 	typ := h[3]
-	if h[5]&0x80 != 0 || typ > 0xff {
+	if h[5]&0x80 != 0 { // the reserved bit of the stream id
 		p.lose(c, f)
 		return
 	}

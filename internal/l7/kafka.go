@@ -10,8 +10,7 @@ import "encoding/binary"
 // first partition of a Produce response; other responses count as ok.
 
 type kafkaParser struct {
-	flows   [2]framing
-	pending pendingQueue
+	framedParser
 }
 
 const (
@@ -29,14 +28,6 @@ const (
 	kafkaAPIVersions = 18
 	kafkaAPIInitPID  = 22
 )
-
-func (p *kafkaParser) reset() {
-	p.flows[0].reset()
-	p.flows[1].reset()
-	p.pending.reset()
-}
-
-func (p *kafkaParser) expire(c *Conn, deadline uint64) { p.pending.expire(c, deadline) }
 
 func (p *kafkaParser) feed(c *Conn, f Flow, ts uint64, ch *chunk) {
 	p.flows[f].feed(c, f, ts, ch, kafkaHeaderSize, p)

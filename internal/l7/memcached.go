@@ -17,8 +17,7 @@ const (
 
 type memcachedFlow struct {
 	textFlow
-	inData bool
-	// response flow: the reply being read is multi-line (kind) and was reported
+	// response flow: the multi-line reply being read (already reported)
 	inReply uint16
 }
 
@@ -38,56 +37,33 @@ func (p *memcachedParser) reset() {
 func (p *memcachedParser) expire(c *Conn, deadline uint64) { p.pending.expire(c, deadline) }
 
 func (p *memcachedParser) feed(c *Conn, f Flow, ts uint64, ch *chunk) {
-	fl := &p.flows[f]
-	request := f == c.role.requestFlow()
-	i := fl.begin(c, ch)
-	if i == -2 {
-		return
-	}
-	if i < 0 {
-		if !p.resyncAt(request, ch.data) {
-			return
-		}
-		fl.resync(ch)
-		fl.inData, fl.inReply = false, 0
-		if !request {
-			p.pending.dropOlderThan(c, p.lastReqTs)
-		}
-		i = 0
-	}
-	d := ch.data[i:]
-	for len(d) > 0 && !fl.lost {
-		if fl.inData {
-			d = fl.skipData(d)
-			if fl.remain == 0 {
-				fl.inData = false
-			}
-			continue
-		}
-		line, rest, complete := fl.takeLine(d, ts)
-		d = rest
-		if !complete {
-			break
-		}
-		if request {
-			p.command(c, fl, line)
-		} else {
-			p.reply(c, fl, line)
-		}
-	}
-	fl.finish(c, ch)
+	feedText(c, f, ts, ch, &p.flows[f].textFlow, p)
 }
 
-func (p *memcachedParser) resyncAt(request bool, d []byte) bool {
-	if request {
-		n := fields(firstLine(d), p.words[:])
-		return n > 0 && mcCommandKind(p.words[0]) != 0
+func (p *memcachedParser) dataDone(c *Conn, f Flow) {}
+
+func (p *memcachedParser) line(c *Conn, f Flow, line []byte) {
+	if f == c.role.requestFlow() {
+		p.command(c, &p.flows[f], line)
+	} else {
+		p.reply(c, &p.flows[f], line)
 	}
-	if p.pending.len() == 0 {
+}
+
+func (p *memcachedParser) resyncAt(c *Conn, f Flow, d []byte) bool {
+	n := fields(firstLine(d), p.words[:])
+	if n == 0 {
 		return false
 	}
-	n := fields(firstLine(d), p.words[:])
-	return n > 0 && mcReplyWord(p.words[0])
+	if f == c.role.requestFlow() {
+		return mcCommandKind(p.words[0]) != 0
+	}
+	if p.pending.len() == 0 || !mcReplyWord(p.words[0]) {
+		return false
+	}
+	p.flows[f].inReply = 0
+	p.pending.dropOlderThan(c, p.lastReqTs)
+	return true
 }
 
 func firstLine(d []byte) []byte {
@@ -146,36 +122,20 @@ func (p *memcachedParser) command(c *Conn, fl *memcachedFlow, line []byte) {
 	if kind == 0 {
 		kind = mcKindLine // memcached answers every line it does not know with ERROR
 	}
-	cmd := string(w[0]) // compared only: no allocation
 	// data blocks: "set <key> <flags> <exptime> <bytes> [noreply]", "cas ... <bytes> <cas>
 	// [noreply]", "ms <key> <datalen> <flags>*"
-	switch cmd {
+	switch string(w[0]) {
 	case "set", "add", "replace", "append", "prepend", "cas":
-		if n < 5 {
-			fl.lose(c)
-			return
-		}
-		size, ok := parseUint(w[4])
-		if !ok {
-			fl.lose(c)
-			return
-		}
-		fl.inData, fl.remain = true, size+2
+		p.valueData(c, fl, w, 4)
 	case "ms":
-		if n < 3 {
-			fl.lose(c)
-			return
-		}
-		size, ok := parseUint(w[2])
-		if !ok {
-			fl.lose(c)
-			return
-		}
-		fl.inData, fl.remain = true, size+2
+		p.valueData(c, fl, w, 2)
 	case "quit":
 		return
 	}
-	if mcQuiet(cmd, w) {
+	if fl.lost {
+		return
+	}
+	if mcQuiet(w) {
 		c.t.unsupported.Add(1)
 		return
 	}
@@ -184,8 +144,8 @@ func (p *memcachedParser) command(c *Conn, fl *memcachedFlow, line []byte) {
 }
 
 // mcQuiet reports whether a command may get no reply: noreply, or a meta command's q flag.
-func mcQuiet(cmd string, w [][]byte) bool {
-	switch cmd {
+func mcQuiet(w [][]byte) bool {
+	switch string(w[0]) {
 	case "mg", "ms", "md", "ma":
 		for _, f := range w[2:] {
 			if len(f) == 1 && f[0] == 'q' {
@@ -258,10 +218,5 @@ func (p *memcachedParser) valueData(c *Conn, fl *memcachedFlow, w [][]byte, i in
 		fl.lose(c)
 		return
 	}
-	size, ok := parseUint(w[i])
-	if !ok {
-		fl.lose(c)
-		return
-	}
-	fl.inData, fl.remain = true, size+2
+	fl.startData(c, w[i])
 }

@@ -50,11 +50,7 @@ func TestDNS(t *testing.T) {
 		c.udp = true
 		return c
 	}
-	tests := []struct {
-		name string
-		conv func(t *testing.T) *conv
-		want []got
-	}{
+	runConvCases(t, []convCase{
 		{"UDP client: A, AAAA, NXDOMAIN, out of order", func(t *testing.T) *conv {
 			return udp(t, RoleClient).
 				at(0).write(dnsQuery(0x1111, "Api.Example.COM", 1)).at(0.5).write(dnsQuery(0x2222, "api.example.com", 28)).
@@ -65,7 +61,7 @@ func TestDNS(t *testing.T) {
 			{Status: "ok", Ms: 1.5, DNS: "TypeAAAA api.example.com 2001:db8::1"},
 			{Status: "ok", Ms: 3, DNS: "TypeA api.example.com 10.0.0.1,10.0.0.2"},
 			{Status: "nxdomain", Ms: 1, DNS: "TypeA nope.example.com "},
-		}},
+		}, nil},
 		{"UDP server, servfail and refused", func(t *testing.T) *conv {
 			return udp(t, RoleServer).
 				at(0).read(dnsQuery(7, "a.b", 16)).at(1).write(dnsResponse(7, 2, "a.b", 16)).
@@ -73,18 +69,15 @@ func TestDNS(t *testing.T) {
 		}, []got{
 			{Status: "servfail", Ms: 1, Server: true, DNS: "TypeTXT a.b "},
 			{Status: "refused", Ms: 1, Server: true, DNS: "TypeMX c.d "},
-		}},
+		}, nil},
 		{"TCP, two queries in one write, responses split", func(t *testing.T) *conv {
 			resp := tcpDNS(dnsResponse(1, 0, "x.io", 1, aRR("1.1.1.1"))) + tcpDNS(dnsResponse(2, 0, "y.io", 1, aRR("2.2.2.2")))
 			p := splitAt(resp, 1, 30)
 			return newConv(t, ProtocolDNS, RoleClient).
 				at(0).write(tcpDNS(dnsQuery(1, "x.io", 1)), tcpDNS(dnsQuery(2, "y.io", 1))).
 				at(1).read(p[0]).at(2).read(p[1]).at(3).read(p[2])
-		}, []got{{Status: "ok", Ms: 1, DNS: "TypeA x.io 1.1.1.1"}, {Status: "ok", Ms: 3, DNS: "TypeA y.io 2.2.2.2"}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.conv(t).expect(tt.want...) })
-	}
+		}, []got{{Status: "ok", Ms: 1, DNS: "TypeA x.io 1.1.1.1"}, {Status: "ok", Ms: 3, DNS: "TypeA y.io 2.2.2.2"}}, nil},
+	})
 }
 
 func TestDNSTypeLabel(t *testing.T) {
@@ -120,34 +113,27 @@ func chException(msg string) string {
 }
 
 func TestClickHouse(t *testing.T) {
-	tests := []struct {
-		name string
-		conv func(t *testing.T) *conv
-		want []got
-	}{
+	runConvCases(t, []convCase{
 		{"hello, query ok, query failed, ping", func(t *testing.T) *conv {
 			return newConv(t, ProtocolClickHouse, RoleClient).
 				at(0).write(chHello()).at(1).read("\x00"+chStr("ClickHouse")+"\x18\x08\xd5\xa9\x03"+chStr("UTC")).
 				at(2).write(chQuery("", "SELECT 1"), chEmptyData).at(3).read(chDataResp).at(4).read(chProgress).at(5).read(chEOS).
 				at(6).write(chQuery("q2", "SELEC 1"), chEmptyData).at(8).read(chException("Syntax error")).
 				at(9).write("\x04").at(10).read("\x04")
-		}, []got{r("ok", 1), r("failed", 2)}},
+		}, []got{r("ok", 1), r("failed", 2)}, nil},
 		{"EndOfStream as the last byte of a read", func(t *testing.T) *conv {
 			return newConv(t, ProtocolClickHouse, RoleClient).
 				at(0).write(chQuery("", "SELECT 1")).at(2).read(chDataResp + chProgress + chEOS)
-		}, []got{r("ok", 2)}},
+		}, []got{r("ok", 2)}, nil},
 		{"a new query ends one whose end was unseen", func(t *testing.T) *conv {
 			return newConv(t, ProtocolClickHouse, RoleClient).
 				at(0).write(chQuery("", "SELECT 1")).at(2).read(chDataResp).lose(Received, 40).
 				at(5).write(chQuery("", "SELECT 2")).at(6).read(chEOS)
-		}, []got{r("ok", 2), r("ok", 1)}},
+		}, []got{r("ok", 2), r("ok", 1)}, nil},
 		{"server side", func(t *testing.T) *conv {
 			return newConv(t, ProtocolClickHouse, RoleServer).at(0).read(chQuery("x", "SELECT 1")).at(3).write(chException("boom"))
-		}, []got{rs("failed", 3)}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.conv(t).expect(tt.want...) })
-	}
+		}, []got{rs("failed", 3)}, nil},
+	})
 }
 
 // AMQP 0-9-1 frames.
@@ -170,11 +156,7 @@ func amqpDeliver(body string) string {
 }
 
 func TestAMQP(t *testing.T) {
-	tests := []struct {
-		name string
-		conv func(t *testing.T) *conv
-		want []got
-	}{
+	runConvCases(t, []convCase{
 		{"publish and deliver", func(t *testing.T) *conv {
 			return newConv(t, ProtocolRabbitMQ, RoleClient).
 				write("AMQP\x00\x00\x09\x01").read(amqpMethod(0, 10, 10, "\x00\x09"+be32(0)+be32(0))).
@@ -184,19 +166,16 @@ func TestAMQP(t *testing.T) {
 		}, []got{
 			{Status: "ok", Method: "produce"}, {Status: "ok", Method: "produce"},
 			{Status: "ok", Method: "consume"}, {Status: "ok", Method: "consume"}, {Status: "ok", Method: "consume"},
-		}},
+		}, nil},
 		{"a large body across reads", func(t *testing.T) *conv {
 			d := amqpDeliver(strings.Repeat("m", 5000)) + amqpDeliver("x")
 			p := splitAt(d, 100, 3000)
 			return newConv(t, ProtocolRabbitMQ, RoleClient).read(p[0]).read(p[1]).read(p[2])
-		}, []got{{Status: "ok", Method: "consume"}}},
+		}, []got{{Status: "ok", Method: "consume"}}, nil},
 		{"the broker side is not counted", func(t *testing.T) *conv {
 			return newConv(t, ProtocolRabbitMQ, RoleServer).read("AMQP\x00\x00\x09\x01").read(amqpPublish("x")).write(amqpDeliver("x"))
-		}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.conv(t).expect(tt.want...) })
-	}
+		}, nil, nil},
+	})
 }
 
 func FuzzDNS(f *testing.F) {

@@ -14,8 +14,7 @@ import (
 // captured bytes: a successful reply whose ok comes after a large first field counts as ok.
 
 type mongoParser struct {
-	flows   [2]framing
-	pending pendingQueue
+	framedParser
 }
 
 const (
@@ -28,14 +27,6 @@ const (
 	mongoMoreToCome   = 1 << 1
 	mongoQueryFailure = 1 << 1
 )
-
-func (p *mongoParser) reset() {
-	p.flows[0].reset()
-	p.flows[1].reset()
-	p.pending.reset()
-}
-
-func (p *mongoParser) expire(c *Conn, deadline uint64) { p.pending.expire(c, deadline) }
 
 func (p *mongoParser) feed(c *Conn, f Flow, ts uint64, ch *chunk) {
 	p.flows[f].feed(c, f, ts, ch, mongoHeaderSize, p)

@@ -9,8 +9,7 @@ package l7
 // (server greeting with sequence id 0, client reply with sequence id 1) matches no command.
 
 type mysqlParser struct {
-	flows   [2]framing
-	pending pendingQueue
+	framedParser
 }
 
 const (
@@ -25,14 +24,6 @@ const (
 	mysqlRespERR      = 0xFF
 	mysqlMaxPacket    = 1<<24 - 1
 )
-
-func (p *mysqlParser) reset() {
-	p.flows[0].reset()
-	p.flows[1].reset()
-	p.pending.reset()
-}
-
-func (p *mysqlParser) expire(c *Conn, deadline uint64) { p.pending.expire(c, deadline) }
 
 func (p *mysqlParser) feed(c *Conn, f Flow, ts uint64, ch *chunk) {
 	p.flows[f].feed(c, f, ts, ch, mysqlHeaderSize, p)

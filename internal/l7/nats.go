@@ -8,58 +8,40 @@ package l7
 
 type natsParser struct {
 	flows [2]textFlow
-	data  [2]bool
 	words [6][]byte
 }
 
-func (p *natsParser) reset() {
-	p.flows = [2]textFlow{}
-	p.data = [2]bool{}
-}
-
+func (p *natsParser) reset()                          { p.flows = [2]textFlow{} }
 func (p *natsParser) expire(c *Conn, deadline uint64) {}
+func (p *natsParser) dataDone(c *Conn, f Flow)        {}
+func (p *natsParser) resyncAt(c *Conn, f Flow, d []byte) bool {
+	return natsVerb(f, firstLine(d), p.words[:]) != 0
+}
 
 func (p *natsParser) feed(c *Conn, f Flow, ts uint64, ch *chunk) {
 	if c.role == RoleServer {
 		return
 	}
-	fl := &p.flows[f]
-	i := fl.begin(c, ch)
-	if i == -2 {
-		return
-	}
-	if i < 0 {
-		if natsVerb(f, firstLine(ch.data), p.words[:]) == 0 {
-			return
-		}
-		fl.resync(ch)
-		p.data[f] = false
-		i = 0
-	}
-	d := ch.data[i:]
-	for len(d) > 0 && !fl.lost {
-		if p.data[f] {
-			d = fl.skipData(d)
-			if fl.remain == 0 {
-				p.data[f] = false
-			}
-			continue
-		}
-		line, rest, complete := fl.takeLine(d, ts)
-		d = rest
-		if !complete {
-			break
-		}
-		p.line(c, f, fl, line)
-	}
-	fl.finish(c, ch)
+	feedText(c, f, ts, ch, &p.flows[f], p)
 }
 
 const (
 	natsOther = 1 // a control line
-	natsPub   = 2 // a message with a payload size as the last word
-	natsHPub  = 3 // a message with header and total sizes as the last two words
+	natsMsg   = 2 // a message: its payload size (for HPUB/HMSG the total size) is the last word
 )
+
+// natsVerbs: for each flow seen from the client, a verb and the word counts its message
+// lines may have (0: a control line).
+var natsVerbs = [2]map[string][2]int{
+	Sent: {
+		"PUB": {3, 4}, "pub": {3, 4}, "HPUB": {4, 5}, "hpub": {4, 5},
+		"CONNECT": {}, "connect": {}, "SUB": {}, "sub": {}, "UNSUB": {}, "unsub": {}, "PING": {}, "ping": {}, "PONG": {}, "pong": {},
+	},
+	Received: {
+		"MSG": {4, 5}, "msg": {4, 5}, "HMSG": {5, 6}, "hmsg": {5, 6},
+		"INFO": {}, "info": {}, "+OK": {}, "+ok": {}, "-ERR": {}, "-err": {}, "PING": {}, "ping": {}, "PONG": {}, "pong": {},
+	},
+}
 
 // natsVerb classifies a line of flow f (seen from the client).
 func natsVerb(f Flow, line []byte, words [][]byte) int {
@@ -67,41 +49,23 @@ func natsVerb(f Flow, line []byte, words [][]byte) int {
 	if n == 0 {
 		return 0
 	}
-	v := string(words[0])
-	if f == Sent {
-		switch v {
-		case "PUB", "pub":
-			if n == 3 || n == 4 {
-				return natsPub
-			}
-		case "HPUB", "hpub":
-			if n == 4 || n == 5 {
-				return natsHPub
-			}
-		case "CONNECT", "connect", "SUB", "sub", "UNSUB", "unsub", "PING", "ping", "PONG", "pong":
-			return natsOther
-		}
+	counts, ok := natsVerbs[f][string(words[0])]
+	switch {
+	case !ok:
 		return 0
-	}
-	switch v {
-	case "MSG", "msg":
-		if n == 4 || n == 5 {
-			return natsPub
-		}
-	case "HMSG", "hmsg":
-		if n == 5 || n == 6 {
-			return natsHPub
-		}
-	case "INFO", "info", "+OK", "+ok", "-ERR", "-err", "PING", "ping", "PONG", "pong":
+	case counts[0] == 0:
 		return natsOther
+	case n == counts[0] || n == counts[1]:
+		return natsMsg
 	}
 	return 0
 }
 
-func (p *natsParser) line(c *Conn, f Flow, fl *textFlow, line []byte) {
+func (p *natsParser) line(c *Conn, f Flow, line []byte) {
 	if len(line) == 0 {
 		return
 	}
+	fl := &p.flows[f]
 	kind := natsVerb(f, line, p.words[:])
 	if kind == 0 {
 		if c.reject() {
@@ -119,12 +83,7 @@ func (p *natsParser) line(c *Conn, f Flow, fl *textFlow, line []byte) {
 		return
 	}
 	n := fields(line, p.words[:])
-	size, ok := parseUint(p.words[n-1]) // the payload size; for HPUB/HMSG the total size
-	if !ok {
-		fl.lose(c)
-		return
-	}
-	p.data[f], fl.remain = true, size+2
+	fl.startData(c, p.words[n-1])
 	method := MethodProduce
 	if f == Received {
 		method = MethodConsume

@@ -18,8 +18,7 @@ import "encoding/binary"
 // seen, else ok.
 
 type postgresParser struct {
-	flows   [2]framing
-	pending pendingQueue
+	framedParser
 	// startup: the request flow's first message has no type byte
 	startup bool
 	// sslAnswer: an SSLRequest or GSSENCRequest awaits its one-byte answer
@@ -48,9 +47,7 @@ const (
 )
 
 func (p *postgresParser) reset() {
-	p.flows[0].reset()
-	p.flows[1].reset()
-	p.pending.reset()
+	p.framedParser.reset()
 	p.startup, p.sslAnswer, p.parse, p.executes = true, false, false, 0
 	p.firstResp, p.sawError, p.batch = 0, false, 0
 }

@@ -12,11 +12,8 @@ const redisMaxDepth = 16
 
 type redisFlow struct {
 	textFlow
-	inData bool // skipping a bulk string's bytes (textFlow.remain)
-	depth  int
-	left   [redisMaxDepth]int64 // elements still to read in each open aggregate
-	// the value being read at the top level is a reply (not a push or attribute)
-	topIsReply bool
+	depth int
+	left  [redisMaxDepth]int64 // elements still to read in each open aggregate
 }
 
 type redisParser struct {
@@ -34,51 +31,25 @@ func (p *redisParser) reset() {
 func (p *redisParser) expire(c *Conn, deadline uint64) { p.pending.expire(c, deadline) }
 
 func (p *redisParser) feed(c *Conn, f Flow, ts uint64, ch *chunk) {
-	fl := &p.flows[f]
-	request := f == c.role.requestFlow()
-	i := fl.begin(c, ch)
-	if i == -2 {
-		return
-	}
-	if i < 0 {
-		if !p.resyncAt(c, request, ch.data) {
-			return
-		}
-		fl.resync(ch)
-		fl.inData, fl.depth = false, 0
-		if !request {
-			p.pending.dropOlderThan(c, p.lastReqTs)
-		}
-		i = 0
-	}
-	d := ch.data[i:]
-	for len(d) > 0 && !fl.lost {
-		if fl.inData {
-			d = fl.skipData(d)
-			if fl.remain == 0 {
-				fl.inData = false
-				p.valueDone(c, fl)
-			}
-			continue
-		}
-		line, rest, complete := fl.takeLine(d, ts)
-		d = rest
-		if !complete {
-			break
-		}
-		p.value(c, fl, request, line)
-	}
-	fl.finish(c, ch)
+	feedText(c, f, ts, ch, &p.flows[f].textFlow, p)
 }
 
-func (p *redisParser) resyncAt(c *Conn, request bool, d []byte) bool {
+func (p *redisParser) resyncAt(c *Conn, f Flow, d []byte) bool {
 	if len(d) < 3 {
 		return false
 	}
-	if request {
-		return d[0] == '*' && d[1] >= '0' && d[1] <= '9'
+	if f == c.role.requestFlow() {
+		if d[0] != '*' || d[1] < '0' || d[1] > '9' {
+			return false
+		}
+	} else {
+		if p.pending.len() == 0 || !redisTypeByte(d[0]) {
+			return false
+		}
+		p.pending.dropOlderThan(c, p.lastReqTs)
 	}
-	return p.pending.len() > 0 && redisTypeByte(d[0])
+	p.flows[f].depth = 0
+	return true
 }
 
 func redisTypeByte(b byte) bool {
@@ -89,8 +60,11 @@ func redisTypeByte(b byte) bool {
 	return false
 }
 
-// value handles one value header line.
-func (p *redisParser) value(c *Conn, fl *redisFlow, request bool, line []byte) {
+func (p *redisParser) dataDone(c *Conn, f Flow) { p.valueDone(c, &p.flows[f]) }
+
+// line handles one value header line.
+func (p *redisParser) line(c *Conn, f Flow, line []byte) {
+	fl := &p.flows[f]
 	if len(line) == 0 {
 		if fl.depth == 0 {
 			return // an empty inline line
@@ -99,33 +73,29 @@ func (p *redisParser) value(c *Conn, fl *redisFlow, request bool, line []byte) {
 		return
 	}
 	t := line[0]
-	top := fl.depth == 0
-	if top {
-		if request {
+	if fl.depth == 0 {
+		if f == c.role.requestFlow() {
 			if t != '*' {
 				// an inline command: one line, one command
 				if !redisInline(line) {
 					p.bad(c, fl)
 					return
 				}
-				p.command(c, fl.lineTs)
+				p.command(fl.lineTs, c)
 				c.confirm()
 				return
 			}
-			p.command(c, fl.lineTs)
-		} else {
-			fl.topIsReply = t != '>' && t != '|'
-			if fl.topIsReply {
-				r, ok := p.pending.pop()
-				if !ok {
-					c.t.unmatched.Add(1) // RESP2 pub/sub messages among them
-				} else {
-					status := StatusOK
-					if t == '-' || t == '!' {
-						status = StatusFailed
-					}
-					c.report(status, MethodNone, r.start, fl.lineTs)
+			p.command(fl.lineTs, c)
+		} else if t != '>' && t != '|' { // a reply, not a push or an attribute
+			r, ok := p.pending.pop()
+			if !ok {
+				c.t.unmatched.Add(1) // RESP2 pub/sub messages among them
+			} else {
+				status := StatusOK
+				if t == '-' || t == '!' {
+					status = StatusFailed
 				}
+				c.report(status, MethodNone, r.start, fl.lineTs)
 			}
 		}
 	}
@@ -180,7 +150,7 @@ func (p *redisParser) valueDone(c *Conn, fl *redisFlow) {
 	c.confirm()
 }
 
-func (p *redisParser) command(c *Conn, ts uint64) {
+func (p *redisParser) command(ts uint64, c *Conn) {
 	p.pending.push(c, pendingReq{start: ts})
 	p.lastReqTs = ts
 }
@@ -192,7 +162,7 @@ func (p *redisParser) bad(c *Conn, fl *redisFlow) {
 	fl.lose(c)
 }
 
-// redisInline accepts an inline command: a word of letters, then anything printable.
+// redisInline accepts an inline command: a word of letters, then anything.
 func redisInline(line []byte) bool {
 	n := 0
 	for _, b := range line {

@@ -176,6 +176,12 @@ func AppendDigestEntry(dst []byte, offset uint64, length uint32, flags uint16, d
 	return append(append(dst, h[:]...), data...)
 }
 
+// SuppressAfter is how many consecutive segments of one direction the kernel forwards,
+// with no segment of the other direction between them, before it stops forwarding that
+// direction until the other one moves (CONTRACT.md, section 4). Raw request/response
+// protocols only.
+const SuppressAfter = 4
+
 // CaptureSize is how many bytes of each syscall's data the kernel captures for a protocol
 // delivered raw (CONTRACT.md explains each size). For digested protocols it is the bytes
 // captured per frame of the types the parser reads.

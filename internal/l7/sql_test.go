@@ -36,12 +36,7 @@ func pgExtended(query string) string {
 
 func TestPostgres(t *testing.T) {
 	manyRows := strings.Repeat(pgRow, 500)
-	tests := []struct {
-		name  string
-		conv  func(t *testing.T) *conv
-		want  []got
-		check func(t *testing.T, s Stats)
-	}{
+	runConvCases(t, []convCase{
 		{"startup, simple query ok and failed", func(t *testing.T) *conv {
 			return newConv(t, ProtocolPostgres, RoleClient).
 				at(0).write(pgStartup()).at(1).read(pgStartupOK).
@@ -80,15 +75,7 @@ func TestPostgres(t *testing.T) {
 			return newConv(t, ProtocolPostgres, RoleClient).
 				at(0).write(pg('Q', "VACUUM\x00")).at(2).read(pg('N', "SWARNING\x00Mx\x00\x00")).at(4).read(pg('C', "VACUUM\x00"), pgReady)
 		}, []got{r("ok", 4)}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := tt.conv(t).expect(tt.want...)
-			if tt.check != nil {
-				tt.check(t, st)
-			}
-		})
-	}
+	})
 }
 
 // my builds a MySQL packet: 3-byte length, sequence id, payload.
@@ -115,41 +102,34 @@ func myResultSet(rows int) string {
 }
 
 func TestMySQL(t *testing.T) {
-	tests := []struct {
-		name string
-		conv func(t *testing.T) *conv
-		want []got
-	}{
+	runConvCases(t, []convCase{
 		{"handshake, query, error, ping", func(t *testing.T) *conv {
 			return newConv(t, ProtocolMySQL, RoleClient).
 				at(0).read(myGreeting).at(1).write(myHandshake).at(2).read(myOK(2)).
 				at(3).write(my(0, "\x03SELECT 1")).at(5).read(myResultSet(1)).
 				at(6).write(my(0, "\x03SELECT * FROM nope")).at(7).read(myErr).
 				at(8).write(my(0, "\x0e")).at(9).read(myOK(1))
-		}, []got{r("ok", 2), r("failed", 1)}},
+		}, []got{r("ok", 2), r("failed", 1)}, nil},
 		{"prepared statements; close has no response", func(t *testing.T) *conv {
 			return newConv(t, ProtocolMySQL, RoleClient).
 				at(0).write(my(0, "\x16SELECT ?")).at(1).read(my(1, "\x00\x01\x00\x00\x00\x01\x00\x01\x00\x00\x00\x00"), my(2, "\x03def"), my(3, "\x03def")).
 				at(2).write(my(0, "\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\x00\x01\x08\x00\x02\x00\x00\x00\x00\x00\x00\x00")).at(4).read(myResultSet(2)).
 				at(5).write(my(0, "\x19\x01\x00\x00\x00")).
 				at(6).write(my(0, "\x03COMMIT")).at(7).read(myOK(1))
-		}, []got{r("ok", 1), r("ok", 2), r("ok", 1)}},
+		}, []got{r("ok", 1), r("ok", 2), r("ok", 1)}, nil},
 		{"sequence ids wrap inside a long result set", func(t *testing.T) *conv {
 			res := myResultSet(600)
 			p := splitAt(res, 1000, 3000)
 			return newConv(t, ProtocolMySQL, RoleClient).
 				at(0).write(my(0, "\x03SELECT * FROM t")).at(2).read(p[0]).at(3).read(p[1]).at(4).read(p[2]).
 				at(5).write(my(0, "\x03SELECT 2")).at(6).read(myErr)
-		}, []got{r("ok", 2), r("failed", 1)}},
+		}, []got{r("ok", 2), r("failed", 1)}, nil},
 		{"server side", func(t *testing.T) *conv {
 			return newConv(t, ProtocolMySQL, RoleServer).
 				at(0).write(myGreeting).at(1).read(myHandshake).at(2).write(myOK(2)).
 				at(3).read(my(0, "\x03INSERT INTO t VALUES (1)")).at(6).write(myOK(1))
-		}, []got{rs("ok", 3)}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.conv(t).expect(tt.want...) })
-	}
+		}, []got{rs("ok", 3)}, nil},
+	})
 }
 
 func FuzzPostgres(f *testing.F) {

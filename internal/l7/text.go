@@ -92,8 +92,64 @@ func parseUint(b []byte) (uint64, bool) {
 type textFlow struct {
 	lost   bool
 	next   uint64
-	remain uint64
+	inData bool   // skipping a data block (payload, bulk string) of remain bytes
+	remain uint64 // with its CR LF
 	lineBuf
+}
+
+// textProtocol is a line protocol's handling of one flow's lines and data blocks.
+type textProtocol interface {
+	// resyncAt reports whether the flow may restart at d, a chunk's first bytes, after its
+	// boundaries were lost; when it does, the protocol resets its per-flow state.
+	resyncAt(c *Conn, f Flow, d []byte) bool
+	// line handles a complete line (without CR LF; at most lineKeep bytes).
+	line(c *Conn, f Flow, line []byte)
+	// dataDone is called when a data block started by line ends.
+	dataDone(c *Conn, f Flow)
+}
+
+// feedText reads one chunk of a line protocol's flow: lines, and data blocks of declared
+// lengths skipped across chunks.
+func feedText(c *Conn, f Flow, ts uint64, ch *chunk, tf *textFlow, p textProtocol) {
+	i := tf.begin(c, ch)
+	if i == -2 {
+		return
+	}
+	if i < 0 {
+		if !p.resyncAt(c, f, ch.data) {
+			return
+		}
+		tf.resync(ch)
+		i = 0
+	}
+	d := ch.data[i:]
+	for len(d) > 0 && !tf.lost {
+		if tf.inData {
+			d = tf.skipData(d)
+			if tf.remain == 0 {
+				tf.inData = false
+				p.dataDone(c, f)
+			}
+			continue
+		}
+		line, rest, complete := tf.takeLine(d, ts)
+		d = rest
+		if !complete {
+			break
+		}
+		p.line(c, f, line)
+	}
+	tf.finish(c, ch)
+}
+
+// startData begins skipping a data block whose size is the decimal word w, plus CR LF.
+func (tf *textFlow) startData(c *Conn, w []byte) {
+	size, ok := parseUint(w)
+	if !ok {
+		tf.lose(c)
+		return
+	}
+	tf.inData, tf.remain = true, size+2
 }
 
 // begin positions the flow at chunk ch. It returns the index of the first byte to parse,
@@ -112,7 +168,7 @@ func (tf *textFlow) begin(c *Conn, ch *chunk) int {
 	case ch.offset > tf.next:
 		gap := ch.offset - tf.next
 		c.t.gaps.Add(1)
-		if tf.lineLen == 0 && gap <= tf.remain {
+		if tf.inData && gap <= tf.remain {
 			tf.remain -= gap
 			return 0
 		}
@@ -137,7 +193,7 @@ func (tf *textFlow) finish(c *Conn, ch *chunk) {
 	if uncaptured == 0 || tf.lost {
 		return
 	}
-	if tf.lineLen == 0 && uncaptured <= tf.remain {
+	if tf.inData && uncaptured <= tf.remain {
 		tf.remain -= uncaptured
 		return
 	}
@@ -148,13 +204,13 @@ func (tf *textFlow) lose(c *Conn) {
 	if !tf.lost {
 		c.t.lostSync.Add(1)
 	}
-	tf.lost, tf.remain = true, 0
+	tf.lost, tf.inData, tf.remain = true, false, 0
 	tf.clearLine()
 }
 
 // resync restarts the flow at chunk ch.
 func (tf *textFlow) resync(ch *chunk) {
-	tf.lost, tf.remain, tf.next = false, 0, ch.offset
+	tf.lost, tf.inData, tf.remain, tf.next = false, false, 0, ch.offset
 	tf.clearLine()
 }
 

@@ -18,12 +18,7 @@ func bulk(v string) string { return "$" + itoa(len(v)) + "\r\n" + v + "\r\n" }
 
 func TestRedis(t *testing.T) {
 	bigVal := strings.Repeat("v", 5000)
-	tests := []struct {
-		name  string
-		conv  func(t *testing.T) *conv
-		want  []got
-		check func(t *testing.T, s Stats)
-	}{
+	runConvCases(t, []convCase{
 		{"simple, error and nil replies", func(t *testing.T) *conv {
 			return newConv(t, ProtocolRedis, RoleClient).
 				at(0).write(resp("SET", "k", "v")).at(1).read("+OK\r\n").
@@ -77,15 +72,7 @@ func TestRedis(t *testing.T) {
 				t.Errorf("false positives %d", s.FalsePositives)
 			}
 		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := tt.conv(t).expect(tt.want...)
-			if tt.check != nil {
-				tt.check(t, st)
-			}
-		})
-	}
+	})
 }
 
 func TestRedisSplitEverywhere(t *testing.T) {
@@ -103,12 +90,7 @@ func TestRedisSplitEverywhere(t *testing.T) {
 }
 
 func TestMemcached(t *testing.T) {
-	tests := []struct {
-		name  string
-		conv  func(t *testing.T) *conv
-		want  []got
-		check func(t *testing.T, s Stats)
-	}{
+	runConvCases(t, []convCase{
 		{"storage, retrieval, miss, delete", func(t *testing.T) *conv {
 			return newConv(t, ProtocolMemcached, RoleClient).
 				at(0).write("set k 0 60 5\r\nhello\r\n").at(1).read("STORED\r\n").
@@ -155,23 +137,11 @@ func TestMemcached(t *testing.T) {
 				at(0).read("stats\r\n").at(1).write("STAT pid 1\r\nSTAT uptime 10\r\nEND\r\n").
 				at(2).read("version\r\n").at(3).write("VERSION 1.6\r\n")
 		}, []got{rs("ok", 1), rs("ok", 1)}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := tt.conv(t).expect(tt.want...)
-			if tt.check != nil {
-				tt.check(t, st)
-			}
-		})
-	}
+	})
 }
 
 func TestNATS(t *testing.T) {
-	tests := []struct {
-		name string
-		conv func(t *testing.T) *conv
-		want []got
-	}{
+	runConvCases(t, []convCase{
 		{"publish and consume", func(t *testing.T) *conv {
 			return newConv(t, ProtocolNATS, RoleClient).
 				read(`INFO {"server_id":"x","version":"2.10.0","max_payload":1048576}`+"\r\n").
@@ -182,19 +152,16 @@ func TestNATS(t *testing.T) {
 		}, []got{
 			{Status: "ok", Method: "produce"}, {Status: "ok", Method: "produce"},
 			{Status: "ok", Method: "consume"}, {Status: "ok", Method: "consume"}, {Status: "ok", Method: "consume"},
-		}},
+		}, nil},
 		{"payload across reads", func(t *testing.T) *conv {
 			msg := "MSG big 1 3000\r\n" + strings.Repeat("p", 3000) + "\r\nMSG small 1 1\r\nx\r\n"
 			p := splitAt(msg, 1500, 3010)
 			return newConv(t, ProtocolNATS, RoleClient).read(p[0]).read(p[1]).read(p[2])
-		}, []got{{Status: "ok", Method: "consume"}, {Status: "ok", Method: "consume"}}},
+		}, []got{{Status: "ok", Method: "consume"}, {Status: "ok", Method: "consume"}}, nil},
 		{"the server side is not counted", func(t *testing.T) *conv {
 			return newConv(t, ProtocolNATS, RoleServer).read("PUB a 1\r\nx\r\n").write("MSG a 1 1\r\nx\r\n")
-		}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.conv(t).expect(tt.want...) })
-	}
+		}, nil, nil},
+	})
 }
 
 func FuzzRedis(f *testing.F) {

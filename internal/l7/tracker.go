@@ -12,7 +12,8 @@ type TrackerOptions struct {
 	// IdleTimeout forgets a connection with no segment for this long (kernel ns), and a
 	// request with no response for this long. Default 5 minutes.
 	IdleTimeout uint64
-	// Protocols switches protocols off: their segments are dropped (counted). nil: all on.
+	// Disabled switches protocols off (the per-protocol configuration): their segments are
+	// dropped and counted.
 	Disabled [protocolCount]bool
 }
 

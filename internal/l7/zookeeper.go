@@ -11,19 +11,17 @@ import "encoding/binary"
 // empty, bad version, no children for ephemerals) are ok too; any other error fails.
 
 type zookeeperParser struct {
-	flows     [2]framing
-	pending   pendingQueue
+	framedParser
 	handshake [2]bool // the connect record of the flow is still expected
 }
 
 const (
-	zkMaxSize        = 64 << 20
-	zkConnectReqLen  = 44 // protocolVersion, lastZxidSeen, timeOut, sessionId, passwd (4+16); 45 with readOnly
-	zkPingXid        = 0xfffffffe
-	zkNotificationXi = 0xffffffff
+	zkMaxSize       = 64 << 20
+	zkConnectReqLen = 44 // protocolVersion, lastZxidSeen, timeOut, sessionId, passwd (4+16); 45 with readOnly
+	zkPingXid       = 0xfffffffe
 )
 
-// zkOpName lists the request types of the jute protocol (ZooDefs.OpCode).
+// zkKnownOp reports whether t is a request type of the jute protocol (ZooDefs.OpCode).
 func zkKnownOp(t int32) bool {
 	switch {
 	case t >= 1 && t <= 9, t >= 11 && t <= 22, t == 100, t == 101, t == 102, t == 103, t == 104, t == 105, t == 106, t == -11:
@@ -33,13 +31,9 @@ func zkKnownOp(t int32) bool {
 }
 
 func (p *zookeeperParser) reset() {
-	p.flows[0].reset()
-	p.flows[1].reset()
-	p.pending.reset()
+	p.framedParser.reset()
 	p.handshake = [2]bool{true, true}
 }
-
-func (p *zookeeperParser) expire(c *Conn, deadline uint64) { p.pending.expire(c, deadline) }
 
 func (p *zookeeperParser) feed(c *Conn, f Flow, ts uint64, ch *chunk) {
 	p.flows[f].feed(c, f, ts, ch, 8, p)
