@@ -1,6 +1,9 @@
 package l7
 
 import (
+	"bufio"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -184,5 +187,29 @@ func BenchmarkHTTP1Exchange(b *testing.B) {
 	}
 	if n != b.N {
 		b.Fatalf("%d requests, want %d", n, b.N)
+	}
+}
+
+// BenchmarkHTTP1StdlibBaseline is the baseline of BenchmarkHTTP1Exchange: the same request
+// and response read by net/http's ReadRequest and ReadResponse (body included).
+func BenchmarkHTTP1StdlibBaseline(b *testing.B) {
+	rd := strings.NewReader("")
+	br := bufio.NewReader(rd)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rd.Reset(getReq)
+		br.Reset(rd)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rd.Reset(ok200)
+		br.Reset(rd)
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
 	}
 }

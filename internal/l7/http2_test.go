@@ -301,31 +301,36 @@ func BenchmarkHTTP2GRPCUnary(b *testing.B) {
 	cl.buf.WriteString(h2Preface)
 	cl.settings()
 	sv.settings()
-	pre, svPre := cl.take(), sv.take()
+	pre, svPre := []byte(cl.take()), []byte(sv.take())
 	// steady state: the same call again and again, each with the stream id advancing
-	tr := NewTracker(TrackerOptions{}, func(*Request) {})
+	n := 0
+	tr := NewTracker(TrackerOptions{}, func(r *Request) {
+		if r.Status == GRPCStatus(0) {
+			n++
+		}
+	})
 	seg := Segment{Sock: 9, Protocol: ProtocolHTTP2}
 	var off [2]uint64
-	feed := func(f Flow, data string, ts uint64) {
+	feed := func(f Flow, data []byte, ts uint64) {
 		seg.Flags = 0
 		if f == Received {
 			seg.Flags = FlagReceived
 		}
-		seg.Payload, seg.Length, seg.Offset, seg.Timestamp = []byte(data), uint32(len(data)), off[f], ts
+		seg.Payload, seg.Length, seg.Offset, seg.Timestamp = data, uint32(len(data)), off[f], ts
 		off[f] += uint64(len(data))
 		tr.Feed(&seg)
 	}
 	feed(Sent, pre, 1)
 	feed(Received, svPre, 2)
 	const calls = 1000
-	reqs := make([]string, calls)
-	resps := make([]string, calls)
+	reqs := make([][]byte, calls)
+	resps := make([][]byte, calls)
 	for i := range reqs {
 		id := uint32(2*i + 1)
 		cl.headers(id, false, grpcReq("/pkg.Svc/Get")...).data(id, true, "\x00\x00\x00\x00\x00")
-		reqs[i] = cl.take()
+		reqs[i] = []byte(cl.take())
 		sv.headers(id, false, grpcResp...).data(id, false, "\x00\x00\x00\x00\x00").headers(id, true, "grpc-status", "0")
-		resps[i] = sv.take()
+		resps[i] = []byte(sv.take())
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -341,5 +346,8 @@ func BenchmarkHTTP2GRPCUnary(b *testing.B) {
 		}
 		feed(Sent, reqs[k], uint64(3+2*i))
 		feed(Received, resps[k], uint64(4+2*i))
+	}
+	if n != b.N {
+		b.Fatalf("%d gRPC calls reported, want %d", n, b.N)
 	}
 }

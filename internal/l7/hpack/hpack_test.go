@@ -323,3 +323,26 @@ func BenchmarkDecodeGRPCRequest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkXNetDecodeGRPCRequest is the baseline of BenchmarkDecodeGRPCRequest: the same
+// blocks through golang.org/x/net/http2/hpack's decoder.
+func BenchmarkXNetDecodeGRPCRequest(b *testing.B) {
+	s := newEncoderSession()
+	d := xhpack.NewDecoder(DefaultTableSize, func(xhpack.HeaderField) {})
+	req := []field{{":method", "POST"}, {":scheme", "http"}, {":path", "/grpc.health.v1.Health/Check"},
+		{":authority", "127.0.0.1:50051"}, {"content-type", "application/grpc"}, {"user-agent", "grpc-go/1.85.0"},
+		{"te", "trailers"}, {"grpc-timeout", "4999m"}}
+	first := s.block(req...)
+	req[7].value = "4998m"
+	next := s.block(req...)
+	if _, err := d.Write(first); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := d.Write(next); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
