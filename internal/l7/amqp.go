@@ -1,6 +1,9 @@
 package l7
 
-import "encoding/binary"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // AMQP 0-9-1 (the AMQP 0-9-1 specification; RabbitMQ): the client opens with the protocol
 // header "AMQP\x00\x00\x09\x01", then every frame is type (1 method, 2 content header,
@@ -37,7 +40,7 @@ func (p *amqpParser) feed(c *Conn, f Flow, ts uint64, ch *chunk) {
 	if c.role == RoleServer {
 		return
 	}
-	if f == Sent && ch.offset == 0 && len(ch.data) >= 8 && string(ch.data[:8]) == string(amqpProtocolHeader) {
+	if f == Sent && ch.offset == 0 && len(ch.data) >= 8 && bytes.Equal(ch.data[:8], amqpProtocolHeader) {
 		c.confirm()
 		fr := &p.flows[f]
 		fr.synced, fr.next = true, 8

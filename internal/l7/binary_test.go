@@ -2,18 +2,22 @@ package l7
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
 )
 
 func be16(v uint16) string { var b [2]byte; binary.BigEndian.PutUint16(b[:], v); return string(b[:]) }
+
 func be32(v uint32) string { var b [4]byte; binary.BigEndian.PutUint32(b[:], v); return string(b[:]) }
+
 func le32(v uint32) string {
 	var b [4]byte
 	binary.LittleEndian.PutUint32(b[:], v)
 	return string(b[:])
 }
+
 func le64(v uint64) string {
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], v)
@@ -25,6 +29,7 @@ func bsonDoc(elems ...string) string {
 	body := strings.Join(elems, "") + "\x00"
 	return le32(uint32(len(body)+4)) + body
 }
+
 func bsonDouble(name string, v float64) string {
 	return "\x01" + name + "\x00" + le64(math.Float64bits(v))
 }
@@ -60,26 +65,26 @@ func TestMongo(t *testing.T) {
 	opReplyFail := le32(uint32(16+len(failBody))) + le32(101) + le32(2) + le32(mongoOpReply) + failBody
 
 	runConvCases(t, []convCase{
-		{"legacy hello, OP_MSG ok, ok:0, writeErrors", func(t *testing.T) *conv {
+		{"legacy hello, OP_MSG ok, ok:0, writeErrors", func() *conv {
 			return newConv(t, ProtocolMongo, RoleClient).
 				at(0).writeB([]byte(opQuery)).at(1).readB([]byte(opReply)).
 				at(2).write(mongoMsg(10, 0, 0, find)).at(4).read(mongoMsg(200, 10, 0, okReply)).
 				at(5).write(mongoMsg(11, 0, 0, find)).at(6).read(mongoMsg(201, 11, 0, errReply)).
 				at(7).write(mongoMsg(12, 0, 0, find)).at(9).read(mongoMsg(202, 12, 0, writeErr))
 		}, []got{r("ok", 1), r("ok", 2), r("failed", 1), r("failed", 2)}, nil},
-		{"replies out of order, matched by responseTo", func(t *testing.T) *conv {
+		{"replies out of order, matched by responseTo", func() *conv {
 			return newConv(t, ProtocolMongo, RoleClient).
 				at(0).write(mongoMsg(1, 0, 0, find)).at(1).write(mongoMsg(2, 0, 0, find)).
 				at(5).read(mongoMsg(50, 2, 0, errReply), mongoMsg(51, 1, 0, okReply))
 		}, []got{r("failed", 4), r("ok", 5)}, nil},
-		{"QueryFailure, moreToCome without reply, a reply larger than the capture", func(t *testing.T) *conv {
+		{"QueryFailure, moreToCome without reply, a reply larger than the capture", func() *conv {
 			return newConv(t, ProtocolMongo, RoleClient).
 				at(0).writeB([]byte(le32(uint32(16+len(hello))) + le32(2) + le32(0) + le32(mongoOpQuery) + hello)).at(1).read(opReplyFail).
 				at(2).write(mongoMsg(3, 0, mongoMoreToCome, find)).
 				at(3).write(mongoMsg(4, 0, 0, find)).at(6).read(mongoMsg(60, 4, 0, bigReply)).
 				at(7).write(mongoMsg(5, 0, 0, find)).at(8).read(mongoMsg(61, 5, 0, okReply))
 		}, []got{r("failed", 1), r("ok", 3), r("ok", 1)}, nil},
-		{"server side", func(t *testing.T) *conv {
+		{"server side", func() *conv {
 			return newConv(t, ProtocolMongo, RoleServer).at(0).read(mongoMsg(9, 0, 0, find)).at(2).write(mongoMsg(90, 9, 0, okReply))
 		}, []got{rs("ok", 2)}, nil},
 	})
@@ -120,7 +125,7 @@ func TestKafka(t *testing.T) {
 	fetchResp := func(code uint16) string { return be32(0) + be16(code) + be32(0) + be32(0) }
 
 	runConvCases(t, []convCase{
-		{"ApiVersions, Metadata, Produce ok and failed", func(t *testing.T) *conv {
+		{"ApiVersions, Metadata, Produce ok and failed", func() *conv {
 			return newConv(t, ProtocolKafka, RoleClient).
 				at(0).write(kafkaRequest(18, 3, 1, true, kafkaCompactString("franz-go")+kafkaCompactString("1.0")+"\x00")).
 				at(1).read(kafkaResponse(1, false, be16(0)+"\x01\x00\x00")).
@@ -128,33 +133,34 @@ func TestKafka(t *testing.T) {
 				at(4).write(kafkaRequest(0, 7, 3, false, produceV7)).at(6).read(kafkaResponse(3, false, produceResp(0))).
 				at(7).write(kafkaRequest(0, 7, 4, false, produceV7)).at(8).read(kafkaResponse(4, false, produceResp(6)))
 		}, []got{r("ok", 1), r("ok", 1), r("ok", 2), r("failed", 1)}, nil},
-		{"flexible Produce v9 and Fetch v11 error codes", func(t *testing.T) *conv {
+		{"flexible Produce v9 and Fetch v11 error codes", func() *conv {
 			return newConv(t, ProtocolKafka, RoleClient).
 				at(0).write(kafkaRequest(0, 9, 10, true, produceV9)).at(1).read(kafkaResponse(10, true, produceRespV9(0))).
 				at(2).write(kafkaRequest(0, 9, 11, true, produceV9)).at(3).read(kafkaResponse(11, true, produceRespV9(3))).
 				at(4).write(kafkaRequest(1, 11, 12, false, be32(0))).at(5).read(kafkaResponse(12, false, fetchResp(0))).
 				at(6).write(kafkaRequest(1, 11, 13, false, be32(0))).at(9).read(kafkaResponse(13, false, fetchResp(1)))
 		}, []got{r("ok", 1), r("failed", 1), r("ok", 1), r("failed", 3)}, nil},
-		{"in flight requests, acks=0, a response beyond the capture", func(t *testing.T) *conv {
+		{"in flight requests, acks=0, a response beyond the capture", func() *conv {
 			big := kafkaResponse(21, false, fetchResp(0)+strings.Repeat("r", 20000))
 			p := splitAt(big, 8000)
 			return newConv(t, ProtocolKafka, RoleClient).
 				at(0).write(kafkaRequest(0, 7, 20, false, produceV7Acks0)).
 				at(1).write(kafkaRequest(1, 11, 21, false, be32(0))).at(2).write(kafkaRequest(1, 11, 22, false, be32(0))).
 				at(5).read(p[0]).at(6).read(p[1]).at(7).read(kafkaResponse(22, false, fetchResp(0)))
-		}, []got{r("ok", 4), r("ok", 5)}, func(t *testing.T, s Stats) {
+		}, []got{r("ok", 4), r("ok", 5)}, func(s Stats) string {
 			if s.Unsupported != 1 || s.Unanswered != 0 {
-				t.Errorf("unsupported %d unanswered %d, want 1 and 0", s.Unsupported, s.Unanswered)
+				return fmt.Sprintf("unsupported %d unanswered %d, want 1 and 0", s.Unsupported, s.Unanswered)
 			}
+			return ""
 		}},
-		{"size field split across reads", func(t *testing.T) *conv {
+		{"size field split across reads", func() *conv {
 			rsp := kafkaResponse(30, false, fetchResp(0)) + kafkaResponse(31, false, fetchResp(2))
 			p := splitAt(rsp, 2, len(rsp)-20)
 			return newConv(t, ProtocolKafka, RoleClient).
 				at(0).write(kafkaRequest(1, 11, 30, false, be32(0)), kafkaRequest(1, 11, 31, false, be32(0))).
 				at(1).read(p[0]).at(2).read(p[1]).at(3).read(p[2])
 		}, []got{r("ok", 1), r("failed", 2)}, nil},
-		{"server side", func(t *testing.T) *conv {
+		{"server side", func() *conv {
 			return newConv(t, ProtocolKafka, RoleServer).at(0).read(kafkaRequest(12, 4, 7, true, "\x00")).at(1).write(kafkaResponse(7, true, be32(0)+be16(27)+"\x00"))
 		}, []got{rs("failed", 1)}, nil},
 	})
@@ -187,26 +193,26 @@ func TestCassandra(t *testing.T) {
 	rows := be32(2) + be32(1) + be32(1) + be16(6) + "system" + be16(5) + "local" + be16(8) + "key" + be16(0xd) + be32(1) + be32(1) + "x"
 	errBody := be32(0x2200) + be16(12) + "invalid stmt"
 	runConvCases(t, []convCase{
-		{"v4: startup not counted, multiplexed queries answered out of order", func(t *testing.T) *conv {
+		{"v4: startup not counted, multiplexed queries answered out of order", func() *conv {
 			return newConv(t, ProtocolCassandra, RoleClient).
 				at(0).write(cql(4, 0, 0, cqlOpOptions, "")).at(1).read(cql(0x84, 0, 0, cqlOpSupported, be16(0))).
 				at(2).write(cql(4, 0, 1, cqlOpStartup, be16(1)+be16(11)+"CQL_VERSION"+be16(5)+"3.0.0")).at(3).read(cql(0x84, 0, 1, cqlOpReady, "")).
 				at(4).write(cql(4, 0, 2, cqlOpQuery, query("SELECT * FROM system.local")), cql(4, 0, 3, cqlOpQuery, query("SELEKT"))).
 				at(6).read(cql(0x84, 0, 3, cqlOpError, errBody)).at(9).read(cql(0x84, 0, 0xffff, cqlOpEvent, be16(0)), cql(0x84, 0, 2, cqlOpResult, rows))
 		}, []got{r("failed", 2), r("ok", 5)}, nil},
-		{"v4: prepare, execute, batch", func(t *testing.T) *conv {
+		{"v4: prepare, execute, batch", func() *conv {
 			return newConv(t, ProtocolCassandra, RoleClient).
 				at(0).write(cql(4, 0, 5, cqlOpPrepare, be32(9)+"SELECT ?")).at(1).read(cql(0x84, 0, 5, cqlOpResult, be32(4))).
 				at(2).write(cql(4, 0, 6, cqlOpExecute, be16(2)+"ab"+be16(1)+"\x00")).at(3).read(cql(0x84, 0, 6, cqlOpResult, be32(1))).
 				at(4).write(cql(4, 0, 7, cqlOpBatch, "\x00"+be16(0)+be16(1)+"\x00")).at(6).read(cql(0x84, 0, 7, cqlOpError, errBody))
 		}, []got{r("ok", 1), r("ok", 1), r("failed", 2)}, nil},
-		{"v5 segments", func(t *testing.T) *conv {
+		{"v5 segments", func() *conv {
 			return newConv(t, ProtocolCassandra, RoleClient).
 				at(0).write(cql(5, 0, 1, cqlOpStartup, be16(1)+be16(11)+"CQL_VERSION"+be16(5)+"3.0.0")).at(1).read(cql(0x85, 0, 1, cqlOpReady, "")).
 				at(2).write(cqlSegment(cql(5, 0, 2, cqlOpQuery, query("SELECT 1"))+cql(5, 0, 3, cqlOpQuery, query("SELECT 2")), true)).
 				at(5).read(cqlSegment(cql(0x85, 0, 2, cqlOpResult, rows)+cql(0x85, 0, 3, cqlOpError, errBody), true))
 		}, []got{r("ok", 3), r("failed", 3)}, nil},
-		{"server side", func(t *testing.T) *conv {
+		{"server side", func() *conv {
 			return newConv(t, ProtocolCassandra, RoleServer).at(0).read(cql(4, 0, 9, cqlOpQuery, query("SELECT 1"))).at(1).write(cql(0x84, 0, 9, cqlOpResult, rows))
 		}, []got{rs("ok", 1)}, nil},
 	})
@@ -243,7 +249,7 @@ func TestZooKeeper(t *testing.T) {
 	connectResp := be32(36) + be32(0) + be32(30000) + be64str(0x1234) + be32(16) + strings.Repeat("\x00", 16)
 	path := func(p string) string { return be32(uint32(len(p))) + p }
 	runConvCases(t, []convCase{
-		{"connect, ping, requests, notification", func(t *testing.T) *conv {
+		{"connect, ping, requests, notification", func() *conv {
 			return newConv(t, ProtocolZooKeeper, RoleClient).
 				at(0).write(connect).at(1).read(connectResp).
 				at(2).write(zkReq(zkPingXid, 11, "")).at(3).read(zkReply(zkPingXid, 0, "")).
@@ -251,7 +257,7 @@ func TestZooKeeper(t *testing.T) {
 				at(7).write(zkReq(2, 3, path("/app/missing")+"\x00")).at(8).read(zkReply(2, -101, "")).
 				at(9).write(zkReq(3, 1, path("/locked")+be32(0)+be32(0)+be32(0))).at(12).read(zkReply(0xffffffff, 0, be32(1)+be32(3)+path("/app/config")), zkReply(3, -102, ""))
 		}, []got{r("ok", 2), r("ok", 1), r("failed", 3)}, nil},
-		{"server side", func(t *testing.T) *conv {
+		{"server side", func() *conv {
 			return newConv(t, ProtocolZooKeeper, RoleServer).
 				at(0).read(zkReq(5, 8, path("/")+"\x00")).at(1).write(zkReply(5, 0, be32(0)))
 		}, []got{rs("ok", 1)}, nil},

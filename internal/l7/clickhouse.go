@@ -132,14 +132,14 @@ func (p *clickhouseParser) complete(c *Conn, status Status, ts uint64) {
 	c.report(status, MethodNone, r.start, max(end, r.start))
 }
 
-// chString reads a varint-length string at d[i:]; it fails beyond max bytes or when a byte
+// chString reads a varint-length string at d[i:]; it fails beyond limit bytes or when a byte
 // is not printable ASCII.
-func chString(d []byte, i, max int) ([]byte, int, bool) {
+func chString(d []byte, i, limit int) ([]byte, int, bool) {
 	if i >= len(d) {
 		return nil, 0, false
 	}
 	n := int(d[i])
-	if n >= 0x80 || n > max || i+1+n > len(d) {
+	if n >= 0x80 || n > limit || i+1+n > len(d) {
 		return nil, 0, false
 	}
 	s := d[i+1 : i+1+n]

@@ -1,7 +1,11 @@
 package l7
 
 import (
+	"regexp"
+	"strings"
 	"testing"
+
+	corootqueries "github.com/codexray/codexray-node-agent/test/coroot"
 )
 
 // TestCorootMetricNames states coroot-node-agent's L7 metric names as read from its
@@ -80,5 +84,54 @@ func TestStatusLabels(t *testing.T) {
 	}
 	if MethodProduce.String() != "produce" || MethodConsume.String() != "consume" {
 		t.Error("method labels")
+	}
+}
+
+// TestCorootServerQueries checks the table against what Coroot's server queries
+// (test/coroot/queries.yaml, read from a newer Coroot tree than the node-agent files): every
+// L7 metric it reads is one of ours, and every label it groups by is one we emit.
+func TestCorootServerQueries(t *testing.T) {
+	qs, err := corootqueries.Queries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := map[string]bool{}
+	for p := Protocol(1); p < protocolCount; p++ {
+		m := Metrics(p)
+		for _, n := range []string{m.Requests, m.Duration, m.InboundRequests, m.InboundDuration} {
+			if n == "" {
+				continue
+			}
+			ours[n] = true
+			if strings.Contains(n, "duration") {
+				ours[n+"_bucket"], ours[n+"_sum"], ours[n+"_count"] = true, true, true
+			}
+		}
+	}
+	ours[IPToFQDNMetric] = true
+	labels := map[string]bool{
+		LabelDestination: true, LabelActualDestination: true, LabelStatus: true,
+		LabelMethod: true, LabelRequestType: true, LabelDomain: true, LabelIP: true, LabelFQDN: true, "le": true, "app_id": true,
+	}
+	l7Metric := regexp.MustCompile(`^(container_(http|postgres|redis|memcached|mysql|mongo|kafka|cassandra|clickhouse|zookeeper|rabbitmq|nats|dns)_|ip_to_fqdn)`)
+	seen := 0
+	for _, q := range qs {
+		for _, m := range q.Metrics {
+			if !l7Metric.MatchString(m) {
+				continue
+			}
+			seen++
+			if !ours[m] {
+				t.Errorf("query %s reads %s, which the table does not have", q.Name, m)
+			}
+			for _, l := range q.Labels {
+				if !labels[l] {
+					t.Errorf("query %s groups %s by %s", q.Name, m, l)
+				}
+			}
+		}
+	}
+	if seen < 40 {
+		t.Errorf("only %d L7 metrics in the queries: the file changed shape?", seen)
 	}
 }

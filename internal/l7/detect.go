@@ -1,6 +1,9 @@
 package l7
 
-import "encoding/binary"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // Protocol detection: the kernel side's guess of which protocol a connection speaks, from
 // the first bytes of one syscall. These functions are its reference: each reads only the
@@ -138,14 +141,14 @@ func DetectPostgres(b []byte, total uint32) bool {
 		}
 		return true // the kernel reads the last byte from the syscall's buffer
 	case 'P':
-		return l >= 8 && l+1 <= total && b[5] < 0x80 // statement name: a NUL-terminated string
+		return l >= 8 && l < total && b[5] < 0x80 // statement name: a NUL-terminated string
 	}
 	return false
 }
 
 // DetectAMQP reads bytes 0..7: the AMQP 0-9-1 protocol header.
 func DetectAMQP(b []byte, total uint32) bool {
-	return len(b) >= 8 && string(b[:8]) == string(amqpProtocolHeader)
+	return len(b) >= 8 && bytes.Equal(b[:8], amqpProtocolHeader)
 }
 
 // DetectNATSClient reads bytes 0..8: "CONNECT {", or "PUB "/"HPUB " and a subject byte.
@@ -362,7 +365,7 @@ func DetectDNSQuery(b []byte, total uint32, tcp bool) bool {
 		}
 		b = b[2:]
 	}
-	if len(b) < dnsHeaderSize+1 || !dnsQueryValid(b) {
+	if len(b) <= dnsHeaderSize || !dnsQueryValid(b) {
 		return false
 	}
 	return b[dnsHeaderSize] <= 63

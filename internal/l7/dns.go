@@ -222,7 +222,7 @@ func dnsName(m []byte, i int, dst []byte) ([]byte, int, bool) {
 				end = i + 2
 			}
 			jumps++
-			ptr := int(l&0x3f)<<8 | int(m[i+1])
+			ptr := (l&0x3f)<<8 | int(m[i+1])
 			if jumps > 16 || ptr >= len(m) {
 				return dst, 0, false
 			}

@@ -21,9 +21,6 @@ type framer interface {
 	resyncAt(c *Conn, f Flow, data []byte) bool
 }
 
-// maxHeaderSize bounds the header of a length-prefixed message.
-const maxHeaderSize = 32
-
 // assembleMax bounds how much of a message that continues in the next chunk is gathered
 // before it is parsed: the parsers read only the first bytes of a message.
 const assembleMax = 512
@@ -295,10 +292,4 @@ func (q *pendingQueue) expire(c *Conn, deadline uint64) {
 		kept++
 	}
 	q.n = kept
-}
-
-// dropAll drops every pending request, counting them unanswered.
-func (q *pendingQueue) dropAll(c *Conn) {
-	c.t.unanswered.Add(uint64(q.n))
-	q.reset()
 }

@@ -71,7 +71,7 @@ func TestGRPCGoServer(t *testing.T) {
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
-	go srv.Serve(rl)
+	go func() { _ = srv.Serve(rl) }() // returns when the test stops it
 	defer srv.Stop()
 
 	cc, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

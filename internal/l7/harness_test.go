@@ -24,6 +24,7 @@ type conv struct {
 }
 
 func newConv(t testing.TB, p Protocol, role Role) *conv {
+	t.Helper()
 	return &conv{t: t, proto: p, role: role, sock: 0xffff888000001000, capture: CaptureSize(p), now: 1e9}
 }
 
@@ -61,9 +62,10 @@ func (c *conv) syscall(f Flow, data []byte) *conv {
 
 // write is a syscall of the write family by the traced process; read of the read family.
 func (c *conv) write(data ...string) *conv { return c.syscall(Sent, []byte(strings.Join(data, ""))) }
-func (c *conv) read(data ...string) *conv  { return c.syscall(Received, []byte(strings.Join(data, ""))) }
-func (c *conv) writeB(b []byte) *conv      { return c.syscall(Sent, b) }
-func (c *conv) readB(b []byte) *conv       { return c.syscall(Received, b) }
+
+func (c *conv) read(data ...string) *conv { return c.syscall(Received, []byte(strings.Join(data, ""))) }
+func (c *conv) writeB(b []byte) *conv     { return c.syscall(Sent, b) }
+func (c *conv) readB(b []byte) *conv      { return c.syscall(Received, b) }
 
 // lose drops n bytes of flow f: a syscall the kernel counted but did not forward.
 func (c *conv) lose(f Flow, n int) *conv {
@@ -99,8 +101,10 @@ func (g got) String() string {
 func (c *conv) run() ([]got, Stats) {
 	var out []got
 	tr := NewTracker(TrackerOptions{}, func(r *Request) {
-		g := got{Status: r.Status.Label(), Method: r.Method.String(), Server: r.Role == RoleServer,
-			Ms: float64(r.Duration()) / float64(time.Millisecond)}
+		g := got{
+			Status: r.Status.Label(), Method: r.Method.String(), Server: r.Role == RoleServer,
+			Ms: float64(r.Duration()) / float64(time.Millisecond),
+		}
 		if r.Protocol != c.proto {
 			c.t.Errorf("request of protocol %s on a %s connection", r.Protocol, c.proto)
 		}
@@ -156,6 +160,7 @@ func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 // and flows by the first bytes; it checks nothing but that nothing panics and requests make
 // sense.
 func fuzzFeed(t *testing.T, p Protocol, data []byte) {
+	t.Helper()
 	if len(data) < 2 {
 		return
 	}
@@ -194,17 +199,22 @@ func fuzzFeed(t *testing.T, p Protocol, data []byte) {
 // convCase is one scripted connection and the requests it must give.
 type convCase struct {
 	name  string
-	conv  func(t *testing.T) *conv
+	conv  func() *conv
 	want  []got
-	check func(t *testing.T, s Stats) // optional
+	check func(s Stats) string // optional: what is wrong with the stats, or ""
 }
 
 func runConvCases(t *testing.T, cases []convCase) {
+	t.Helper()
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			st := tt.conv(t).expect(tt.want...)
+			c := tt.conv()
+			c.t = t
+			st := c.expect(tt.want...)
 			if tt.check != nil {
-				tt.check(t, st)
+				if msg := tt.check(st); msg != "" {
+					t.Error(msg)
+				}
 			}
 		})
 	}

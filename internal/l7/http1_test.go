@@ -2,6 +2,7 @@ package l7
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -56,17 +57,17 @@ func hex(n int) string {
 func TestHTTP1(t *testing.T) {
 	big := strings.Repeat("x", 100000)
 	runConvCases(t, []convCase{
-		{"keep-alive: length and chunked bodies", func(t *testing.T) *conv {
+		{"keep-alive: length and chunked bodies", func() *conv {
 			return newConv(t, ProtocolHTTP, RoleClient).
 				at(0).write(getReq).at(3).read(ok200).
 				at(10).write(postReq(`{"a":1}`)).at(12).read(chunked("404 Not Found", "no ", "such item")).
 				at(20).write(getReq).at(21).read(nc204)
 		}, []got{r("200", 3), r("404", 2), r("204", 1)}, nil},
-		{"pipelining: three requests in one write, responses in one read", func(t *testing.T) *conv {
+		{"pipelining: three requests in one write, responses in one read", func() *conv {
 			return newConv(t, ProtocolHTTP, RoleClient).
 				at(0).write(getReq, getReq, getReq).at(5).read(ok200, err500, nc204)
 		}, []got{r("200", 5), r("500", 5), r("204", 5)}, nil},
-		{"pipelining: responses split across reads mid-body and mid-header", func(t *testing.T) *conv {
+		{"pipelining: responses split across reads mid-body and mid-header", func() *conv {
 			resp := ok200 + chunked("201 Created", "abc", strings.Repeat("y", 40)) + err500
 			parts := splitAt(resp, len(ok200)-2, len(ok200)+20, len(ok200)+60)
 			c := newConv(t, ProtocolHTTP, RoleClient).at(0).write(getReq, postReq("z"), getReq)
@@ -75,21 +76,21 @@ func TestHTTP1(t *testing.T) {
 			}
 			return c
 		}, []got{r("200", 2), r("201", 3), r("500", 5)}, nil},
-		{"request line and headers split across writes", func(t *testing.T) *conv {
+		{"request line and headers split across writes", func() *conv {
 			p := splitAt(postReq("0123456789"), 5, 30, 70)
 			return newConv(t, ProtocolHTTP, RoleClient).at(0).write(p[0]).write(p[1]).write(p[2]).write(p[3]).at(9).read(ok200)
 		}, []got{r("200", 9)}, nil},
-		{"HEAD response has no body", func(t *testing.T) *conv {
+		{"HEAD response has no body", func() *conv {
 			return newConv(t, ProtocolHTTP, RoleClient).
 				at(0).write(headReq).at(1).read("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n").
 				at(2).write(getReq).at(4).read(nf404)
 		}, []got{r("200", 1), r("404", 2)}, nil},
-		{"100 Continue is interim", func(t *testing.T) *conv {
+		{"100 Continue is interim", func() *conv {
 			return newConv(t, ProtocolHTTP, RoleClient).
 				at(0).write("PUT /blob HTTP/1.1\r\nHost: s\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n").
 				at(1).read("HTTP/1.1 100 Continue\r\n\r\n").at(2).write("data").at(7).read(nc204)
 		}, []got{r("204", 7)}, nil},
-		{"body far beyond the capture, then the next exchange", func(t *testing.T) *conv {
+		{"body far beyond the capture, then the next exchange", func() *conv {
 			resp := "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + big
 			c := newConv(t, ProtocolHTTP, RoleClient).at(0).write(getReq)
 			for i, p := range splitAt(resp, 16384, 32768, 65536) {
@@ -97,51 +98,55 @@ func TestHTTP1(t *testing.T) {
 			}
 			return c.at(20).write(getReq).at(22).read(err500)
 		}, []got{r("200", 10), r("500", 2)}, nil},
-		{"a lost body segment of known length", func(t *testing.T) *conv {
+		{"a lost body segment of known length", func() *conv {
 			resp := "HTTP/1.1 200 OK\r\nContent-Length: 30000\r\n\r\n" + strings.Repeat("q", 30000)
 			p := splitAt(resp, 10000, 20000)
 			return newConv(t, ProtocolHTTP, RoleClient).at(0).write(getReq).at(1).read(p[0]).
 				lose(Received, len(p[1])).read(p[2]).at(5).write(getReq).at(6).read(nf404)
-		}, []got{r("200", 1), r("404", 1)}, func(t *testing.T, s Stats) {
+		}, []got{r("200", 1), r("404", 1)}, func(s Stats) string {
 			if s.Gaps != 1 || s.LostSync != 0 {
-				t.Errorf("gaps %d lost %d, want 1 and 0", s.Gaps, s.LostSync)
+				return fmt.Sprintf("gaps %d lost %d, want 1 and 0", s.Gaps, s.LostSync)
 			}
+			return ""
 		}},
-		{"headers longer than the capture: the next response re-syncs", func(t *testing.T) *conv {
+		{"headers longer than the capture: the next response re-syncs", func() *conv {
 			long := "HTTP/1.1 503 Service Unavailable\r\nX-Big: " + strings.Repeat("b", 3000) + "\r\nContent-Length: 2\r\n\r\nno"
 			return newConv(t, ProtocolHTTP, RoleClient).at(0).write(getReq).at(1).read(long).
 				at(2).write(getReq).at(4).read(ok200)
-		}, []got{r("503", 1), r("200", 2)}, func(t *testing.T, s Stats) {
+		}, []got{r("503", 1), r("200", 2)}, func(s Stats) string {
 			if s.LostSync != 1 {
-				t.Errorf("lost sync %d, want 1", s.LostSync)
+				return fmt.Sprintf("lost sync %d, want 1", s.LostSync)
 			}
+			return ""
 		}},
-		{"a lost response: the next response matches the next request", func(t *testing.T) *conv {
+		{"a lost response: the next response matches the next request", func() *conv {
 			return newConv(t, ProtocolHTTP, RoleClient).at(0).write(getReq).lose(Received, len(chunked("200 OK", "x"))).
 				at(5).write(getReq).at(6).read(nf404)
-		}, []got{r("404", 1)}, func(t *testing.T, s Stats) {
+		}, []got{r("404", 1)}, func(s Stats) string {
 			if s.Unanswered != 1 {
-				t.Errorf("unanswered %d, want 1", s.Unanswered)
+				return fmt.Sprintf("unanswered %d, want 1", s.Unanswered)
 			}
+			return ""
 		}},
-		{"server side (inbound)", func(t *testing.T) *conv {
+		{"server side (inbound)", func() *conv {
 			return newConv(t, ProtocolHTTP, RoleServer).at(0).read(getReq).at(4).write(err500).
 				at(6).read(postReq("abc")).at(7).write(ok200)
 		}, []got{rs("500", 4), rs("200", 1)}, nil},
-		{"101 Switching Protocols ends parsing", func(t *testing.T) *conv {
+		{"101 Switching Protocols ends parsing", func() *conv {
 			return newConv(t, ProtocolHTTP, RoleClient).
 				at(0).write("GET /ws HTTP/1.1\r\nHost: s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").
 				at(1).read("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n").
 				write("\x81\x85GET / HTTP/1.1").read("HTTP/1.1 200 OK\r\n\r\n")
 		}, []got{r("101", 1)}, nil},
-		{"not HTTP: rejected", func(t *testing.T) *conv {
+		{"not HTTP: rejected", func() *conv {
 			return newConv(t, ProtocolHTTP, RoleClient).write("GETX / HTTP/1.1\r\n\r\n").read(ok200)
-		}, nil, func(t *testing.T, s Stats) {
+		}, nil, func(s Stats) string {
 			if s.FalsePositives != 1 {
-				t.Errorf("false positives %d, want 1", s.FalsePositives)
+				return fmt.Sprintf("false positives %d, want 1", s.FalsePositives)
 			}
+			return ""
 		}},
-		{"HTTP/1.0 response delimited by close", func(t *testing.T) *conv {
+		{"HTTP/1.0 response delimited by close", func() *conv {
 			return newConv(t, ProtocolHTTP, RoleClient).at(0).write("GET / HTTP/1.0\r\n\r\n").at(2).read("HTTP/1.0 200 OK\r\n\r\nbody until close")
 		}, []got{r("200", 2)}, nil},
 	})
@@ -210,6 +215,9 @@ func BenchmarkHTTP1StdlibBaseline(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
 	}
 }

@@ -31,29 +31,38 @@ func (p *h2peer) take() string {
 	return s
 }
 
+// must panics on the errors of writes to a bytes.Buffer, which cannot fail.
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
 func (p *h2peer) block(kv ...string) []byte {
 	p.hb.Reset()
 	for i := 0; i < len(kv); i += 2 {
-		p.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+		must(p.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]}))
 	}
 	return bytes.Clone(p.hb.Bytes())
 }
 
 func (p *h2peer) headers(stream uint32, endStream bool, kv ...string) *h2peer {
-	p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: p.block(kv...), EndStream: endStream, EndHeaders: true})
+	must(p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: p.block(kv...), EndStream: endStream, EndHeaders: true}))
 	return p
 }
 
 func (p *h2peer) data(stream uint32, endStream bool, b string) *h2peer {
-	p.fr.WriteData(stream, endStream, []byte(b))
+	must(p.fr.WriteData(stream, endStream, []byte(b)))
 	return p
 }
 
-func (p *h2peer) settings() *h2peer { p.fr.WriteSettings(); return p }
+func (p *h2peer) settings() *h2peer { must(p.fr.WriteSettings()); return p }
 
 func grpcReq(path string) []string {
-	return []string{":method", "POST", ":scheme", "http", ":path", path, ":authority", "127.0.0.1:50051",
-		"content-type", "application/grpc", "user-agent", "grpc-go/1.85.0", "te", "trailers"}
+	return []string{
+		":method", "POST", ":scheme", "http", ":path", path, ":authority", "127.0.0.1:50051",
+		"content-type", "application/grpc", "user-agent", "grpc-go/1.85.0", "te", "trailers",
+	}
 }
 
 func httpReq(path string) []string {
@@ -105,13 +114,13 @@ func TestHTTP2(t *testing.T) {
 			cl.buf.WriteString(h2Preface)
 			cl.settings().headers(1, false, grpcReq("/pkg.Svc/Watch")...)
 			w1 := cl.take()
-			cl.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+			must(cl.fr.WriteRSTStream(1, http2.ErrCodeCancel))
 			w2 := cl.take()
 			// a request whose header block is cut into HEADERS and two CONTINUATIONs
 			blk := cl.block(append(httpReq("/big"), "x-big", strings.Repeat("v", 300))...)
-			cl.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: blk[:100], EndStream: true})
-			cl.fr.WriteContinuation(3, false, blk[100:200])
-			cl.fr.WriteContinuation(3, true, blk[200:])
+			must(cl.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: blk[:100], EndStream: true}))
+			must(cl.fr.WriteContinuation(3, false, blk[100:200]))
+			must(cl.fr.WriteContinuation(3, true, blk[200:]))
 			w3 := cl.take()
 			sv.settings().headers(3, true, ":status", "404")
 			r3 := sv.take()

@@ -45,14 +45,14 @@ func cnameRR(target string) [2]string { return [2]string{be16(5), dnsQName(targe
 func tcpDNS(m string) string { return be16(uint16(len(m))) + m }
 
 func TestDNS(t *testing.T) {
-	udp := func(t *testing.T, role Role) *conv {
+	udp := func(role Role) *conv {
 		c := newConv(t, ProtocolDNS, role)
 		c.udp = true
 		return c
 	}
 	runConvCases(t, []convCase{
-		{"UDP client: A, AAAA, NXDOMAIN, out of order", func(t *testing.T) *conv {
-			return udp(t, RoleClient).
+		{"UDP client: A, AAAA, NXDOMAIN, out of order", func() *conv {
+			return udp(RoleClient).
 				at(0).write(dnsQuery(0x1111, "Api.Example.COM", 1)).at(0.5).write(dnsQuery(0x2222, "api.example.com", 28)).
 				at(2).read(dnsResponse(0x2222, 0, "api.example.com", 28, aRR("2001:db8::1"))).
 				at(3).read(dnsResponse(0x1111, 0, "api.example.com", 1, cnameRR("lb.example.net"), aRR("10.0.0.1"), aRR("10.0.0.2"))).
@@ -62,15 +62,15 @@ func TestDNS(t *testing.T) {
 			{Status: "ok", Ms: 3, DNS: "TypeA api.example.com 10.0.0.1,10.0.0.2"},
 			{Status: "nxdomain", Ms: 1, DNS: "TypeA nope.example.com "},
 		}, nil},
-		{"UDP server, servfail and refused", func(t *testing.T) *conv {
-			return udp(t, RoleServer).
+		{"UDP server, servfail and refused", func() *conv {
+			return udp(RoleServer).
 				at(0).read(dnsQuery(7, "a.b", 16)).at(1).write(dnsResponse(7, 2, "a.b", 16)).
 				at(2).read(dnsQuery(8, "c.d", 15)).at(3).write(dnsResponse(8, 5, "c.d", 15))
 		}, []got{
 			{Status: "servfail", Ms: 1, Server: true, DNS: "TypeTXT a.b "},
 			{Status: "refused", Ms: 1, Server: true, DNS: "TypeMX c.d "},
 		}, nil},
-		{"TCP, two queries in one write, responses split", func(t *testing.T) *conv {
+		{"TCP, two queries in one write, responses split", func() *conv {
 			resp := tcpDNS(dnsResponse(1, 0, "x.io", 1, aRR("1.1.1.1"))) + tcpDNS(dnsResponse(2, 0, "y.io", 1, aRR("2.2.2.2")))
 			p := splitAt(resp, 1, 30)
 			return newConv(t, ProtocolDNS, RoleClient).
@@ -114,23 +114,23 @@ func chException(msg string) string {
 
 func TestClickHouse(t *testing.T) {
 	runConvCases(t, []convCase{
-		{"hello, query ok, query failed, ping", func(t *testing.T) *conv {
+		{"hello, query ok, query failed, ping", func() *conv {
 			return newConv(t, ProtocolClickHouse, RoleClient).
 				at(0).write(chHello()).at(1).read("\x00"+chStr("ClickHouse")+"\x18\x08\xd5\xa9\x03"+chStr("UTC")).
 				at(2).write(chQuery("", "SELECT 1"), chEmptyData).at(3).read(chDataResp).at(4).read(chProgress).at(5).read(chEOS).
 				at(6).write(chQuery("q2", "SELEC 1"), chEmptyData).at(8).read(chException("Syntax error")).
 				at(9).write("\x04").at(10).read("\x04")
 		}, []got{r("ok", 1), r("failed", 2)}, nil},
-		{"EndOfStream as the last byte of a read", func(t *testing.T) *conv {
+		{"EndOfStream as the last byte of a read", func() *conv {
 			return newConv(t, ProtocolClickHouse, RoleClient).
 				at(0).write(chQuery("", "SELECT 1")).at(2).read(chDataResp + chProgress + chEOS)
 		}, []got{r("ok", 2)}, nil},
-		{"a new query ends one whose end was unseen", func(t *testing.T) *conv {
+		{"a new query ends one whose end was unseen", func() *conv {
 			return newConv(t, ProtocolClickHouse, RoleClient).
 				at(0).write(chQuery("", "SELECT 1")).at(2).read(chDataResp).lose(Received, 40).
 				at(5).write(chQuery("", "SELECT 2")).at(6).read(chEOS)
 		}, []got{r("ok", 2), r("ok", 1)}, nil},
-		{"server side", func(t *testing.T) *conv {
+		{"server side", func() *conv {
 			return newConv(t, ProtocolClickHouse, RoleServer).at(0).read(chQuery("x", "SELECT 1")).at(3).write(chException("boom"))
 		}, []got{rs("failed", 3)}, nil},
 	})
@@ -157,22 +157,25 @@ func amqpDeliver(body string) string {
 
 func TestAMQP(t *testing.T) {
 	runConvCases(t, []convCase{
-		{"publish and deliver", func(t *testing.T) *conv {
+		{"publish and deliver", func() *conv {
 			return newConv(t, ProtocolRabbitMQ, RoleClient).
 				write("AMQP\x00\x00\x09\x01").read(amqpMethod(0, 10, 10, "\x00\x09"+be32(0)+be32(0))).
 				write(amqpMethod(0, 10, 11, be32(0)+chStr("PLAIN")+be32(0)+chStr("en_US"))).
 				write(amqpPublish("hello")).write(amqpPublish("world"), amqpFrame(8, 0, "")).
 				read(amqpDeliver("hello"), amqpDeliver("world")).read(amqpMethod(1, 60, 71, be64str(2)+"\x00"+chStr("")+chStr("q")+be32(0)))
 		}, []got{
-			{Status: "ok", Method: "produce"}, {Status: "ok", Method: "produce"},
-			{Status: "ok", Method: "consume"}, {Status: "ok", Method: "consume"}, {Status: "ok", Method: "consume"},
+			{Status: "ok", Method: "produce"},
+			{Status: "ok", Method: "produce"},
+			{Status: "ok", Method: "consume"},
+			{Status: "ok", Method: "consume"},
+			{Status: "ok", Method: "consume"},
 		}, nil},
-		{"a large body across reads", func(t *testing.T) *conv {
+		{"a large body across reads", func() *conv {
 			d := amqpDeliver(strings.Repeat("m", 5000)) + amqpDeliver("x")
 			p := splitAt(d, 100, 3000)
 			return newConv(t, ProtocolRabbitMQ, RoleClient).read(p[0]).read(p[1]).read(p[2])
 		}, []got{{Status: "ok", Method: "consume"}}, nil},
-		{"the broker side is not counted", func(t *testing.T) *conv {
+		{"the broker side is not counted", func() *conv {
 			return newConv(t, ProtocolRabbitMQ, RoleServer).read("AMQP\x00\x00\x09\x01").read(amqpPublish("x")).write(amqpDeliver("x"))
 		}, nil, nil},
 	})

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNetHTTPServer checks the HTTP/1 parser on the bytes Go's net/http exchanges over
@@ -20,33 +21,38 @@ func TestNetHTTPServer(t *testing.T) {
 	c.capture = 1024
 	rl := &recordingListener{Listener: ln, conv: c}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fine") })
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "fine") })
 	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
 		for i := 0; i < 3; i++ {
-			io.WriteString(w, strings.Repeat("s", 3000))
+			_, _ = io.WriteString(w, strings.Repeat("s", 3000))
 			w.(http.Flusher).Flush()
 		}
 	})
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		http.Error(w, "boom", http.StatusInternalServerError)
 	})
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(rl)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(rl) }() // returns when the test closes it
 	defer srv.Close()
 
 	base := "http://" + ln.Addr().String()
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	for _, q := range []struct{ method, path, body string }{
-		{"GET", "/ok", ""}, {"GET", "/stream", ""}, {"POST", "/fail", strings.Repeat("b", 5000)},
-		{"GET", "/missing", ""}, {"GET", "/ok", ""},
+		{"GET", "/ok", ""},
+		{"GET", "/stream", ""},
+		{"POST", "/fail", strings.Repeat("b", 5000)},
+		{"GET", "/missing", ""},
+		{"GET", "/ok", ""},
 	} {
 		req, _ := http.NewRequest(q.method, base+q.path, strings.NewReader(q.body))
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			t.Fatal(err)
+		}
 		resp.Body.Close()
 	}
 	client.CloseIdleConnections()

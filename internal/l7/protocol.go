@@ -9,6 +9,7 @@ import (
 // (CONTRACT.md); 0 means not detected.
 type Protocol uint8
 
+// The protocols.
 const (
 	ProtocolUnknown    Protocol = 0
 	ProtocolHTTP       Protocol = 1 // HTTP/1.0 and HTTP/1.1
@@ -47,6 +48,7 @@ func (p Protocol) Valid() bool { return p > ProtocolUnknown && p < protocolCount
 // Flow says which way the bytes of a segment moved, seen from the traced process.
 type Flow uint8
 
+// The two flows of a connection.
 const (
 	Sent     Flow = 0 // write, writev, sendto, sendmsg, sendmmsg
 	Received Flow = 1 // read, readv, recvfrom, recvmsg
@@ -62,6 +64,7 @@ func (f Flow) String() string {
 // Role is the traced process's side of a connection.
 type Role uint8
 
+// The two roles.
 const (
 	RoleClient Role = 0 // sends requests: outbound metrics
 	RoleServer Role = 1 // receives requests: inbound metrics
@@ -79,6 +82,7 @@ func (r Role) requestFlow() Flow {
 // Method is what a messaging request did. Only RabbitMQ and NATS carry one.
 type Method uint8
 
+// The methods coroot labels messages with.
 const (
 	MethodNone    Method = 0
 	MethodProduce Method = 1 // AMQP Basic.Publish, NATS PUB/HPUB
@@ -100,6 +104,7 @@ func (m Method) String() string {
 // gRPC and DNS statuses are offset ranges; Label gives coroot-node-agent's label value.
 type Status uint16
 
+// The statuses that are not codes of a protocol.
 const (
 	StatusUnknown Status = 0
 	StatusOK      Status = 1

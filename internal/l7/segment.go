@@ -47,6 +47,7 @@ const DigestEntryHeaderSize = 16
 // entry: its data are the frame's bytes from Offset on.
 const DigestContinuation uint16 = 1
 
+// Errors of Decode and of reading digests.
 var (
 	ErrShortSegment = errors.New("l7: short segment record")
 	ErrBadDigest    = errors.New("l7: malformed frame digest")

@@ -2,12 +2,15 @@ package l7
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 )
 
 func TestSegmentRoundTrip(t *testing.T) {
-	in := Segment{Timestamp: 1, Sock: 2, CgroupID: 3, Offset: 4, PID: 5, FD: 6, Length: 100,
-		Protocol: ProtocolRedis, Flags: FlagReceived | FlagServer, Payload: []byte("+OK\r\n")}
+	in := Segment{
+		Timestamp: 1, Sock: 2, CgroupID: 3, Offset: 4, PID: 5, FD: 6, Length: 100,
+		Protocol: ProtocolRedis, Flags: FlagReceived | FlagServer, Payload: []byte("+OK\r\n"),
+	}
 	rec := in.Encode(nil)
 	if len(rec) != SegmentHeaderSize+5 {
 		t.Fatalf("record of %d bytes", len(rec))
@@ -54,7 +57,7 @@ func TestDigestEntries(t *testing.T) {
 	it = s.chunks()
 	for it.next(&c) {
 	}
-	if it.err != ErrBadDigest {
+	if !errors.Is(it.err, ErrBadDigest) {
 		t.Errorf("truncated digest: %v", it.err)
 	}
 }

@@ -81,7 +81,7 @@ func (d *Decoder) Reset() {
 func (d *Decoder) Len() int { return d.n }
 
 // TableSize returns the RFC 7541 size of the dynamic table and its current maximum.
-func (d *Decoder) TableSize() (size, max uint32) { return d.size, d.max }
+func (d *Decoder) TableSize() (size, limit uint32) { return d.size, d.max }
 
 // Decode decodes one complete header block (the concatenated fragments of a HEADERS or
 // PUSH_PROMISE frame and its CONTINUATION frames), calling emit for each field. The slices

@@ -2,6 +2,7 @@ package hpack
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -74,7 +75,7 @@ func TestHuffmanErrors(t *testing.T) {
 		{"padding not ones", []byte{0x00}},                                        // '0' (00000) then 000
 	}
 	for _, tt := range tests {
-		if _, err := appendHuffman(nil, tt.in); err != ErrHuffman {
+		if _, err := appendHuffman(nil, tt.in); !errors.Is(err, ErrHuffman) {
 			t.Errorf("%s: err = %v, want ErrHuffman", tt.name, err)
 		}
 	}
@@ -106,13 +107,26 @@ func TestDecodeAgainstEncoder(t *testing.T) {
 	s := newEncoderSession()
 	d := NewDecoder(DefaultTableSize, DefaultTableSize)
 	blocks := [][]field{
-		{{":method", "POST"}, {":scheme", "http"}, {":path", "/pkg.Svc/Method"}, {":authority", "127.0.0.1:50051"},
-			{"content-type", "application/grpc"}, {"te", "trailers"}, {"grpc-timeout", "999m"}},
+		{
+			{":method", "POST"},
+			{":scheme", "http"},
+			{":path", "/pkg.Svc/Method"},
+			{":authority", "127.0.0.1:50051"},
+			{"content-type", "application/grpc"},
+			{"te", "trailers"},
+			{"grpc-timeout", "999m"},
+		},
 		{{":status", "200"}, {"content-type", "application/grpc"}},
 		{{"grpc-status", "5"}, {"grpc-message", "not found"}},
 		// the second request reuses dynamic entries inserted by the first
-		{{":method", "POST"}, {":scheme", "http"}, {":path", "/pkg.Svc/Method"}, {":authority", "127.0.0.1:50051"},
-			{"content-type", "application/grpc"}, {"te", "trailers"}},
+		{
+			{":method", "POST"},
+			{":scheme", "http"},
+			{":path", "/pkg.Svc/Method"},
+			{":authority", "127.0.0.1:50051"},
+			{"content-type", "application/grpc"},
+			{"te", "trailers"},
+		},
 		{{"grpc-status", "0"}},
 		{{":status", "503"}, {"x-long", strings.Repeat("v", 300)}},
 	}
@@ -192,7 +206,7 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		d := NewDecoder(DefaultTableSize, DefaultTableSize)
-		if _, err := decodeAll(t, d, tt.block); err != tt.want {
+		if _, err := decodeAll(t, d, tt.block); !errors.Is(err, tt.want) {
 			t.Errorf("%s: err = %v, want %v", tt.name, err, tt.want)
 		}
 	}
@@ -304,9 +318,16 @@ func BenchmarkDecodeGRPCResponse(b *testing.B) {
 func BenchmarkDecodeGRPCRequest(b *testing.B) {
 	s := newEncoderSession()
 	d := NewDecoder(DefaultTableSize, DefaultTableSize)
-	req := []field{{":method", "POST"}, {":scheme", "http"}, {":path", "/grpc.health.v1.Health/Check"},
-		{":authority", "127.0.0.1:50051"}, {"content-type", "application/grpc"}, {"user-agent", "grpc-go/1.85.0"},
-		{"te", "trailers"}, {"grpc-timeout", "4999m"}}
+	req := []field{
+		{":method", "POST"},
+		{":scheme", "http"},
+		{":path", "/grpc.health.v1.Health/Check"},
+		{":authority", "127.0.0.1:50051"},
+		{"content-type", "application/grpc"},
+		{"user-agent", "grpc-go/1.85.0"},
+		{"te", "trailers"},
+		{"grpc-timeout", "4999m"},
+	}
 	first := s.block(req...)
 	req[7].value = "4998m" // a literal that changes per request, as grpc-timeout does
 	next := s.block(req...)
@@ -329,9 +350,16 @@ func BenchmarkDecodeGRPCRequest(b *testing.B) {
 func BenchmarkXNetDecodeGRPCRequest(b *testing.B) {
 	s := newEncoderSession()
 	d := xhpack.NewDecoder(DefaultTableSize, func(xhpack.HeaderField) {})
-	req := []field{{":method", "POST"}, {":scheme", "http"}, {":path", "/grpc.health.v1.Health/Check"},
-		{":authority", "127.0.0.1:50051"}, {"content-type", "application/grpc"}, {"user-agent", "grpc-go/1.85.0"},
-		{"te", "trailers"}, {"grpc-timeout", "4999m"}}
+	req := []field{
+		{":method", "POST"},
+		{":scheme", "http"},
+		{":path", "/grpc.health.v1.Health/Check"},
+		{":authority", "127.0.0.1:50051"},
+		{"content-type", "application/grpc"},
+		{"user-agent", "grpc-go/1.85.0"},
+		{"te", "trailers"},
+		{"grpc-timeout", "4999m"},
+	}
 	first := s.block(req...)
 	req[7].value = "4998m"
 	next := s.block(req...)
