@@ -245,8 +245,12 @@ func family(p l7.Protocol) l7.Protocol {
 }
 
 // Record counts one request (or message) of a container. Inbound requests carry no
-// destination. RabbitMQ and NATS messages have no duration (coroot has no histogram).
+// destination. RabbitMQ and NATS messages have no duration (coroot has no histogram). DNS
+// requests go to RecordDNS: their series have other labels; Record ignores them.
 func (s *Store) Record(container string, proto l7.Protocol, inbound bool, dst Destination, status l7.Status, method l7.Method, d time.Duration) {
+	if proto == l7.ProtocolDNS {
+		return
+	}
 	proto = family(proto)
 	names := l7.Metrics(proto)
 	if inbound {
