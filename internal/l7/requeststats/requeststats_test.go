@@ -36,7 +36,7 @@ func TestRecord(t *testing.T) {
 	s.Record("c1", l7.ProtocolHTTP2, false, d, l7.GRPCStatus(5), l7.MethodNone, 2*time.Second)
 	s.Record("c1", l7.ProtocolPostgres, true, d, l7.StatusFailed, l7.MethodNone, 20*time.Second)
 	s.Record("c1", l7.ProtocolRabbitMQ, false, dst("10.0.0.9:5672", "10.0.0.9:5672"), l7.StatusOK, l7.MethodProduce, 0)
-	s.Record("c1", l7.ProtocolRabbitMQ, true, d, l7.StatusOK, l7.MethodConsume, 0) // no inbound messages metric
+	s.Record("c1", l7.ProtocolRabbitMQ, true, d, l7.StatusOK, l7.MethodConsume, 0)             // no inbound messages metric
 	s.Record("c1", l7.ProtocolDNS, false, d, l7.DNSStatus(0), l7.MethodNone, time.Millisecond) // RecordDNS's business
 	var cs ContainerStats
 	if !s.ContainerStats("c1", &cs) {
