@@ -3,6 +3,7 @@ package logpatterns
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -43,8 +44,9 @@ func (c Config) Validate() error {
 // Template change when a later message generalises the template (a constant becomes <*>);
 // the pointer stays the same for the life of the Extractor.
 type Pattern struct {
-	// Hash is the first 16 hex digits of the 64-bit FNV-1a hash of Template: the same
-	// template has the same hash in every process on every machine.
+	// Hash identifies the pattern for its whole life: the 64-bit FNV-1a hash (16 hex digits,
+	// TemplateHash) of the template the pattern was created with. It does not change when
+	// the template is generalised or refined later (see the package documentation).
 	Hash string
 	// Template is the message with every variable part replaced by "<*>" and runs of
 	// whitespace replaced by one space.
@@ -79,10 +81,19 @@ func hex16(h uint64) string {
 	return string(b[:])
 }
 
-// similarityThreshold is the share of positions whose masked tokens must be equal for a
-// message to join a pattern of the same length. Chosen with cmd/loghub-score: one value for
-// every kind of log, as the agent meets logs it has never seen.
-const similarityThreshold = 0.8
+// Tuning holds the few parameters of the clustering rules. The agent always runs
+// DefaultTuning; cmd/loghub-score varies them to choose that default by leave-one-system-out
+// (a value is only ever judged on systems it was not chosen on).
+type Tuning struct {
+	// Similarity is the share of positions whose masked tokens must be equal for a message to
+	// join a pattern of the same length.
+	Similarity float64
+}
+
+// DefaultTuning returns the one tuning every extractor of the agent uses.
+func DefaultTuning() Tuning {
+	return Tuning{Similarity: 0.8}
+}
 
 type cluster struct {
 	pattern Pattern
@@ -95,9 +106,11 @@ type cluster struct {
 // concurrent use: give each stream its own Extractor or serialise calls.
 type Extractor struct {
 	cfg        Config
+	tuning     Tuning
 	clusters   []*cluster
 	byLength   map[int][]*cluster
 	signatures map[uint64]*cluster // exact masked-token sequence → cluster, a bounded cache
+	ids        map[uint64]bool     // the Hash of every pattern
 	sigCap     int
 	overflow   Pattern
 	tokens     []Token
@@ -107,6 +120,12 @@ type Extractor struct {
 // NewExtractor returns an Extractor. A Config that fails Validate is replaced field by field
 // with the defaults.
 func NewExtractor(cfg Config) *Extractor {
+	return NewTunedExtractor(cfg, DefaultTuning())
+}
+
+// NewTunedExtractor returns an Extractor with other clustering parameters than the default:
+// for cmd/loghub-score, which chooses DefaultTuning.
+func NewTunedExtractor(cfg Config, tuning Tuning) *Extractor {
 	def := DefaultConfig()
 	if cfg.MaxPatterns < 1 {
 		cfg.MaxPatterns = def.MaxPatterns
@@ -123,8 +142,10 @@ func NewExtractor(cfg Config) *Extractor {
 	}
 	return &Extractor{
 		cfg:        cfg,
+		tuning:     tuning,
 		byLength:   make(map[int][]*cluster),
 		signatures: make(map[uint64]*cluster),
+		ids:        make(map[uint64]bool),
 		sigCap:     sigCap,
 		overflow:   Pattern{Hash: OverflowHash, Template: OverflowTemplate},
 	}
@@ -200,7 +221,7 @@ func (e *Extractor) match(toks []Token) *cluster {
 	}
 	// Like Drain, a position the pattern already holds as <*> does not count as a match: an
 	// all-<*> pattern must not swallow every message of its length.
-	need := int(similarityThreshold*float64(n) + 0.999999)
+	need := int(e.tuning.Similarity*float64(n) + 0.999999)
 	// A key=value or key:value token whose key differs from the pattern's but whose shape
 	// (key and value masked) is the same counts as equal, as it would were the key a
 	// variable: "libgc1:amd64" and "dbus:amd64" in dpkg.log. Among clusters with as many
@@ -243,6 +264,7 @@ func (e *Extractor) newCluster(message string, toks []Token) *cluster {
 	}
 	c.pattern.Sample = strings.Clone(truncateUTF8(message, e.cfg.SampleLength))
 	c.setTemplate()
+	c.pattern.Hash = e.newHash(c.pattern.Template)
 	e.clusters = append(e.clusters, c)
 	e.byLength[len(toks)] = append(e.byLength[len(toks)], c)
 	return c
@@ -276,7 +298,19 @@ func (e *Extractor) generalise(c *cluster, message string, toks []Token) {
 
 func (c *cluster) setTemplate() {
 	c.pattern.Template = strings.Join(c.texts, " ")
-	c.pattern.Hash = TemplateHash(c.pattern.Template)
+}
+
+// newHash returns the identity of a pattern created with template: its TemplateHash, or, in
+// the rare case another pattern of this extractor already has that hash (a pattern split off
+// with the template another one started with), the hash of the template followed by "#n"
+// for the smallest n that is free.
+func (e *Extractor) newHash(template string) string {
+	h := fnvString(fnvOffset, template)
+	for n := 1; e.ids[h]; n++ {
+		h = fnvString(fnvString(fnvOffset, template), "#"+strconv.Itoa(n))
+	}
+	e.ids[h] = true
+	return hex16(h)
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.
