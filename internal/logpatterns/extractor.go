@@ -114,6 +114,7 @@ type Extractor struct {
 	sigCap     int
 	overflow   Pattern
 	tokens     []Token
+	header     headerLearner
 	truncated  uint64
 }
 
@@ -178,7 +179,16 @@ func (e *Extractor) Add(message string) (*Pattern, Level) {
 		e.truncated++
 		message = truncateUTF8(message, e.cfg.MaxMessageLength)
 	}
-	level := DetectLevel(message)
+	first := message
+	if nl := strings.IndexByte(message, '\n'); nl >= 0 {
+		first = message[:nl]
+	}
+	cut, level := e.header.cut(first)
+	if level == LevelUnknown {
+		level = DetectLevel(message)
+	}
+	full := message
+	message = message[cut:]
 	e.tokens = Tokenize(message, e.tokens[:0])
 	toks := e.tokens
 	sig := uint64(len(toks)) * fnvPrime
@@ -191,7 +201,7 @@ func (e *Extractor) Add(message string) (*Pattern, Level) {
 		if c != nil {
 			e.generalise(c, message, toks)
 		} else if len(e.clusters) < e.cfg.MaxPatterns {
-			c = e.newCluster(message, toks)
+			c = e.newCluster(message, full, toks)
 		}
 		if len(e.signatures) >= e.sigCap {
 			clear(e.signatures)
@@ -250,7 +260,7 @@ func (e *Extractor) match(toks []Token) *cluster {
 	return best
 }
 
-func (e *Extractor) newCluster(message string, toks []Token) *cluster {
+func (e *Extractor) newCluster(message, full string, toks []Token) *cluster {
 	c := &cluster{hashes: make([]uint64, len(toks)), shapes: make([]uint64, len(toks)), texts: make([]string, len(toks))}
 	for i, t := range toks {
 		c.hashes[i] = t.hash
@@ -262,7 +272,7 @@ func (e *Extractor) newCluster(message string, toks []Token) *cluster {
 	if len(toks) > 0 {
 		c.shapes[0] = c.hashes[0]
 	}
-	c.pattern.Sample = strings.Clone(truncateUTF8(message, e.cfg.SampleLength))
+	c.pattern.Sample = strings.Clone(truncateUTF8(full, e.cfg.SampleLength))
 	c.setTemplate()
 	c.pattern.Hash = e.newHash(c.pattern.Template)
 	e.clusters = append(e.clusters, c)
