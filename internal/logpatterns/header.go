@@ -17,13 +17,13 @@ package logpatterns
 type fieldKind uint8
 
 const (
-	fieldOther  fieldKind = iota // a word: host, component, or the message itself
-	fieldTime                    // a date, a time, a month or weekday name, an epoch, "[... time ...]"
-	fieldNumber                  // a short number: a pid or thread id
-	fieldLevelWord                   // INFO, [error], <warn>, or one letter V/D/I/W/E/F after a number
-	fieldLogger                  // a word ending in ':' (sshd[42]:, dfs.FSNamesystem:) or klog's file.go:12]
-	fieldGroup                   // any other bracketed group: [main], [req-42 - -]
-	fieldDash                    // "-", "--", "|": a separator or an empty column
+	fieldOther     fieldKind = iota // a word: host, component, or the message itself
+	fieldTime                       // a date, a time, a month or weekday name, an epoch, "[... time ...]"
+	fieldNumber                     // a short number: a pid or thread id
+	fieldLevelWord                  // INFO, [error], <warn>, or one letter V/D/I/W/E/F after a number
+	fieldLogger                     // a word ending in ':' (sshd[42]:, dfs.FSNamesystem:) or klog's file.go:12]
+	fieldGroup                      // any other bracketed group: [main], [req-42 - -]
+	fieldDash                       // "-", "--", "|": a separator or an empty column
 )
 
 // headerField is one field of a line.
