@@ -88,11 +88,15 @@ type Tuning struct {
 	// Similarity is the share of positions whose masked tokens must be equal for a message to
 	// join a pattern of the same length.
 	Similarity float64
+	// Variants is the number of distinct words at one position of a family of siblings at
+	// which the position is taken for a variable after all: the family's first pattern turns
+	// it into <*> and the siblings that differ from it only there are merged into it.
+	Variants int
 }
 
 // DefaultTuning returns the one tuning every extractor of the agent uses.
 func DefaultTuning() Tuning {
-	return Tuning{Similarity: 0.8}
+	return Tuning{Similarity: 0.8, Variants: 8}
 }
 
 type cluster struct {
@@ -100,6 +104,21 @@ type cluster struct {
 	hashes  []uint64 // masked-token hash per position; wildcardHash where the pattern has <*>
 	shapes  []uint64 // Token.shape per position: the hash with a key masked too
 	texts   []string // masked token per position
+	kinds   []Kind   // Token.Kind per position of the first message
+	// family is the first pattern of the family this one is a sibling in (itself for the
+	// first); variants counts, on the first pattern only, the siblings started per position.
+	family   *cluster
+	variants []uint16
+	// merged is the pattern this one was merged into: its messages go there from then on.
+	merged *cluster
+}
+
+// live follows merges to the pattern that takes c's messages now.
+func (c *cluster) live() *cluster {
+	for c.merged != nil {
+		c = c.merged
+	}
+	return c
 }
 
 // Extractor clusters the messages of one log stream into patterns. It is not safe for
@@ -109,6 +128,7 @@ type Extractor struct {
 	tuning     Tuning
 	clusters   []*cluster
 	byLength   map[int][]*cluster
+	byFirst    map[uint64][]*cluster // patterns by the hash of their first token, for matchGapped
 	signatures map[uint64]*cluster // exact masked-token sequence → cluster, a bounded cache
 	ids        map[uint64]bool     // the Hash of every pattern
 	sigCap     int
@@ -145,6 +165,7 @@ func NewTunedExtractor(cfg Config, tuning Tuning) *Extractor {
 		cfg:        cfg,
 		tuning:     tuning,
 		byLength:   make(map[int][]*cluster),
+		byFirst:    make(map[uint64][]*cluster),
 		signatures: make(map[uint64]*cluster),
 		ids:        make(map[uint64]bool),
 		sigCap:     sigCap,
@@ -196,13 +217,10 @@ func (e *Extractor) Add(message string) (*Pattern, Level) {
 		sig = (sig ^ toks[i].hash) * fnvPrime
 	}
 	c := e.signatures[sig]
-	if c == nil {
-		c = e.match(toks)
-		if c != nil {
-			e.generalise(c, message, toks)
-		} else if len(e.clusters) < e.cfg.MaxPatterns {
-			c = e.newCluster(message, full, toks)
-		}
+	if c != nil {
+		c = c.live()
+	} else {
+		c = e.place(message, full, toks)
 		if len(e.signatures) >= e.sigCap {
 			clear(e.signatures)
 		}
@@ -217,6 +235,157 @@ func (e *Extractor) Add(message string) (*Pattern, Level) {
 		c.pattern.Level = level
 	}
 	return &c.pattern, level
+}
+
+// place finds or makes the pattern of a message no cached sequence led to; nil when there
+// is no room for a new one.
+func (e *Extractor) place(message, full string, toks []Token) *cluster {
+	c := e.match(toks)
+	if c == nil {
+		if c = e.matchGapped(message, toks); c != nil {
+			return c
+		}
+		if len(e.clusters) >= e.cfg.MaxPatterns {
+			return nil
+		}
+		return e.newCluster(message, full, toks)
+	}
+	// A constant word of the pattern that differs in the message makes a sibling, unless the
+	// word reads as a variable (variableWord): states, verbs and methods are words from a
+	// small closed set that tell events apart ("VM Started" and "VM Paused"). Once the family
+	// has seen Variants words at one position, the position is a variable after all: the
+	// first pattern takes it as <*>, and the siblings that only differ there merge into it.
+	if debugHook != nil {
+		for i := range toks {
+			if e.wordDiffers(c, toks, i) {
+				debugHook(c, message, toks, i)
+			}
+		}
+	}
+	settled := false
+	for i := range toks {
+		if e.wordDiffers(c, toks, i) && !variableWord(c, message, toks, i) {
+			settled = true
+			break
+		}
+	}
+	if !settled {
+		e.generalise(c, message, toks)
+		return c
+	}
+	root := c.family
+	if root.variants == nil {
+		root.variants = make([]uint16, len(root.hashes))
+	}
+	variable := false
+	for i := range toks {
+		if e.wordDiffers(c, toks, i) && root.variants[i] < 0xffff {
+			root.variants[i]++
+			if int(root.variants[i]) >= e.tuning.Variants {
+				variable = true
+			}
+		}
+	}
+	if variable {
+		e.generalise(root, message, toks)
+		e.mergeFamily(root)
+		return root
+	}
+	if len(e.clusters) >= e.cfg.MaxPatterns {
+		return nil
+	}
+	s := e.newCluster(message, full, toks)
+	s.family = root
+	return s
+}
+
+// wordDiffers reports whether position i holds a constant word in c and another word in
+// the message.
+func (e *Extractor) wordDiffers(c *cluster, toks []Token, i int) bool {
+	t := &toks[i]
+	h := c.hashes[i]
+	if t.Kind != c.kinds[i] || (t.Kind != KindWord && t.Kind != KindQuoted) {
+		return false
+	}
+	return h != t.hash && h != wildcardHash && h != t.shape && c.shapes[i] != t.shape
+}
+
+// variableWord reports whether a word that differs from a pattern's word at position i reads
+// as a variable anyway: an identifier with an inner '.', '/' or ':' (a host, a class, a
+// package), a unit after a number ("12 KB", "3 B"), or a name after "user" or "for" (user
+// names are the words that vary most in system logs).
+func variableWord(c *cluster, message string, toks []Token, i int) bool {
+	w := message[toks[i].Start:toks[i].End]
+	if toks[i].Kind == KindQuoted { // the verb, or the whole quoted text
+		w = message[toks[i].Start+1 : toks[i].VarStart]
+	}
+	ps, pe := 0, len(w)
+	for ps < pe && isLeadingPunct(w[ps]) {
+		ps++
+	}
+	for pe > ps && isTrailingPunct(w[pe-1]) {
+		pe--
+	}
+	core := w[ps:pe]
+	for k := 1; k < len(core)-1; k++ {
+		if c := core[k]; c == '.' || c == '/' || c == ':' {
+			return true
+		}
+	}
+	if eq := strings.IndexByte(core, '='); eq > 0 && identityKey(core[:eq]) {
+		return true
+	}
+	if i == 0 {
+		return false
+	}
+	prev := &toks[i-1]
+	if prev.Kind == KindNumber && len(core) <= 3 {
+		return true
+	}
+	if prev.Kind == KindWord {
+		p := message[prev.Start:prev.End]
+		for len(p) > 0 && isTrailingPunct(p[len(p)-1]) {
+			p = p[:len(p)-1]
+		}
+		return identityKey(p) || equalFold(p, "for")
+	}
+	return false
+}
+
+// identityKey reports whether k names a user or a host.
+func identityKey(k string) bool {
+	for _, n := range [...]string{"user", "ruser", "username", "login", "account", "host", "rhost", "hostname"} {
+		if equalFold(k, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeFamily merges into root the siblings whose every position root now matches.
+func (e *Extractor) mergeFamily(root *cluster) {
+	n := len(root.hashes)
+	list := e.byLength[n]
+	kept := list[:0]
+	for _, s := range list {
+		if s != root && s.family == root && root.covers(s) {
+			s.merged = root
+			continue
+		}
+		kept = append(kept, s)
+	}
+	clear(list[len(kept):])
+	e.byLength[n] = kept
+}
+
+// covers reports whether every position of s is equal in c or a wildcard there.
+func (c *cluster) covers(s *cluster) bool {
+	for i, h := range c.hashes {
+		if h != wildcardHash && h != s.hashes[i] && h != s.shapes[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // match returns the most similar cluster of the same length, or nil when none reaches the
@@ -239,11 +408,6 @@ func (e *Extractor) match(toks []Token) *cluster {
 	var best *cluster
 	bestHit, bestKeyed := need-1, 0
 	for _, c := range e.byLength[n] {
-		// A leading constant word is the message's verb or subject ("Accepted ..." vs
-		// "Failed ..."): messages that differ there are different events.
-		if toks[0].Kind == KindWord && c.hashes[0] != toks[0].hash {
-			continue
-		}
 		hit, keyed := 0, 0
 		for i := range toks {
 			if c.hashes[i] == toks[i].hash {
@@ -261,11 +425,13 @@ func (e *Extractor) match(toks []Token) *cluster {
 }
 
 func (e *Extractor) newCluster(message, full string, toks []Token) *cluster {
-	c := &cluster{hashes: make([]uint64, len(toks)), shapes: make([]uint64, len(toks)), texts: make([]string, len(toks))}
+	c := &cluster{hashes: make([]uint64, len(toks)), shapes: make([]uint64, len(toks)), texts: make([]string, len(toks)), kinds: make([]Kind, len(toks))}
+	c.family = c
 	for i, t := range toks {
 		c.hashes[i] = t.hash
 		c.shapes[i] = t.shape
 		c.texts[i] = t.Masked(message)
+		c.kinds[i] = t.Kind
 	}
 	// The first word names the event even when it is a key-value word ("onExtend:<*>" vs
 	// "onStandStepChanged:<*>" in HealthApp): its key never matches by shape.
@@ -276,6 +442,9 @@ func (e *Extractor) newCluster(message, full string, toks []Token) *cluster {
 	c.setTemplate()
 	c.pattern.Hash = e.newHash(c.pattern.Template)
 	e.clusters = append(e.clusters, c)
+	if len(toks) >= minGapped {
+		e.byFirst[toks[0].hash] = append(e.byFirst[toks[0].hash], c)
+	}
 	e.byLength[len(toks)] = append(e.byLength[len(toks)], c)
 	return c
 }
@@ -367,4 +536,110 @@ func isBoundary(c byte) bool {
 		return true
 	}
 	return false
+}
+
+var debugHook func(c *cluster, message string, toks []Token, i int)
+
+// minGapped and maxGapped bound the token counts of messages matchGapped compares.
+const (
+	minGapped = 3
+	maxGapped = 256
+)
+
+// matchGapped finds, for a message no pattern of its length took, a pattern of another
+// length with the same first token that it equals but for runs of variables: an optional
+// group ("3548 bytes (3.46 KB) sent" and "0 bytes sent"), a list of any length ("delete
+// blk_1 blk_2 blk_3"), a value holding spaces ("lifetime <1 sec" and "lifetime 00:01").
+// The message joins it; the pattern's template shows <*> where the lengths differ.
+func (e *Extractor) matchGapped(message string, toks []Token) *cluster {
+	if len(toks) < minGapped || len(toks) > maxGapped {
+		return nil
+	}
+	for _, c := range e.byFirst[toks[0].hash] {
+		if c.merged != nil || len(c.hashes) == len(toks) || len(c.hashes) > maxGapped {
+			continue
+		}
+		if e.alignGapped(c, message, toks, false) {
+			e.alignGapped(c, message, toks, true)
+			return c
+		}
+	}
+	return nil
+}
+
+// alignGapped walks a pattern and a message of different lengths side by side: equal tokens
+// advance both, a variable-like token of the longer side is skipped, a variable of the
+// shorter side may stand for a run of the longer's. With apply, it turns the pattern's
+// skipped positions into <*> (the pattern is the longer) or marks a gap after the position
+// before each run the message adds (the message is the longer).
+func (e *Extractor) alignGapped(c *cluster, message string, toks []Token, apply bool) bool {
+	nc, nm := len(c.hashes), len(toks)
+	longMsg := nm > nc
+	i, j, matched := 0, 0, 0
+	for i < nc && j < nm {
+		t := &toks[j]
+		if c.hashes[i] == t.hash || c.shapes[i] == t.shape || c.hashes[i] == wildcardHash {
+			i, j, matched = i+1, j+1, matched+1
+			continue
+		}
+		if longMsg && extraToken(t.Kind, message[t.Start:t.End], j > 0 && toks[j-1].Kind != KindWord) {
+			if apply && i > 0 && !strings.HasSuffix(c.texts[i-1], Wildcard) {
+				c.texts[i-1] += Wildcard
+			}
+			j++
+			continue
+		}
+		if !longMsg && extraToken(c.kinds[i], c.texts[i], i > 0 && (c.kinds[i-1] != KindWord || c.hashes[i-1] == wildcardHash)) {
+			if apply {
+				c.hashes[i], c.shapes[i], c.texts[i] = wildcardHash, wildcardHash, Wildcard
+			}
+			i++
+			continue
+		}
+		return false
+	}
+	if matched < minGapped || (longMsg && i < nc) || (!longMsg && j < nm) {
+		return false
+	}
+	for ; j < nm; j++ {
+		t := &toks[j]
+		if !extraToken(t.Kind, message[t.Start:t.End], toks[j-1].Kind != KindWord) {
+			return false
+		}
+		if apply && !strings.HasSuffix(c.texts[nc-1], Wildcard) {
+			c.texts[nc-1] += Wildcard
+		}
+	}
+	for ; i < nc; i++ {
+		if !extraToken(c.kinds[i], c.texts[i], c.kinds[i-1] != KindWord || c.hashes[i-1] == wildcardHash) && c.hashes[i] != wildcardHash {
+			return false
+		}
+		if apply {
+			c.hashes[i], c.shapes[i], c.texts[i] = wildcardHash, wildcardHash, Wildcard
+		}
+	}
+	if apply {
+		c.setTemplate()
+	}
+	return true
+}
+
+// extraToken reports whether a token may be one a variable-length part adds: a variable, or
+// a word of at most three letters after a variable (a unit after a number, "KB)", "sec", a
+// list's "<ok>").
+func extraToken(k Kind, w string, afterVariable bool) bool {
+	if k != KindWord {
+		return true
+	}
+	if !afterVariable {
+		return false
+	}
+	ps, pe := 0, len(w)
+	for ps < pe && isLeadingPunct(w[ps]) {
+		ps++
+	}
+	for pe > ps && isTrailingPunct(w[pe-1]) {
+		pe--
+	}
+	return pe-ps <= 3
 }

@@ -115,6 +115,10 @@ func Tokenize(message string, dst []Token) []Token {
 				for t.VarEnd > t.VarStart && message[t.VarEnd] != c {
 					t.VarEnd--
 				}
+				// A quoted request keeps its verb: "GET <*>", "DELETE <*>".
+				if h := verbEnd(message, t.VarStart, t.VarEnd); h > 0 {
+					t.VarStart = h + 1
+				}
 				t.hash = maskedHash(message, &t)
 				t.shape = t.hash
 				dst = append(dst, t)
@@ -202,4 +206,18 @@ func quotedEnd(s string, open int) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// verbEnd returns the end of the first word of message[from:to] when it is an upper-case
+// verb of two to ten letters followed by a space and more text (a protocol's command:
+// "GET /index.html HTTP/1.1", "SELECT * FROM t"), else 0.
+func verbEnd(message string, from, to int) int {
+	i := from
+	for i < to && i-from <= 10 && message[i] >= 'A' && message[i] <= 'Z' {
+		i++
+	}
+	if i-from < 2 || i-from > 10 || i+1 >= to || message[i] != ' ' {
+		return 0
+	}
+	return i
 }
