@@ -129,8 +129,8 @@ type Extractor struct {
 	clusters   []*cluster
 	byLength   map[int][]*cluster
 	byFirst    map[uint64][]*cluster // patterns by the hash of their first token, for matchGapped
-	signatures map[uint64]*cluster // exact masked-token sequence → cluster, a bounded cache
-	ids        map[uint64]bool     // the Hash of every pattern
+	signatures map[uint64]*cluster   // exact masked-token sequence → cluster, a bounded cache
+	ids        map[uint64]bool       // the Hash of every pattern
 	sigCap     int
 	overflow   Pattern
 	tokens     []Token
