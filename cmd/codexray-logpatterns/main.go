@@ -16,15 +16,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/codexray/codexray-node-agent/internal/logpatterns"
 )
 
 func main() {
 	cfg := logpatterns.DefaultConfig()
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	assign := flag.Bool("assign", false, "print <pattern_hash>\\t<template> for every input line, one message per line")
 	flag.IntVar(&cfg.MaxPatterns, "max-patterns", cfg.MaxPatterns, "patterns kept before the overflow bucket")
 	flag.IntVar(&cfg.MaxMessageLength, "max-message-length", cfg.MaxMessageLength, "bytes of a message analysed")
@@ -52,6 +55,17 @@ func main() {
 		defer f.Close()
 		in = f
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "codexray-logpatterns:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	out := bufio.NewWriter(os.Stdout)
 	var err error
 	if *assign {
@@ -63,19 +77,36 @@ func main() {
 		err = ferr
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "codexray-logpatterns:", err)
 		os.Exit(1)
 	}
 }
 
 // eachLine calls f with every line of r without its line ending; lines of any length work.
+// The string f gets is a view of the reader's buffer, valid only during the call: the
+// joiner copies what it keeps and the extractor clones what it keeps.
 func eachLine(r io.Reader, f func(string)) error {
 	br := bufio.NewReaderSize(r, 1<<16)
+	var long []byte
 	for {
-		line, err := br.ReadString('\n')
-		if len(line) > 0 {
-			f(strings.TrimRight(line, "\r\n"))
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long, chunk...)
+			continue
 		}
+		line := chunk
+		if len(long) > 0 {
+			long = append(long, chunk...)
+			line = long
+		}
+		for len(line) > 0 && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
+			line = line[:len(line)-1]
+		}
+		if len(line) > 0 || len(chunk) > 0 {
+			f(unsafe.String(unsafe.SliceData(line), len(line)))
+		}
+		long = long[:0]
 		if errors.Is(err, io.EOF) {
 			return nil
 		}

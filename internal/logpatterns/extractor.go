@@ -430,7 +430,7 @@ func (e *Extractor) newCluster(message, full string, toks []Token) *cluster {
 	for i, t := range toks {
 		c.hashes[i] = t.hash
 		c.shapes[i] = t.shape
-		c.texts[i] = t.Masked(message)
+		c.texts[i] = strings.Clone(t.Masked(message)) // never a view of the caller's message
 		c.kinds[i] = t.Kind
 	}
 	// The first word names the event even when it is a key-value word ("onExtend:<*>" vs

@@ -33,7 +33,6 @@ type headerField struct {
 	level      Level
 	padded     bool // followed by two or more spaces or a tab: a column of a fixed-width layout
 	piped      bool // followed by '|'
-	epoch      bool // nine digits or more: seconds since 1970
 }
 
 const (
@@ -44,15 +43,15 @@ const (
 	headerWindow     = 256 // lines after which a layout most lines no longer fit is learned again
 )
 
-// splitFields appends the fields at the start of line to dst.
-func splitFields(line string, dst []headerField) []headerField {
+// splitFields appends the first max fields of line to dst.
+func splitFields(line string, dst []headerField, max int) []headerField {
 	n := len(line)
 	if n > headerScanLimit {
 		n = headerScanLimit
 	}
 	i := 0
 	var prev fieldKind = fieldDash
-	for len(dst) < maxHeaderFields {
+	for len(dst) < max {
 		for i < n && (line[i] == ' ' || line[i] == '\t') {
 			i++
 		}
@@ -89,12 +88,7 @@ func splitFields(line string, dst []headerField) []headerField {
 		}
 		f := headerField{start: start, end: end}
 		f.kind, f.level = classifyField(line[start:end], prev)
-		if f.kind == fieldTime && end-start >= 9 {
-			f.epoch = true
-			for k := start; k < end; k++ {
-				f.epoch = f.epoch && isDigit(line[k])
-			}
-		}
+
 		i = end
 		if i < len(line) {
 			switch {
@@ -244,11 +238,24 @@ func timeWord(w string) bool {
 	return isDateName(w)
 }
 
+// isEpoch reports whether field f of line is nine digits or more: seconds since 1970.
+func isEpoch(line string, f *headerField) bool {
+	if f.end-f.start < 9 {
+		return false
+	}
+	for k := f.start; k < f.end; k++ {
+		if !isDigit(line[k]) {
+			return false
+		}
+	}
+	return true
+}
+
 // lineCut returns how many of a line's fields form its header, and the level a level field
 // among them gives. A header shows a time or a level among its first four fields; it ends at
 // the last field that can close one, before anything that reads as the message (a number
 // after a level, a run of plain words, a second level).
-func lineCut(fields []headerField) (int, Level) {
+func lineCut(line string, fields []headerField) (int, Level) {
 	seenTime, seenLevel := false, false
 	level := LevelUnknown
 	cut, words := 0, 0
@@ -261,7 +268,7 @@ func lineCut(fields []headerField) (int, Level) {
 		case fieldTime:
 			// One word may stand between times (a host), three before an epoch (a node, a
 			// component and a state before the epoch in the line of a cluster's event log).
-			if seenLevel || (words > 1 && !(words <= 3 && f.epoch)) {
+			if seenLevel || (words > 1 && !(words <= 3 && isEpoch(line, &f))) {
 				stop = true
 				break
 			}
@@ -288,7 +295,10 @@ func lineCut(fields []headerField) (int, Level) {
 			}
 			seenLevel, level, cut, words = true, f.level, i+1, 0
 		case fieldLogger:
-			if (seenTime || seenLevel) && words <= 3 {
+			// A logger follows a level at once ("INFO dfs.DataNode: ...") or a host and a
+			// program name ("host syslogd 1.4.1: ..."); after a level and words it is the
+			// message's ("ERROR cannot reach db-1: ...").
+			if (seenTime || seenLevel) && words <= 3 && !(seenLevel && words > 0) {
 				cut = i + 1
 			}
 			stop = true
@@ -391,17 +401,17 @@ type headerLearner struct {
 
 // cut returns the length in bytes of line's header and the level it states.
 func (h *headerLearner) cut(line string) (int, Level) {
-	h.fields = splitFields(line, h.fields[:0])
-	if len(h.fields) == 0 {
-		return 0, LevelUnknown
-	}
 	if h.learnt {
+		// Only as many fields as the layout has: most lines fit it.
+		if h.layout.n == 0 {
+			h.fit++
+			h.window()
+			return 0, LevelUnknown
+		}
+		h.fields = splitFields(line, h.fields[:0], h.layout.n)
 		if h.layout.fits(h.fields) {
 			h.fit++
 			h.window()
-			if h.layout.n == 0 {
-				return 0, LevelUnknown
-			}
 			level := LevelUnknown
 			if h.levelInField >= 0 {
 				level = h.fields[h.levelInField].level
@@ -411,7 +421,11 @@ func (h *headerLearner) cut(line string) (int, Level) {
 		h.misfit++
 		h.window()
 	}
-	n, level := lineCut(h.fields)
+	h.fields = splitFields(line, h.fields[:0], maxHeaderFields)
+	if len(h.fields) == 0 {
+		return 0, LevelUnknown
+	}
+	n, level := lineCut(line, h.fields)
 	if !h.learnt {
 		// While learning, the layout most lines so far had wins over this line's own reading,
 		// so that the lines before and after the layout is settled are cut alike.
@@ -498,15 +512,23 @@ func (h *headerLearner) learn(n int) layout {
 }
 
 // choose returns the index of the longest candidate layout that at least four in five of
-// the lines seen fit (a line fits every layout its own header begins with), or else of the
-// one most lines fit: "time host program:" rather than "time host program: word:", which
-// only the lines whose message starts with such a word have.
+// the lines with a header fit (a line fits every layout its own header begins with), or
+// else of the one most lines fit: "time host program:" rather than "time host program:
+// word:", which only the lines whose message starts with such a word have. A stream has no
+// header unless at least half its lines have one; the lines without one (a banner, a stray
+// continuation line) do not count against the layout the others share.
 func (h *headerLearner) choose() int {
-	best, bestFit := 0, -1
+	best, bestFit := -1, -1
 	longest, longestN := -1, -1
+	headered := 0 // lines with a header of their own; the others vote for no layout
+	for i := range h.candidates {
+		if c := &h.candidates[i]; c.layout.n > 0 {
+			headered += c.count
+		}
+	}
 	for i := range h.candidates {
 		c := &h.candidates[i]
-		if c.count == 0 {
+		if c.count == 0 || c.layout.n == 0 || headered*2 < h.seen {
 			continue
 		}
 		fit := 0
@@ -519,14 +541,22 @@ func (h *headerLearner) choose() int {
 		if fit > bestFit {
 			best, bestFit = i, fit
 		}
-		if fit*5 >= h.seen*4 && c.layout.n > longestN {
+		if fit*5 >= headered*4 && c.layout.n > longestN {
 			longest, longestN = i, c.layout.n
 		}
 	}
-	if longest >= 0 {
+	switch {
+	case longest >= 0:
 		return longest
+	case best >= 0:
+		return best
 	}
-	return best
+	for i := range h.candidates { // no line had a header
+		if h.candidates[i].count > 0 {
+			return i
+		}
+	}
+	return 0
 }
 
 // prefixOf reports whether the lines of layout m fit l: every field of l fits the field of

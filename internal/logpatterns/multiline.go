@@ -3,6 +3,7 @@ package logpatterns
 import (
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // JoinerConfig bounds one Joiner.
@@ -24,7 +25,10 @@ func DefaultJoinerConfig() JoinerConfig {
 
 // Message is a whole log message made of one or more lines.
 type Message struct {
-	Text  string    // lines joined with "\n"
+	// Text is the lines joined with "\n". It lives in the Joiner's buffer: it is valid until
+	// the next call to Add, Flush or FlushAll of the Joiner that returned it (strings.Clone
+	// keeps it longer), so joining allocates nothing per message.
+	Text  string
 	Time  time.Time // time of the first line
 	Lines int       // lines kept in Text
 }
@@ -33,13 +37,16 @@ type Message struct {
 // traces) into one message. It starts no goroutines: the caller feeds lines with their time
 // and calls Flush from its own clock. It is not safe for concurrent use.
 type Joiner struct {
-	cfg     JoinerConfig
-	lines   []string
-	size    int
-	first   time.Time
-	last    time.Time
-	state   traceState
-	dropped uint64
+	cfg JoinerConfig
+	// text holds the pending message, its lines joined with '\n'; out the message handed out
+	// last, which stays valid until the next call. Add copies every line: the caller may
+	// reuse a line's memory once Add returns.
+	text, out []byte
+	lines     int
+	first     time.Time
+	last      time.Time
+	state     traceState
+	dropped   uint64
 }
 
 type traceState uint8
@@ -72,18 +79,21 @@ func (j *Joiner) Dropped() uint64 { return j.dropped }
 // Add feeds one line (without its line ending) read at t. When the line starts a new
 // message, the previous message is complete and returned with ok true.
 func (j *Joiner) Add(line string, t time.Time) (msg Message, ok bool) {
-	line = strings.TrimRight(line, "\r\n")
-	if len(j.lines) > 0 && j.continues(line) {
-		if len(j.lines) >= j.cfg.MaxLines || j.size+1+len(line) > j.cfg.MaxBytes {
+	for len(line) > 0 && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
+		line = line[:len(line)-1]
+	}
+	if j.lines > 0 && j.continues(line) {
+		if j.lines >= j.cfg.MaxLines || len(j.text)+1+len(line) > j.cfg.MaxBytes {
 			j.dropped++
 		} else {
-			j.lines = append(j.lines, line)
-			j.size += 1 + len(line)
+			j.text = append(j.text, '\n')
+			j.text = append(j.text, line...)
+			j.lines++
 		}
 		j.last = t
 		return Message{}, false
 	}
-	if len(j.lines) > 0 {
+	if j.lines > 0 {
 		msg, ok = j.take(), true
 	}
 	j.state = stateNone
@@ -93,7 +103,7 @@ func (j *Joiner) Add(line string, t time.Time) (msg Message, ok bool) {
 
 // Flush returns the pending message if no line arrived for Timeout before now.
 func (j *Joiner) Flush(now time.Time) (Message, bool) {
-	if len(j.lines) == 0 || now.Sub(j.last) < j.cfg.Timeout {
+	if j.lines == 0 || now.Sub(j.last) < j.cfg.Timeout {
 		return Message{}, false
 	}
 	return j.take(), true
@@ -101,7 +111,7 @@ func (j *Joiner) Flush(now time.Time) (Message, bool) {
 
 // FlushAll returns the pending message regardless of time, e.g. at the end of a stream.
 func (j *Joiner) FlushAll() (Message, bool) {
-	if len(j.lines) == 0 {
+	if j.lines == 0 {
 		return Message{}, false
 	}
 	return j.take(), true
@@ -111,8 +121,8 @@ func (j *Joiner) start(line string, t time.Time) {
 	if len(line) > j.cfg.MaxBytes {
 		line = truncateUTF8(line, j.cfg.MaxBytes)
 	}
-	j.lines = append(j.lines[:0], line)
-	j.size = len(line)
+	j.text = append(j.text[:0], line...)
+	j.lines = 1
 	j.first, j.last = t, t
 	j.state = stateNone
 	switch {
@@ -124,13 +134,21 @@ func (j *Joiner) start(line string, t time.Time) {
 }
 
 func (j *Joiner) take() Message {
-	m := Message{Text: strings.Join(j.lines, "\n"), Time: j.first, Lines: len(j.lines)}
-	clear(j.lines)
-	j.lines = j.lines[:0]
-	j.size = 0
+	j.text, j.out = j.out[:0], j.text
+	if cap(j.text) > joinerKeep {
+		j.text = nil // a rare long message does not pin its buffer for the stream's life
+	}
+	m := Message{Time: j.first, Lines: j.lines}
+	if len(j.out) > 0 {
+		m.Text = unsafe.String(&j.out[0], len(j.out))
+	}
+	j.lines = 0
 	j.state = stateNone
 	return m
 }
+
+// joinerKeep is the capacity of a buffer a Joiner keeps between messages.
+const joinerKeep = 16 << 10
 
 // continues decides whether line belongs to the pending message, updating the trace state.
 func (j *Joiner) continues(line string) bool {

@@ -13,6 +13,7 @@ func joinAll(j *Joiner, input string) []Message {
 	var out []Message
 	for i, l := range strings.Split(input, "\n") {
 		if m, ok := j.Add(l, t0.Add(time.Duration(i)*time.Millisecond)); ok {
+			m.Text = strings.Clone(m.Text) // valid until the next call only
 			out = append(out, m)
 		}
 	}

@@ -80,17 +80,27 @@ func isSpace(c byte) bool { return byteClass[c]&classSpace != 0 }
 const (
 	classSpace   = 1 << iota
 	classSpecial // a byte that can make a word variable: digits, = : / \ ~ and quotes
+	classDigit   // 0-9
+	classPlain   // any other byte: punctuation, UTF-8
+	classSymbol  // = : / \ ~ and quotes
+	classLetter  // a-z, A-Z
 )
 
 var byteClass = func() (t [256]uint8) {
+	for c := range t {
+		t[c] = classPlain
+	}
 	for _, c := range []byte(" \t\n\r\v\f") {
 		t[c] = classSpace
 	}
 	for c := '0'; c <= '9'; c++ {
-		t[c] = classSpecial
+		t[c] = classSpecial | classDigit
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = classLetter, classLetter
 	}
 	for _, c := range []byte("=:/\\\"'~") {
-		t[c] = classSpecial
+		t[c] = classSpecial | classSymbol
 	}
 	return t
 }()
@@ -141,6 +151,13 @@ func Tokenize(message string, dst []Token) []Token {
 			i++
 		}
 		var t Token
+		if class&(classLetter|classSymbol) == 0 && class&classDigit != 0 {
+			// Digits in punctuation, the commonest variable: "42", "(42)", "42,".
+			if t, ok := numberToken(message, start, i); ok {
+				dst = append(dst, t)
+				continue
+			}
+		}
 		if class&classSpecial == 0 && !maybeHexOrDate(message[start:i]) {
 			t = Token{Start: start, End: i, VarStart: start, VarEnd: start, hash: h, shape: h}
 			dst = append(dst, t)
@@ -220,4 +237,32 @@ func verbEnd(message string, from, to int) int {
 		return 0
 	}
 	return i
+}
+
+// numberToken returns message[start:end] as a KindNumber token when it is digits inside
+// leading and trailing punctuation, as classifyWord would classify it, without its passes.
+func numberToken(message string, start, end int) (Token, bool) {
+	ps, pe := start, end
+	for ps < pe && isLeadingPunct(message[ps]) {
+		ps++
+	}
+	for pe > ps && isTrailingPunct(message[pe-1]) {
+		pe--
+	}
+	if ps == pe {
+		return Token{}, false
+	}
+	for k := ps; k < pe; k++ {
+		if !isDigit(message[k]) {
+			return Token{}, false
+		}
+	}
+	t := Token{Start: start, End: end, VarStart: ps, VarEnd: pe, Kind: KindNumber}
+	if ps == start && pe == end {
+		t.hash = wildcardHash
+	} else {
+		t.hash = maskedHash(message, &t)
+	}
+	t.shape = t.hash
+	return t, true
 }
