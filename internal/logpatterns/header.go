@@ -85,6 +85,9 @@ func splitFields(line string, dst []headerField, max int) []headerField {
 			for end < n && line[end] != ' ' && line[end] != '\t' && line[end] != '|' {
 				end++
 			}
+			if end == i { // a '|' where a field starts: an empty column
+				end++
+			}
 		}
 		f := headerField{start: start, end: end}
 		f.kind, f.level = classifyField(line[start:end], prev)
@@ -107,7 +110,7 @@ func splitFields(line string, dst []headerField, max int) []headerField {
 
 // classifyField gives the kind of one field; prev is the kind of the field before it.
 func classifyField(f string, prev fieldKind) (fieldKind, Level) {
-	if f == "-" || f == "--" || f == "|" {
+	if f == "" || f == "-" || f == "--" || f == "|" {
 		return fieldDash, LevelUnknown
 	}
 	if f[0] == '[' {
@@ -132,7 +135,7 @@ func classifyField(f string, prev fieldKind) (fieldKind, Level) {
 		if l := levelWord(w); l != LevelUnknown && len(w) == len(inner) {
 			return fieldLevelWord, l
 		}
-		if timeWord(w) {
+		if timeWord(w) || (w != "" && isNumber(w)) { // "[Sun Dec 04 ...]", "[    0.000000]"
 			return fieldTime, LevelUnknown
 		}
 		return fieldGroup, LevelUnknown
@@ -155,7 +158,7 @@ func classifyField(f string, prev fieldKind) (fieldKind, Level) {
 			return fieldLevelWord, LevelCritical
 		}
 	}
-	if timeWord(core) {
+	if core[len(core)-1] != ':' && timeWord(core) {
 		return fieldTime, LevelUnknown
 	}
 	digits := true
@@ -211,6 +214,9 @@ func classifyField(f string, prev fieldKind) (fieldKind, Level) {
 func timeWord(w string) bool {
 	if len(w) == 0 {
 		return false
+	}
+	if len(w) >= 11 && isDigit(w[0]) && isDigit(w[1]) && w[2] == '/' && w[6] == '/' && isDateName(w[3:6]) {
+		return true // 10/Oct/2023:13:55:36, the common log format
 	}
 	if isDigit(w[0]) {
 		digits, sep, dots := 0, false, 0
@@ -328,15 +334,21 @@ func lineCut(line string, fields []headerField) (int, Level) {
 	if !seenTime && !seenLevel {
 		return 0, LevelUnknown
 	}
-	if cut > 0 && level == LevelUnknown {
-		for _, f := range fields[:cut] {
-			if f.level != LevelUnknown {
-				level = f.level
-				break
-			}
-		}
+	if level == LevelUnknown {
+		level = levelOf(fields[:cut])
 	}
 	return cut, level
+}
+
+// levelOf returns the level the first field stating one gives (a level word, or klog's
+// I0102).
+func levelOf(fields []headerField) Level {
+	for i := range fields {
+		if fields[i].level != LevelUnknown {
+			return fields[i].level
+		}
+	}
+	return LevelUnknown
 }
 
 // sameKind says whether a line's field fits a layout's field: times and numbers stand for
@@ -393,10 +405,9 @@ type headerLearner struct {
 		count  int
 	}
 	// learnt
-	learnt       bool
-	layout       layout
-	fit, misfit  int // lines of the current window that fit the layout, and that did not
-	levelInField int // index of the layout's level field, -1 without one
+	learnt      bool
+	layout      layout
+	fit, misfit int // lines of the current window that fit the layout, and that did not
 }
 
 // cut returns the length in bytes of line's header and the level it states.
@@ -412,11 +423,7 @@ func (h *headerLearner) cut(line string) (int, Level) {
 		if h.layout.fits(h.fields) {
 			h.fit++
 			h.window()
-			level := LevelUnknown
-			if h.levelInField >= 0 {
-				level = h.fields[h.levelInField].level
-			}
-			return h.fieldsEnd(h.layout.n), level
+			return h.fieldsEnd(h.layout.n), levelOf(h.fields)
 		}
 		h.misfit++
 		h.window()
@@ -431,12 +438,7 @@ func (h *headerLearner) cut(line string) (int, Level) {
 		// so that the lines before and after the layout is settled are cut alike.
 		lead := h.learn(n)
 		if lead.fits(h.fields) {
-			n, level = lead.n, LevelUnknown
-			for i := 0; i < n; i++ {
-				if h.fields[i].kind == fieldLevelWord {
-					level = h.fields[i].level
-				}
-			}
+			n, level = lead.n, levelOf(h.fields[:lead.n])
 		}
 	}
 	if n == 0 {
@@ -502,12 +504,6 @@ func (h *headerLearner) learn(n int) layout {
 	}
 	h.learnt = true
 	h.layout = h.candidates[best].layout
-	h.levelInField = -1
-	for i := 0; i < h.layout.n; i++ {
-		if h.layout.kinds[i] == fieldLevelWord {
-			h.levelInField = i
-		}
-	}
 	return h.layout
 }
 
