@@ -128,7 +128,7 @@ type Extractor struct {
 	tuning     Tuning
 	clusters   []*cluster
 	byLength   map[int][]*cluster
-	byFirst    map[uint64][]*cluster // patterns by the hash of their first token, for matchGapped
+	byFirst    map[uint64][]*cluster // patterns by their anchor, for matchGapped
 	signatures map[uint64]*cluster   // exact masked-token sequence → cluster, a bounded cache
 	ids        map[uint64]bool       // the Hash of every pattern
 	sigCap     int
@@ -443,7 +443,8 @@ func (e *Extractor) newCluster(message, full string, toks []Token) *cluster {
 	c.pattern.Hash = e.newHash(c.pattern.Template)
 	e.clusters = append(e.clusters, c)
 	if len(toks) >= minGapped {
-		e.byFirst[toks[0].hash] = append(e.byFirst[toks[0].hash], c)
+		a := anchor(toks)
+		e.byFirst[a] = append(e.byFirst[a], c)
 	}
 	e.byLength[len(toks)] = append(e.byLength[len(toks)], c)
 	return c
@@ -547,7 +548,7 @@ const (
 )
 
 // matchGapped finds, for a message no pattern of its length took, a pattern of another
-// length with the same first token that it equals but for runs of variables: an optional
+// length with the same anchor that it equals but for runs of variables: an optional
 // group ("3548 bytes (3.46 KB) sent" and "0 bytes sent"), a list of any length ("delete
 // blk_1 blk_2 blk_3"), a value holding spaces ("lifetime <1 sec" and "lifetime 00:01").
 // The message joins it; the pattern's template shows <*> where the lengths differ.
@@ -555,8 +556,8 @@ func (e *Extractor) matchGapped(message string, toks []Token) *cluster {
 	if len(toks) < minGapped || len(toks) > maxGapped {
 		return nil
 	}
-	for _, c := range e.byFirst[toks[0].hash] {
-		if c.merged != nil || len(c.hashes) == len(toks) || len(c.hashes) > maxGapped {
+	for _, c := range e.byFirst[anchor(toks)] {
+		if c.merged != nil || len(c.hashes) > maxGapped {
 			continue
 		}
 		if e.alignGapped(c, message, toks, false) {
@@ -567,56 +568,74 @@ func (e *Extractor) matchGapped(message string, toks []Token) *cluster {
 	return nil
 }
 
-// alignGapped walks a pattern and a message of different lengths side by side: equal tokens
-// advance both, a variable-like token of the longer side is skipped, a variable of the
-// shorter side may stand for a run of the longer's. With apply, it turns the pattern's
-// skipped positions into <*> (the pattern is the longer) or marks a gap after the position
-// before each run the message adds (the message is the longer).
+// alignGapped walks a pattern and a message side by side: equal tokens advance both, a
+// variable-like token of either side that the other lacks is skipped (the message's first
+// when its next token lines up with the pattern's). With apply, it turns the pattern's
+// skipped positions into <*> and marks a gap after the pattern position before each run
+// the message adds.
 func (e *Extractor) alignGapped(c *cluster, message string, toks []Token, apply bool) bool {
 	nc, nm := len(c.hashes), len(toks)
-	longMsg := nm > nc
-	i, j, matched := 0, 0, 0
-	for i < nc && j < nm {
+	same := func(i, j int) bool {
 		t := &toks[j]
-		if c.hashes[i] == t.hash || c.shapes[i] == t.shape || c.hashes[i] == wildcardHash {
-			i, j, matched = i+1, j+1, matched+1
-			continue
-		}
-		if longMsg && extraToken(t.Kind, message[t.Start:t.End], j > 0 && toks[j-1].Kind != KindWord) {
-			if apply && i > 0 && !strings.HasSuffix(c.texts[i-1], Wildcard) {
-				c.texts[i-1] += Wildcard
-			}
-			j++
-			continue
-		}
-		if !longMsg && extraToken(c.kinds[i], c.texts[i], i > 0 && (c.kinds[i-1] != KindWord || c.hashes[i-1] == wildcardHash)) {
-			if apply {
-				c.hashes[i], c.shapes[i], c.texts[i] = wildcardHash, wildcardHash, Wildcard
-			}
-			i++
-			continue
-		}
-		return false
+		// A <*> of the pattern takes a variable or a short word, not a word the pattern
+		// has further on ("received,"): that one is where the two line up again.
+		return c.hashes[i] == t.hash || c.shapes[i] == t.shape ||
+			(c.hashes[i] == wildcardHash && extraToken(t.Kind, message[t.Start:t.End], true))
 	}
-	if matched < minGapped || (longMsg && i < nc) || (!longMsg && j < nm) {
-		return false
-	}
-	for ; j < nm; j++ {
+	msgExtra := func(j int) bool {
 		t := &toks[j]
-		if !extraToken(t.Kind, message[t.Start:t.End], toks[j-1].Kind != KindWord) {
-			return false
-		}
-		if apply && !strings.HasSuffix(c.texts[nc-1], Wildcard) {
-			c.texts[nc-1] += Wildcard
+		return extraToken(t.Kind, message[t.Start:t.End], j > 0 && toks[j-1].Kind != KindWord)
+	}
+	patExtra := func(i int) bool {
+		return c.hashes[i] == wildcardHash || extraToken(c.kinds[i], c.texts[i], i > 0 && (c.kinds[i-1] != KindWord || c.hashes[i-1] == wildcardHash))
+	}
+	skipsMsg, skipsPat := 0, 0
+	skipMsg := func(i, j int) {
+		skipsMsg++
+		if apply && i > 0 && !strings.HasSuffix(c.texts[i-1], Wildcard) {
+			c.texts[i-1] += Wildcard
 		}
 	}
-	for ; i < nc; i++ {
-		if !extraToken(c.kinds[i], c.texts[i], c.kinds[i-1] != KindWord || c.hashes[i-1] == wildcardHash) && c.hashes[i] != wildcardHash {
-			return false
-		}
+	skipPat := func(i int) {
+		skipsPat++
 		if apply {
 			c.hashes[i], c.shapes[i], c.texts[i] = wildcardHash, wildcardHash, Wildcard
 		}
+	}
+	i, j, matched := 0, 0, 0
+	for i < nc && j < nm {
+		switch {
+		case same(i, j):
+			i, j, matched = i+1, j+1, matched+1
+		case msgExtra(j) && (j+1 < nm && same(i, j+1) || !patExtra(i)):
+			skipMsg(i, j)
+			j++
+		case patExtra(i):
+			skipPat(i)
+			i++
+		default:
+			return false
+		}
+	}
+	if matched < minGapped {
+		return false
+	}
+	for ; j < nm; j++ {
+		if !msgExtra(j) {
+			return false
+		}
+		skipMsg(nc, j)
+	}
+	for ; i < nc; i++ {
+		if !patExtra(i) {
+			return false
+		}
+		skipPat(i)
+	}
+	// Between messages of one length only a shift counts (a run one side adds where the
+	// other adds another) that leaves as many equal tokens as the similarity threshold asks.
+	if nc == nm && (skipsMsg == 0 || skipsPat == 0 || float64(matched) < e.tuning.Similarity*float64(nm)) {
+		return false
 	}
 	if apply {
 		c.setTemplate()
@@ -642,4 +661,16 @@ func extraToken(k Kind, w string, afterVariable bool) bool {
 		pe--
 	}
 	return pe-ps <= 3
+}
+
+// anchor is the hash of the first constant word among a message's first three tokens (the
+// first token's when there is none): variable-length matching only compares messages that
+// share it, so a host or an address before the first word does not keep them apart.
+func anchor(toks []Token) uint64 {
+	for i := 0; i < len(toks) && i < 3; i++ {
+		if toks[i].Kind == KindWord {
+			return toks[i].hash
+		}
+	}
+	return toks[0].hash
 }
