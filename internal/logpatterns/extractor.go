@@ -240,7 +240,7 @@ func (e *Extractor) Add(message string) (*Pattern, Level) {
 // place finds or makes the pattern of a message no cached sequence led to; nil when there
 // is no room for a new one.
 func (e *Extractor) place(message, full string, toks []Token) *cluster {
-	c := e.match(toks)
+	c, oneWord := e.match(toks)
 	if c == nil {
 		if c = e.matchGapped(message, toks); c != nil {
 			return c
@@ -264,7 +264,7 @@ func (e *Extractor) place(message, full string, toks []Token) *cluster {
 	}
 	settled := false
 	for i := range toks {
-		if e.wordDiffers(c, toks, i) && !variableWord(c, message, toks, i) {
+		if e.wordDiffers(c, toks, i) && (oneWord || !variableWord(c, message, toks, i)) {
 			settled = true
 			break
 		}
@@ -390,13 +390,16 @@ func (c *cluster) covers(s *cluster) bool {
 
 // match returns the most similar cluster of the same length, or nil when none reaches the
 // threshold.
-func (e *Extractor) match(toks []Token) *cluster {
+//
+// Below the threshold, it returns a pattern the message differs from in one word only, with
+// oneWord true: the message is of that pattern's family, a sibling of it.
+func (e *Extractor) match(toks []Token) (c *cluster, oneWord bool) {
 	n := len(toks)
 	if n == 0 {
 		if cs := e.byLength[0]; len(cs) > 0 {
-			return cs[0]
+			return cs[0], false
 		}
-		return nil
+		return nil, false
 	}
 	// Like Drain, a position the pattern already holds as <*> does not count as a match: an
 	// all-<*> pattern must not swallow every message of its length.
@@ -405,23 +408,33 @@ func (e *Extractor) match(toks []Token) *cluster {
 	// (key and value masked) is the same counts as equal, as it would were the key a
 	// variable: "libgc1:amd64" and "dbus:amd64" in dpkg.log. Among clusters with as many
 	// equal positions, the one with fewer such key-only matches wins.
-	var best *cluster
+	var best, family *cluster
 	bestHit, bestKeyed := need-1, 0
 	for _, c := range e.byLength[n] {
-		hit, keyed := 0, 0
+		hit, keyed, miss := 0, 0, -1
 		for i := range toks {
 			if c.hashes[i] == toks[i].hash {
 				hit++
 			} else if c.shapes[i] == toks[i].shape {
 				hit++
 				keyed++
+			} else {
+				miss = i
 			}
 		}
 		if hit > bestHit || (hit == bestHit && best != nil && keyed < bestKeyed) {
 			best, bestHit, bestKeyed = c, hit, keyed
 		}
+		// A short message that differs in one word only is of the pattern's family, even
+		// below the threshold ("job alpha finished" and "job beta finished").
+		if family == nil && hit == n-1 && n >= 3 && e.wordDiffers(c, toks, miss) {
+			family = c
+		}
 	}
-	return best
+	if best == nil {
+		return family, family != nil
+	}
+	return best, false
 }
 
 func (e *Extractor) newCluster(message, full string, toks []Token) *cluster {
