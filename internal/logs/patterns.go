@@ -63,9 +63,9 @@ func NewPatterns(cfg logpatterns.Config, multiline MultilineConfig) *Patterns {
 }
 
 // Message counts one message under the pattern its extractor puts it in. The level is the
-// source's (journald PRIORITY) when it has one, else the one detected in the text; the count
-// is keyed by the pattern's hash at this moment, so a series never loses counts when a later
-// message generalises the template (the new hash starts its own series).
+// source's (journald PRIORITY) when it has one, else the one the message's header states or
+// its text shows; the count is keyed by the pattern's hash, which stays when a later message
+// generalises or splits the pattern (see logpatterns, "Hashes").
 func (p *Patterns) Message(m *Message) {
 	key := streamKey{m.Container, m.Source}
 	for {
