@@ -96,7 +96,7 @@ type Tuning struct {
 
 // DefaultTuning returns the one tuning every extractor of the agent uses.
 func DefaultTuning() Tuning {
-	return Tuning{Similarity: 0.8, Variants: 8}
+	return Tuning{Similarity: 0.8, Variants: 16}
 }
 
 type cluster struct {
