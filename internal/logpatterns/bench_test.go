@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // benchTemplates shape the generated corpus: common formats of container logs.
@@ -76,6 +77,56 @@ func BenchmarkExtractor(b *testing.B) {
 		lines := loghubContent(b)
 		benchAdd(b, lines)
 	})
+}
+
+// BenchmarkRawReplay is the agent's path for a file, as codexray-logpatterns' summary mode
+// runs it: the raw lines of the 12 Loghub-2k systems, headers included, through one Joiner
+// and one Extractor per system, one line per op.
+func BenchmarkRawReplay(b *testing.B) {
+	dir := filepath.Join("..", "..", "..", "shared", "loghub2k")
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "*_2k.log"))
+	if len(files) == 0 {
+		b.Skipf("%s absent", dir)
+	}
+	var systems [][]string
+	var total, bytes int
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+		systems = append(systems, lines)
+		total += len(lines)
+		bytes += len(data)
+	}
+	joiners := make([]*Joiner, len(systems))
+	extractors := make([]*Extractor, len(systems))
+	for i := range systems {
+		joiners[i] = NewJoiner(DefaultJoinerConfig())
+		extractors[i] = NewExtractor(DefaultConfig())
+	}
+	var now time.Time
+	b.SetBytes(int64(bytes / total))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; {
+		for s, lines := range systems {
+			j, e := joiners[s], extractors[s]
+			for _, l := range lines {
+				if m, ok := j.Add(l, now); ok {
+					e.Add(m.Text)
+				}
+				if n++; n == b.N {
+					break
+				}
+			}
+			if n == b.N {
+				break
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
 
 func loghubContent(b *testing.B) []string {
