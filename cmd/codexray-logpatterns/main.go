@@ -33,7 +33,7 @@ func main() {
 	flag.IntVar(&cfg.MaxMessageLength, "max-message-length", cfg.MaxMessageLength, "bytes of a message analysed")
 	flag.IntVar(&cfg.SampleLength, "sample-length", cfg.SampleLength, "bytes of the sample kept per pattern")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags] [file]\n", os.Args[0])
+		fmt.Fprintf(os.Stderr, "usage: %s [flags] [file]\n", os.Args[0])
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -52,7 +52,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "codexray-logpatterns:", err)
 			os.Exit(1)
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }() // read only: nothing to lose
 		in = f
 	}
 	if *cpuProfile != "" {
@@ -155,11 +155,18 @@ func runSummary(r io.Reader, w io.Writer, cfg logpatterns.Config) error {
 	}
 	ps := e.Patterns()
 	sort.SliceStable(ps, func(a, b int) bool { return ps[a].Count > ps[b].Count })
-	fmt.Fprintf(w, "%d messages, %d patterns, %d truncated, %d continuation lines dropped\n\n", messages, len(ps), e.Truncated(), j.Dropped())
+	if _, err := fmt.Fprintf(w, "%d messages, %d patterns, %d truncated, %d continuation lines dropped\n\n", messages, len(ps), e.Truncated(), j.Dropped()); err != nil {
+		return err
+	}
 	for _, p := range ps {
-		fmt.Fprintf(w, "%8d  %-8s  %s  %s\n", p.Count, p.Level, p.Hash, p.Template)
-		if p.Sample != "" {
-			fmt.Fprintf(w, "          sample: %s\n", strings.ReplaceAll(p.Sample, "\n", "\n                  "))
+		if _, err := fmt.Fprintf(w, "%8d  %-8s  %s  %s\n", p.Count, p.Level, p.Hash, p.Template); err != nil {
+			return err
+		}
+		if p.Sample == "" {
+			continue
+		}
+		if _, err := fmt.Fprintf(w, "          sample: %s\n", strings.ReplaceAll(p.Sample, "\n", "\n                  ")); err != nil {
+			return err
 		}
 	}
 	return nil

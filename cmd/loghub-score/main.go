@@ -48,17 +48,38 @@ func main() {
 	showGrid := flag.Bool("grid", false, "also print the averages of every tuning of the grid")
 	flood := flag.Int("flood", 0, "instead of scoring, feed this many unique random lines to one extractor and report patterns, overflow, heap and RSS")
 	flag.Parse()
+	out := &printer{w: os.Stdout}
 	if *flood > 0 {
-		runFlood(os.Stdout, *flood)
+		runFlood(out, *flood)
+		if out.err != nil {
+			fmt.Fprintln(os.Stderr, "loghub-score:", out.err)
+			os.Exit(1)
+		}
 		return
 	}
 	if *verbose != "" && *verbose != "content" && *verbose != "raw" {
 		fmt.Fprintln(os.Stderr, "loghub-score: -v takes content or raw")
 		os.Exit(2)
 	}
-	if err := run(os.Stdout, resolveDir(*dir), *minTime, *verbose, *showGrid); err != nil {
+	err := run(out, resolveDir(*dir), *minTime, *verbose, *showGrid)
+	if err == nil {
+		err = out.err
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "loghub-score:", err)
 		os.Exit(1)
+	}
+}
+
+// printer writes the report and keeps the first write error, checked once at the end.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
 	}
 }
 
@@ -91,12 +112,11 @@ type labelled struct {
 func readSystem(dir, name string) (labelled, error) {
 	l := labelled{name: name}
 	path := filepath.Join(dir, name, name+"_2k.log_structured_corrected.csv")
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return l, err
 	}
-	defer f.Close()
-	r := csv.NewReader(f)
+	r := csv.NewReader(bytes.NewReader(b))
 	header, err := r.Read()
 	if err != nil {
 		return l, fmt.Errorf("reading header of %s: %w", path, err)
@@ -123,7 +143,7 @@ func readSystem(dir, name string) (labelled, error) {
 		l.truths = append(l.truths, rec[col["EventTemplate"]])
 	}
 	rawPath := filepath.Join(dir, name, name+"_2k.log")
-	b, err := os.ReadFile(rawPath)
+	b, err = os.ReadFile(rawPath)
 	if err != nil {
 		return l, err
 	}
@@ -203,9 +223,9 @@ const (
 
 var modeNames = [modes]string{"content", "raw"}
 
-func run(w io.Writer, dir string, minTime time.Duration, verbose string, showGrid bool) error {
+func run(w *printer, dir string, minTime time.Duration, verbose string, showGrid bool) error {
 	if _, err := os.Stat(dir); err != nil {
-		fmt.Fprintf(w, "skipped: %s absent\n", dir)
+		w.printf("skipped: %s absent\n", dir)
 		return nil
 	}
 	runtime.GOMAXPROCS(1)
@@ -267,7 +287,7 @@ func run(w io.Writer, dir string, minTime time.Duration, verbose string, showGri
 		return b
 	}
 	if showGrid {
-		fmt.Fprintf(w, "%-50s %8s %8s %8s %8s\n", "tuning", "GA cont", "GA raw", "PA cont", "PA raw")
+		w.printf("%-50s %8s %8s %8s %8s\n", "tuning", "GA cont", "GA raw", "PA cont", "PA raw")
 		for ti, t := range tunings {
 			var sum [modes][2]float64
 			for si := range data {
@@ -277,20 +297,20 @@ func run(w io.Writer, dir string, minTime time.Duration, verbose string, showGri
 				}
 			}
 			n := float64(len(data))
-			fmt.Fprintf(w, "%-50s %8.4f %8.4f %8.4f %8.4f\n", fmt.Sprintf("%+v", t), sum[0][0]/n, sum[1][0]/n, sum[0][1]/n, sum[1][1]/n)
+			w.printf("%-50s %8.4f %8.4f %8.4f %8.4f\n", fmt.Sprintf("%+v", t), sum[0][0]/n, sum[1][0]/n, sum[0][1]/n, sum[1][1]/n)
 		}
-		fmt.Fprintln(w)
+		w.printf("\n")
 	}
 	cfg := logpatterns.DefaultConfig()
-	fmt.Fprintf(w, "config: max_patterns=%d max_message_length=%d sample_length=%d\n", cfg.MaxPatterns, cfg.MaxMessageLength, cfg.SampleLength)
-	fmt.Fprintf(w, "default tuning: %+v; grid of %d tunings; best on all 12: %+v\n\n", def, len(tunings), tunings[best(-1)])
-	fmt.Fprintf(w, "%-10s | %-27s | %-27s | %-13s | %-13s | %s\n", "", "all-12 content", "all-12 raw", "LOO content", "LOO raw", "LOO tuning")
-	fmt.Fprintf(w, "%-10s | %6s %6s %6s %6s | %6s %6s %6s %6s | %6s %6s | %6s %6s |\n", "system", "GA", "PA", "PAx", "pats", "GA", "PA", "PAx", "pats", "GA", "PA", "GA", "PA")
+	w.printf("config: max_patterns=%d max_message_length=%d sample_length=%d\n", cfg.MaxPatterns, cfg.MaxMessageLength, cfg.SampleLength)
+	w.printf("default tuning: %+v; grid of %d tunings; best on all 12: %+v\n\n", def, len(tunings), tunings[best(-1)])
+	w.printf("%-10s | %-27s | %-27s | %-13s | %-13s | %s\n", "", "all-12 content", "all-12 raw", "LOO content", "LOO raw", "LOO tuning")
+	w.printf("%-10s | %6s %6s %6s %6s | %6s %6s %6s %6s | %6s %6s | %6s %6s |\n", "system", "GA", "PA", "PAx", "pats", "GA", "PA", "PAx", "pats", "GA", "PA", "GA", "PA")
 	var sum [2][modes][3]float64 // [all-12, LOO][mode][GA, PA, PAx]
 	for si, l := range data {
 		loo := best(si)
 		d, o := results[defIndex][si], results[loo][si]
-		fmt.Fprintf(w, "%-10s | %6.3f %6.3f %6.3f %6d | %6.3f %6.3f %6.3f %6d | %6.3f %6.3f | %6.3f %6.3f | %+v\n", l.name,
+		w.printf("%-10s | %6.3f %6.3f %6.3f %6d | %6.3f %6.3f %6.3f %6d | %6.3f %6.3f | %6.3f %6.3f | %+v\n", l.name,
 			d[modeContent].ga, d[modeContent].pa, d[modeContent].pax, d[modeContent].patterns,
 			d[modeRaw].ga, d[modeRaw].pa, d[modeRaw].pax, d[modeRaw].patterns,
 			o[modeContent].ga, o[modeContent].pa, o[modeRaw].ga, o[modeRaw].pa, tunings[loo])
@@ -304,15 +324,15 @@ func run(w io.Writer, dir string, minTime time.Duration, verbose string, showGri
 		}
 	}
 	n := float64(len(data))
-	fmt.Fprintf(w, "%-10s | %6.3f %6.3f %6.3f %6s | %6.3f %6.3f %6.3f %6s | %6.3f %6.3f | %6.3f %6.3f |\n", "average",
+	w.printf("%-10s | %6.3f %6.3f %6.3f %6s | %6.3f %6.3f %6.3f %6s | %6.3f %6.3f | %6.3f %6.3f |\n", "average",
 		sum[0][modeContent][0]/n, sum[0][modeContent][1]/n, sum[0][modeContent][2]/n, "",
 		sum[0][modeRaw][0]/n, sum[0][modeRaw][1]/n, sum[0][modeRaw][2]/n, "",
 		sum[1][modeContent][0]/n, sum[1][modeContent][1]/n, sum[1][modeRaw][0]/n, sum[1][modeRaw][1]/n)
-	fmt.Fprintf(w, "gap all-12 - LOO: GA content %+.3f, GA raw %+.3f, PA content %+.3f, PA raw %+.3f\n\n",
+	w.printf("gap all-12 - LOO: GA content %+.3f, GA raw %+.3f, PA content %+.3f, PA raw %+.3f\n\n",
 		(sum[0][modeContent][0]-sum[1][modeContent][0])/n, (sum[0][modeRaw][0]-sum[1][modeRaw][0])/n,
 		(sum[0][modeContent][1]-sum[1][modeContent][1])/n, (sum[0][modeRaw][1]-sum[1][modeRaw][1])/n)
 
-	fmt.Fprintf(w, "%-10s %14s %14s\n", "throughput", "content", "raw")
+	w.printf("%-10s %14s %14s\n", "throughput", "content", "raw")
 	var lines, elapsed [modes]float64
 	for _, l := range data {
 		var rates [modes]float64
@@ -321,9 +341,9 @@ func run(w io.Writer, dir string, minTime time.Duration, verbose string, showGri
 			lines[m] += float64(len(in))
 			elapsed[m] += float64(len(in)) / rates[m]
 		}
-		fmt.Fprintf(w, "%-10s %14.0f %14.0f\n", l.name, rates[modeContent], rates[modeRaw])
+		w.printf("%-10s %14.0f %14.0f\n", l.name, rates[modeContent], rates[modeRaw])
 	}
-	fmt.Fprintf(w, "%-10s %14.0f %14.0f lines per CPU-second\n", "all", lines[modeContent]/elapsed[modeContent], lines[modeRaw]/elapsed[modeRaw])
+	w.printf("%-10s %14.0f %14.0f lines per CPU-second\n", "all", lines[modeContent]/elapsed[modeContent], lines[modeRaw]/elapsed[modeRaw])
 
 	if verbose != "" {
 		m := modeContent
@@ -332,7 +352,7 @@ func run(w io.Writer, dir string, minTime time.Duration, verbose string, showGri
 		}
 		for si, l := range data {
 			o := results[defIndex][si][m]
-			fmt.Fprintf(w, "\n== %s (%s): GA %.3f\n", l.name, modeNames[m], o.ga)
+			w.printf("\n== %s (%s): GA %.3f\n", l.name, modeNames[m], o.ga)
 			printMistakes(w, l, o)
 		}
 	}
@@ -369,7 +389,7 @@ func threadCPU() time.Duration {
 
 // printMistakes shows, for every true group that is not reproduced exactly, its template and
 // the predicted patterns its lines went to, with one sample line each.
-func printMistakes(w io.Writer, l labelled, o outcome) {
+func printMistakes(w *printer, l labelled, o outcome) {
 	type pred struct {
 		n      int
 		sample string
@@ -415,17 +435,17 @@ func printMistakes(w io.Writer, l labelled, o outcome) {
 		if total < 0 {
 			continue
 		}
-		fmt.Fprintf(w, "  truth %s (%d): %s\n", id, total, trueTemplate[id])
+		w.printf("  truth %s (%d): %s\n", id, total, trueTemplate[id])
 		for g, p := range preds {
-			fmt.Fprintf(w, "      %4d of %4d -> %s  %s\n", p.n, predSize[g], g, template[g])
-			fmt.Fprintf(w, "                    e.g. %.160s\n", p.sample)
+			w.printf("      %4d of %4d -> %s  %s\n", p.n, predSize[g], g, template[g])
+			w.printf("                    e.g. %.160s\n", p.sample)
 		}
 	}
 }
 
 // runFlood shows that memory stays flat however many distinct messages arrive: after
 // max_patterns patterns every new kind of message lands in the overflow pattern.
-func runFlood(w io.Writer, lines int) {
+func runFlood(w *printer, lines int) {
 	cfg := logpatterns.DefaultConfig()
 	e := logpatterns.NewExtractor(cfg)
 	r := rand.New(rand.NewPCG(1, 1))
@@ -434,7 +454,7 @@ func runFlood(w io.Writer, lines int) {
 	if step == 0 {
 		step = lines
 	}
-	fmt.Fprintf(w, "%12s %9s %12s %10s %10s\n", "lines", "patterns", "overflow", "heap_MiB", "rss_MiB")
+	w.printf("%12s %9s %12s %10s %10s\n", "lines", "patterns", "overflow", "heap_MiB", "rss_MiB")
 	start := time.Now()
 	for i := 1; i <= lines; i++ {
 		buf = buf[:0]
@@ -451,10 +471,10 @@ func runFlood(w io.Writer, lines int) {
 			var ms runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&ms)
-			fmt.Fprintf(w, "%12d %9d %12d %10.1f %10.1f\n", i, len(e.Patterns()), e.Overflow().Count, float64(ms.HeapInuse)/(1<<20), rssMiB())
+			w.printf("%12d %9d %12d %10.1f %10.1f\n", i, len(e.Patterns()), e.Overflow().Count, float64(ms.HeapInuse)/(1<<20), rssMiB())
 		}
 	}
-	fmt.Fprintf(w, "%.0f lines/s\n", float64(lines)/time.Since(start).Seconds())
+	w.printf("%.0f lines/s\n", float64(lines)/time.Since(start).Seconds())
 }
 
 // rssMiB reads the resident set size from /proc/self/statm (Linux); 0 elsewhere.

@@ -142,7 +142,7 @@ func loghubContent(b *testing.B) []string {
 			b.Fatal(err)
 		}
 		recs, err := csv.NewReader(fh).ReadAll()
-		fh.Close()
+		_ = fh.Close() // read-only
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -50,7 +50,7 @@ func splitFields(line string, dst []headerField, max int) []headerField {
 		n = headerScanLimit
 	}
 	i := 0
-	var prev fieldKind = fieldDash
+	prev := fieldDash
 	for len(dst) < max {
 		for i < n && (line[i] == ' ' || line[i] == '\t') {
 			i++
@@ -274,7 +274,7 @@ func lineCut(line string, fields []headerField) (int, Level) {
 		case fieldTime:
 			// One word may stand between times (a host), three before an epoch (a node, a
 			// component and a state before the epoch in the line of a cluster's event log).
-			if seenLevel || (words > 1 && !(words <= 3 && isEpoch(line, &f))) {
+			if seenLevel || (words > 1 && (words > 3 || !isEpoch(line, &f))) {
 				stop = true
 				break
 			}
@@ -304,7 +304,7 @@ func lineCut(line string, fields []headerField) (int, Level) {
 			// A logger follows a level at once ("INFO dfs.DataNode: ...") or a host and a
 			// program name ("host syslogd 1.4.1: ..."); after a level and words it is the
 			// message's ("ERROR cannot reach db-1: ...").
-			if (seenTime || seenLevel) && words <= 3 && !(seenLevel && words > 0) {
+			if (seenTime || seenLevel) && words <= 3 && (!seenLevel || words == 0) {
 				cut = i + 1
 			}
 			stop = true
