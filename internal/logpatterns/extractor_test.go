@@ -21,8 +21,8 @@ func TestExtractorTemplates(t *testing.T) {
 				"Failed password for bob from 10.0.0.2 port 6022 ssh2",
 			},
 			want: []string{
-				"Accepted password for <*> from <*> port <*> <*>",
-				"Failed password for bob from <*> port <*> <*>",
+				"Accepted password for <*> from <*> port <*> ssh2",
+				"Failed password for bob from <*> port <*> ssh2",
 			},
 		},
 		{

@@ -7,35 +7,48 @@ package logpatterns
 // "LOGIN(uid=0)" becomes "LOGIN(uid=<*>)" and "onExtend:1514038530000" "onExtend:<*>".
 func isSegmentDelim(c byte) bool {
 	switch c {
-	case '=', ':', ',', ';', '(', ')', '[', ']', '{', '}', '|', '@':
+	case '=', ':', ',', ';', '(', ')', '[', ']', '{', '}', '|', '@', '#':
 		return true
 	}
 	return false
 }
 
-// forEachSegment calls f for each delimiter run and each segment between delimiters of w;
-// a segment holding a digit is variable.
+// forEachSegment calls f for each delimiter run and each segment between delimiters of w,
+// saying whether the segment is variable.
 func forEachSegment(w string, f func(seg string, variable bool)) {
 	for i := 0; i < len(w); {
-		j := i
-		if isSegmentDelim(w[i]) {
-			for j < len(w) && isSegmentDelim(w[j]) {
-				j++
-			}
-			f(w[i:j], false)
-			i = j
-			continue
-		}
-		digit := false
-		for j < len(w) && !isSegmentDelim(w[j]) {
-			if isDigit(w[j]) {
-				digit = true
-			}
-			j++
-		}
-		f(w[i:j], digit)
+		j, delim, variable := nextSegment(w, i)
+		f(w[i:j], !delim && variable)
 		i = j
 	}
+}
+
+// nextSegment returns the end of the delimiter run or the segment starting at w[i], whether
+// it is a delimiter run, and whether a segment is variable: it holds a digit, unless it is a
+// short name of letters and '_' with one digit after a letter ("ssh2", "md5", "jk2_init",
+// "eth0"; not "broadcast_0", "v2.app.rm").
+func nextSegment(w string, i int) (end int, delim, variable bool) {
+	j := i
+	if isSegmentDelim(w[i]) {
+		for j < len(w) && isSegmentDelim(w[j]) {
+			j++
+		}
+		return j, true, false
+	}
+	digits, letters, others := 0, 0, 0
+	for j < len(w) && !isSegmentDelim(w[j]) {
+		switch c := w[j]; {
+		case isDigit(c):
+			digits++
+		case isLetter(c):
+			letters++
+		case c != '_':
+			others++
+		}
+		j++
+	}
+	name := digits == 1 && letters >= 2 && others == 0 && j-i <= 8 && isLetter(w[i])
+	return j, false, digits > 0 && !name
 }
 
 const (
@@ -73,7 +86,7 @@ func maskedHash(message string, t *Token) uint64 {
 		return fnvString(h, message[t.VarEnd:t.End])
 	}
 	h := fnvString(fnvOffset, message[t.Start:t.VarStart])
-	h = fnvString(h, Wildcard)
+	h = fnvString(h, variableText(message, t))
 	return fnvString(h, message[t.VarEnd:t.End])
 }
 
@@ -81,23 +94,8 @@ func maskedHash(message string, t *Token) uint64 {
 // span of a KindMixed token.
 func mixedHash(h uint64, w string) uint64 {
 	for i := 0; i < len(w); {
-		j := i
-		if isSegmentDelim(w[i]) {
-			for j < len(w) && isSegmentDelim(w[j]) {
-				j++
-			}
-			h = fnvString(h, w[i:j])
-			i = j
-			continue
-		}
-		digit := false
-		for j < len(w) && !isSegmentDelim(w[j]) {
-			if isDigit(w[j]) {
-				digit = true
-			}
-			j++
-		}
-		if digit {
+		j, delim, variable := nextSegment(w, i)
+		if !delim && variable {
 			h = fnvString(h, Wildcard)
 		} else {
 			h = fnvString(h, w[i:j])

@@ -69,7 +69,19 @@ func (t Token) Masked(message string) string {
 		b.WriteString(message[t.VarEnd:t.End])
 		return b.String()
 	}
-	return message[t.Start:t.VarStart] + Wildcard + message[t.VarEnd:t.End]
+	return message[t.Start:t.VarStart] + variableText(message, &t) + message[t.VarEnd:t.End]
+}
+
+// hostPort is the masked form of an address with a port: host and port are two variables.
+const hostPort = Wildcard + ":" + Wildcard
+
+// variableText is what the variable span of a token that is not a word or a mixed word
+// becomes in a template: "<*>", or "<*>:<*>" for an IPv4 address with a port.
+func variableText(message string, t *Token) string {
+	if t.Kind == KindIP && indexByteRange(message, t.VarStart, t.VarEnd, ':') > 0 && indexByteRange(message, t.VarStart, t.VarEnd, '.') > 0 {
+		return hostPort
+	}
+	return Wildcard
 }
 
 // Wildcard stands for a variable part in templates.
@@ -178,6 +190,10 @@ func Tokenize(message string, dst []Token) []Token {
 				}
 			}
 		}
+		if t.Kind == KindMixed && !mixedVariable(message[t.VarStart:t.VarEnd]) {
+			t = Token{Start: t.Start, End: t.End, VarStart: t.Start, VarEnd: t.Start} // a name: ssh2, jk2_init()
+			keyStart, keyEnd = 0, 0
+		}
 		t.hash = maskedHash(message, &t)
 		t.shape = t.hash
 		switch {
@@ -265,4 +281,16 @@ func numberToken(message string, start, end int) (Token, bool) {
 	}
 	t.shape = t.hash
 	return t, true
+}
+
+// mixedVariable reports whether a mixed word has a variable segment.
+func mixedVariable(w string) bool {
+	for i := 0; i < len(w); {
+		j, delim, variable := nextSegment(w, i)
+		if !delim && variable {
+			return true
+		}
+		i = j
+	}
+	return false
 }

@@ -91,6 +91,9 @@ func classifyWord(message string, start, end int) (t Token, keyStart, keyEnd int
 	}
 	if k := classifyCore(message[ps:pe]); k != KindWord {
 		t.Kind, t.VarStart, t.VarEnd = k, ps, pe
+		if k == KindPath && isIPv4(message[ps+1:pe]) {
+			t.Kind = KindIP // "/10.0.0.1:50010", Java's InetSocketAddress
+		}
 	}
 	return t, 0, 0
 }

@@ -61,7 +61,7 @@ func TestPatternsCountsAndFlush(t *testing.T) {
 	for _, r := range records {
 		byTemplate[r.Template] = r
 	}
-	errRec, ok := byTemplate["connection to <*> refused"] // the level is the header, not the template
+	errRec, ok := byTemplate["connection to <*>:<*> refused"] // the level is the header, not the template
 	if !ok {
 		t.Fatalf("no error pattern in %+v", records)
 	}
