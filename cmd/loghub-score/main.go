@@ -200,14 +200,7 @@ func evaluate(lines []string, l labelled, tuning logpatterns.Tuning) (outcome, e
 		}
 	}
 	o.pax = float64(n) / float64(len(o.final))
-	if os.Getenv("PAXDIAG") != "" {
-		for i := range o.final {
-			a, b := strings.Join(strings.Fields(o.final[i]), " "), strings.Join(strings.Fields(l.truths[i]), " ")
-			if a != b {
-				fmt.Fprintf(os.Stderr, "%s\t%s\t%s\n", l.name, b, a)
-			}
-		}
-	}
+
 	return o, nil
 }
 
