@@ -218,3 +218,37 @@ func TestPatternsCountStartAfterExpiry(t *testing.T) {
 		t.Fatalf("the re-created series starts at %s, not after the first one's %s", second.Start, first.Start)
 	}
 }
+
+// TestPatternsHeaderPerStream: every stream learns its own header layout, so a syslog file's
+// patterns are its messages, a journald stream (MESSAGE has no header) keeps its words, and a
+// container's stdout with another format is cut its own way.
+func TestPatternsHeaderPerStream(t *testing.T) {
+	p := NewPatterns(logpatterns.DefaultConfig(), DefaultConfig().Multiline)
+	const app containers.ID = "/docker/app"
+	for i := range 40 {
+		p.Message(&Message{Container: NodeID, Source: "/var/log/syslog",
+			Text: fmt.Sprintf("Dec 10 06:55:%02d vm sshd[%d]: Invalid user guest from 10.0.0.%d port %d", i%60, 2000+i, i, 40000+i)})
+		p.Message(&Message{Container: NodeID, Source: SourceJournald, Level: LevelInfo,
+			Text: fmt.Sprintf("Started Session %d of User root.", i)})
+		p.Message(&Message{Container: app, Source: SourceStdoutStderr, Stream: "stdout",
+			Text: fmt.Sprintf("2024-06-24T14:36:%02d.123Z WARN [worker-%d] cache.Evictor: evicted %d entries", i%60, i%4, i)})
+	}
+	p.FlushJoiners()
+	got := map[string]string{}
+	p.FlushPatterns(func(r PatternRecord) { got[r.Source] += fmt.Sprintf("%s %d %s|", r.Level, r.Count, r.Template) })
+	want := map[string]string{
+		"/var/log/syslog":  "unknown 40 Invalid user guest from <*> port <*>|",
+		SourceJournald:     "unknown 40 Started Session <*> of User root.|",
+		SourceStdoutStderr: "warning 40 evicted <*> entries|",
+	}
+	for source, w := range want {
+		if got[source] != w {
+			t.Errorf("%s: %q, want %q", source, got[source], w)
+		}
+	}
+	var levels []string
+	p.Counts(app, func(c MessageCount) { levels = append(levels, fmt.Sprintf("%s %d", c.Level, c.Count)) })
+	if strings.Join(levels, ",") != "warning 40" {
+		t.Errorf("app levels %v: the header's level counts", levels)
+	}
+}
