@@ -265,6 +265,7 @@ func lineCut(line string, fields []headerField) (int, Level) {
 	seenTime, seenLevel := false, false
 	level := LevelUnknown
 	cut, words := 0, 0
+	closer := fieldOther // kind of the field the header last closed with
 	for i, f := range fields {
 		if !seenTime && !seenLevel && i >= 5 {
 			break
@@ -278,18 +279,18 @@ func lineCut(line string, fields []headerField) (int, Level) {
 				stop = true
 				break
 			}
-			seenTime, cut, words = true, i+1, 0
+			seenTime, cut, words, closer = true, i+1, 0, fieldTime
 		case fieldNumber:
 			if seenLevel || words > 0 {
 				stop = true
 				break
 			}
 			if seenTime {
-				cut = i + 1
+				cut, closer = i+1, fieldNumber
 			}
 		case fieldDash:
 			if seenTime || seenLevel {
-				cut = i + 1
+				cut, closer = i+1, fieldDash
 			}
 			// " - " after a level or a thread ends the header: "INFO [main] - message".
 			stop = seenLevel || (i > 0 && fields[i-1].kind == fieldGroup)
@@ -299,12 +300,13 @@ func lineCut(line string, fields []headerField) (int, Level) {
 				stop = true
 				break
 			}
-			seenLevel, level, cut, words = true, f.level, i+1, 0
+			seenLevel, level, cut, words, closer = true, f.level, i+1, 0, fieldLevelWord
 		case fieldLogger:
-			// A logger follows a level at once ("INFO dfs.DataNode: ...") or a host and a
-			// program name ("host syslogd 1.4.1: ..."); after a level and words it is the
-			// message's ("ERROR cannot reach db-1: ...").
-			if (seenTime || seenLevel) && words <= 3 && (!seenLevel || words == 0) {
+			// A logger follows the header at once ("INFO dfs.DataNode: ...") or, after a time,
+			// a host and a program name ("12:00:01 host syslogd 1.4.1: ..."); after a level or a
+			// column of numbers and then words it is the message's ("ERROR cannot reach db-1:
+			// ...", "1077804742 1 Component State Change: ...").
+			if (seenTime || seenLevel) && words <= 3 && (words == 0 || (!seenLevel && closer == fieldTime)) {
 				cut = i + 1
 			}
 			stop = true
@@ -317,7 +319,7 @@ func lineCut(line string, fields []headerField) (int, Level) {
 				stop = true
 				break
 			}
-			cut, words = i+1, 0
+			cut, words, closer = i+1, 0, fieldGroup
 		default:
 			words++
 			if words > 3 {
@@ -328,7 +330,7 @@ func lineCut(line string, fields []headerField) (int, Level) {
 			break
 		}
 		if (f.padded || f.piped) && (seenTime || seenLevel) && f.kind != fieldTime {
-			cut, words = i+1, 0
+			cut, words, closer = i+1, 0, f.kind
 		}
 	}
 	if !seenTime && !seenLevel {
