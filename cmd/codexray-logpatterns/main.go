@@ -3,7 +3,9 @@
 //	codexray-logpatterns [flags] [file]     (reads stdin without a file)
 //
 // By default it joins multi-line messages (stack traces) and prints one block per pattern,
-// most frequent first: count, level, pattern hash and template, then a sample message.
+// most frequent first: count, level, pattern hash and template, then a sample message. As in
+// the agent, the file is one stream: its header layout (time, host, pid, level, logger) is
+// learnt from its first lines and left out of the templates.
 // With -assign it treats every input line as one message and prints, for each input line,
 // "<pattern_hash>\t<template>" with the final template of the pattern the line joined, so
 // the output can be scored line by line against labelled data.
