@@ -554,10 +554,13 @@ func isBoundary(c byte) bool {
 
 var debugHook func(c *cluster, message string, toks []Token, i int)
 
-// minGapped and maxGapped bound the token counts of messages matchGapped compares.
+// minGapped and maxGapped bound the token counts of messages matchGapped compares, and
+// maxGappedTries the patterns it compares one message with (a stream whose patterns all
+// start with one word must not make every new message cost a thousand alignments).
 const (
-	minGapped = 3
-	maxGapped = 256
+	minGapped      = 3
+	maxGapped      = 256
+	maxGappedTries = 64
 )
 
 // matchGapped finds, for a message no pattern of its length took, a pattern of another
@@ -569,9 +572,13 @@ func (e *Extractor) matchGapped(message string, toks []Token) *cluster {
 	if len(toks) < minGapped || len(toks) > maxGapped {
 		return nil
 	}
+	tried := 0
 	for _, c := range e.byFirst[anchor(toks)] {
 		if c.merged != nil || len(c.hashes) > maxGapped {
 			continue
+		}
+		if tried++; tried > maxGappedTries {
+			break
 		}
 		if e.alignGapped(c, message, toks, false) {
 			e.alignGapped(c, message, toks, true)
