@@ -122,6 +122,35 @@ func TestExtractorTemplates(t *testing.T) {
 			want: []string{"job step done <*>:<*> queue:<*>"},
 		},
 		{
+			name: "json: keys are constants, the message's words are the event",
+			messages: []string{
+				`{"level": "info", "ts": 1700000000.1, "msg": "request served", "status": 200, "user": "alice"}`,
+				`{"level": "error", "ts": 1700000000.2, "msg": "request failed", "status": 500, "user": "bob"}`,
+				`{"level": "info", "ts": 1700000000.3, "msg": "request served", "status": 200, "user": "carol"}`,
+				`{"level": "info", "ts": 1700000000.4, "msg": "cache entry 42 evicted", "status": 200, "user": "dave"}`,
+			},
+			want: []string{
+				`{"level": "<*>", "ts": <*>, "msg": "request served", "status": <*>, "user": "<*>"}`,
+				`{"level": "<*>", "ts": <*>, "msg": "request failed", "status": <*>, "user": "<*>"}`,
+				`{"level": "<*>", "ts": <*>, "msg": "cache entry <*> evicted", "status": <*>, "user": "<*>"}`,
+			},
+		},
+		{
+			name: "logfmt: the message's words are the event",
+			messages: []string{
+				`time=2024-01-02T03:04:05Z level=warn msg="slow query" table=orders rows=12`,
+				`time=2024-01-02T03:04:06Z level=warn msg="slow query" table=items rows=7`,
+				`time=2024-01-02T03:04:07Z level=info msg="query done" table=orders rows=3`,
+			},
+			// A key=word field is a constant, as Loghub labels them (user=guest, tty=NODEVssh):
+			// another word there starts a sibling.
+			want: []string{
+				`time=<*> level=warn msg="slow query" table=orders rows=<*>`,
+				`time=<*> level=warn msg="slow query" table=items rows=<*>`,
+				`time=<*> level=info msg="query done" table=orders rows=<*>`,
+			},
+		},
+		{
 			name:     "whitespace runs collapse",
 			messages: []string{"a  b\t\tc 1", "a b c 2"},
 			want:     []string{"a b c <*>"},

@@ -122,6 +122,9 @@ var byteClass = func() (t [256]uint8) {
 func Tokenize(message string, dst []Token) []Token {
 	n := len(message)
 	i := 0
+	// afterMessageKey: the last token was a JSON key naming the message ("msg":): its quoted
+	// value is words, the event itself, not one variable.
+	afterMessageKey := false
 	for i < n {
 		for i < n && isSpace(message[i]) {
 			i++
@@ -130,12 +133,24 @@ func Tokenize(message string, dst []Token) []Token {
 			break
 		}
 		start := i
-		if c := message[i]; c == '"' || c == '\'' {
+		inMessage := afterMessageKey
+		afterMessageKey = false
+		if c := message[i]; (c == '"' || c == '\'') && !inMessage {
 			if end, ok := quotedEnd(message, i); ok {
 				t := Token{Start: start, End: end, VarStart: start + 1, VarEnd: end - 1, Kind: KindQuoted}
 				// Trailing punctuation after the closing quote stays constant.
 				for t.VarEnd > t.VarStart && message[t.VarEnd] != c {
 					t.VarEnd--
+				}
+				if t.VarEnd+1 < end && message[t.VarEnd+1] == ':' {
+					// A JSON key ("level":) is a constant.
+					afterMessageKey = messageKey(message[t.VarStart:t.VarEnd])
+					t = Token{Start: start, End: end, VarStart: start, VarEnd: start}
+					t.hash = fnvString(fnvOffset, message[start:end])
+					t.shape = t.hash
+					dst = append(dst, t)
+					i = end
+					continue
 				}
 				// A quoted request keeps its verb: "GET <*>", "DELETE <*>".
 				if h := verbEnd(message, t.VarStart, t.VarEnd); h > 0 {
@@ -177,8 +192,12 @@ func Tokenize(message string, dst []Token) []Token {
 		}
 		var keyStart, keyEnd int
 		t, keyStart, keyEnd = classifyWord(message, start, i)
-		// key="quoted value with spaces" is one token.
-		if (t.Kind == KindWord || t.Kind == KindKeyValue) && i < n {
+		// key="quoted value with spaces" is one token, unless the key names the message
+		// (msg="slow query"): its words are the event, tokens of their own.
+		if eq := indexByteRange(message, start, i, '='); eq >= 0 && eq+1 < i && message[eq+1] == '"' && messageKey(message[start:eq]) {
+			t = Token{Start: start, End: i, VarStart: start, VarEnd: start}
+			keyStart, keyEnd = 0, 0
+		} else if (t.Kind == KindWord || t.Kind == KindKeyValue) && i < n {
 			if eq := indexByteRange(message, start, i, '='); eq >= 0 && eq+1 < i && message[eq+1] == '"' && isKey(message[start:eq]) {
 				if end, ok := quotedEnd(message, eq+1); ok && end > i {
 					t = Token{Start: start, End: end, VarStart: eq + 2, VarEnd: end - 1, Kind: KindKeyValue}
@@ -291,6 +310,15 @@ func mixedVariable(w string) bool {
 			return true
 		}
 		i = j
+	}
+	return false
+}
+
+// messageKey reports whether a JSON or logfmt key names the message itself.
+func messageKey(k string) bool {
+	switch k {
+	case "msg", "message", "MESSAGE", "Message", "event", "error", "err":
+		return true
 	}
 	return false
 }
