@@ -255,16 +255,9 @@ func (e *Extractor) place(message, full string, toks []Token) *cluster {
 	// small closed set that tell events apart ("VM Started" and "VM Paused"). Once the family
 	// has seen Variants words at one position, the position is a variable after all: the
 	// first pattern takes it as <*>, and the siblings that only differ there merge into it.
-	if debugHook != nil {
-		for i := range toks {
-			if e.wordDiffers(c, toks, i) {
-				debugHook(c, message, toks, i)
-			}
-		}
-	}
 	settled := false
 	for i := range toks {
-		if e.wordDiffers(c, toks, i) && (oneWord || !variableWord(c, message, toks, i)) {
+		if e.wordDiffers(c, toks, i) && (oneWord || !variableWord(message, toks, i)) {
 			settled = true
 			break
 		}
@@ -314,19 +307,12 @@ func (e *Extractor) wordDiffers(c *cluster, toks []Token, i int) bool {
 // as a variable anyway: an identifier with an inner '.', '/' or ':' (a host, a class, a
 // package), a unit after a number ("12 KB", "3 B"), or a name after "user" or "for" (user
 // names are the words that vary most in system logs).
-func variableWord(c *cluster, message string, toks []Token, i int) bool {
+func variableWord(message string, toks []Token, i int) bool {
 	w := message[toks[i].Start:toks[i].End]
 	if toks[i].Kind == KindQuoted { // the verb, or the whole quoted text
 		w = message[toks[i].Start+1 : toks[i].VarStart]
 	}
-	ps, pe := 0, len(w)
-	for ps < pe && isLeadingPunct(w[ps]) {
-		ps++
-	}
-	for pe > ps && isTrailingPunct(w[pe-1]) {
-		pe--
-	}
-	core := w[ps:pe]
+	core := trimPunct(w)
 	for k := 1; k < len(core)-1; k++ {
 		if c := core[k]; c == '.' || c == '/' || c == ':' {
 			return true
@@ -552,8 +538,6 @@ func isBoundary(c byte) bool {
 	return false
 }
 
-var debugHook func(c *cluster, message string, toks []Token, i int)
-
 // minGapped and maxGapped bound the token counts of messages matchGapped compares, and
 // maxGappedTries the patterns it compares one message with (a stream whose patterns all
 // start with one word must not make every new message cost a thousand alignments).
@@ -670,17 +654,7 @@ func extraToken(k Kind, w string, afterVariable bool) bool {
 	if k != KindWord {
 		return true
 	}
-	if !afterVariable {
-		return false
-	}
-	ps, pe := 0, len(w)
-	for ps < pe && isLeadingPunct(w[ps]) {
-		ps++
-	}
-	for pe > ps && isTrailingPunct(w[pe-1]) {
-		pe--
-	}
-	return pe-ps <= 3
+	return afterVariable && len(trimPunct(w)) <= 3
 }
 
 // anchor is the hash of the first constant word among a message's first three tokens (the

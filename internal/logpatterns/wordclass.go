@@ -6,6 +6,13 @@ package logpatterns
 // maybeHexOrDate reports whether a word without special bytes could still be variable: a
 // long run of hex letters, a month or weekday name, a boolean or null.
 func maybeHexOrDate(w string) bool {
+	core := trimPunct(w)
+	return len(core) >= 12 || isDateName(core) || isBoolOrNull(core)
+}
+
+// trimPunct returns w without the punctuation around a value: leading brackets and quotes,
+// trailing brackets, quotes and sentence punctuation.
+func trimPunct(w string) string {
 	ps, pe := 0, len(w)
 	for ps < pe && isLeadingPunct(w[ps]) {
 		ps++
@@ -13,7 +20,7 @@ func maybeHexOrDate(w string) bool {
 	for pe > ps && isTrailingPunct(w[pe-1]) {
 		pe--
 	}
-	return pe-ps >= 12 || isDateName(w[ps:pe]) || isBoolOrNull(w[ps:pe])
+	return w[ps:pe]
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
