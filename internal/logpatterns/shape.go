@@ -82,7 +82,7 @@ func maskedHash(message string, t *Token) uint64 {
 		return fnvString(fnvOffset, message[t.Start:t.End])
 	case KindMixed:
 		h := fnvString(fnvOffset, message[t.Start:t.VarStart])
-		h = mixedHash(h, message[t.VarStart:t.VarEnd])
+		h, _ = mixedHash(h, message[t.VarStart:t.VarEnd])
 		return fnvString(h, message[t.VarEnd:t.End])
 	}
 	h := fnvString(fnvOffset, message[t.Start:t.VarStart])
@@ -91,18 +91,20 @@ func maskedHash(message string, t *Token) uint64 {
 }
 
 // mixedHash continues h with w masked segment by segment, as Token.Masked masks the variable
-// span of a KindMixed token.
-func mixedHash(h uint64, w string) uint64 {
+// span of a KindMixed token, and reports whether a segment was variable.
+func mixedHash(h uint64, w string) (uint64, bool) {
+	some := false
 	for i := 0; i < len(w); {
 		j, delim, variable := nextSegment(w, i)
 		if !delim && variable {
 			h = fnvString(h, Wildcard)
+			some = true
 		} else {
 			h = fnvString(h, w[i:j])
 		}
 		i = j
 	}
-	return h
+	return h, some
 }
 
 // nameShapeHash returns the shape of a constant or mixed word that reads name:rest, such as
@@ -139,6 +141,6 @@ func nameShapeHash(message string, t *Token, hash uint64) uint64 {
 	if t.Kind == KindWord {
 		return fnvString(h, message[colon:t.End])
 	}
-	h = mixedHash(h, message[colon:t.VarEnd])
+	h, _ = mixedHash(h, message[colon:t.VarEnd])
 	return fnvString(h, message[t.VarEnd:t.End])
 }

@@ -194,11 +194,16 @@ func Tokenize(message string, dst []Token) []Token {
 		t, keyStart, keyEnd = classifyWord(message, start, i)
 		// key="quoted value with spaces" is one token, unless the key names the message
 		// (msg="slow query"): its words are the event, tokens of their own.
-		if eq := indexByteRange(message, start, i, '='); eq >= 0 && eq+1 < i && message[eq+1] == '"' && messageKey(message[start:eq]) {
+		eq := -1
+		if class&classSymbol != 0 {
+			eq = indexByteRange(message, start, i, '=')
+		}
+		quotedValue := eq >= 0 && eq+1 < i && message[eq+1] == '"'
+		if quotedValue && messageKey(message[start:eq]) {
 			t = Token{Start: start, End: i, VarStart: start, VarEnd: start}
 			keyStart, keyEnd = 0, 0
-		} else if (t.Kind == KindWord || t.Kind == KindKeyValue) && i < n {
-			if eq := indexByteRange(message, start, i, '='); eq >= 0 && eq+1 < i && message[eq+1] == '"' && isKey(message[start:eq]) {
+		} else if (t.Kind == KindWord || t.Kind == KindKeyValue) && i < n && quotedValue {
+			if isKey(message[start:eq]) {
 				if end, ok := quotedEnd(message, eq+1); ok && end > i {
 					t = Token{Start: start, End: end, VarStart: eq + 2, VarEnd: end - 1, Kind: KindKeyValue}
 					for t.VarEnd > t.VarStart && message[t.VarEnd] != '"' {
@@ -209,11 +214,19 @@ func Tokenize(message string, dst []Token) []Token {
 				}
 			}
 		}
-		if t.Kind == KindMixed && !mixedVariable(message[t.VarStart:t.VarEnd]) {
-			t = Token{Start: t.Start, End: t.End, VarStart: t.Start, VarEnd: t.Start} // a name: ssh2, jk2_init()
-			keyStart, keyEnd = 0, 0
+		if t.Kind == KindMixed {
+			h := fnvString(fnvOffset, message[t.Start:t.VarStart])
+			h, variable := mixedHash(h, message[t.VarStart:t.VarEnd])
+			if variable {
+				t.hash = fnvString(h, message[t.VarEnd:t.End])
+			} else { // a name: ssh2, jk2_init(); its hash is the word's
+				t = Token{Start: t.Start, End: t.End, VarStart: t.Start, VarEnd: t.Start}
+				keyStart, keyEnd = 0, 0
+				t.hash = h
+			}
+		} else {
+			t.hash = maskedHash(message, &t)
 		}
-		t.hash = maskedHash(message, &t)
 		t.shape = t.hash
 		switch {
 		case keyEnd > keyStart:
@@ -300,18 +313,6 @@ func numberToken(message string, start, end int) (Token, bool) {
 	}
 	t.shape = t.hash
 	return t, true
-}
-
-// mixedVariable reports whether a mixed word has a variable segment.
-func mixedVariable(w string) bool {
-	for i := 0; i < len(w); {
-		j, delim, variable := nextSegment(w, i)
-		if !delim && variable {
-			return true
-		}
-		i = j
-	}
-	return false
 }
 
 // messageKey reports whether a JSON or logfmt key names the message itself.
