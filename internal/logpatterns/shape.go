@@ -5,13 +5,14 @@ package logpatterns
 
 // isSegmentDelim separates the parts of a mixed token that are masked one by one, so
 // "LOGIN(uid=0)" becomes "LOGIN(uid=<*>)" and "onExtend:1514038530000" "onExtend:<*>".
-func isSegmentDelim(c byte) bool {
-	switch c {
-	case '=', ':', ',', ';', '(', ')', '[', ']', '{', '}', '|', '@', '#':
-		return true
+func isSegmentDelim(c byte) bool { return segmentDelims[c] }
+
+var segmentDelims = func() (t [256]bool) {
+	for _, c := range []byte("=:,;()[]{}|@#") {
+		t[c] = true
 	}
-	return false
-}
+	return t
+}()
 
 // forEachSegment calls f for each delimiter run and each segment between delimiters of w,
 // saying whether the segment is variable.
@@ -36,13 +37,13 @@ func nextSegment(w string, i int) (end int, delim, variable bool) {
 		return j, true, false
 	}
 	digits, letters, others := 0, 0, 0
-	for j < len(w) && !isSegmentDelim(w[j]) {
-		switch c := w[j]; {
-		case isDigit(c):
+	for j < len(w) && !segmentDelims[w[j]] {
+		switch c := byteClass[w[j]]; {
+		case c&classDigit != 0:
 			digits++
-		case isLetter(c):
+		case c&classLetter != 0:
 			letters++
-		case c != '_':
+		case w[j] != '_':
 			others++
 		}
 		j++
