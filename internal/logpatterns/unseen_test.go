@@ -63,9 +63,13 @@ var fixtures = map[string][]fixtureEvent{
 			}
 		}
 		return []fixtureEvent{
-			{"GET", request("GET")}, {"POST", request("POST")}, {"DELETE", request("DELETE")},
-			{"Started", lifecycle("Started")}, {"Stopped", lifecycle("Stopped")},
-			{"Paused", lifecycle("Paused")}, {"Resumed", lifecycle("Resumed")},
+			{"GET", request("GET")},
+			{"POST", request("POST")},
+			{"DELETE", request("DELETE")},
+			{"Started", lifecycle("Started")},
+			{"Stopped", lifecycle("Stopped")},
+			{"Paused", lifecycle("Paused")},
+			{"Resumed", lifecycle("Resumed")},
 			{"spawn", func(r *rand.Rand) string {
 				return header(r, "INFO", "compute.manager") + fmt.Sprintf("[instance: %s] Took %d.%02d seconds to spawn the instance on the hypervisor.", uuid(r), r.IntN(30), r.IntN(100))
 			}},
@@ -141,8 +145,10 @@ var fixtures = map[string][]fixtureEvent{
 			}
 		}
 		return []fixtureEvent{
-			{"GET", line("GET", "/api/items")}, {"POST", line("POST", "/api/items")},
-			{"PUT", line("PUT", "/api/items")}, {"DELETE", line("DELETE", "/api/items")},
+			{"GET", line("GET", "/api/items")},
+			{"POST", line("POST", "/api/items")},
+			{"PUT", line("PUT", "/api/items")},
+			{"DELETE", line("DELETE", "/api/items")},
 		}
 	}(),
 	// A job runner: lists of varying length close the message.

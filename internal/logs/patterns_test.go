@@ -226,12 +226,18 @@ func TestPatternsHeaderPerStream(t *testing.T) {
 	p := NewPatterns(logpatterns.DefaultConfig(), DefaultConfig().Multiline)
 	const app containers.ID = "/docker/app"
 	for i := range 40 {
-		p.Message(&Message{Container: NodeID, Source: "/var/log/syslog",
-			Text: fmt.Sprintf("Dec 10 06:55:%02d vm sshd[%d]: Invalid user guest from 10.0.0.%d port %d", i%60, 2000+i, i, 40000+i)})
-		p.Message(&Message{Container: NodeID, Source: SourceJournald, Level: LevelInfo,
-			Text: fmt.Sprintf("Started Session %d of User root.", i)})
-		p.Message(&Message{Container: app, Source: SourceStdoutStderr, Stream: "stdout",
-			Text: fmt.Sprintf("2024-06-24T14:36:%02d.123Z WARN [worker-%d] cache.Evictor: evicted %d entries", i%60, i%4, i)})
+		p.Message(&Message{
+			Container: NodeID, Source: "/var/log/syslog",
+			Text: fmt.Sprintf("Dec 10 06:55:%02d vm sshd[%d]: Invalid user guest from 10.0.0.%d port %d", i%60, 2000+i, i, 40000+i),
+		})
+		p.Message(&Message{
+			Container: NodeID, Source: SourceJournald, Level: LevelInfo,
+			Text: fmt.Sprintf("Started Session %d of User root.", i),
+		})
+		p.Message(&Message{
+			Container: app, Source: SourceStdoutStderr, Stream: "stdout",
+			Text: fmt.Sprintf("2024-06-24T14:36:%02d.123Z WARN [worker-%d] cache.Evictor: evicted %d entries", i%60, i%4, i),
+		})
 	}
 	p.FlushJoiners()
 	got := map[string]string{}
