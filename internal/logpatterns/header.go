@@ -423,9 +423,10 @@ func (h *headerLearner) cut(line string) (int, Level) {
 		}
 		h.fields = splitFields(line, h.fields[:0], h.layout.n)
 		if h.layout.fits(h.fields) {
+			n := h.layout.n // window may start learning again: this line is still cut by the layout it fit
 			h.fit++
 			h.window()
-			return h.fieldsEnd(h.layout.n), levelOf(h.fields)
+			return h.fieldsEnd(n), levelOf(h.fields)
 		}
 		h.misfit++
 		h.window()

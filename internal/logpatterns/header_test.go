@@ -150,6 +150,30 @@ func TestHeaderRelearns(t *testing.T) {
 	}
 }
 
+// TestHeaderRelearnsOnAFittingLine: the window that starts learning again may end on a line
+// that fits the old layout; that line is cut by it.
+func TestHeaderRelearnsOnAFittingLine(t *testing.T) {
+	var h headerLearner
+	fits := "2024-01-02 03:04:05 INFO worker started"
+	for i := 0; i < headerLearnLines; i++ {
+		h.cut(fits)
+	}
+	misfit := "Jun 14 15:16:01 combo sshd[1]: session closed"
+	for i := 0; i < headerWindow-1; i++ {
+		if i%4 == 0 {
+			h.cut(fits)
+		} else {
+			h.cut(misfit)
+		}
+	}
+	if cut, level := h.cut(fits); fits[cut:] != " worker started" || level != LevelInfo {
+		t.Fatalf("the window's last line: message %q, level %v", fits[cut:], level)
+	}
+	if h.learnt {
+		t.Fatal("most lines misfit the layout, yet it stays")
+	}
+}
+
 func TestHeaderDoesNotAllocate(t *testing.T) {
 	var h headerLearner
 	lines := []string{
@@ -178,8 +202,14 @@ func FuzzHeader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, a, b string) {
 		var h headerLearner
-		for i := 0; i < headerLearnLines+2; i++ {
-			for _, line := range []string{a, b} {
+		// Past the learning and two windows, the two lines in a mix that changes on the way
+		// (so that windows may start learning again, on either line).
+		for i := 0; i < headerLearnLines+2*headerWindow; i++ {
+			lines := []string{a, b}
+			if i%3 != 0 && i > headerLearnLines+headerWindow/2 {
+				lines = lines[1:]
+			}
+			for _, line := range lines {
 				cut, level := h.cut(line)
 				if cut < 0 || cut > len(line) {
 					t.Fatalf("cut %d outside %q", cut, line)
