@@ -43,34 +43,41 @@ func main() {
 		fmt.Fprintln(os.Stderr, "codexray-logpatterns:", err)
 		os.Exit(2)
 	}
-	in := io.Reader(os.Stdin)
 	if flag.NArg() > 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if flag.NArg() == 1 {
-		f, err := os.Open(flag.Arg(0))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "codexray-logpatterns:", err)
-			os.Exit(1)
-		}
-		defer func() { _ = f.Close() }() // read only: nothing to lose
-		in = f
+	if err := analyse(flag.Arg(0), *cpuProfile, *assign, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "codexray-logpatterns:", err)
+		os.Exit(1)
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+}
+
+// analyse reads path (standard input when empty) and writes the patterns or assignments to
+// standard output, under a CPU profile written to cpuProfile when set.
+func analyse(path, cpuProfile string, assign bool, cfg logpatterns.Config) error {
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
 		if err == nil {
 			err = pprof.StartCPUProfile(f)
 		}
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "codexray-logpatterns:", err)
-			os.Exit(1)
+			return err
 		}
 		defer pprof.StopCPUProfile()
 	}
+	in := io.Reader(os.Stdin)
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = f.Close() }() // read only: nothing to lose
+		in = f
+	}
 	out := bufio.NewWriter(os.Stdout)
 	var err error
-	if *assign {
+	if assign {
 		err = runAssign(in, out, cfg)
 	} else {
 		err = runSummary(in, out, cfg)
@@ -78,11 +85,7 @@ func main() {
 	if ferr := out.Flush(); err == nil {
 		err = ferr
 	}
-	if err != nil {
-		pprof.StopCPUProfile()
-		fmt.Fprintln(os.Stderr, "codexray-logpatterns:", err)
-		os.Exit(1)
-	}
+	return err
 }
 
 // eachLine calls f with every line of r without its line ending; lines of any length work.

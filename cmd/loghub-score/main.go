@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -225,9 +226,11 @@ const (
 var modeNames = [modes]string{"content", "raw"}
 
 func run(w *printer, dir string, minTime time.Duration, verbose string, showGrid bool) error {
-	if _, err := os.Stat(dir); err != nil {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		w.printf("skipped: %s absent\n", dir)
 		return nil
+	} else if err != nil {
+		return err
 	}
 	runtime.GOMAXPROCS(1)
 	var data []labelled

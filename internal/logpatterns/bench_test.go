@@ -54,6 +54,7 @@ func benchCorpus(n int) []string {
 }
 
 func benchAdd(b *testing.B, lines []string) {
+	b.Helper()
 	var bytes int64
 	for _, l := range lines {
 		bytes += int64(len(l))
@@ -117,7 +118,8 @@ func BenchmarkRawReplay(b *testing.B) {
 				if m, ok := j.Add(l, now); ok {
 					e.Add(m.Text)
 				}
-				if n++; n == b.N {
+				n++
+				if n == b.N {
 					break
 				}
 			}
@@ -130,6 +132,7 @@ func BenchmarkRawReplay(b *testing.B) {
 }
 
 func loghubContent(b *testing.B) []string {
+	b.Helper()
 	dir := filepath.Join("..", "..", "..", "shared", "loghub2k")
 	files, _ := filepath.Glob(filepath.Join(dir, "*", "*_2k.log_structured_corrected.csv"))
 	if len(files) == 0 {

@@ -242,8 +242,8 @@ func (e *Extractor) Add(message string) (*Pattern, Level) {
 func (e *Extractor) place(message, full string, toks []Token) *cluster {
 	c, oneWord := e.match(toks)
 	if c == nil {
-		if c = e.matchGapped(message, toks); c != nil {
-			return c
+		if gapped := e.matchGapped(message, toks); gapped != nil {
+			return gapped
 		}
 		if len(e.clusters) >= e.cfg.MaxPatterns {
 			return nil
@@ -330,7 +330,7 @@ func variableWord(message string, toks []Token, i int) bool {
 	}
 	if prev.Kind == KindWord {
 		p := message[prev.Start:prev.End]
-		for len(p) > 0 && isTrailingPunct(p[len(p)-1]) {
+		for p != "" && isTrailingPunct(p[len(p)-1]) {
 			p = p[:len(p)-1]
 		}
 		return identityKey(p) || equalFold(p, "for")
@@ -399,12 +399,13 @@ func (e *Extractor) match(toks []Token) (c *cluster, oneWord bool) {
 	for _, c := range e.byLength[n] {
 		hit, keyed, miss := 0, 0, -1
 		for i := range toks {
-			if c.hashes[i] == toks[i].hash {
+			switch {
+			case c.hashes[i] == toks[i].hash:
 				hit++
-			} else if c.shapes[i] == toks[i].shape {
+			case c.shapes[i] == toks[i].shape:
 				hit++
 				keyed++
-			} else {
+			default:
 				miss = i
 			}
 		}
@@ -561,7 +562,8 @@ func (e *Extractor) matchGapped(message string, toks []Token) *cluster {
 		if c.merged != nil || len(c.hashes) > maxGapped {
 			continue
 		}
-		if tried++; tried > maxGappedTries {
+		tried++
+		if tried > maxGappedTries {
 			break
 		}
 		if e.alignGapped(c, message, toks, false) {

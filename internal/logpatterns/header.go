@@ -43,15 +43,15 @@ const (
 	headerWindow     = 256 // lines after which a layout most lines no longer fit is learned again
 )
 
-// splitFields appends the first max fields of line to dst.
-func splitFields(line string, dst []headerField, max int) []headerField {
+// splitFields appends the first limit fields of line to dst.
+func splitFields(line string, dst []headerField, limit int) []headerField {
 	n := len(line)
 	if n > headerScanLimit {
 		n = headerScanLimit
 	}
 	i := 0
 	prev := fieldDash
-	for len(dst) < max {
+	for len(dst) < limit {
 		for i < n && (line[i] == ' ' || line[i] == '\t') {
 			i++
 		}
@@ -114,15 +114,15 @@ func classifyField(f string, prev fieldKind) (fieldKind, Level) {
 		return fieldDash, LevelUnknown
 	}
 	if f[0] == '[' {
-		close := len(f) - 1
-		for close > 0 && f[close] != ']' {
-			close--
+		end := len(f) - 1
+		for end > 0 && f[end] != ']' {
+			end--
 		}
-		if close <= 0 {
+		if end <= 0 {
 			return fieldOther, LevelUnknown
 		}
-		inner := f[1:close]
-		for len(inner) > 0 && inner[0] == ' ' {
+		inner := f[1:end]
+		for inner != "" && inner[0] == ' ' {
 			inner = inner[1:]
 		}
 		w := inner
@@ -212,7 +212,7 @@ func classifyField(f string, prev fieldKind) (fieldKind, Level) {
 // and time separators (not an IPv4 address), a dotted date (2005.06.03), a month or weekday
 // name, or a run of six or more digits (081109, an epoch).
 func timeWord(w string) bool {
-	if len(w) == 0 {
+	if w == "" {
 		return false
 	}
 	if len(w) >= 11 && isDigit(w[0]) && isDigit(w[1]) && w[2] == '/' && w[6] == '/' && isDateName(w[3:6]) {

@@ -3,6 +3,7 @@ package logpatterns
 // Level is the severity of a log message.
 type Level uint8
 
+// The levels, from least to most severe; LevelUnknown when a message states none.
 const (
 	LevelUnknown Level = iota
 	LevelDebug
@@ -156,7 +157,7 @@ func wordLevel(m string) Level {
 		words++
 		w := m[start:i]
 		bracketed := false
-		for len(w) > 0 && (w[0] == '[' || w[0] == '<' || w[0] == '(' || w[0] == '|') {
+		for w != "" && (w[0] == '[' || w[0] == '<' || w[0] == '(' || w[0] == '|') {
 			w, bracketed = w[1:], true
 		}
 		// Python's default format "ERROR:root:message"; "Error:" and "[WARN]:" too.
@@ -227,7 +228,7 @@ func equalFold(a, b string) bool {
 
 // levelWord maps a level name in any case to a Level.
 func levelWord(w string) Level {
-	if len(w) == 0 || len(w) > 13 {
+	if w == "" || len(w) > 13 {
 		return LevelUnknown
 	}
 	var buf [13]byte

@@ -79,7 +79,7 @@ func (j *Joiner) Dropped() uint64 { return j.dropped }
 // Add feeds one line (without its line ending) read at t. When the line starts a new
 // message, the previous message is complete and returned with ok true.
 func (j *Joiner) Add(line string, t time.Time) (msg Message, ok bool) {
-	for len(line) > 0 && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
+	for line != "" && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
 		line = line[:len(line)-1]
 	}
 	if j.lines > 0 && j.continues(line) {

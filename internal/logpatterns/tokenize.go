@@ -6,6 +6,7 @@ import "strings"
 // variable part is replaced by "<*>" in templates.
 type Kind uint8
 
+// The token kinds, with an example of each.
 const (
 	KindWord     Kind = iota // a constant word, kept verbatim in templates
 	KindNumber               // 42, -1.5, 3e-9
