@@ -53,7 +53,7 @@ struct event {
 	__u16 flags;
 	__u8 saddr[16];
 	__u8 daddr[16];
-	__u32 _pad;
+	__u32 netns; // socket events: inode of the socket's network namespace
 };
 
 // Unused: it makes clang emit struct event's BTF, from which bpf2go (-type event) generates
@@ -178,6 +178,7 @@ static __always_inline __u64 sock_cgroup_id(struct sock *sk)
 static __always_inline void fill_addrs(struct event *e, struct sock *sk, __u16 family)
 {
 	e->family = family;
+	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	// inet_sport, not skc_num: tcp_set_state releases the port (skc_num = 0) before the
 	// transition to CLOSE is traced.
 	e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));

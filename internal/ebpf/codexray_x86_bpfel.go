@@ -51,7 +51,7 @@ type codexrayEvent struct {
 	Flags         uint16
 	Saddr         [16]uint8
 	Daddr         [16]uint8
-	Pad           uint32
+	Netns         uint32
 }
 
 type codexraySeededKey struct {

@@ -79,6 +79,7 @@ const (
 	offFlags         = unsafe.Offsetof(ev.Flags)
 	offSaddr         = unsafe.Offsetof(ev.Saddr)
 	offDaddr         = unsafe.Offsetof(ev.Daddr)
+	offNetNS         = unsafe.Offsetof(ev.Netns)
 )
 
 const (
@@ -113,6 +114,9 @@ type Event struct {
 	// is the address dialled (before NAT), for inbound ones Source is the listen address.
 	Source      netip.AddrPort
 	Destination netip.AddrPort
+	// NetNS is the inode of the socket's network namespace (/proc/<pid>/ns/net) for socket
+	// events, 0 for process and OOM events.
+	NetNS uint32
 }
 
 // Inbound reports whether the connection was accepted rather than dialled.
@@ -144,6 +148,7 @@ func (e *Event) Decode(b []byte) error {
 	sport := le.Uint16(b[offSport:])
 	dport := le.Uint16(b[offDport:])
 	e.Flags = le.Uint16(b[offFlags:])
+	e.NetNS = le.Uint32(b[offNetNS:])
 	switch family {
 	case afInet:
 		e.Source = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offSaddr:offSaddr+4])), sport)

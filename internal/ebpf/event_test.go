@@ -15,7 +15,7 @@ func record(typ EventType, family uint16, saddr, daddr []byte, sport, dport uint
 	e := codexrayEvent{
 		TimestampNs: 123456789, Sock: 0xffff888012345678, CgroupId: 4242, DurationNs: 1500000,
 		BytesSent: 1000, BytesReceived: 2000, Type: uint32(typ), Pid: 77, Tid: 78, TargetPid: 79,
-		SrttUs: 250, Family: family, Sport: sport, Dport: dport, Flags: FlagInbound,
+		SrttUs: 250, Family: family, Sport: sport, Dport: dport, Flags: FlagInbound, Netns: 4026531840,
 	}
 	copy(e.Saddr[:], saddr)
 	copy(e.Daddr[:], daddr)
@@ -68,7 +68,8 @@ func TestEventDecode(t *testing.T) {
 			}
 			if ev.Timestamp != 123456789 || ev.Sock != 0xffff888012345678 || ev.CgroupID != 4242 ||
 				ev.Duration != 1500*time.Microsecond || ev.BytesSent != 1000 || ev.BytesReceived != 2000 ||
-				ev.PID != 77 || ev.TID != 78 || ev.TargetPID != 79 || ev.SRTT != 250*time.Microsecond || !ev.Inbound() {
+				ev.PID != 77 || ev.TID != 78 || ev.TargetPID != 79 || ev.SRTT != 250*time.Microsecond || !ev.Inbound() ||
+				ev.NetNS != 4026531840 {
 				t.Errorf("decoded %+v", ev)
 			}
 		})

@@ -71,9 +71,13 @@ func TestProbeConnectLifecycle(t *testing.T) {
 	}
 	clientPort := uint16(conn.LocalAddr().(*net.TCPAddr).Port)
 	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), lport)
+	netns := ownNetNS(t)
 
 	seen := map[EventType]bool{}
 	readUntil(t, p, 5*time.Second, func(ev *Event) bool {
+		if (ev.Source == dst || ev.Destination == dst) && ev.NetNS != netns {
+			t.Errorf("%s event in network namespace %d, want %d", ev.Type, ev.NetNS, netns)
+		}
 		switch {
 		case ev.Type == EventListenOpen && ev.Source == dst:
 			if ev.PID != uint32(os.Getpid()) {
