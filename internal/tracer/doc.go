@@ -24,11 +24,17 @@
 // ListenStats.Start, ContainerStats.OOMKillsStart): an entry forgotten after destination_ttl
 // or oom_kill_retention and created again counts from zero with a later time.
 //
+// Listen addresses are reported as clients dial them, so that a destination (or, behind NAT,
+// an actual destination) equals its server's listen address (listens.go): wildcard listeners
+// at the addresses of their network namespace (read through internal/netns at each Refresh),
+// loopback only in the host's namespace, docker-proxy listeners also on the container they
+// forward to.
+//
 // Use:
 //
 //	t := tracer.New(tracer.Options{Config: cfg.EBPF, Resolver: registry, OnProcess: fn})
-//	if err := t.Start(); err != nil { ... } // loads BPF, opens conntrack, starts the reader
-//	t.Refresh()                             // at each collection: live byte counters, lost closes, RTT, expiry
+//	if err := t.Start(); err != nil { ... } // loads BPF, opens conntrack and rtnetlink, starts the reader
+//	t.Refresh()                             // at each collection: live byte counters, lost closes, RTT, expiry, namespaces' addresses
 //	var s tracer.ContainerStats
 //	t.ContainerStats(c.ID, &s)
 //	t.Close()

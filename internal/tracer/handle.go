@@ -50,11 +50,17 @@ func (t *Tracer) handleProcess(ev *ebpf.Event) {
 }
 
 func (t *Tracer) handleConnect(ev *ebpf.Event) {
+	if !t.countsDestination(ev.NetNS, ev.Destination.Addr()) {
+		return
+	}
 	id, ok := t.attributed(ev.CgroupID, ev.PID)
 	if !ok {
 		return
 	}
 	key := destKey{ev.Destination, t.actual(ev.Source, ev.Destination)}
+	if !t.countsDestination(ev.NetNS, key.actual.Addr()) {
+		return
+	}
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -94,6 +100,9 @@ func (t *Tracer) handleConnectFailed(ev *ebpf.Event) {
 // the limit allows): the pair with the actual destination behind NAT when nat, else the
 // destination's pair with itself.
 func (t *Tracer) countOnDestination(ev *ebpf.Event, nat bool, count func(*destination)) {
+	if !t.countsDestination(ev.NetNS, ev.Destination.Addr()) {
+		return
+	}
 	id, ok := t.attributed(ev.CgroupID, ev.PID)
 	if !ok {
 		return
@@ -101,6 +110,9 @@ func (t *Tracer) countOnDestination(ev *ebpf.Event, nat bool, count func(*destin
 	key := destKey{ev.Destination, ev.Destination}
 	if nat {
 		key.actual = t.actual(ev.Source, ev.Destination)
+		if !t.countsDestination(ev.NetNS, key.actual.Addr()) {
+			return
+		}
 	}
 	now := t.now()
 	t.mu.Lock()
@@ -151,12 +163,14 @@ func (t *Tracer) handleListen(ev *ebpf.Event) {
 func (t *Tracer) applyListen(ev *ebpf.Event, s *containerState, now time.Time) {
 	switch ev.Type {
 	case ebpf.EventAccept:
-		if l := t.listen(s, t.acceptedOn(s, ev.Source), now); l != nil {
+		// On the address the connection was accepted on: for a wildcard listener, one of the
+		// addresses it is reported at.
+		if l := t.listen(s, ev.Source, now); l != nil {
 			l.inbound++
 		}
 	case ebpf.EventListenOpen:
 		if l := t.listen(s, ev.Source, now); l != nil {
-			l.open, l.listener = true, true
+			t.listening(l, ev.NetNS, ev.PID)
 		}
 	case ebpf.EventListenClose:
 		if l := t.listen(s, ev.Source, now); l != nil {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/codexray/codexray-node-agent/internal/ebpf"
+	"github.com/codexray/codexray-node-agent/internal/netns"
 	"github.com/codexray/codexray-node-agent/internal/procfs"
 )
 
@@ -122,19 +123,7 @@ func (s *socketScan) visitNamespace(pid uint32) (ok, vanished bool) {
 // netnsOf returns the inode number of pid's network namespace from the "net:[4026531840]"
 // link: the number the kernel side reads from sock->sk_net.
 func (s *socketScan) netnsOf(pid uint32) (uint32, error) {
-	target, err := procfs.ReadLink(s.pidPath(pid, "ns/net"), &s.link)
-	if err != nil {
-		return 0, err
-	}
-	inner, ok := bytes.CutPrefix(target, []byte("net:["))
-	if !ok || len(inner) < 2 || inner[len(inner)-1] != ']' {
-		return 0, errors.New("unexpected namespace link " + strconv.Quote(string(target)))
-	}
-	ino, err := strconv.ParseUint(string(inner[:len(inner)-1]), 10, 32)
-	if err != nil {
-		return 0, err
-	}
-	return uint32(ino), nil
+	return netns.Of(s.root, pid, &s.link)
 }
 
 // readTables reads net/tcp and net/tcp6 of pid into ns, keeping listening sockets and open

@@ -2,6 +2,8 @@ package tracer
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -335,40 +337,40 @@ func TestOOMKillAttributedToVictim(t *testing.T) {
 	}
 }
 
-// TestAcceptFoldsOntoListener: the accepted socket's local address is folded onto the
-// container's listener for that port.
-func TestAcceptFoldsOntoListener(t *testing.T) {
+// TestAcceptCountsOnLocalAddress: accepted connections count on the address they were
+// accepted on (ephemeral ports folded), whatever listener accepted them.
+func TestAcceptCountsOnLocalAddress(t *testing.T) {
 	tr, _ := newTestTracer(t, nil)
 	accept := func(local string) {
 		tr.Handle(connectEv(ebpf.EventAccept, 9, 200, local, "10.0.0.5:40001"))
 	}
 	tr.Handle(connectEv(ebpf.EventListenOpen, 1, 200, "0.0.0.0:8080", "0.0.0.0:0"))
 	tr.Handle(connectEv(ebpf.EventListenOpen, 2, 200, "[::]:9090", "[::]:0"))
-	tr.Handle(connectEv(ebpf.EventListenOpen, 3, 200, "0.0.0.0:7000", "0.0.0.0:0"))
 	tr.Handle(connectEv(ebpf.EventListenOpen, 4, 200, "127.0.0.1:7000", "0.0.0.0:0"))
 	tr.Handle(connectEv(ebpf.EventListenOpen, 5, 200, "10.0.0.7:45000", "0.0.0.0:0")) // ephemeral: folded to port 0
 	accept("127.0.0.1:8080")
 	accept("10.1.2.3:8080")
+	accept("10.1.2.3:8080")
 	accept("10.1.2.3:9090")  // IPv4 on a dual-stack wildcard listener
 	accept("[fd00::1]:9090") // IPv6 on it
-	accept("127.0.0.1:7000") // the exact listener wins over the wildcard
-	accept("10.0.0.7:7000")  // only the wildcard matches
+	accept("127.0.0.1:7000") // on the exact listener's own row
 	accept("10.0.0.7:45000") // ephemeral ports fold on both sides
-	accept("10.0.0.7:6000")  // no listener known: the local address itself
-	got := map[string]uint64{}
+	accept("10.0.0.7:6000")  // no listener known
+	type row struct {
+		open    bool
+		inbound uint64
+	}
+	got := map[string]row{}
 	for _, l := range stats(t, tr, db.ID).Listens {
-		got[l.Address] = l.InboundConnections
+		got[l.Address] = row{l.Open, l.InboundConnections}
 	}
-	want := map[string]uint64{
-		"0.0.0.0:8080": 2, "[::]:9090": 2, "0.0.0.0:7000": 1, "127.0.0.1:7000": 1, "10.0.0.7:0": 1, "10.0.0.7:6000": 1,
+	want := map[string]row{
+		"0.0.0.0:8080": {true, 0}, "[::]:9090": {true, 0}, // namespace never read: wildcards as they are
+		"127.0.0.1:8080": {false, 1}, "10.1.2.3:8080": {false, 2}, "10.1.2.3:9090": {false, 1}, "[fd00::1]:9090": {false, 1},
+		"127.0.0.1:7000": {true, 1}, "10.0.0.7:0": {true, 1}, "10.0.0.7:6000": {false, 1},
 	}
-	if len(got) != len(want) {
+	if !maps.Equal(got, want) {
 		t.Errorf("listen addresses %v, want %v", got, want)
-	}
-	for addr, n := range want {
-		if got[addr] != n {
-			t.Errorf("%s: %d inbound, want %d (all: %v)", addr, got[addr], n, got)
-		}
 	}
 }
 
@@ -410,7 +412,8 @@ func TestCountersRestartUnderNewStart(t *testing.T) {
 	if d := findDest(t, s, "10.0.0.1:80", "10.0.0.1:80"); d.FailedConnects != 1 || !d.Start.Equal(t1) {
 		t.Errorf("after expiry: %+v, want 1 failed since %v", d, t1)
 	}
-	if len(s.Listens) != 1 || s.Listens[0].InboundConnections != 1 || !s.Listens[0].Start.Equal(t1) {
+	if i := slices.IndexFunc(s.Listens, func(l ListenStats) bool { return l.Address == "127.0.0.1:8080" }); i < 0 ||
+		s.Listens[i].InboundConnections != 1 || !s.Listens[i].Start.Equal(t1) {
 		t.Errorf("after expiry: %+v", s.Listens)
 	}
 	if s.OOMKills != 1 || !s.OOMKillsStart.Equal(t1) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/codexray/codexray-node-agent/internal/conntrack"
 	"github.com/codexray/codexray-node-agent/internal/ebpf"
+	"github.com/codexray/codexray-node-agent/internal/netns"
 	"github.com/codexray/codexray-node-agent/internal/procfs"
 )
 
@@ -17,6 +18,7 @@ import (
 type run struct {
 	probe  *ebpf.Probe
 	nat    *conntrack.Resolver // opened by Start, closed by Close
+	addrs  *netns.Reader       // likewise
 	stop   chan struct{}       // closed by Close: seeding gives up
 	seeded chan struct{}       // closed once seeding finished or gave up
 	done   sync.WaitGroup
@@ -60,6 +62,7 @@ func (t *Tracer) Start() error {
 			t.opts.NAT = nat
 		}
 	}
+	t.openNamespaces(r)
 	r.stop, r.seeded = make(chan struct{}), make(chan struct{})
 	t.mu.Lock()
 	t.kernel = probe
@@ -78,6 +81,36 @@ func (t *Tracer) Start() error {
 		t.read(probe)
 	}()
 	return nil
+}
+
+// openNamespaces finds the host's network namespace and opens the reader of namespaces'
+// addresses, unless Options gave them. Without them the tracer still runs: loopback counts
+// in every namespace, wildcard listeners stay wildcards.
+func (t *Tracer) openNamespaces(r *run) {
+	root := procfs.Root(t.opts.Config.ProcRoot)
+	if t.hostNetNS == 0 {
+		host, fallback, err := netns.Host(root)
+		switch {
+		case err != nil:
+			t.opts.Logger.Warn("cannot tell the host's network namespace: loopback listens and destinations count in every namespace", zap.Error(err))
+		case fallback != nil:
+			t.opts.Logger.Info("pid 1's network namespace is unreadable: the agent's own is taken as the host's", zap.Error(fallback))
+		}
+		t.mu.Lock()
+		t.hostNetNS = host
+		t.mu.Unlock()
+	}
+	if t.opts.Addresses == nil {
+		reader, err := netns.Open(root)
+		if err != nil {
+			t.opts.Logger.Warn("cannot read network namespaces' addresses: wildcard listen addresses are reported as wildcards", zap.Error(err))
+			return
+		}
+		r.addrs = reader
+		t.refreshMu.Lock()
+		t.opts.Addresses = reader
+		t.refreshMu.Unlock()
+	}
 }
 
 // Seeded returns a channel closed once the sockets open at Start have been recorded (or their
@@ -189,6 +222,7 @@ func (t *Tracer) refresh(k kernelTables) error {
 	t.updateLatency(now)
 	t.expire(now)
 	t.mu.Unlock()
+	t.refreshListens()
 	return errors.Join(errConns, errSeeded)
 }
 
@@ -258,6 +292,12 @@ func (t *Tracer) Close() error {
 	if r.nat != nil {
 		err = errors.Join(err, r.nat.Close())
 		t.opts.NAT = nil
+	}
+	if r.addrs != nil {
+		t.refreshMu.Lock()
+		t.opts.Addresses = nil
+		t.refreshMu.Unlock()
+		err = errors.Join(err, r.addrs.Close())
 	}
 	return err
 }

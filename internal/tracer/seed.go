@@ -106,8 +106,9 @@ func (t *Tracer) seed(procRoot string, kernel seededSockets) (SeedResult, error)
 		index seededIndexKey
 	}
 	type plannedListen struct {
-		id   containers.ID
-		addr netip.AddrPort
+		id         containers.ID
+		addr       netip.AddrPort
+		netns, pid uint32
 	}
 	var (
 		conns   []plannedConn
@@ -133,14 +134,21 @@ func (t *Tracer) seed(procRoot string, kernel seededSockets) (SeedResult, error)
 				continue
 			}
 			if sock.state == tcpListen {
-				listens = append(listens, plannedListen{id, sock.local})
+				listens = append(listens, plannedListen{id, sock.local, ns.inode, sock.owner})
 				continue
 			}
 			src, dst := unmapAddrPort(sock.local), unmapAddrPort(sock.remote)
+			if !t.countsDestination(ns.inode, dst.Addr()) {
+				continue
+			}
+			key := destKey{dst, t.actual(src, dst)} // conntrack outside t.mu
+			if !t.countsDestination(ns.inode, key.actual.Addr()) {
+				continue
+			}
 			conns = append(conns, plannedConn{
 				sock:  sock,
 				id:    id,
-				key:   destKey{dst, t.actual(src, dst)}, // conntrack outside t.mu
+				key:   key,
 				index: seededIndexKey{id, src, dst},
 			})
 		}
@@ -158,7 +166,7 @@ func (t *Tracer) seed(procRoot string, kernel seededSockets) (SeedResult, error)
 	t.mu.Lock()
 	for _, l := range listens {
 		if la := t.listen(t.state(l.id), unmapAddrPort(l.addr), now); la != nil {
-			la.open, la.listener = true, true
+			t.listening(la, l.netns, l.pid)
 			res.Listens++
 		}
 	}

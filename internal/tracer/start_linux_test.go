@@ -3,11 +3,15 @@ package tracer
 import (
 	"fmt"
 	"net"
+	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/internal/ebpf"
+	"github.com/codexray/codexray-node-agent/internal/netns"
 	"github.com/codexray/codexray-node-agent/internal/testutil"
 )
 
@@ -185,16 +189,17 @@ func TestCloseWhileSeedingUsesMaps(t *testing.T) {
 	}
 }
 
-// TestTracerAcceptOnWildcardListener: connections to 127.0.0.1 accepted by a listener on
-// 0.0.0.0 count on 0.0.0.0:port, not on the accepted socket's own address.
-func TestTracerAcceptOnWildcardListener(t *testing.T) {
+// TestTracerWildcardListenerOnHostAddresses: a listener on 0.0.0.0 in the host's network
+// namespace (the test's) is reported at every IPv4 address of the namespace, loopback
+// included; connections accepted on 127.0.0.1 count there.
+func TestTracerWildcardListenerOnHostAddresses(t *testing.T) {
 	tr, _ := startTracer(t, nil)
 	ln, err := net.Listen("tcp4", "0.0.0.0:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -204,9 +209,30 @@ func TestTracerAcceptOnWildcardListener(t *testing.T) {
 			c.Close()
 		}
 	}()
-	wildcard := fmt.Sprintf("0.0.0.0:%d", port)
-	waitStats(t, tr, selfContainer.ID, 5*time.Second, "listener open", func(s *ContainerStats) bool {
-		return hasOpenListen(s, wildcard)
+	ifAddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, a := range ifAddrs {
+		ip, ok := netip.AddrFromSlice(a.(*net.IPNet).IP)
+		if ip = ip.Unmap(); ok && ip.Is4() && netns.Usable(ip) {
+			want = append(want, netip.AddrPortFrom(ip, port).String())
+		}
+	}
+	slices.Sort(want)
+	listening := func(s *ContainerStats) []string {
+		var got []string
+		for _, l := range s.Listens {
+			if l.Open && strings.HasSuffix(l.Address, fmt.Sprintf(":%d", port)) {
+				got = append(got, l.Address)
+			}
+		}
+		slices.Sort(got)
+		return got
+	}
+	waitStats(t, tr, selfContainer.ID, 5*time.Second, fmt.Sprintf("listener reported at %v", want), func(s *ContainerStats) bool {
+		return slices.Equal(listening(s), want)
 	})
 	const n = 3
 	for range n {
@@ -216,17 +242,13 @@ func TestTracerAcceptOnWildcardListener(t *testing.T) {
 		}
 		c.Close()
 	}
-	s := waitStats(t, tr, selfContainer.ID, 5*time.Second, "inbound connections on the wildcard listener", func(s *ContainerStats) bool {
+	loopback := fmt.Sprintf("127.0.0.1:%d", port)
+	waitStats(t, tr, selfContainer.ID, 5*time.Second, "inbound connections on 127.0.0.1", func(s *ContainerStats) bool {
 		for _, l := range s.Listens {
-			if l.Address == wildcard {
-				return l.InboundConnections == n
+			if l.Address == loopback {
+				return l.Open && l.InboundConnections == n
 			}
 		}
 		return false
 	})
-	for _, l := range s.Listens {
-		if l.Address == fmt.Sprintf("127.0.0.1:%d", port) {
-			t.Errorf("accepted connections counted on their own local address: %+v", l)
-		}
-	}
 }

@@ -71,26 +71,16 @@ func (t *Tracer) listenKey(addr netip.AddrPort) netip.AddrPort {
 	return addr
 }
 
-// acceptedOn returns the listen address an accepted connection with local address local
-// belongs to. The kernel reports the accepted socket's own address (10.1.2.3:8080), while the
-// listener may be bound to the wildcard (0.0.0.0:8080, or [::]:8080 which also accepts IPv4):
-// the container's listener for that port is preferred, exact address first. Without a known
-// listener the local address itself is used.
-func (t *Tracer) acceptedOn(s *containerState, local netip.AddrPort) netip.AddrPort {
-	local = t.listenKey(local)
-	if l := s.listens[local]; l != nil && l.listener {
-		return local
+// listening marks l as an open listener in network namespace netns, opened (or held) by pid.
+// A new pid is classified again (docker-proxy or not) at the next Refresh.
+func (t *Tracer) listening(l *listenAddr, netns, pid uint32) {
+	l.open, l.listener = true, true
+	if netns != 0 {
+		l.netns = netns
 	}
-	port := local.Port()
-	if local.Addr().Is4() {
-		if a := netip.AddrPortFrom(netip.IPv4Unspecified(), port); s.listens[a] != nil && s.listens[a].listener {
-			return a
-		}
+	if pid != 0 && pid != l.pid {
+		l.pid, l.classified, l.proxy = pid, false, dockerProxy{}
 	}
-	if a := netip.AddrPortFrom(netip.IPv6Unspecified(), port); s.listens[a] != nil && s.listens[a].listener {
-		return a
-	}
-	return local
 }
 
 // UpdateConnection applies the kernel's live counters of one open connection (from

@@ -41,6 +41,13 @@ type Options struct {
 	// NAT resolves actual destinations. nil: Start opens conntrack when Config.Conntrack is
 	// set; without it actual_destination equals destination.
 	NAT NATResolver
+	// Addresses reads network namespaces' addresses, at which wildcard listeners are reported
+	// (listens.go). nil: Start opens a netns.Reader; without one they are reported as wildcards.
+	Addresses NetNSAddresses
+	// HostNetNS is the inode of the host's network namespace, the only one whose loopback
+	// listens and destinations count (listens.go). 0: Start reads it (netns.Host); a tracer
+	// never started treats every namespace as the host's.
+	HostNetNS uint32
 	// OnProcess, if set, is called from the event-reader goroutine for every process event;
 	// it must not block.
 	OnProcess func(ProcessEvent)
@@ -71,6 +78,15 @@ type Stats struct {
 	SeedVanished   uint64 // processes that exited while being read
 	SeedUnreadable uint64 // namespace links, socket tables or fd directories that could not be read
 	SeedMalformed  uint64 // /proc/<pid>/net/tcp{,6} lines that did not parse
+
+	// NetNSUnreadable counts failed readings of a network namespace's addresses (at most one
+	// per namespace and Refresh): its wildcard listeners keep the addresses of the last good
+	// reading, or stay wildcards.
+	NetNSUnreadable uint64
+	// NamespaceAddrsDropped counts the addresses of a network namespace beyond
+	// maxNamespaceAddrs, left out of its wildcard listeners' addresses (counted when a
+	// reading finds a different number of them).
+	NamespaceAddrsDropped uint64
 }
 
 // DestinationStats are the counters of one (destination, actual_destination) pair.
@@ -91,13 +107,15 @@ type DestinationStats struct {
 	BytesReceived     uint64
 }
 
-// ListenStats describe one listen address; ports in the ephemeral range are folded to 0.
-// InboundConnections are counted on the container's listener for the accepted connection's
-// port (exact address first, then 0.0.0.0 or [::]), on the connection's local address only
-// when no listener is known.
+// ListenStats describe one listen address, as listens.go reports them (wildcards expanded to
+// the namespace's addresses); ports in the ephemeral range are folded to 0.
+// InboundConnections are counted on the address the connections were accepted on.
 type ListenStats struct {
-	Address            string
-	Open               bool // a socket still listens here (container_net_tcp_listen_info)
+	Address string
+	// Proxy is ProxyDockerd for an address a docker-proxy listens on for this container, ""
+	// for the container's own listeners.
+	Proxy              string
+	Open               bool // a socket listens here (container_net_tcp_listen_info)
 	InboundConnections uint64
 	Start              time.Time // when the address was (re)created: InboundConnections count from here
 }
@@ -134,6 +152,14 @@ type listenAddr struct {
 	inbound    uint64
 	created    time.Time
 	lastActive time.Time
+	// For listeners: the socket's network namespace (0: unknown) and a process that opened
+	// or holds it, through which the namespace's addresses and the command line are read.
+	netns uint32
+	pid   uint32
+	// classified: pid's command line was read; proxy is what it forwards as docker-proxy
+	// (zero when it is not one).
+	classified bool
+	proxy      dockerProxy
 }
 
 type latency struct {
@@ -181,8 +207,17 @@ type Tracer struct {
 	kernel      seededSockets   // set by Start
 	seedStop    <-chan struct{} // closed by Close: seeding still running gives up
 
-	refreshMu sync.Mutex
-	liveSocks map[uint64]struct{} // the kernel side's connections at the last Refresh, reused
+	refreshMu  sync.Mutex
+	liveSocks  map[uint64]struct{} // the kernel side's connections at the last Refresh, reused
+	listenWork listenRefresh       // refreshListens' reading, reused
+	listenRows map[listenRow]int   // appendListens' rows, reused under mu
+
+	hostNetNS  uint32
+	namespaces map[uint32]*namespace             // of open wildcard listeners, by inode; under mu
+	proxied    map[containers.ID][]proxiedListen // docker-proxy listeners by target; under mu, set by Refresh
+
+	netnsWarnOnce                          sync.Once
+	netnsUnreadable, namespaceAddrsDropped atomic.Uint64
 
 	processed, decodeErrors, unattributed, droppedByLimit, expired, natErrors, closesLost atomic.Uint64
 	seedVanished, seedUnreadable, seedMalformed                                           atomic.Uint64
@@ -208,6 +243,15 @@ func New(opts Options) *Tracer {
 		lostCloses:  map[uint64]lostClose{},
 		liveSocks:   map[uint64]struct{}{},
 		notNATed:    map[netip.AddrPort]time.Time{},
+		hostNetNS:   opts.HostNetNS,
+		namespaces:  map[uint32]*namespace{},
+		proxied:     map[containers.ID][]proxiedListen{},
+		listenRows:  map[listenRow]int{},
+		listenWork: listenRefresh{
+			namespaces: map[uint32][]uint32{},
+			classify:   map[uint32]dockerProxy{},
+			results:    map[uint32][]netip.Addr{},
+		},
 	}
 	if t.now == nil {
 		t.now = time.Now
@@ -295,9 +339,7 @@ func (t *Tracer) ContainerStats(id containers.ID, s *ContainerStats) bool {
 	for _, d := range cs.destinations {
 		s.Destinations = append(s.Destinations, d.DestinationStats)
 	}
-	for addr, l := range cs.listens {
-		s.Listens = append(s.Listens, ListenStats{Address: addr.String(), Open: l.open, InboundConnections: l.inbound, Start: l.created})
-	}
+	t.appendListens(id, cs, s)
 	if t.opts.Config.Latency {
 		for ip, l := range cs.latency {
 			s.Latency = append(s.Latency, LatencyStats{DestinationIP: ip.String(), RTT: l.rtt})
@@ -333,6 +375,9 @@ func (t *Tracer) Stats() Stats {
 		SeedVanished:    t.seedVanished.Load(),
 		SeedUnreadable:  t.seedUnreadable.Load(),
 		SeedMalformed:   t.seedMalformed.Load(),
+
+		NetNSUnreadable:       t.netnsUnreadable.Load(),
+		NamespaceAddrsDropped: t.namespaceAddrsDropped.Load(),
 	}
 	if r := t.run.Load(); r != nil {
 		if n, err := r.probe.LostEvents(); err == nil {

@@ -176,7 +176,7 @@ func recordTCP(mb *metadata.MetricsBuilder, now pcommon.Timestamp, st *tracer.Co
 	}
 	for _, l := range st.Listens {
 		if l.Open {
-			mb.RecordContainerNetTCPListenInfoDataPoint(now, 1, l.Address)
+			mb.RecordContainerNetTCPListenInfoDataPoint(now, 1, l.Address, l.Proxy)
 		}
 		if l.InboundConnections > 0 {
 			mb.RecordContainerNetTCPInboundConnectsDataPointWithStart(startOf(l.Start, now), now, int64(l.InboundConnections), l.Address)
@@ -214,6 +214,10 @@ func (s *ebpfSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timesta
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.SeedVanished), "ebpf", "seed_vanished_process")
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.SeedUnreadable), "ebpf", "seed_unreadable")
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.SeedMalformed), "ebpf", "seed_malformed_line")
+	// Network namespaces whose addresses could not be read: their wildcard listens keep the
+	// last addresses read, or stay wildcards.
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.NetNSUnreadable), "ebpf", "netns_unreadable")
+	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.NamespaceAddrsDropped), "netns_addresses")
 }
 
 // degradation names the optional tracepoints the kernel lacks (TCP bytes and latency stay empty

@@ -60,7 +60,12 @@ func TestRecordTCP(t *testing.T) {
 			// failed connects are counted on the destination's own pair only
 			{Destination: "10.96.0.10:80", ActualDestination: "10.96.0.10:80", FailedConnects: 4},
 		},
-		Listens:  []tracer.ListenStats{{Address: "0.0.0.0:8080", Open: true, InboundConnections: 7}, {Address: "127.0.0.1:0"}},
+		Listens: []tracer.ListenStats{
+			{Address: "10.244.0.7:8080", Open: true, InboundConnections: 7},
+			{Address: "10.244.0.7:9090", InboundConnections: 1}, // accepted on, no longer listening
+			{Address: "192.0.2.2:18080", Proxy: tracer.ProxyDockerd, Open: true},
+			{Address: "127.0.0.1:0"},
+		},
 		Latency:  []tracer.LatencyStats{{DestinationIP: "10.244.0.7", RTT: 250 * time.Microsecond}},
 		OOMKills: 2,
 	}
@@ -79,8 +84,11 @@ func TestRecordTCP(t *testing.T) {
 		{"container.net.tcp.bytes_sent", map[string]float64{pair: 100}},
 		{"container.net.tcp.bytes_received", map[string]float64{pair: 200}},
 		{"container.net.tcp.failed_connects", map[string]float64{"destination=10.96.0.10:80": 4}},
-		{"container.net.tcp.listen_info", map[string]float64{"listen_addr=0.0.0.0:8080": 1}},
-		{"container.net.tcp.inbound_connects", map[string]float64{"listen_addr=0.0.0.0:8080": 7}},
+		{"container.net.tcp.listen_info", map[string]float64{
+			"listen_addr=10.244.0.7:8080,proxy=":        1,
+			"listen_addr=192.0.2.2:18080,proxy=dockerd": 1,
+		}},
+		{"container.net.tcp.inbound_connects", map[string]float64{"listen_addr=10.244.0.7:8080": 7, "listen_addr=10.244.0.7:9090": 1}},
 		{"container.net.latency", map[string]float64{"destination_ip=10.244.0.7": 0.00025}},
 		{"container.oom_kills", map[string]float64{"": 2}},
 	}
@@ -244,13 +252,17 @@ func TestEBPFSourceReportsSocketsOpenBeforeStart(t *testing.T) {
 			listenAddr = "127.0.0.1:0"
 		}
 	}
-	assert.Equal(t, 1.0, metricstest.Named(md, "container.net.tcp.listen_info")["listen_addr="+listenAddr], "listen_info of the listener opened before start")
+	assert.Equal(t, 1.0, metricstest.Named(md, "container.net.tcp.listen_info")["listen_addr="+listenAddr+",proxy="], "listen_info of the listener opened before start")
 	assert.Equal(t, 1.0, metricstest.Named(md, "container.net.tcp.active_connections")[key], "active_connections of the connection opened before start")
 	assert.Equal(t, 0.0, metricstest.Named(md, "container.net.tcp.successful_connects")[key], "a connection opened before start is no new connect")
 	errs := metricstest.Named(md, "codexray.source.errors")
-	for _, reason := range []string{"seed_vanished_process", "seed_unreadable", "seed_malformed_line", "close_lost"} {
+	for _, reason := range []string{"seed_vanished_process", "seed_unreadable", "seed_malformed_line", "close_lost", "netns_unreadable"} {
 		_, ok := errs["reason="+reason+",source=ebpf"]
 		assert.True(t, ok, "no codexray.source.errors for reason %s: %v", reason, errs)
+	}
+	for _, limit := range []string{"tcp_destinations", "ebpf_process_events", "netns_addresses"} {
+		_, ok := metricstest.Named(md, "codexray.limits.dropped")["limit="+limit]
+		assert.True(t, ok, "no codexray.limits.dropped for limit %s", limit)
 	}
 
 	conn.Close()

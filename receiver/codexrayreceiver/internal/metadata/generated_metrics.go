@@ -625,7 +625,7 @@ type metricContainerNetTCPInboundConnects struct {
 
 func (m *metricContainerNetTCPInboundConnects) init() {
 	m.data.SetName("container.net.tcp.inbound_connects")
-	m.data.SetDescription("Accepted inbound TCP connections per listen address.")
+	m.data.SetDescription("Accepted inbound TCP connections, by the address they were accepted on (for a wildcard listener, one of the addresses it is reported at).")
 	m.data.SetUnit("{connection}")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)
@@ -669,13 +669,13 @@ type metricContainerNetTCPListenInfo struct {
 
 func (m *metricContainerNetTCPListenInfo) init() {
 	m.data.SetName("container.net.tcp.listen_info")
-	m.data.SetDescription("A TCP address the container listens on (value 1).")
+	m.data.SetDescription("A TCP address the container can be reached at (value 1) - its own open listeners, and docker-proxy listeners forwarding to it (proxy=\"dockerd\"). A client's destination or actual_destination equals one of its server's listen_addr.")
 	m.data.SetUnit("")
 	m.data.SetEmptyGauge()
 	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
 }
 
-func (m *metricContainerNetTCPListenInfo) recordDataPoint(start, ts pcommon.Timestamp, val int64, listenAddrAttributeValue string) {
+func (m *metricContainerNetTCPListenInfo) recordDataPoint(start, ts pcommon.Timestamp, val int64, listenAddrAttributeValue string, proxyAttributeValue string) {
 	if !m.config.Enabled {
 		return
 	}
@@ -684,6 +684,7 @@ func (m *metricContainerNetTCPListenInfo) recordDataPoint(start, ts pcommon.Time
 	dp.SetTimestamp(ts)
 	dp.SetIntValue(val)
 	dp.Attributes().PutStr("listen_addr", listenAddrAttributeValue)
+	dp.Attributes().PutStr("proxy", proxyAttributeValue)
 }
 
 func (m *metricContainerNetTCPListenInfo) emit(metrics pmetric.MetricSlice) {
@@ -2109,8 +2110,8 @@ func (mb *MetricsBuilder) RecordContainerNetTCPInboundConnectsDataPointWithStart
 }
 
 // RecordContainerNetTCPListenInfoDataPoint adds a data point to container.net.tcp.listen_info.
-func (mb *MetricsBuilder) RecordContainerNetTCPListenInfoDataPoint(ts pcommon.Timestamp, val int64, listenAddrAttributeValue string) {
-	mb.metricContainerNetTCPListenInfo.recordDataPoint(mb.startTime, ts, val, listenAddrAttributeValue)
+func (mb *MetricsBuilder) RecordContainerNetTCPListenInfoDataPoint(ts pcommon.Timestamp, val int64, listenAddrAttributeValue string, proxyAttributeValue string) {
+	mb.metricContainerNetTCPListenInfo.recordDataPoint(mb.startTime, ts, val, listenAddrAttributeValue, proxyAttributeValue)
 }
 
 // RecordContainerNetTCPRetransmitsDataPoint adds a data point to container.net.tcp.retransmits.
