@@ -9,6 +9,7 @@ package coroot
 import (
 	_ "embed"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -41,7 +42,14 @@ type Query struct {
 	Status         Status   `yaml:"status"`
 	Needs          string   `yaml:"needs"`
 	Note           string   `yaml:"note"`
+	// JoinsListen is the label by which Coroot finds the server of a connection: between two
+	// workloads, its value must equal a listen_addr of ListenInfo on the server ("" when the
+	// query has no destination).
+	JoinsListen string `yaml:"joins_listen"`
 }
+
+// ListenInfo is the query whose listen_addr a JoinsListen label must equal.
+const ListenInfo = "container_net_tcp_listen_info"
 
 // KeptLabels are the labels Coroot keeps from the result of every query, besides Labels.
 var KeptLabels = []string{"machine_id", "system_uuid", "container_id", "destination", "destination_ip", "actual_destination"}
@@ -71,6 +79,10 @@ func Queries() ([]Query, error) {
 			return nil, fmt.Errorf("query %q: status %q is neither %q nor %q", q.Name, q.Status, Provided, NotYetProvided)
 		case q.Status == Provided && len(q.RequiredLabels) == 0:
 			return nil, fmt.Errorf("query %q: a provided query needs required_labels", q.Name)
+		case q.JoinsListen != "" && q.JoinsListen != "destination" && q.JoinsListen != "actual_destination":
+			return nil, fmt.Errorf("query %q: joins_listen %q is neither destination nor actual_destination", q.Name, q.JoinsListen)
+		case q.JoinsListen != "" && !slices.Contains(q.RequiredLabels, q.JoinsListen):
+			return nil, fmt.Errorf("query %q: joins_listen %s is not among its required_labels", q.Name, q.JoinsListen)
 		}
 		seen[q.Name] = true
 	}

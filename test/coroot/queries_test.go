@@ -33,7 +33,7 @@ func TestQueriesCount(t *testing.T) {
 	}
 	want := map[string]int{
 		"node": 21, "cloud": 1, "gpu": 11, "dns": 3, "container": 9, "taskstats": 1, "apptype": 1,
-		"volumes": 2, "tcp": 10, "logs": 1, "l7": 59, "jvm": 11, "go": 2, "dotnet": 10, "python": 1, "nodejs": 1,
+		"volumes": 2, "tcp": 9, "listens": 1, "logs": 1, "l7": 59, "jvm": 11, "go": 2, "dotnet": 10, "python": 1, "nodejs": 1,
 	}
 	for p, n := range want {
 		if byProvider[p] != n {
@@ -102,5 +102,36 @@ func TestWithRange(t *testing.T) {
 	i := slices.IndexFunc(qs, func(q Query) bool { return q.Name == "node_disk_reads" })
 	if got, want := qs[i].WithRange("1m"), "rate(node_resources_disk_reads_total[1m])"; got != want {
 		t.Errorf("WithRange = %q, want %q", got, want)
+	}
+}
+
+// Every provided query of connections by destination says how Coroot finds their server, and
+// the listens feature provides what it is found by.
+func TestJoinsListen(t *testing.T) {
+	qs := load(t)
+	i := slices.IndexFunc(qs, func(q Query) bool { return q.Name == ListenInfo })
+	if i < 0 || qs[i].ProvidedBy != "listens" || qs[i].Status != Provided || !slices.Contains(qs[i].Labels, "proxy") {
+		t.Fatalf("%s: missing, or not provided by listens with a proxy label", ListenInfo)
+	}
+	joined := 0
+	for _, q := range qs {
+		byDestination := slices.Contains(q.RequiredLabels, "destination")
+		if q.Status != Provided || !byDestination {
+			if q.JoinsListen != "" && q.Status == Provided {
+				t.Errorf("%s: joins_listen on a query without destination", q.Name)
+			}
+			continue
+		}
+		want := "actual_destination"
+		if !slices.Contains(q.RequiredLabels, want) {
+			want = "destination"
+		}
+		if q.JoinsListen != want {
+			t.Errorf("%s: joins_listen %q, want %q", q.Name, q.JoinsListen, want)
+		}
+		joined++
+	}
+	if joined != 7 {
+		t.Errorf("%d queries join a listen address, want the 7 TCP connection queries", joined)
 	}
 }
