@@ -3,7 +3,6 @@ package tracer
 import (
 	"errors"
 	"net/netip"
-	"os"
 	"slices"
 
 	"go.uber.org/zap"
@@ -190,7 +189,7 @@ func (t *Tracer) readNamespace(reader NetNSAddresses, ns uint32, pids []uint32) 
 		}
 	}
 	t.netnsUnreadable.Add(1)
-	if errors.Is(err, os.ErrPermission) || !procfs.Gone(err) && !errors.Is(err, netns.ErrMoved) {
+	if !procfs.Gone(err) && !errors.Is(err, netns.ErrMoved) { // e.g. no CAP_NET_ADMIN
 		t.netnsWarnOnce.Do(func() {
 			t.opts.Logger.Warn("cannot read the addresses of a network namespace: its wildcard listen addresses keep the last addresses read, or stay wildcards",
 				zap.Uint32("netns", ns), zap.Error(err))
