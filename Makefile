@@ -17,7 +17,7 @@ OWNER := $(shell echo $$PPID)
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(GOBIN)/golangci-lint
 
-.PHONY: all run test unit build generate check-generated bench bench-logpatterns lint deps deps-build deps-generate testbed-up testbed-down clean
+.PHONY: all run test unit e2e-k8s build generate check-generated bench bench-logpatterns lint deps deps-build deps-generate testbed-up testbed-down clean
 
 all: build
 
@@ -52,6 +52,12 @@ test: deps build
 	@bash scripts/testbed.sh up $(OWNER)
 	@set -o pipefail; CODEXRAY_DIST=$(CURDIR)/$(DIST) go test -count=1 -timeout $(TEST_TIMEOUT) ./... ; rc=$$?; \
 		bash scripts/testbed.sh down $(OWNER); exit $$rc
+
+## e2e-k8s: the agent's DaemonSet on a real single-node Kubernetes cluster (test/k8s); the
+## Kubernetes binaries are built once from the Go module proxy and cached (scripts/k8s-binaries.sh)
+e2e-k8s: deps build
+	@bin=$$(bash scripts/k8s-binaries.sh) && \
+		CODEXRAY_K8S_BIN=$$bin CODEXRAY_DIST=$(CURDIR)/$(DIST) go test -tags e2ek8s -count=1 -timeout 30m -v ./test/k8s/...
 
 ## generate: regenerate bpf2go objects, internal/metadata and documentation.md
 generate: deps-generate

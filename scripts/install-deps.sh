@@ -18,9 +18,10 @@ build_pkgs=(gcc libc6-dev libsystemd-dev)
 generate_pkgs=(clang llvm libbpf-dev)
 # The runtimes and journald the privileged tests drive (scripts/testbed.sh), Prometheus as a
 # real scraper for the end-to-end tests, bpftool to inspect programs, iptables, iproute2 and
-# conntrack for the retransmit and NAT tests, curl for the run and deploy checks.
+# conntrack for the retransmit and NAT tests, curl for the run and deploy checks, and the CNI
+# plugins (bridge, host-local, loopback) of the single-node cluster of `make e2e-k8s`.
 test_pkgs=(bpftool docker.io containerd busybox-static prometheus systemd-journal-remote iptables iproute2
-	conntrack curl ca-certificates)
+	conntrack curl ca-certificates containernetworking-plugins)
 
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(test)

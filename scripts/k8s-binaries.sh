@@ -10,7 +10,7 @@ script=$(readlink -f "$0")
 cd "$(dirname "$script")/../test/k8s/build"
 export PATH=$PATH:/usr/local/go/bin
 cache=${CODEXRAY_K8S_CACHE:-/var/cache/codexray-k8s}
-version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" { print $3 }' go.mod)
+version=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ { print $2; exit }' go.mod)
 [ -n "$version" ] || { echo "k8s-binaries: no k8s.io/kubernetes requirement in go.mod" >&2; exit 1; }
 key=$(cat go.mod go.sum "$script" | sha256sum | cut -c1-16)
 dir=$cache/$version-$key

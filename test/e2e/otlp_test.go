@@ -1,19 +1,16 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -295,126 +292,14 @@ func dockerRun(t testing.TB, args ...string) string {
 	return id
 }
 
-// sample is one line of the Prometheus text exposition format.
-type sample struct {
-	Name   string
-	Labels map[string]string
-	Value  float64
-}
+// The Prometheus text-format scraper and parser live in internal/testutil (test/k8s uses
+// them too).
+type sample = testutil.Sample
 
-func scrape(hostPort string) ([]sample, error) {
-	resp, err := http.Get("http://" + hostPort + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return parseExposition(string(b))
-}
-
-// parseExposition reads `name{label="value",...} value [timestamp]` lines; comments skipped.
-func parseExposition(text string) ([]sample, error) {
-	var out []sample
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		s := sample{Labels: map[string]string{}}
-		i := strings.IndexAny(line, "{ ")
-		if i <= 0 {
-			return nil, fmt.Errorf("line %d: no metric name: %q", n, line)
-		}
-		s.Name, line = line[:i], line[i:]
-		if line[0] == '{' {
-			rest, err := parseLabels(line[1:], s.Labels)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", n, err)
-			}
-			line = rest
-		}
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
-			return nil, fmt.Errorf("line %d: no value", n)
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: value: %w", n, err)
-		}
-		s.Value = v
-		out = append(out, s)
-	}
-	return out, sc.Err()
-}
-
-// parseLabels reads `k="v",...}` into labels and returns what follows the closing brace.
-func parseLabels(s string, labels map[string]string) (string, error) {
-	for {
-		s = strings.TrimLeft(s, " ,")
-		if strings.HasPrefix(s, "}") {
-			return s[1:], nil
-		}
-		eq := strings.Index(s, `="`)
-		if eq <= 0 {
-			return "", fmt.Errorf("bad label list near %q", s)
-		}
-		key := s[:eq]
-		s = s[eq+2:]
-		var v strings.Builder
-		closed := false
-		for i := 0; i < len(s); i++ {
-			switch c := s[i]; {
-			case c == '\\' && i+1 < len(s):
-				i++
-				if s[i] == 'n' {
-					v.WriteByte('\n')
-				} else {
-					v.WriteByte(s[i])
-				}
-			case c == '"':
-				s, closed = s[i+1:], true
-			default:
-				v.WriteByte(c)
-			}
-			if closed {
-				break
-			}
-		}
-		if !closed {
-			return "", fmt.Errorf("unterminated value of label %q", key)
-		}
-		labels[key] = v.String()
-	}
-}
-
-// findSamples returns the samples of the metric whose labels include match.
-func findSamples(samples []sample, name string, match map[string]string) []sample {
-	var out []sample
-	for _, s := range samples {
-		if s.Name != name {
-			continue
-		}
-		ok := true
-		for k, v := range match {
-			if s.Labels[k] != v {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+var (
+	scrape      = testutil.Scrape
+	findSamples = testutil.FindSamples
+)
 
 // resourceLogs is one "ResourceLog #n" block of the debug exporter's detailed output.
 type resourceLogs struct {
@@ -449,43 +334,6 @@ func logRecordsByResource(out string) []resourceLogs {
 		blocks = append(blocks, r)
 	}
 	return blocks
-}
-
-// TestParseExposition keeps the little parser above honest.
-func TestParseExposition(t *testing.T) {
-	tests := []struct {
-		in   string
-		want []sample
-		err  bool
-	}{
-		{in: "# HELP x y\nup 1\n", want: []sample{{Name: "up", Labels: map[string]string{}, Value: 1}}},
-		{
-			in:   `node_info{host_name="vm",kernel_version="6.1 \"x\"\\"} 1 1700000000`,
-			want: []sample{{Name: "node_info", Labels: map[string]string{"host_name": "vm", "kernel_version": `6.1 "x"\`}, Value: 1}},
-		},
-		{in: `a{b="c,}d"} 2.5e+01`, want: []sample{{Name: "a", Labels: map[string]string{"b": "c,}d"}, Value: 25}}},
-		{in: `a{b="c} 1`, err: true},
-		{in: `a{b} 1`, err: true},
-		{in: `a x`, err: true},
-	}
-	for _, tt := range tests {
-		got, err := parseExposition(tt.in)
-		if (err != nil) != tt.err {
-			t.Errorf("%q: err %v, want error %v", tt.in, err, tt.err)
-			continue
-		}
-		if tt.err {
-			continue
-		}
-		if len(got) != len(tt.want) {
-			t.Fatalf("%q: got %+v, want %+v", tt.in, got, tt.want)
-		}
-		for i := range got {
-			if got[i].Name != tt.want[i].Name || got[i].Value != tt.want[i].Value || fmt.Sprint(got[i].Labels) != fmt.Sprint(tt.want[i].Labels) {
-				t.Errorf("%q: got %+v, want %+v", tt.in, got[i], tt.want[i])
-			}
-		}
-	}
 }
 
 func TestLogRecordsByResource(t *testing.T) {

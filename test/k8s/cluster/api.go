@@ -231,7 +231,9 @@ type ContainerStatus struct {
 	Ready        bool   `json:"ready"`
 	RestartCount int    `json:"restartCount"`
 	State        struct {
-		Running    *struct{} `json:"running"`
+		Running *struct {
+			StartedAt time.Time `json:"startedAt"`
+		} `json:"running"`
 		Terminated *struct {
 			Reason   string `json:"reason"`
 			ExitCode int    `json:"exitCode"`
@@ -294,4 +296,22 @@ func conditionTrue(cs []Condition, typ string) bool {
 		}
 	}
 	return false
+}
+
+// String says the container's state the way kubectl describes it.
+func (cs ContainerStatus) String() string {
+	state := "unknown"
+	switch s := cs.State; {
+	case s.Running != nil:
+		state = "running since " + s.Running.StartedAt.Format(time.RFC3339)
+	case s.Terminated != nil:
+		state = fmt.Sprintf("terminated (%s, exit %d)", s.Terminated.Reason, s.Terminated.ExitCode)
+	case s.Waiting != nil:
+		state = fmt.Sprintf("waiting (%s: %s)", s.Waiting.Reason, s.Waiting.Message)
+	}
+	last := ""
+	if t := cs.LastState.Terminated; t != nil {
+		last = fmt.Sprintf(", last terminated (%s, exit %d)", t.Reason, t.ExitCode)
+	}
+	return fmt.Sprintf("%s: %s, ready %v, %d restarts%s", cs.Name, state, cs.Ready, cs.RestartCount, last)
 }

@@ -55,6 +55,7 @@ type Cluster struct {
 	apiServer                        string
 	etcd, apiserver, kubelet, kproxy *process
 	keepLogs                         bool // Stop keeps the logs of the run it ends
+	podsRemoved                      bool // Stop removed them while containerd ran
 }
 
 func (c *Cluster) logf(format string, args ...any) {
@@ -107,6 +108,9 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		}
 	}()
 	if err := saveSysctls(filepath.Join(c.runDir, "sysctl.saved")); err != nil {
+		return nil, err
+	}
+	if err := shareRoot(filepath.Join(c.runDir, "root.private")); err != nil {
 		return nil, err
 	}
 	if err := addBridge(); err != nil {

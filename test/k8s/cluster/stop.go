@@ -23,18 +23,27 @@ import (
 // the components' logs (LogDir) for a look after a failure; the next Start removes them.
 func (c *Cluster) Stop() {
 	// The kubelet first, so that it neither restarts containers nor recreates what is
-	// being removed; kube-proxy's rules go with kube-proxy.
+	// being removed; then the pods, while containerd runs; then the rest, newest first.
 	for _, p := range []*process{c.kproxy, c.kubelet} {
 		if p != nil {
 			p.stop(20 * time.Second)
 		}
 	}
-	c.keepLogs = true
-	if err := c.Cleanup(); err != nil {
-		c.logf("cleanup: %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if answers(ctx) {
+		if err := c.removePods(ctx, ""); err != nil {
+			c.logf("removing pods: %v", err)
+		} else {
+			c.podsRemoved = true
+		}
 	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].stop(15 * time.Second)
+	}
+	c.keepLogs = true
+	if err := c.Cleanup(); err != nil {
+		c.logf("cleanup: %v", err)
 	}
 }
 
@@ -50,7 +59,7 @@ func (c *Cluster) Cleanup() error {
 	defer cancel()
 
 	containerdConfig := filepath.Join(c.root, "containerd", "config.toml")
-	if _, err := os.Stat(containerdConfig); err == nil {
+	if _, err := os.Stat(containerdConfig); err == nil && !c.podsRemoved {
 		// Stop what the kubelet would restart before removing the pods.
 		for _, name := range []string{"kubelet", "kube-proxy"} {
 			stopRecordedOne(c.runDir, name)
@@ -73,6 +82,9 @@ func (c *Cluster) Cleanup() error {
 			// KUBE- chain is left, checked below.
 			c.logf("kube-proxy --cleanup: %v: %s", err, lastLines(out, 5))
 		}
+		// kube-proxy keeps a copy of the kubelet's KUBE-FIREWALL chain (martian packets to
+		// 127.0.0.0/8) and leaves it to the kubelet, which here makes no iptables chains.
+		removeFirewallChain()
 		if left := kubeChains(); len(left) > 0 {
 			errs = append(errs, fmt.Errorf("iptables chains left after kube-proxy --cleanup: %v", left))
 		}
@@ -93,15 +105,22 @@ func (c *Cluster) Cleanup() error {
 	if err := restoreSysctls(filepath.Join(c.runDir, "sysctl.saved")); err != nil {
 		errs = append(errs, err)
 	}
+	if err := unshareRoot(filepath.Join(c.runDir, "root.private")); err != nil {
+		errs = append(errs, err)
+	}
 	for _, dir := range []string{filepath.Dir(ContainerdSocket), filepath.Dir(PodLogsDir)} {
 		if err := os.RemoveAll(dir); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	entries, _ := os.ReadDir(c.root)
+	failed := len(errs) > 0
 	for _, e := range entries {
 		if e.Name() == "logs" && c.keepLogs {
 			continue // this run's logs stay until the next start
+		}
+		if e.Name() == "run" && failed {
+			continue // what is still to undo (pids, saved settings) for the next Cleanup
 		}
 		if err := os.RemoveAll(filepath.Join(c.root, e.Name())); err != nil {
 			errs = append(errs, err)
@@ -311,6 +330,24 @@ func removeLogLinks() {
 		if target, err := os.Readlink(l); err == nil && strings.HasPrefix(target, PodLogsDir+"/") {
 			_ = os.Remove(l)
 		}
+	}
+}
+
+// removeFirewallChain removes KUBE-FIREWALL and the INPUT and OUTPUT rules that jump to it.
+func removeFirewallChain() {
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		if exec.Command(cmd, "-w", "-n", "-L", "KUBE-FIREWALL").Run() != nil {
+			continue
+		}
+		for _, chain := range []string{"INPUT", "OUTPUT"} {
+			for range 10 { // one rule per jump, unless something added it twice
+				if exec.Command(cmd, "-w", "-D", chain, "-j", "KUBE-FIREWALL").Run() != nil {
+					break
+				}
+			}
+		}
+		_ = exec.Command(cmd, "-w", "-F", "KUBE-FIREWALL").Run()
+		_ = exec.Command(cmd, "-w", "-X", "KUBE-FIREWALL").Run()
 	}
 }
 
