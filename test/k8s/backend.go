@@ -2,7 +2,9 @@ package k8s
 
 import (
 	"context"
+	"encoding/json"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -83,6 +85,30 @@ func (b *Backend) Logs(match func(*LogRecord) bool) []LogRecord {
 		}
 	}
 	return out
+}
+
+// Dump writes every point and log record as JSON lines, for a look after a failure.
+func (b *Backend) Dump(path string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f)
+	for i := range b.points {
+		if err := enc.Encode(b.points[i]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	for i := range b.logs {
+		if err := enc.Encode(b.logs[i]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }
 
 func attrMap(m pcommon.Map) map[string]string {

@@ -76,10 +76,17 @@ func checkContainer(b *Backend, e expectation) error {
 		"container.runtime":    "containerd",
 		"container.image.name": cluster.BusyboxImage,
 	}
-	res := info[len(info)-1].Resource
+	// Every point, the retained ones after the container ended included, carries them.
 	for k, v := range want {
-		if res[k] != v {
-			errs = append(errs, fmt.Errorf("%s: resource %s = %q, want %q", id, k, res[k], v))
+		bad := 0
+		var got string
+		for _, p := range info {
+			if p.Resource[k] != v {
+				bad, got = bad+1, p.Resource[k]
+			}
+		}
+		if bad > 0 {
+			errs = append(errs, fmt.Errorf("%s: resource %s = %q in %d of %d container.info points, want %q", id, k, got, bad, len(info), v))
 		}
 	}
 	for _, metric := range []string{"container.resources.cpu.usage", "container.resources.memory.rss", "container.resources.cpu.delay"} {
@@ -283,7 +290,7 @@ func rollout(ctx context.Context, t *testing.T, api *cluster.Client, b *Backend,
 	for _, p := range fresh {
 		fresher = append(fresher, expectation{pod: p, container: "httpd", memoryLimit: 64 * mib, cpuLimit: 0.2, longLived: true})
 	}
-	eventually(ctx, t, "the new web pods in the output", time.Minute, func() error {
+	expect(ctx, t, "the new web pods in the output", time.Minute, func() error {
 		var errs []error
 		for _, e := range fresher {
 			errs = append(errs, checkContainer(b, e))
@@ -314,11 +321,18 @@ func rollout(ctx context.Context, t *testing.T, api *cluster.Client, b *Backend,
 		}
 	}
 
-	// Old pods: reported until their retention has passed, then no more. The agent learns
-	// that a container is gone from its exit (eBPF) or at the latest at its next scan (10 s).
-	const scan = 10 * time.Second
-	latest := gone.Add(retention + scan + 2*collectionInterval)
-	waitUntil := latest.Add(2 * collectionInterval)
+	// Old pods: reported until their retention has passed, then no more; the same for the
+	// Job's container, which ended before the rollout.
+	var job cluster.Pod
+	if err := api.Get(ctx, "/api/v1/namespaces/"+workloadNS+"/pods/"+w.job.Metadata.Name, &job); err != nil {
+		t.Fatal(err)
+	}
+	jobEnd := job.Status.ContainerStatuses[0].State.Terminated
+	if jobEnd == nil {
+		t.Fatalf("the Job's container has not terminated: %v", job.Status.ContainerStatuses)
+	}
+	latest := gone.Add(retention + scanInterval + 2*collectionInterval)
+	waitUntil := latest.Add(3 * collectionInterval)
 	t.Logf("waiting until %s for the old pods' series to stop", waitUntil.Format(time.TimeOnly))
 	select {
 	case <-time.After(time.Until(waitUntil)):
@@ -326,29 +340,68 @@ func rollout(ctx context.Context, t *testing.T, api *cluster.Client, b *Backend,
 		t.Fatal(ctx.Err())
 	}
 	for _, id := range oldIDs {
-		pts := b.Points(func(p *Point) bool { return p.Resource["container.id"] == id })
-		var last time.Time
-		for _, p := range pts {
-			if p.Time.After(last) {
-				last = p.Time
-			}
-		}
-		earliest := deleted.Add(retention - collectionInterval)
-		switch {
-		case len(pts) == 0:
-			t.Errorf("%s: no points at all", id)
-		case last.After(latest):
-			t.Errorf("%s: still reported at %s, %s after the pod was gone (retention %s)", id, last.Format(time.RFC3339),
-				last.Sub(gone).Round(time.Second), retention)
-		case last.Before(earliest):
-			t.Errorf("%s: last reported at %s, %s after its deletion: before its retention (%s) was over", id,
-				last.Format(time.RFC3339), last.Sub(deleted).Round(time.Second), retention)
-		default:
-			t.Logf("%s: last reported %s after the pod was gone", id, last.Sub(gone).Round(time.Second))
-		}
+		seriesStop(t, b, id, deleted, gone)
 	}
+	jobID := expectation{pod: w.job, container: "work"}.id()
+	seriesStop(t, b, jobID, jobEnd.FinishedAt.Add(-time.Second), jobEnd.FinishedAt.Add(time.Second))
 	// The agent kept pushing meanwhile: the silence is the old pods', not the agent's.
 	if node := b.Points(func(p *Point) bool { return p.Metric == "node.info" && p.Time.After(latest) }); len(node) == 0 {
 		t.Errorf("no node.info after %s: the agent stopped pushing", latest.Format(time.RFC3339))
 	}
+}
+
+// scanInterval is containers.scan_interval's default: the agent learns that a container is
+// gone from its processes' exits (eBPF) or, at the latest, at its next scan.
+const scanInterval = 10 * time.Second
+
+// seriesStop checks the end of a container's series: it ended between endedFrom and endedBy;
+// it is reported, under its Kubernetes identity, until its retention has passed (give or take
+// a collection) and never after retention, a scan and two collections.
+func seriesStop(t *testing.T, b *Backend, id string, endedFrom, endedBy time.Time) {
+	t.Helper()
+	pts := b.Points(func(p *Point) bool { return p.Resource["container.id"] == id })
+	if len(pts) == 0 {
+		t.Errorf("%s: no points at all", id)
+		return
+	}
+	var last time.Time
+	bare := map[string]bool{}
+	for _, p := range pts {
+		if p.Time.After(last) {
+			last = p.Time
+		}
+		if p.Resource["k8s.pod.name"] == "" {
+			bare[p.Metric] = true
+		}
+	}
+	latest := endedBy.Add(retention + scanInterval + 2*collectionInterval)
+	earliest := endedFrom.Add(retention - collectionInterval)
+	switch {
+	case last.After(latest):
+		var metrics []string
+		for _, p := range pts {
+			if p.Time.After(latest) && !slices.Contains(metrics, p.Metric) {
+				metrics = append(metrics, p.Metric)
+			}
+		}
+		t.Errorf("%s: still reported at %s, %s after it ended (retention %s): %v", id, last.Format(time.RFC3339),
+			last.Sub(endedBy).Round(time.Second), retention, metrics)
+	case last.Before(earliest):
+		t.Errorf("%s: last reported at %s, %s after it ended: before its retention (%s) was over", id,
+			last.Format(time.RFC3339), last.Sub(endedFrom).Round(time.Second), retention)
+	default:
+		t.Logf("%s: last reported %s after it ended", id, last.Sub(endedBy).Round(time.Second))
+	}
+	if len(bare) > 0 {
+		t.Errorf("%s: points without its Kubernetes identity (k8s.pod.name) for %v", id, keys(bare))
+	}
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -71,6 +71,12 @@ func TestNodeAgentOnKubernetes(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			diagnose(t, c)
+			dump := filepath.Join(c.LogDir(), "otlp.jsonl")
+			if err := backend.Dump(dump); err != nil {
+				t.Logf("dumping what the backend received: %v", err)
+			} else {
+				t.Logf("what the backend received: %s", dump)
+			}
 		}
 		c.Stop()
 	})
@@ -101,10 +107,12 @@ func TestNodeAgentOnKubernetes(t *testing.T) {
 	w := startWorkloads(ctx, t, api)
 
 	// Everything the agent must say about them, from its OTLP output and its Prometheus port.
-	eventually(ctx, t, "the agent's report of every workload pod", 3*time.Minute, func() error {
+	// A missing piece of the report fails the test but does not stop it: the rollout's
+	// checks run too, so that one run shows everything that is wrong.
+	expect(ctx, t, "the agent's report of every workload pod", 3*time.Minute, func() error {
 		return checkReport(ctx, api, backend, w)
 	})
-	eventually(ctx, t, "the agent's Prometheus port", time.Minute, func() error {
+	expect(ctx, t, "the agent's Prometheus port", time.Minute, func() error {
 		return checkPrometheus(w)
 	})
 
@@ -284,6 +292,24 @@ func eventually(ctx context.Context, t *testing.T, what string, timeout time.Dur
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			t.Fatalf("waiting for %s (%s): %v", what, timeout, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// expect is eventually without stopping the test: the failure is reported and the test
+// goes on.
+func expect(ctx context.Context, t *testing.T, what string, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Errorf("waiting for %s (%s): %v", what, timeout, err)
+			return
 		}
 		time.Sleep(time.Second)
 	}

@@ -235,8 +235,9 @@ type ContainerStatus struct {
 			StartedAt time.Time `json:"startedAt"`
 		} `json:"running"`
 		Terminated *struct {
-			Reason   string `json:"reason"`
-			ExitCode int    `json:"exitCode"`
+			Reason     string    `json:"reason"`
+			ExitCode   int       `json:"exitCode"`
+			FinishedAt time.Time `json:"finishedAt"`
 		} `json:"terminated"`
 		Waiting *struct {
 			Reason  string `json:"reason"`
