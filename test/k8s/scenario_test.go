@@ -128,8 +128,9 @@ func TestNodeAgentOnKubernetes(t *testing.T) {
 //   - containers.retention is 20 s, so that a rollout's old pods leave the output quickly;
 //   - no cloud metadata lookups (tests never dial a metadata address); patterns flush every 5 s;
 //   - the agent's read offsets are kept below the cluster's root, which Stop removes;
-//   - a capability this machine does not have at all cannot be granted to a pod (runc's capset
-//     fails): it is left out, and the test says so. It returns the capabilities granted.
+//   - a capability this machine does not have at all cannot be granted to a pod (runc: "unable
+//     to apply caps: operation not permitted"): it is left out, and the test says so. It
+//     returns the capabilities granted.
 func adaptToNode(t *testing.T, m *PlainManifest, otlp, root string) []string {
 	t.Helper()
 	setEnv := func(name, value string) {
