@@ -13,8 +13,10 @@ func TestParseExposition(t *testing.T) {
 		err  bool
 	}{
 		{in: "# HELP x y\nup 1\n", want: []Sample{{Name: "up", Labels: map[string]string{}, Value: 1}}},
-		{in: `node_info{host_name="vm",kernel_version="6.1 \"x\"\\"} 1 1700000000`,
-			want: []Sample{{Name: "node_info", Labels: map[string]string{"host_name": "vm", "kernel_version": `6.1 "x"\`}, Value: 1}}},
+		{
+			in:   `node_info{host_name="vm",kernel_version="6.1 \"x\"\\"} 1 1700000000`,
+			want: []Sample{{Name: "node_info", Labels: map[string]string{"host_name": "vm", "kernel_version": `6.1 "x"\`}, Value: 1}},
+		},
 		{in: `a{b="c,}d"} 2.5e+01`, want: []Sample{{Name: "a", Labels: map[string]string{"b": "c,}d"}, Value: 25}}},
 		{in: `a{b="c} 1`, err: true},
 		{in: `a{b} 1`, err: true},

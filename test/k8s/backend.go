@@ -150,8 +150,10 @@ func (s *metricsService) Export(_ context.Context, req pmetricotlp.ExportRequest
 					if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
 						v = float64(dp.IntValue())
 					}
-					pts = append(pts, Point{Resource: res, Metric: m.Name(), Attrs: attrMap(dp.Attributes()), Value: v,
-						Time: dp.Timestamp().AsTime(), Start: dp.StartTimestamp().AsTime(), Received: now})
+					pts = append(pts, Point{
+						Resource: res, Metric: m.Name(), Attrs: attrMap(dp.Attributes()), Value: v,
+						Time: dp.Timestamp().AsTime(), Start: dp.StartTimestamp().AsTime(), Received: now,
+					})
 				}
 			}
 		}

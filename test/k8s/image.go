@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
-	"github.com/codexray/codexray-node-agent/test/k8s/ociimage"
+	"github.com/codexray/codexray-node-agent/test/k8s/cluster/ociimage"
 )
 
 // AgentImage is the runtime stage of deploy/Dockerfile made without docker: the built
@@ -25,11 +26,11 @@ func AgentImage(root, dist, name string) (*ociimage.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := append(libs,
-		ociimage.File{Path: "/otelcol-codexray", Source: dist, Mode: 0o755},
-		ociimage.File{Path: "/etc/otelcol-codexray/config.yaml", Source: filepath.Join(root, "config", "otlp.yaml")},
-		ociimage.File{Path: "/tmp", Mode: os.ModeDir | 0o1777},
-	)
+	files := slices.Concat(libs, []ociimage.File{
+		{Path: "/otelcol-codexray", Source: dist, Mode: 0o755},
+		{Path: "/etc/otelcol-codexray/config.yaml", Source: filepath.Join(root, "config", "otlp.yaml")},
+		{Path: "/tmp", Mode: os.ModeDir | 0o1777},
+	})
 	if _, err := os.Stat("/etc/ssl/certs/ca-certificates.crt"); err == nil {
 		files = append(files, ociimage.File{Path: "/etc/ssl/certs/ca-certificates.crt", Source: "/etc/ssl/certs/ca-certificates.crt"})
 	}

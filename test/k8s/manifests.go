@@ -69,8 +69,11 @@ func LoadPlainManifest(root string) (*PlainManifest, error) {
 	}
 	m.Container, _ = containers[0].(map[string]any)
 	text := Dig[string](m.ConfigMap, "data", "config.yaml")
-	if err := yaml.Unmarshal([]byte(text), &m.Config); err != nil || m.Config == nil {
-		return nil, fmt.Errorf("%s: ConfigMap data config.yaml: %v", DaemonSetManifest, err)
+	if err := yaml.Unmarshal([]byte(text), &m.Config); err != nil {
+		return nil, fmt.Errorf("%s: ConfigMap data config.yaml: %w", DaemonSetManifest, err)
+	}
+	if m.Config == nil {
+		return nil, fmt.Errorf("%s: ConfigMap data config.yaml is empty", DaemonSetManifest)
 	}
 	return m, nil
 }

@@ -34,8 +34,9 @@ func (e expectation) id() string {
 
 func (w *workloads) expectations() []expectation {
 	var out []expectation
-	for _, p := range w.web {
-		out = append(out, expectation{pod: p, container: "httpd", memoryLimit: 64 * mib, cpuLimit: 0.2, longLived: true})
+	for i := range w.web {
+		p := &w.web[i]
+		out = append(out, expectation{pod: *p, container: "httpd", memoryLimit: 64 * mib, cpuLimit: 0.2, longLived: true})
 	}
 	return append(out,
 		expectation{pod: w.client, container: "client", memoryLimit: 32 * mib, cpuLimit: 0.1, longLived: true},
@@ -127,8 +128,10 @@ func values(pts []Point) []float64 {
 // checkReport is the whole OTLP-side expectation for the workloads before the rollout.
 func checkReport(ctx context.Context, api *cluster.Client, b *Backend, w *workloads) error {
 	var errs []error
-	for _, e := range w.expectations() {
-		if err := checkContainer(b, e); err != nil {
+	list := w.expectations()
+	for i := range list {
+		e := &list[i]
+		if err := checkContainer(b, *e); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -167,7 +170,8 @@ func checkReport(ctx context.Context, api *cluster.Client, b *Backend, w *worklo
 	// TCP: to the Service's ClusterIP, NAT resolved to a web pod; and to a web pod directly.
 	client := expectation{pod: w.client, container: "client"}.id()
 	var webAddrs []string
-	for _, p := range w.web {
+	for i := range w.web {
+		p := &w.web[i]
 		webAddrs = append(webAddrs, net.JoinHostPort(p.Status.PodIP, "8080"))
 	}
 	svc := net.JoinHostPort(w.serviceIP, "80")
@@ -218,19 +222,23 @@ func checkPrometheus(w *workloads) error {
 		return err
 	}
 	var errs []error
-	need := func(name string, labels map[string]string, min float64) {
+	need := func(name string, labels map[string]string, least float64) {
 		got := testutil.FindSamples(samples, name, labels)
 		best := -1.0
 		for _, s := range got {
 			best = max(best, s.Value)
 		}
-		if len(got) == 0 || best < min {
-			errs = append(errs, fmt.Errorf("%s%v: %d series, max %g; want >= %g", name, labels, len(got), best, min))
+		if len(got) == 0 || best < least {
+			errs = append(errs, fmt.Errorf("%s%v: %d series, max %g; want >= %g", name, labels, len(got), best, least))
 		}
 	}
-	for _, e := range w.expectations() {
-		labels := map[string]string{"container_id": e.id(), "k8s_namespace_name": workloadNS,
-			"k8s_pod_name": e.pod.Metadata.Name, "k8s_container_name": e.container, "k8s_pod_uid": e.pod.Metadata.UID}
+	list := w.expectations()
+	for i := range list {
+		e := &list[i]
+		labels := map[string]string{
+			"container_id": e.id(), "k8s_namespace_name": workloadNS,
+			"k8s_pod_name": e.pod.Metadata.Name, "k8s_container_name": e.container, "k8s_pod_uid": e.pod.Metadata.UID,
+		}
 		need("container_info", labels, 1)
 		if e.memoryLimit > 0 {
 			need("container_resources_memory_limit_bytes", labels, e.memoryLimit)
@@ -239,8 +247,10 @@ func checkPrometheus(w *workloads) error {
 	need("container_oom_kills_total", map[string]string{"k8s_pod_name": "oom"}, 1)
 	need("container_restarts_total", map[string]string{"k8s_pod_name": "oom"}, 1)
 	need("container_log_messages_total", map[string]string{"k8s_pod_name": "logger", "level": "error"}, 1)
-	need("container_net_tcp_successful_connects_total", map[string]string{"k8s_pod_name": "client",
-		"destination": net.JoinHostPort(w.serviceIP, "80")}, 1)
+	need("container_net_tcp_successful_connects_total", map[string]string{
+		"k8s_pod_name": "client",
+		"destination":  net.JoinHostPort(w.serviceIP, "80"),
+	}, 1)
 	need("node_info", nil, 1)
 	return errors.Join(errs...)
 }
@@ -251,8 +261,9 @@ func checkPrometheus(w *workloads) error {
 func rollout(ctx context.Context, t *testing.T, api *cluster.Client, b *Backend, w *workloads) {
 	t.Helper()
 	var oldIDs, oldNames []string
-	for _, p := range w.web {
-		oldIDs = append(oldIDs, expectation{pod: p, container: "httpd"}.id())
+	for i := range w.web {
+		p := &w.web[i]
+		oldIDs = append(oldIDs, expectation{pod: *p, container: "httpd"}.id())
 		oldNames = append(oldNames, p.Metadata.Name)
 	}
 	deleted := time.Now()
@@ -269,12 +280,13 @@ func rollout(ctx context.Context, t *testing.T, api *cluster.Client, b *Backend,
 			return err
 		}
 		fresh = fresh[:0]
-		for _, p := range pods {
+		for i := range pods {
+			p := &pods[i]
 			if anyOf(p.Metadata.Name, oldNames) {
 				return fmt.Errorf("old pod %s still there (%s)", p.Metadata.Name, p.Status.Phase)
 			}
 			if p.Ready() {
-				fresh = append(fresh, p)
+				fresh = append(fresh, *p)
 			}
 		}
 		if len(fresh) != 2 {
@@ -287,22 +299,27 @@ func rollout(ctx context.Context, t *testing.T, api *cluster.Client, b *Backend,
 
 	// New pods: every series there within two collections of the container's start.
 	var fresher []expectation
-	for _, p := range fresh {
-		fresher = append(fresher, expectation{pod: p, container: "httpd", memoryLimit: 64 * mib, cpuLimit: 0.2, longLived: true})
+	for i := range fresh {
+		p := &fresh[i]
+		fresher = append(fresher, expectation{pod: *p, container: "httpd", memoryLimit: 64 * mib, cpuLimit: 0.2, longLived: true})
 	}
 	expect(ctx, t, "the new web pods in the output", time.Minute, func() error {
 		var errs []error
-		for _, e := range fresher {
-			errs = append(errs, checkContainer(b, e))
+		for i := range fresher {
+			e := &fresher[i]
+			errs = append(errs, checkContainer(b, *e))
 		}
 		return errors.Join(errs...)
 	})
-	for _, e := range fresher {
+	for i := range fresher {
+		e := &fresher[i]
 		started := e.pod.Status.ContainerStatuses[0].State.Running.StartedAt
 		// StartedAt has a resolution of one second.
 		bound := started.Add(2*collectionInterval + time.Second)
-		for _, metric := range []string{"container.info", "container.resources.cpu.usage", "container.resources.memory.rss",
-			"container.resources.memory.limit", "container.resources.cpu.limit_cores", "container.resources.cpu.delay"} {
+		for _, metric := range []string{
+			"container.info", "container.resources.cpu.usage", "container.resources.memory.rss",
+			"container.resources.memory.limit", "container.resources.cpu.limit_cores", "container.resources.cpu.delay",
+		} {
 			pts := b.Points(byContainer(e.id(), metric))
 			if len(pts) == 0 {
 				t.Errorf("%s: no %s", e.id(), metric)

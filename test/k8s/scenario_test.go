@@ -319,6 +319,7 @@ func expect(ctx context.Context, t *testing.T, what string, timeout time.Duratio
 // diagnose logs what a failed run needs: every pod's status and the ends of the components'
 // and the agent's logs.
 func diagnose(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for _, ns := range []string{agentNS, workloadNS} {
@@ -327,7 +328,8 @@ func diagnose(t *testing.T, c *cluster.Cluster) {
 			t.Logf("listing pods of %s: %v", ns, err)
 			continue
 		}
-		for _, p := range pods {
+		for i := range pods {
+			p := &pods[i]
 			t.Logf("pod %s/%s %s ip %s: %+v", ns, p.Metadata.Name, p.Status.Phase, p.Status.PodIP, p.Status.ContainerStatuses)
 		}
 	}

@@ -153,9 +153,10 @@ func startWorkloads(ctx context.Context, t *testing.T, api *cluster.Client) *wor
 			return err
 		}
 		w.web = w.web[:0]
-		for _, p := range pods {
+		for i := range pods {
+			p := &pods[i]
 			if p.Ready() && p.Status.PodIP != "" {
-				w.web = append(w.web, p)
+				w.web = append(w.web, *p)
 			}
 		}
 		if len(w.web) != 2 {

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/codexray/codexray-node-agent/test/k8s/ociimage"
+	"github.com/codexray/codexray-node-agent/test/k8s/cluster/ociimage"
 )
 
 // Names and places of the node, all of its own.
@@ -158,8 +158,8 @@ func freePort(host string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	port := l.Addr().(*net.TCPAddr).Port
+	return port, l.Close()
 }
 
 func (c *Cluster) writePKI(context.Context) error {
@@ -175,9 +175,11 @@ func (c *Cluster) writePKI(context.Context) error {
 		return err
 	}
 	c.apiServer = fmt.Sprintf("https://127.0.0.1:%d", port)
-	serving, err := ca.issue(identity{user: "kube-apiserver",
+	serving, err := ca.issue(identity{
+		user:  "kube-apiserver",
 		ips:   []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(NodeIP), net.ParseIP(APIServiceIP)},
-		names: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}})
+		names: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+	})
 	if err != nil {
 		return err
 	}
@@ -477,11 +479,14 @@ func (c *Cluster) ImportImage(ctx context.Context, img *ociimage.Image) error {
 	out, err := exec.CommandContext(ctx, "ctr", "--address", ContainerdSocket, "--namespace", "k8s.io",
 		"images", "import", "--all-platforms", tarball).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("ctr images import %s: %v: %s", img.Name, err, out)
+		return fmt.Errorf("ctr images import %s: %w: %s", img.Name, err, out)
 	}
 	out, err = exec.CommandContext(ctx, "ctr", "--address", ContainerdSocket, "--namespace", "k8s.io", "images", "ls", "-q").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), img.Name) {
-		return fmt.Errorf("image %s not listed after import (%v): %s", img.Name, err, out)
+	if err != nil {
+		return fmt.Errorf("ctr images ls: %w: %s", err, out)
+	}
+	if !strings.Contains(string(out), img.Name) {
+		return fmt.Errorf("image %s not listed after import: %s", img.Name, out)
 	}
 	c.logf("imported %s", img.Name)
 	return nil
@@ -499,7 +504,7 @@ func poll(ctx context.Context, timeout time.Duration, cond func() error) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+			return fmt.Errorf("%w (last: %w)", ctx.Err(), err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -28,7 +28,7 @@ const (
 // (and would create it, but the kubelet needs the node IP on an interface before the first
 // pod exists).
 func addBridge() error {
-	if _, err := net.InterfaceByName(BridgeName); err == nil {
+	if interfaceExists(BridgeName) {
 		return fmt.Errorf("interface %s exists already", BridgeName)
 	}
 	for _, args := range [][]string{
@@ -37,20 +37,25 @@ func addBridge() error {
 		{"link", "set", BridgeName, "up"},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
 		}
 	}
 	return nil
 }
 
 func deleteBridge() error {
-	if _, err := net.InterfaceByName(BridgeName); err != nil {
+	if !interfaceExists(BridgeName) {
 		return nil
 	}
 	if out, err := exec.Command("ip", "link", "del", BridgeName).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip link del %s: %v: %s", BridgeName, err, out)
+		return fmt.Errorf("ip link del %s: %w: %s", BridgeName, err, out)
 	}
 	return nil
+}
+
+func interfaceExists(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
 }
 
 // cniConfig is the pod network: the bridge plugin with host-local addresses from PodCIDR,

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -53,8 +54,10 @@ func shareRoot(file string) error {
 
 // unshareRoot makes / private again if shareRoot changed it.
 func unshareRoot(file string) error {
-	if _, err := os.Stat(file); err != nil {
+	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 		return nil
+	} else if err != nil {
+		return err
 	}
 	if err := syscall.Mount("", "/", "", syscall.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making / private again: %w", err)

@@ -134,7 +134,7 @@ func stopRecordedOne(dir, name string) {
 	if err != nil {
 		return
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }()
 	if os.Rename(filepath.Join(dir, name+".pid"), filepath.Join(tmp, name+".pid")) == nil {
 		stopRecorded(tmp)
 	}
@@ -167,7 +167,7 @@ func (c *Cluster) removePods(ctx context.Context, config string) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	rt := runtimeapi.NewRuntimeServiceClient(conn)
 	list, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 	if err != nil {
@@ -228,17 +228,16 @@ func killCgroupProcesses() error {
 			continue
 		}
 		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-			if err != nil || !d.IsDir() {
-				return nil
-			}
-			b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
-			for _, f := range strings.Fields(string(b)) {
-				if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
-					_ = syscall.Kill(pid, syscall.SIGKILL)
-					waitGone(pid, 5*time.Second)
+			if err == nil && d.IsDir() {
+				b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+				for _, f := range strings.Fields(string(b)) {
+					if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+						_ = syscall.Kill(pid, syscall.SIGKILL)
+						waitGone(pid, 5*time.Second)
+					}
 				}
 			}
-			return nil
+			return nil // an unreadable directory is removed (or reported) by removeCgroupRoot
 		})
 	}
 	return nil

@@ -123,8 +123,10 @@ func (img *Image) WriteLayout(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	manifest, err := json.Marshal(Manifest{SchemaVersion: 2, MediaType: mediaManifest,
-		Config: describe(mediaConfig, cfgJSON), Layers: []Descriptor{layerDesc}})
+	manifest, err := json.Marshal(Manifest{
+		SchemaVersion: 2, MediaType: mediaManifest,
+		Config: describe(mediaConfig, cfgJSON), Layers: []Descriptor{layerDesc},
+	})
 	if err != nil {
 		return err
 	}

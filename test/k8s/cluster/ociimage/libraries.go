@@ -47,7 +47,7 @@ func ldd(bin string) ([]string, error) {
 		if bytes.Contains(out, []byte("not a dynamic executable")) {
 			return nil, fmt.Errorf("%s: %w", bin, ErrNotDynamic)
 		}
-		return nil, fmt.Errorf("ldd %s: %v: %s", bin, err, out)
+		return nil, fmt.Errorf("ldd %s: %w: %s", bin, err, out)
 	}
 	return parseLdd(out)
 }
