@@ -136,6 +136,7 @@ type Extractor struct {
 	tokens     []Token
 	header     headerLearner
 	truncated  uint64
+	revision   uint64 // see Revision
 }
 
 // NewExtractor returns an Extractor. A Config that fails Validate is replaced field by field
@@ -231,8 +232,9 @@ func (e *Extractor) Add(message string) (*Pattern, Level) {
 		return &e.overflow, level
 	}
 	c.pattern.Count++
-	if c.pattern.Level == LevelUnknown {
+	if c.pattern.Level == LevelUnknown && level != LevelUnknown {
 		c.pattern.Level = level
+		e.revision++
 	}
 	return &c.pattern, level
 }
@@ -441,6 +443,7 @@ func (e *Extractor) newCluster(message, full string, toks []Token) *cluster {
 	c.pattern.Sample = strings.Clone(truncateUTF8(full, e.cfg.SampleLength))
 	c.setTemplate()
 	c.pattern.Hash = e.newHash(c.pattern.Template)
+	e.revision++
 	e.clusters = append(e.clusters, c)
 	if len(toks) >= minGapped {
 		a := anchor(toks)
@@ -473,6 +476,7 @@ func (e *Extractor) generalise(c *cluster, message string, toks []Token) {
 	}
 	if changed {
 		c.setTemplate()
+		e.revision++
 	}
 }
 

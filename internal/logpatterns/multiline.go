@@ -151,7 +151,13 @@ func (j *Joiner) take() Message {
 const joinerKeep = 16 << 10
 
 // continues decides whether line belongs to the pending message, updating the trace state.
+// A binary line never does: it is no part of a stack trace, whatever its first bytes (checked
+// last, as only a line that looks like a continuation needs the check).
 func (j *Joiner) continues(line string) bool {
+	return j.continuesTrace(line) && !Binary(line)
+}
+
+func (j *Joiner) continuesTrace(line string) bool {
 	if line != "" && (line[0] == ' ' || line[0] == '\t') {
 		// Java "\tat ...", Python "  File ...", Go "\t/src/x.go:12 +0x1d", .NET "   at ...".
 		if j.state == statePythonEx {

@@ -3,13 +3,20 @@ package logs
 import (
 	"context"
 	"encoding/json"
+	"sync"
 
 	"go.uber.org/zap"
 )
 
 // Checkpoints: with a CheckpointStore, each file's identity and the offset after its last
-// whole message are saved every checkpoint_interval and at shutdown, and a restart resumes
-// there (open decides whether a checkpoint applies to the file now at its path).
+// whole message (and the journald cursor) are saved when Reader.Checkpoint asks and at
+// shutdown, and a restart resumes there (open decides whether a checkpoint applies to the
+// file now at its path). Files that leave their path change the store when they do.
+//
+// Checkpoint pauses every source where all it read up to the positions it saves has reached
+// the sink, so that the caller can read the sink's counts at the same moment: a caller that
+// stores those counts with the positions (in one transaction) restarts counting exactly where
+// reading restarts.
 
 // CheckpointStore keeps read positions across restarts. A storage.Client of the collector's
 // storage extension (e.g. file_storage) satisfies it.
@@ -17,6 +24,53 @@ type CheckpointStore interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	Set(ctx context.Context, key string, value []byte) error
 	Delete(ctx context.Context, key string) error
+}
+
+// sourceLoop is how Reader.Checkpoint reaches a source's goroutine.
+type sourceLoop struct {
+	pause chan pauseRequest
+	done  chan struct{} // closed when the goroutine has saved its last positions and returned
+}
+
+func newSourceLoop() sourceLoop {
+	return sourceLoop{pause: make(chan pauseRequest), done: make(chan struct{})}
+}
+
+// pauseRequest asks a source to save its positions and wait until resume is closed.
+type pauseRequest struct {
+	paused *sync.WaitGroup
+	resume <-chan struct{}
+}
+
+// wait tells Checkpoint that the positions are saved and blocks until it resumes the source.
+func (p pauseRequest) wait() {
+	p.paused.Done()
+	<-p.resume
+}
+
+// Checkpoint saves every running source's positions to the store Start was given, at a moment
+// when everything read up to them has reached the sink, and calls snapshot at that moment
+// while the sources wait. What snapshot reads of the sink (the counts) and the saved positions
+// therefore describe the same lines. After Shutdown it only calls snapshot: the positions were
+// saved when the sources stopped. snapshot must not block on the sources' sink.
+func (r *Reader) Checkpoint(snapshot func()) {
+	r.checkpointMu.Lock()
+	defer r.checkpointMu.Unlock()
+	var paused sync.WaitGroup
+	resume := make(chan struct{})
+	for _, l := range r.loops {
+		paused.Add(1)
+		select {
+		case l.pause <- pauseRequest{paused: &paused, resume: resume}:
+		case <-l.done:
+			paused.Done()
+		}
+	}
+	paused.Wait()
+	if snapshot != nil {
+		snapshot()
+	}
+	close(resume)
 }
 
 // fileCheckpoint is what a restart needs to resume a file exactly: its identity and the offset

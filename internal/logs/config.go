@@ -46,7 +46,8 @@ type Config struct {
 	// RotationGrace is how long a file renamed away by rotation is still read, for writers that
 	// reopen their log late. Default 2s.
 	RotationGrace time.Duration `mapstructure:"rotation_grace"`
-	// CheckpointInterval is how often read offsets are written to Storage. Default 2s.
+	// CheckpointInterval is no longer used: the receiver saves read positions with its other
+	// state at every collection (Reader.Checkpoint). Accepted so older configurations load.
 	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
 
 	// Patterns configures the pattern extractor of each (container, source) stream:
@@ -65,9 +66,10 @@ type Config struct {
 	// timestamp (container_log_messages_total); what the limits dropped stays counted. Default 1h.
 	StreamExpiry time.Duration `mapstructure:"stream_expiry"`
 
-	// Storage names a storage extension (e.g. file_storage) that keeps read offsets and the
-	// journald cursor across collector restarts. Empty: no checkpoints; files that exist at
-	// start are read from their end, files that appear later from their first line.
+	// Storage is the older name of the receiver's top-level storage option: a storage
+	// extension that keeps read positions (and the receiver's counters) across restarts.
+	// Empty: no checkpoints; files that exist at start are read from their end, files that
+	// appear later from their first line.
 	Storage string `mapstructure:"storage"`
 }
 

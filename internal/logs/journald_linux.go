@@ -24,6 +24,7 @@ const journaldWait = 200 * time.Millisecond
 // or to the registry's container of the sender), and of docker's journald log driver
 // (CONTAINER_ID_FULL → the docker container). PRIORITY gives the level.
 type journaldSource struct {
+	sourceLoop
 	cfg    *Config
 	lookup ContainerLookup
 	filter nameFilter
@@ -77,10 +78,10 @@ func (s *journaldSource) open(ctx context.Context) error {
 	return nil
 }
 
+// run reads entries until ctx is done, saving the cursor then and when Reader.Checkpoint asks.
 func (s *journaldSource) run(ctx context.Context) {
+	defer close(s.done)
 	defer func() { _ = s.j.Close() }()
-	saveEvery := time.NewTicker(s.cfg.CheckpointInterval)
-	defer saveEvery.Stop()
 	var cursor, saved string
 	save := func() {
 		if s.store != nil && cursor != saved {
@@ -95,8 +96,9 @@ func (s *journaldSource) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-saveEvery.C:
+		case req := <-s.pause:
 			save()
+			req.wait()
 		default:
 		}
 		n, err := s.j.Next()
@@ -145,7 +147,11 @@ func (s *journaldSource) entry(msg *Message) bool {
 		text = text[:s.cfg.MaxLineLength]
 		s.stats.Truncated.Add(1)
 	}
-	msg.Text = sanitizeText([]byte(text))
+	var binary bool
+	if msg.Text, binary = messageText([]byte(text)); binary {
+		s.stats.BinaryLines.Add(1)
+		return false
+	}
 	return true
 }
 

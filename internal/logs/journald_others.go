@@ -14,6 +14,7 @@ import (
 var errJournaldNotBuilt = errors.New("journald source not built in (needs cgo and libsystemd; build with CGO_ENABLED=1)")
 
 type journaldSource struct {
+	sourceLoop
 	cfg      *Config
 	lookup   ContainerLookup
 	filter   nameFilter

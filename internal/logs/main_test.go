@@ -117,7 +117,6 @@ func testConfig() Config {
 	cfg.Docker.Enabled, cfg.CRI.Enabled, cfg.Journald.Enabled, cfg.Files.Enabled = false, false, false, false
 	cfg.PollInterval = 10 * time.Millisecond
 	cfg.DiscoveryInterval = 30 * time.Millisecond
-	cfg.CheckpointInterval = 50 * time.Millisecond
 	cfg.RotationGrace = 300 * time.Millisecond
 	return cfg
 }

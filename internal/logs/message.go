@@ -11,6 +11,7 @@ import (
 
 	"github.com/codexray/codexray-node-agent/internal/cgroups"
 	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/logpatterns"
 )
 
 // Source labels, equal to coroot-node-agent's so dashboards keep working: container
@@ -192,10 +193,12 @@ func matchAny(globs []string, name string) bool {
 	return false
 }
 
-// sanitizeText makes raw bytes a message: valid UTF-8 (invalid sequences become U+FFFD), NUL
-// and other C0 controls except tab become spaces so binary junk cannot break templates, and
-// trailing CR/LF are dropped.
-func sanitizeText(b []byte) string {
+// messageText makes raw bytes the text of a message: valid UTF-8 (invalid sequences become
+// U+FFFD), NUL and other C0 controls except tab become spaces so junk cannot break templates
+// (leading ones are dropped: a colour code must not look like the indentation of a stack
+// frame), and trailing CR/LF are dropped. binary reports a line that is no text at all
+// (logpatterns.Binary): such a line is no message, and its source counts and skips it.
+func messageText(b []byte) (text string, binary bool) {
 	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
 		b = b[:len(b)-1]
 	}
@@ -207,9 +210,13 @@ func sanitizeText(b []byte) string {
 		}
 	}
 	if clean {
-		return string(b)
+		return string(b), false
 	}
 	s := string(b)
+	if logpatterns.Binary(s) {
+		return "", true
+	}
+	s = strings.TrimLeftFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' })
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
@@ -218,5 +225,5 @@ func sanitizeText(b []byte) string {
 			return ' '
 		}
 		return r
-	}, s)
+	}, s), false
 }

@@ -160,21 +160,32 @@ func TestCRIDecoderCapsJoinedLines(t *testing.T) {
 	}
 }
 
-func TestSanitizeText(t *testing.T) {
-	tests := map[string]string{
-		"plain\n":             "plain",
-		"crlf\r\n":            "crlf",
-		"tab\tok":             "tab\tok",
-		"nul\x00bell\x07":     "nul bell ",
-		"bad \xff\xfe utf8":   "bad \uFFFD utf8",
-		"é ok":                "é ok",
-		"":                    "",
-		"\xc3":                "\uFFFD",
-		"esc \x1b[31mred\n\n": "esc  [31mred",
+func TestMessageText(t *testing.T) {
+	tests := []struct {
+		in, want string
+		binary   bool
+	}{
+		{"plain\n", "plain", false},
+		{"crlf\r\n", "crlf", false},
+		{"tab\tok", "tab\tok", false},
+		{"nul\x00bell\x07", "nul bell ", false},
+		{"bad \xff\xfe utf8", "bad \uFFFD utf8", false},
+		{"é ok", "é ok", false},
+		{"", "", false},
+		{"esc \x1b[31mred\n\n", "esc  [31mred", false},
+		// A leading control character is dropped, not made a space: a coloured line must not
+		// look like an indented stack frame to the multi-line joiner.
+		{"\x1b[32mINFO\x1b[0m started", "[32mINFO [0m started", false},
+		{"\x00\x00  at frame", "  at frame", false},
+		// Binary data is no message.
+		{"\xc3", "", true},
+		{" \x01\x02\x03\xff\xfe\x80 junk", "", true},
+		{"\ufffd\ufffd\ufffd\ufffd\x05", "", true},
 	}
-	for in, want := range tests {
-		if got := sanitizeText([]byte(in)); got != want {
-			t.Errorf("sanitizeText(%q) = %q, want %q", in, got, want)
+	for _, tt := range tests {
+		got, binary := messageText([]byte(tt.in))
+		if got != tt.want || binary != tt.binary {
+			t.Errorf("messageText(%q) = %q, %v; want %q, %v", tt.in, got, binary, tt.want, tt.binary)
 		}
 	}
 }
@@ -322,7 +333,7 @@ func FuzzFollowerLines(f *testing.F) {
 			if i == len(lines)-1 && len(l) <= limit {
 				break // an unfinished line waits for its '\n'
 			}
-			if text := sanitizeText(l[:min(len(l), limit)]); text != "" { // empty lines are no messages
+			if text, binary := messageText(l[:min(len(l), limit)]); text != "" && !binary { // empty and binary lines are no messages
 				want = append(want, text)
 			}
 		}

@@ -25,6 +25,10 @@ type Reader struct {
 
 	syncs atomic.Uint64
 
+	// loops are the running sources Checkpoint pauses; set by Start.
+	loops        []*sourceLoop
+	checkpointMu sync.Mutex
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	// journaldFromHead and journaldFiles let tests read fixture journals.
@@ -100,6 +104,7 @@ func (r *Reader) Start(ctx context.Context, store CheckpointStore) error {
 		watchers = append(watchers, newFileWatcher("files", cfg, d.discover, r.sink, &r.stats, budget, store, fromStartAtLaunch, r.logger, &r.syncs))
 	}
 	for _, w := range watchers {
+		r.loops = append(r.loops, &w.sourceLoop)
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
@@ -116,6 +121,8 @@ func (r *Reader) Start(ctx context.Context, store CheckpointStore) error {
 		if err := j.open(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("logs.journald: %w", err))
 		} else {
+			j.sourceLoop = newSourceLoop()
+			r.loops = append(r.loops, &j.sourceLoop)
 			r.wg.Add(1)
 			go func() {
 				defer r.wg.Done()

@@ -240,7 +240,7 @@ func TestLongLinesAndJunk(t *testing.T) {
 	if len(msgs) != 6 {
 		t.Fatalf("got %d messages", len(msgs))
 	}
-	want := []string{"short one", strings.Repeat("x", 1024), "short two", " \uFFFD binary \uFFFD( junk", strings.Repeat("y", 1024), strings.Repeat("z", 1024)}
+	want := []string{"short one", strings.Repeat("x", 1024), "short two", "\uFFFD binary \uFFFD( junk", strings.Repeat("y", 1024), strings.Repeat("z", 1024)}
 	for i, m := range msgs {
 		if m.Text != want[i] {
 			t.Errorf("message %d: got %q (len %d), want len %d", i, head80(m.Text), len(m.Text), len(want[i]))

@@ -24,6 +24,7 @@ type Stats struct {
 	RecoveredFromRotated atomic.Uint64 // unread data finished from a rotated copy
 	ReadErrors           atomic.Uint64
 	JournalEntries       atomic.Uint64
+	BinaryLines          atomic.Uint64 // lines of binary data, not text: skipped (messageText)
 }
 
 // openFiles is the max_open_files budget shared by all file sources.
@@ -44,6 +45,7 @@ func (o *openFiles) release() { o.used.Add(-1) }
 
 // fileWatcher follows the files one source discovers. One goroutine owns it.
 type fileWatcher struct {
+	sourceLoop
 	name     string
 	cfg      *Config
 	discover func() []fileTarget
@@ -78,8 +80,9 @@ func newFileWatcher(name string, cfg *Config, discover func() []fileTarget, sink
 	budget *openFiles, store CheckpointStore, fromStartAtLaunch bool, logger *zap.Logger, syncs *atomic.Uint64,
 ) *fileWatcher {
 	return &fileWatcher{
-		syncs: syncs,
-		name:  name, cfg: cfg, discover: discover, sink: sink, stats: stats, budget: budget,
+		sourceLoop: newSourceLoop(),
+		syncs:      syncs,
+		name:       name, cfg: cfg, discover: discover, sink: sink, stats: stats, budget: budget,
 		store: store, fromStartAtLaunch: fromStartAtLaunch, logger: logger,
 		followers:      map[string]*follower{},
 		buf:            make([]byte, 256<<10),
@@ -88,8 +91,10 @@ func newFileWatcher(name string, cfg *Config, discover func() []fileTarget, sink
 	}
 }
 
-// run follows files until ctx is done, then saves checkpoints and closes every file.
+// run follows files until ctx is done, then saves checkpoints and closes every file. It saves
+// checkpoints when Reader.Checkpoint asks, too, and waits there until the sink is read.
 func (w *fileWatcher) run(ctx context.Context) {
+	defer close(w.done)
 	catchUp := make(chan struct{}, 1)
 	w.sync(ctx, true)
 	w.pollAll()
@@ -98,8 +103,6 @@ func (w *fileWatcher) run(ctx context.Context) {
 	defer poll.Stop()
 	discovery := time.NewTicker(w.cfg.DiscoveryInterval)
 	defer discovery.Stop()
-	checkpoint := time.NewTicker(w.cfg.CheckpointInterval)
-	defer checkpoint.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -115,8 +118,9 @@ func (w *fileWatcher) run(ctx context.Context) {
 			w.catchUpIfBehind(catchUp)
 		case <-discovery.C:
 			w.sync(ctx, false)
-		case <-checkpoint.C:
+		case req := <-w.pause:
 			w.saveCheckpoints(ctx)
+			req.wait()
 		}
 	}
 }
@@ -374,9 +378,13 @@ func (w *fileWatcher) closeAll() {
 	w.draining = nil
 }
 
-// emit hands one message to the sink; empty lines are not messages.
+// emit hands one message to the sink; empty lines are not messages, binary ones are counted.
 func (w *fileWatcher) emit(r *follower, stream string, t time.Time, text []byte) {
-	clean := sanitizeText(text)
+	clean, binary := messageText(text)
+	if binary {
+		w.stats.BinaryLines.Add(1)
+		return
+	}
 	if clean == "" {
 		return
 	}

@@ -54,6 +54,9 @@ type procEntry struct {
 	last      Delays // largest totals read so far (disk delay without bogus increments)
 	blk       blkioTrack
 	gen       uint64 // collection that last saw it
+	// restored: taken over from a previous run (Restore); its pid may belong to another
+	// process by now even if the reading is not lower, so the start time is checked once.
+	restored bool
 }
 
 // tombstone remembers a process whose final totals were folded, so that a zombie or a late

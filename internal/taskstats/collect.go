@@ -50,12 +50,13 @@ func (a *Accumulator) collect(r processReader, now time.Time) (CollectResult, er
 		e := a.procs[pid]
 		known := e != nil
 		var (
-			cid   containers.ID
-			start uint64
-			last  Delays
+			cid      containers.ID
+			start    uint64
+			last     Delays
+			restored bool
 		)
 		if known {
-			cid, start, last = e.container, e.start, e.last
+			cid, start, last, restored = e.container, e.start, e.last, e.restored
 		}
 		t := a.exited[pid]
 		var tombStart uint64
@@ -105,7 +106,7 @@ func (a *Accumulator) collect(r processReader, now time.Time) (CollectResult, er
 		reused := false
 		var newCID containers.ID
 		var newStart uint64
-		if known && d.less(last) {
+		if known && (d.less(last) || restored) {
 			// Lower than before: either the pid now belongs to another process, or a
 			// reading of the same one overlapped a thread's exit. Only the start time tells.
 			st, _, err := r.Start(pid)
@@ -147,6 +148,7 @@ func (a *Accumulator) collect(r processReader, now time.Time) (CollectResult, er
 			d.Blkio, bogus = e.blk.next(d.Blkio, elapsed, e.start)
 			e.last = e.last.max(d)
 			e.gen = gen
+			e.restored = false
 		}
 		if bogus {
 			res.Implausible++

@@ -268,3 +268,9 @@ func (r *clientReader) Read(tgid uint32) (Delays, uint64, error) {
 	}
 	return s.Delays(), s.ETime * 1000, nil
 }
+
+// Save returns the per-container totals for a restart (Accumulator.Save).
+func (c *Collector) Save() []SavedContainer { return c.acc.Save() }
+
+// Restore continues the totals of a previous run (Accumulator.Restore); call it before Start.
+func (c *Collector) Restore(saved []SavedContainer) { c.acc.Restore(saved) }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/codexray/codexray-node-agent/internal/cgroups"
@@ -24,6 +25,11 @@ type Config struct {
 
 	// Node says where the host's files are, for node_info and node_uptime_seconds.
 	Node NodeConfig `mapstructure:"node"`
+
+	// Storage names a storage extension (e.g. file_storage) that keeps the receiver's state
+	// across restarts: log read positions and every cumulative counter (state.go). Empty: no
+	// state is kept (logs.storage, its older name, is used when this is empty).
+	Storage string `mapstructure:"storage"`
 
 	// One section per source; each has `enabled`.
 	EBPF       tracer.Config     `mapstructure:"ebpf"`
@@ -81,7 +87,28 @@ func (c *Config) Validate() error {
 	if c.Node.ProcRoot == "" {
 		errs = append(errs, errors.New("node.proc_root must not be empty"))
 	}
+	if c.Storage != "" && c.Logs.Storage != "" && c.Storage != c.Logs.Storage {
+		errs = append(errs, fmt.Errorf("storage %q and logs.storage %q name different extensions: set storage only (logs.storage is its older name)", c.Storage, c.Logs.Storage))
+	}
+	for _, o := range [...]struct{ name, value string }{{"storage", c.Storage}, {"logs.storage", c.Logs.Storage}} {
+		if o.value == "" {
+			continue
+		}
+		var id component.ID
+		if err := id.UnmarshalText([]byte(o.value)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a component id: %w", o.name, o.value, err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// storageExtension is the storage extension the state is kept in ("" none): storage, or
+// logs.storage, its older name.
+func (c *Config) storageExtension() string {
+	if c.Storage != "" {
+		return c.Storage
+	}
+	return c.Logs.Storage
 }
 
 // withProcRoots returns a copy of c in which every section's proc_root left empty is

@@ -50,6 +50,7 @@ type codexrayReceiver struct {
 
 	// The registry and the node description are the receiver's own: every source uses them.
 	registry         *containers.Registry
+	state            *stateStore // nil without a storage extension
 	containerMetrics *containerMetrics
 	node             *nodeSource
 	sources          []source
@@ -85,7 +86,14 @@ func (r *codexrayReceiver) Start(ctx context.Context, host component.Host) error
 	return r.startErr
 }
 
-func (r *codexrayReceiver) start(_ context.Context, host component.Host) error {
+func (r *codexrayReceiver) start(ctx context.Context, host component.Host) error {
+	if r.cfg.storageExtension() != "" {
+		state, err := openStateStore(ctx, host, r.cfg, r.settings.ID, r.logger)
+		if err != nil {
+			return err
+		}
+		r.state = state
+	}
 	// Sources outlive Start's context: they get their own, cancelled by Shutdown.
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -107,7 +115,7 @@ func (r *codexrayReceiver) start(_ context.Context, host component.Host) error {
 		r.states[registryName] = stateRunning
 	}
 
-	env := sourceEnv{cfg: cfg, settings: r.settings, registry: r.registry, node: r.node, emitLogs: r.emitLogs}
+	env := sourceEnv{cfg: cfg, settings: r.settings, registry: r.registry, node: r.node, emitLogs: r.emitLogs, state: r.state}
 	r.sources = r.newSources(env)
 	for _, s := range r.sources {
 		if !s.enabled() {
@@ -152,9 +160,11 @@ func (r *codexrayReceiver) Shutdown(ctx context.Context) error {
 			}
 		}
 		if r.mb != nil {
-			// One last collection, so what was observed since the last tick (and, for logs,
-			// checkpointed) is not lost. Receivers shut down before the rest of the pipeline.
-			r.collectAndPush(ctx)
+			// One last collection and checkpoint, so what was observed since the last tick is
+			// not lost: push exporters get it, and the state a restart continues from covers
+			// it. Receivers shut down before the rest of the pipeline, so the push still
+			// reaches the exporters.
+			r.tick(ctx)
 		}
 		for i := len(running) - 1; i >= 0; i-- {
 			if serr := running[i].shutdown(ctx); serr != nil {
@@ -164,6 +174,11 @@ func (r *codexrayReceiver) Shutdown(ctx context.Context) error {
 		if r.registry != nil {
 			if rerr := r.registry.Close(); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("%s: %w", registryName, rerr))
+			}
+		}
+		if r.state != nil {
+			if serr := r.state.close(ctx); serr != nil {
+				err = errors.Join(err, fmt.Errorf("storage: %w", serr))
 			}
 		}
 		if r.onStop != nil {
@@ -178,30 +193,48 @@ func (r *codexrayReceiver) collectLoop(ctx context.Context) {
 	ticker := time.NewTicker(r.cfg.CollectionInterval)
 	defer ticker.Stop()
 	// A first collection right away: the user of `make run` sees metrics without waiting.
-	r.collectAndPush(ctx)
+	r.tick(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			r.collectAndPush(ctx)
+			r.tick(ctx)
 		}
 	}
 }
 
-func (r *codexrayReceiver) collectAndPush(ctx context.Context) {
+// tick collects, checkpoints the state (when a storage extension keeps it), then pushes the
+// collection: what a backend receives is never more than what a restart continues from.
+func (r *codexrayReceiver) tick(ctx context.Context) {
 	r.mu.Lock()
 	next := r.metricsConsumer
 	r.mu.Unlock()
-	if next == nil {
-		return
+	var md pmetric.Metrics
+	if next != nil {
+		md = r.collect(time.Now())
 	}
-	md := r.collect(time.Now())
-	if md.ResourceMetrics().Len() == 0 {
+	if r.state != nil {
+		r.saveState(ctx)
+	}
+	if next == nil || md.ResourceMetrics().Len() == 0 {
 		return
 	}
 	if err := next.ConsumeMetrics(ctx, md); err != nil && ctx.Err() == nil {
 		r.logger.Warn("pushing metrics failed", zap.Error(err))
+	}
+}
+
+// saveState writes one checkpoint of every running source that keeps state.
+func (r *codexrayReceiver) saveState(ctx context.Context) {
+	var keepers []stateKeeper
+	for _, s := range r.runningSources() {
+		if k, ok := s.(stateKeeper); ok {
+			keepers = append(keepers, k)
+		}
+	}
+	if err := r.state.save(ctx, keepers); err != nil && ctx.Err() == nil {
+		r.logger.Warn("saving the state failed; the next collection tries again", zap.Error(err))
 	}
 }
 

@@ -25,6 +25,9 @@ type sourceEnv struct {
 	// emitLogs forwards log records to the logs pipeline; it drops them (returning nil) when
 	// the receiver is in no logs pipeline.
 	emitLogs func(ctx context.Context, logs plog.Logs) error
+	// state holds the previous run's state and takes the checkpoints (state.go); nil without
+	// a storage extension.
+	state *stateStore
 }
 
 // newSources builds the receiver's sources in start order (shutdown runs in reverse). This list

@@ -23,6 +23,7 @@ var (
 	_ nodeRecorder        = (*ebpfSource)(nil)
 	_ containerRetainer   = (*ebpfSource)(nil)
 	_ degradationReporter = (*ebpfSource)(nil)
+	_ stateKeeper         = (*ebpfSource)(nil)
 )
 
 // ebpfRegistry is what the eBPF source needs of the registry: ID lookups for the tracer, the
@@ -45,6 +46,7 @@ type ebpfSource struct {
 	cfg      tracer.Config
 	logger   *zap.Logger
 	registry ebpfRegistry
+	state    *stateStore // nil: no state kept
 
 	mu          sync.Mutex
 	tracer      *tracer.Tracer
@@ -65,6 +67,7 @@ func newEBPFSource(env sourceEnv) source {
 		logger:   env.settings.Logger.With(zap.String("source", "ebpf")),
 		registry: env.registry,
 		retained: map[containers.ID]*containers.Container{},
+		state:    env.state,
 	}
 }
 
@@ -77,6 +80,9 @@ func (s *ebpfSource) start(context.Context, component.Host) error {
 	s.queue = make(chan tracer.ProcessEvent, processQueueSize)
 	s.stop = make(chan struct{})
 	t := tracer.New(tracer.Options{Config: s.cfg, Resolver: s.registry, Logger: s.logger, OnProcess: s.enqueueProcess})
+	if s.state != nil {
+		t.Restore(decodeRecords[tracer.SavedContainer](s.state, stateTCP, s.logger))
+	}
 	if err := t.Start(); err != nil {
 		return err
 	}
@@ -128,6 +134,19 @@ func (s *ebpfSource) shutdown(context.Context) error {
 	close(s.stop)
 	s.worker.Wait()
 	return err
+}
+
+// saveState saves every container's TCP and OOM counters.
+func (s *ebpfSource) saveState(cp *checkpoint) {
+	s.mu.Lock()
+	t := s.tracer
+	s.mu.Unlock()
+	if t == nil {
+		return
+	}
+	for _, c := range t.Save() {
+		cp.put(stateTCP+string(c.ID), c)
+	}
 }
 
 // refreshLocked pulls live counters once per collection tick.

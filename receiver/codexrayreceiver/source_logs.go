@@ -2,13 +2,12 @@ package codexrayreceiver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
@@ -25,6 +24,7 @@ var (
 	_ containerRetainer   = (*logsSource)(nil)
 	_ inputStopper        = (*logsSource)(nil)
 	_ degradationReporter = (*logsSource)(nil)
+	_ stateKeeper         = (*logsSource)(nil)
 )
 
 // logsSource reads the node's logs (docker json-file, CRI, journald, plain files) through
@@ -45,9 +45,13 @@ type logsSource struct {
 	startErr string // which log sources could not start; reported as the degradation
 	patterns *logs.Patterns
 	reader   *logs.Reader
-	client   storage.Client
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+
+	state *stateStore // nil: no state kept
+	// savedRevisions are the extractor revisions whose patterns the last checkpoint saved,
+	// by stream key; used by saveState only.
+	savedRevisions map[string]uint64
 }
 
 func newLogsSource(env sourceEnv) source {
@@ -59,25 +63,23 @@ func newLogsSource(env sourceEnv) source {
 		node:     env.node,
 		emitLogs: env.emitLogs,
 		lb:       metadata.NewLogsBuilder(env.cfg.logsBuilderConfig(), env.settings),
+		state:    env.state,
 	}
 }
 
 func (s *logsSource) name() string  { return "logs" }
 func (s *logsSource) enabled() bool { return s.cfg.Enabled }
 
-// start opens the checkpoint storage (when logs.storage names an extension), then starts the
-// log sources. A log source that cannot run (journald without cgo, say) is logged once; the
-// others carry on and the logs source counts as running.
-func (s *logsSource) start(ctx context.Context, host component.Host) error {
+// start restores the previous run's streams (when the receiver keeps state), then starts the
+// log sources, which resume from the saved positions. A log source that cannot run (journald
+// without cgo, say) is logged once; the others carry on and the logs source counts as running.
+func (s *logsSource) start(ctx context.Context, _ component.Host) error {
 	var store logs.CheckpointStore
-	if s.cfg.Storage != "" {
-		client, err := s.storageClient(ctx, host)
-		if err != nil {
-			return err
-		}
-		s.client, store = client, client
-	}
 	patterns := logs.NewPatterns(s.cfg.Patterns, s.cfg.Multiline)
+	if s.state != nil {
+		store = s.state
+		patterns.Restore(s.restoredStreams())
+	}
 	reader := logs.NewReader(s.cfg, s.registry, patterns, s.logger)
 	if err := reader.Start(ctx, store); err != nil {
 		s.logger.Warn("some log sources cannot run; the others carry on", zap.Error(err))
@@ -92,24 +94,70 @@ func (s *logsSource) start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
-func (s *logsSource) storageClient(ctx context.Context, host component.Host) (storage.Client, error) {
-	var id component.ID
-	if err := id.UnmarshalText([]byte(s.cfg.Storage)); err != nil {
-		return nil, fmt.Errorf("logs.storage %q: %w", s.cfg.Storage, err)
+// streamKey is a stream's record key below stateLogStreams and stateLogPatterns.
+func streamKey(container containers.ID, source string) string {
+	return string(container) + "\x00" + source
+}
+
+// restoredStreams decodes the saved streams, each with its patterns' identities.
+func (s *logsSource) restoredStreams() []logs.StreamState {
+	streams := s.state.records(stateLogStreams)
+	patterns := s.state.records(stateLogPatterns)
+	out := make([]logs.StreamState, 0, len(streams))
+	bad := 0
+	for key, b := range streams {
+		var st logs.StreamState
+		if err := json.Unmarshal(b, &st); err != nil || streamKey(st.Container, st.Source) != key {
+			bad++
+			continue
+		}
+		if pb, ok := patterns[key]; ok {
+			var ps logs.ExtractorState
+			if err := json.Unmarshal(pb, &ps); err == nil {
+				st.Patterns = &ps
+			} else {
+				bad++
+			}
+		}
+		out = append(out, st)
 	}
-	ext, ok := host.GetExtensions()[id]
-	if !ok {
-		return nil, fmt.Errorf("logs.storage: extension %q is not configured in service.extensions", s.cfg.Storage)
+	if bad > 0 {
+		s.logger.Warn("saved log streams that do not decode were dropped", zap.Int("records", bad))
 	}
-	se, ok := ext.(storage.Extension)
-	if !ok {
-		return nil, fmt.Errorf("logs.storage: extension %q is not a storage extension", s.cfg.Storage)
+	return out
+}
+
+// saveState saves every stream with the log positions it was counted up to: the readers
+// pause while the streams are copied and the positions taken, so both describe the same
+// lines. A stream's patterns are saved again only when they changed.
+func (s *logsSource) saveState(cp *checkpoint) {
+	s.mu.Lock()
+	patterns, reader := s.patterns, s.reader
+	s.mu.Unlock()
+	if patterns == nil || reader == nil {
+		return
 	}
-	client, err := se.GetClient(ctx, component.KindReceiver, s.settings, "logs")
-	if err != nil {
-		return nil, fmt.Errorf("logs.storage: opening a client of %q: %w", s.cfg.Storage, err)
+	var streams []logs.StreamState
+	reader.Checkpoint(func() {
+		streams = patterns.Snapshot(func(container containers.ID, source string, revision uint64) bool {
+			saved, ok := s.savedRevisions[streamKey(container, source)]
+			return cp.full || !ok || saved != revision
+		})
+		s.state.takeStaged(cp)
+	})
+	revisions := make(map[string]uint64, len(streams))
+	for i := range streams {
+		st := &streams[i]
+		key := streamKey(st.Container, st.Source)
+		cp.put(stateLogStreams+key, st)
+		if st.Patterns != nil {
+			cp.put(stateLogPatterns+key, st.Patterns)
+		} else {
+			cp.keep(stateLogPatterns + key)
+		}
+		revisions[key] = st.Revision
 	}
-	return client, nil
+	s.savedRevisions = revisions
 }
 
 // stopInput stops the readers (saving checkpoints) and emits the last pattern records. The
@@ -129,17 +177,13 @@ func (s *logsSource) stopInput(ctx context.Context) {
 	s.flush(ctx, time.Now())
 }
 
-// shutdown stops the input if the receiver has not, and closes the storage client. Safe when
-// start failed or never ran, and twice.
+// shutdown stops the input if the receiver has not. Safe when start failed or never ran, and
+// twice.
 func (s *logsSource) shutdown(ctx context.Context) error {
 	s.stopInput(ctx)
 	s.mu.Lock()
-	client := s.client
-	s.reader, s.client = nil, nil
+	s.reader = nil
 	s.mu.Unlock()
-	if client != nil {
-		return client.Close(ctx)
-	}
 	return nil
 }
 
@@ -292,4 +336,5 @@ func (s *logsSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timesta
 	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(patterns.Overflowed()), "log_patterns")
 	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.ParseErrors.Load()), "log_malformed_lines")
 	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(patterns.MultilineDropped()), "log_multiline_lines")
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.BinaryLines.Load()), "logs", "binary_line")
 }

@@ -12,9 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -40,17 +38,21 @@ func (c *logsCapture) emit(_ context.Context, l plog.Logs) error {
 	return nil
 }
 
-func newTestLogsSource(t *testing.T, dir string, storageName string, capture *logsCapture) *logsSource {
+// filesOnly makes the logs section read only the *.log files of dir, fast.
+func filesOnly(t *testing.T, lc *logs.Config, dir string) {
 	t.Helper()
-	rcfg := NewFactory().CreateDefaultConfig().(*Config)
-	lc := &rcfg.Logs
 	lc.Docker.Enabled, lc.CRI.Enabled, lc.Journald.Enabled = false, false, false
 	lc.Files.Include = []string{filepath.Join(dir, "*.log")}
 	lc.Files.AttributeWriters = false
-	lc.PollInterval, lc.DiscoveryInterval, lc.CheckpointInterval = 10*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
+	lc.PollInterval, lc.DiscoveryInterval = 10*time.Millisecond, 20*time.Millisecond
 	lc.PatternsFlushInterval = time.Hour // flushed by hand
-	lc.Storage = storageName
 	require.NoError(t, lc.Validate())
+}
+
+func newTestLogsSource(t *testing.T, dir string, capture *logsCapture) *logsSource {
+	t.Helper()
+	rcfg := NewFactory().CreateDefaultConfig().(*Config)
+	filesOnly(t, &rcfg.Logs, dir)
 	env := sourceEnv{
 		cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type), registry: &containers.Registry{},
 		node: newNodeSource(rcfg.Node, time.Now()),
@@ -97,28 +99,23 @@ func appendTo(t *testing.T, path string, lines ...string) {
 
 func TestLogsSourceLifecycle(t *testing.T) {
 	t.Run("shutdown without start", func(t *testing.T) {
-		src := newTestLogsSource(t, t.TempDir(), "", nil)
+		src := newTestLogsSource(t, t.TempDir(), nil)
 		require.NoError(t, src.shutdown(context.Background()))
 		require.NoError(t, src.shutdown(context.Background()))
 	})
 	t.Run("record before start is a no-op", func(t *testing.T) {
-		src := newTestLogsSource(t, t.TempDir(), "", nil)
+		src := newTestLogsSource(t, t.TempDir(), nil)
 		mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 		src.recordContainer(mb, pcommon.NewTimestampFromTime(time.Now()), &containers.Container{ID: "/docker/x"})
 		src.recordNode(mb, pcommon.NewTimestampFromTime(time.Now()))
 		assert.Equal(t, 0, mb.Emit().MetricCount())
-	})
-	t.Run("missing storage extension", func(t *testing.T) {
-		src := newTestLogsSource(t, t.TempDir(), "file_storage", nil)
-		require.ErrorContains(t, src.start(context.Background(), componenttest.NewNopHost()), "not configured")
-		require.NoError(t, src.shutdown(context.Background()))
 	})
 }
 
 func TestLogsSourceCountsAndPatternRecords(t *testing.T) {
 	dir := t.TempDir()
 	capture := &logsCapture{}
-	src := newTestLogsSource(t, dir, "", capture)
+	src := newTestLogsSource(t, dir, capture)
 	require.NoError(t, src.start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, src.shutdown(context.Background())) })
 	time.Sleep(50 * time.Millisecond) // past the launch discovery: the file below is new
@@ -165,93 +162,6 @@ func TestLogsSourceCountsAndPatternRecords(t *testing.T) {
 	capture.mu.Lock()
 	defer capture.mu.Unlock()
 	assert.Equal(t, 0, capture.logs[len(capture.logs)-1].LogRecordCount())
-}
-
-// memStorage is an in-memory storage extension, standing in for file_storage.
-type memStorage struct {
-	component.StartFunc
-	component.ShutdownFunc
-	client *memClient
-}
-
-func (m *memStorage) GetClient(context.Context, component.Kind, component.ID, string) (storage.Client, error) {
-	return m.client, nil
-}
-
-type memClient struct {
-	mu sync.Mutex
-	kv map[string][]byte
-}
-
-func (c *memClient) Get(_ context.Context, k string) ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.kv[k], nil
-}
-
-func (c *memClient) Set(_ context.Context, k string, v []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.kv[k] = append([]byte(nil), v...)
-	return nil
-}
-
-func (c *memClient) Delete(_ context.Context, k string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.kv, k)
-	return nil
-}
-
-func (c *memClient) Batch(ctx context.Context, ops ...*storage.Operation) error {
-	for _, op := range ops {
-		var err error
-		switch op.Type {
-		case storage.Get:
-			op.Value, err = c.Get(ctx, op.Key)
-		case storage.Set:
-			err = c.Set(ctx, op.Key, op.Value)
-		case storage.Delete:
-			err = c.Delete(ctx, op.Key)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (c *memClient) Close(context.Context) error { return nil }
-
-type storageHost struct {
-	exts map[component.ID]component.Component
-}
-
-func (h storageHost) GetExtensions() map[component.ID]component.Component { return h.exts }
-
-func TestLogsSourceResumesFromStorage(t *testing.T) {
-	dir := t.TempDir()
-	host := storageHost{exts: map[component.ID]component.Component{
-		component.MustNewID("file_storage"): &memStorage{client: &memClient{kv: map[string][]byte{}}},
-	}}
-	path := filepath.Join(dir, "app.log")
-
-	first := newTestLogsSource(t, dir, "file_storage", nil)
-	require.NoError(t, first.start(context.Background(), host))
-	time.Sleep(50 * time.Millisecond)
-	appendTo(t, path, "WARN cache miss for key a", "WARN cache miss for key b", "WARN cache miss for key c")
-	require.Eventually(t, func() bool { return nodeCounts(first)["app.log warning"] == 3 }, 5*time.Second, 20*time.Millisecond)
-	require.NoError(t, first.shutdown(context.Background()))
-
-	// Lines written while the collector is down are counted once by the next run, and the
-	// earlier ones are not counted again.
-	appendTo(t, path, "WARN cache miss for key d", "WARN cache miss for key e")
-	second := newTestLogsSource(t, dir, "file_storage", nil)
-	require.NoError(t, second.start(context.Background(), host))
-	t.Cleanup(func() { require.NoError(t, second.shutdown(context.Background())) })
-	require.Eventually(t, func() bool { return nodeCounts(second)["app.log warning"] == 2 }, 5*time.Second, 20*time.Millisecond)
-	time.Sleep(100 * time.Millisecond)
-	assert.Equal(t, map[string]int64{"app.log warning": 2}, nodeCounts(second))
 }
 
 // container.log.messages counts of a stream that logs.stream_expiry forgot start again from

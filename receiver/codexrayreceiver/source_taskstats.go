@@ -20,6 +20,7 @@ var (
 	_ containerRecorder   = (*taskstatsSource)(nil)
 	_ nodeRecorder        = (*taskstatsSource)(nil)
 	_ degradationReporter = (*taskstatsSource)(nil)
+	_ stateKeeper         = (*taskstatsSource)(nil)
 )
 
 // taskstatsSource reports per-container delay accounting (CPU run-queue delay, disk delay and,
@@ -30,6 +31,7 @@ type taskstatsSource struct {
 	cfg      taskstats.Config
 	logger   *zap.Logger
 	resolver taskstats.Resolver
+	state    *stateStore // nil: no state kept
 
 	mu          sync.Mutex
 	collector   delayCollector
@@ -41,6 +43,7 @@ type delayCollector interface {
 	Collect(now time.Time) error
 	ContainerDelays(id containers.ID) (taskstats.ContainerDelays, bool)
 	Status() taskstats.Status
+	Save() []taskstats.SavedContainer
 	Close() error
 }
 
@@ -49,6 +52,7 @@ func newTaskstatsSource(env sourceEnv) source {
 		cfg:      env.cfg.Taskstats,
 		logger:   env.settings.Logger.With(zap.String("source", "taskstats")),
 		resolver: env.registry,
+		state:    env.state,
 	}
 }
 
@@ -61,6 +65,9 @@ func (s *taskstatsSource) start(context.Context, component.Host) error {
 	c, err := taskstats.NewCollector(s.cfg, s.resolver, s.logger)
 	if err != nil {
 		return err
+	}
+	if s.state != nil {
+		c.Restore(decodeRecords[taskstats.SavedContainer](s.state, stateDelays, s.logger))
 	}
 	c.Start()
 	s.mu.Lock()
@@ -78,6 +85,20 @@ func (s *taskstatsSource) shutdown(context.Context) error {
 		return nil
 	}
 	return c.Close()
+}
+
+// saveState saves every container's delay totals.
+func (s *taskstatsSource) saveState(cp *checkpoint) {
+	s.mu.Lock()
+	c := s.collector
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	saved := c.Save()
+	for i := range saved {
+		cp.put(stateDelays+string(saved[i].ID), &saved[i])
+	}
 }
 
 // recordContainer records the container's cumulative delays (from d.Since, see startOf),

@@ -165,6 +165,8 @@ func (f *fakeDelays) ContainerDelays(id containers.ID) (taskstats.ContainerDelay
 func (f *fakeDelays) Status() taskstats.Status { return f.status }
 func (f *fakeDelays) Close() error             { return nil }
 
+func (f *fakeDelays) Save() []taskstats.SavedContainer { return nil }
+
 // The collector forgets the totals of a container idle for 5 minutes and starts them again from
 // zero when it comes back: the delays must carry the totals' creation as their start, so no
 // backend sees a cumulative value fall under an unchanged start.
