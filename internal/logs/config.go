@@ -165,7 +165,7 @@ func DefaultFileExcludes() []string {
 	}
 }
 
-// Validate reports the first invalid setting.
+// Validate reports every invalid setting, each by its full option name.
 func (c *Config) Validate() error {
 	if !c.Enabled {
 		return nil
@@ -194,9 +194,7 @@ func (c *Config) Validate() error {
 	if c.RotationGrace < 0 {
 		errs = append(errs, fmt.Errorf("logs.rotation_grace must not be negative, got %s", c.RotationGrace))
 	}
-	if err := c.Patterns.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("logs.patterns: %w", err))
-	}
+	// logs.patterns validates itself: the collector calls Validate on every section.
 	if m := c.Multiline; m.Enabled && (m.MaxLines < 1 || m.MaxBytes < 1 || m.Timeout <= 0) {
 		errs = append(errs, fmt.Errorf("logs.multiline: max_lines, max_bytes and timeout must be positive, got %d, %d, %s", m.MaxLines, m.MaxBytes, m.Timeout))
 	}
@@ -209,10 +207,13 @@ func (c *Config) Validate() error {
 	if _, err := newNameFilter(c.Include, c.Exclude); err != nil {
 		errs = append(errs, err)
 	}
-	for _, g := range [][]string{c.Files.Include, c.Files.Exclude} {
-		for _, p := range g {
+	for _, o := range [...]struct {
+		name  string
+		globs []string
+	}{{"logs.files.include", c.Files.Include}, {"logs.files.exclude", c.Files.Exclude}} {
+		for i, p := range o.globs {
 			if _, err := filepath.Match(p, ""); err != nil {
-				errs = append(errs, fmt.Errorf("logs: bad glob %q: %w", p, err))
+				errs = append(errs, fmt.Errorf("%s[%d]: bad pattern %q: %w", o.name, i, p, err))
 			}
 		}
 	}

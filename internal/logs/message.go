@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -138,23 +139,25 @@ func escapeUnitName(s string) string {
 // ("/k8s/kube-system/*").
 type nameFilter struct{ include, exclude []glob.Glob }
 
+// newNameFilter compiles the globs, reporting every bad one by its option and index.
 func newNameFilter(include, exclude []string) (nameFilter, error) {
 	var f nameFilter
-	for _, p := range include {
-		g, err := glob.Compile(p)
-		if err != nil {
-			return f, fmt.Errorf("logs.include: bad glob %q: %w", p, err)
+	var errs []error
+	compile := func(option string, patterns []string) []glob.Glob {
+		var out []glob.Glob
+		for i, p := range patterns {
+			g, err := glob.Compile(p)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s[%d]: bad pattern %q: %w", option, i, p, err))
+				continue
+			}
+			out = append(out, g)
 		}
-		f.include = append(f.include, g)
+		return out
 	}
-	for _, p := range exclude {
-		g, err := glob.Compile(p)
-		if err != nil {
-			return f, fmt.Errorf("logs.exclude: bad glob %q: %w", p, err)
-		}
-		f.exclude = append(f.exclude, g)
-	}
-	return f, nil
+	f.include = compile("logs.include", include)
+	f.exclude = compile("logs.exclude", exclude)
+	return f, errors.Join(errs...)
 }
 
 // allows reports whether a container known by any of names should be read.

@@ -151,9 +151,9 @@ func TestConfigValidate(t *testing.T) {
 		{"open files", func(c *Config) { c.MaxOpenFiles = 0 }, "max_open_files"},
 		{"poll", func(c *Config) { c.PollInterval = 0 }, "poll_interval"},
 		{"flush", func(c *Config) { c.PatternsFlushInterval = -1 }, "patterns_flush_interval"},
-		{"glob", func(c *Config) { c.Exclude = []string{"["} }, "bad glob"},
+		{"glob", func(c *Config) { c.Exclude = []string{"ok*", "["} }, `logs.exclude[1]: bad pattern "["`},
+		{"file glob", func(c *Config) { c.Files.Include = []string{"/a/*.log", "/b/*.log", "/x/["} }, `logs.files.include[2]: bad pattern "/x/["`},
 		{"docker dir", func(c *Config) { c.Docker.ContainersDir = "" }, "containers_dir"},
-		{"patterns", func(c *Config) { c.Patterns.MaxPatterns = 0 }, "max_patterns"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,6 +164,13 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("got %v, want an error about %s", err, tt.want)
 			}
 		})
+	}
+	// logs.patterns validates itself (the collector calls it on every section): repeating it
+	// here printed its message twice.
+	dup := DefaultConfig()
+	dup.Patterns.MaxPatterns = 0
+	if err := dup.Validate(); err != nil {
+		t.Fatalf("logs.patterns reported by logs too: %v", err)
 	}
 	off := DefaultConfig()
 	off.Enabled, off.MaxLineLength = false, 0

@@ -3,6 +3,10 @@ package codexrayreceiver
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"reflect"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -74,6 +78,9 @@ func (c *Config) Unmarshal(conf *confmap.Conf) error {
 			"containers.docker_socket: \"\" and containers.cri_sockets: [], and to drop the per-container " +
 			"resource metrics, set cgroups.enabled: false")
 	}
+	if errs := checkOptionTypes(conf.ToStringMap(), reflect.TypeFor[Config](), ""); len(errs) > 0 {
+		return errors.Join(errs...)
+	}
 	return conf.Unmarshal(c)
 }
 
@@ -87,6 +94,7 @@ func (c *Config) Validate() error {
 	if c.Node.ProcRoot == "" {
 		errs = append(errs, errors.New("node.proc_root must not be empty"))
 	}
+	errs = append(errs, c.checkPaths()...)
 	if c.Storage != "" && c.Logs.Storage != "" && c.Storage != c.Logs.Storage {
 		errs = append(errs, fmt.Errorf("storage %q and logs.storage %q name different extensions: set storage only (logs.storage is its older name)", c.Storage, c.Logs.Storage))
 	}
@@ -100,6 +108,74 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkPaths reports directories the receiver reads that do not exist: the procfs and cgroup
+// roots every source attributes through, and the directories an enabled source was pointed at.
+// Directories of a runtime the node may not run (logs.docker.containers_dir, logs.cri.pods_dir)
+// may be absent. Whether a directory that exists holds what it should (a procfs with
+// processes) shows at start, as the sources' status.
+func (c *Config) checkPaths() []error {
+	logsOn := c.Logs.Enabled
+	var errs []error
+	for _, d := range [...]struct {
+		option, path string
+		read         bool
+	}{
+		{"node.proc_root", c.Node.ProcRoot, true},
+		{"cgroups.root", c.Cgroups.Root, true}, // the registry always runs
+		{"cgroups.proc_root", c.Cgroups.ProcRoot, true},
+		{"ebpf.proc_root", c.EBPF.ProcRoot, c.EBPF.Enabled},
+		{"taskstats.proc_root", c.Taskstats.ProcRoot, c.Taskstats.Enabled},
+		{"logs.files.proc_root", c.Logs.Files.ProcRoot, logsOn && c.Logs.Files.Enabled && c.Logs.Files.AttributeWriters},
+		{"logs.journald.directory", c.Logs.Journald.Directory, logsOn && c.Logs.Journald.Enabled},
+	} {
+		if !d.read || d.path == "" {
+			continue
+		}
+		switch fi, err := os.Stat(d.path); {
+		case errors.Is(err, fs.ErrNotExist):
+			errs = append(errs, fmt.Errorf("%s: %q does not exist", d.option, d.path))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", d.option, err))
+		case !fi.IsDir():
+			errs = append(errs, fmt.Errorf("%s: %q is not a directory", d.option, d.path))
+		}
+	}
+	return errs
+}
+
+// procfsWithProcesses checks, for a source that attributes processes (the registry, ebpf,
+// taskstats), that its procfs lists processes. A directory that exists but lists none (an
+// empty mount point where the host's /proc was meant to be) passes validation; the source
+// then fails at start with this reason instead of running on nothing.
+func (c *Config) procfsWithProcesses(source string) error {
+	var own string
+	switch source {
+	case registryName:
+		own = c.Cgroups.ProcRoot
+		source = "cgroups"
+	case "ebpf":
+		own = c.EBPF.ProcRoot
+	case "taskstats":
+		own = c.Taskstats.ProcRoot
+	default:
+		return nil
+	}
+	option, root := source+".proc_root", own
+	if own == "" {
+		option, root = "node.proc_root", c.Node.ProcRoot
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", option, root, err)
+	}
+	for _, e := range entries {
+		if _, err := strconv.ParseUint(e.Name(), 10, 32); err == nil && e.IsDir() {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %q lists no processes: it is no procfs (in a pod, mount the host's /proc there)", option, root)
 }
 
 // storageExtension is the storage extension the state is kept in ("" none): storage, or

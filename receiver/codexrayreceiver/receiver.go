@@ -109,7 +109,9 @@ func (r *codexrayReceiver) start(ctx context.Context, host component.Host) error
 	r.registry = &containers.Registry{}
 	registryLogger := r.logger.With(zap.String("source", registryName))
 	r.containerMetrics = newContainerMetrics(cfg.Cgroups, r.registry, registryLogger)
-	if err := r.registry.Start(cfg.Containers, cfg.Cgroups, registryLogger); err != nil {
+	if err := r.cfg.procfsWithProcesses(registryName); err != nil {
+		failed = append(failed, r.startFailed(registryName, err))
+	} else if err := r.registry.Start(cfg.Containers, cfg.Cgroups, registryLogger); err != nil {
 		failed = append(failed, r.startFailed(registryName, err))
 	} else {
 		r.states[registryName] = stateRunning
@@ -120,6 +122,10 @@ func (r *codexrayReceiver) start(ctx context.Context, host component.Host) error
 	for _, s := range r.sources {
 		if !s.enabled() {
 			r.states[s.name()] = stateDisabled
+			continue
+		}
+		if err := r.cfg.procfsWithProcesses(s.name()); err != nil {
+			failed = append(failed, r.startFailed(s.name(), err))
 			continue
 		}
 		if err := s.start(runCtx, host); err != nil {

@@ -40,8 +40,43 @@ func onlyNode(t *testing.T, cfg *Config) {
 	cfg.Cloud.Enabled = false
 	root, err := filepath.Abs("../../testdata/cgroupfs/v2")
 	require.NoError(t, err)
-	cfg.Cgroups.Root, cfg.Cgroups.ProcRoot = root, t.TempDir()
+	cfg.Cgroups.Root, cfg.Cgroups.ProcRoot = root, hostOnlyProcfs(t)
 	cfg.Containers.DockerSocket, cfg.Containers.CRISockets = "", nil
+}
+
+// hostOnlyProcfs is a procfs of one process, in the root cgroup: no container.
+func hostOnlyProcfs(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "1"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "1", "cgroup"), []byte("0::/\n"), 0o644))
+	return root
+}
+
+// A procfs that exists but lists no processes (an empty mount point) passes validation; every
+// source that attributes processes then fails at start with the reason, instead of running.
+func TestEmptyProcfsFailsItsSources(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	onlyNode(t, cfg)
+	cfg.Cgroups.ProcRoot = ""
+	cfg.Node.ProcRoot = t.TempDir()
+	cfg.EBPF.Enabled, cfg.Taskstats.Enabled = true, true
+	require.NoError(t, cfg.Validate())
+	sink := new(consumertest.MetricsSink)
+	r := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), nil)
+	r.setMetricsConsumer(sink)
+	var reported []*componentstatus.Event
+	host := &statusHost{report: func(ev *componentstatus.Event) { reported = append(reported, ev) }}
+	require.NoError(t, r.Start(context.Background(), host))
+	require.Eventually(t, func() bool { return len(sink.AllMetrics()) > 0 }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, r.Shutdown(context.Background()))
+
+	assert.Equal(t, map[string]string{registryName: stateFailed, "ebpf": stateFailed, "taskstats": stateFailed,
+		"logs": stateDisabled, "cloud": stateDisabled}, r.states)
+	require.Len(t, reported, 1)
+	for _, src := range []string{registryName, "ebpf", "taskstats"} {
+		assert.ErrorContains(t, reported[0].Err(), src+`: node.proc_root "`+cfg.Node.ProcRoot+`" lists no processes`)
+	}
 }
 
 func TestShutdownWithoutStart(t *testing.T) {
