@@ -127,13 +127,16 @@ var ErrNoCgroupStats = errors.New("no cgroup stats for this container")
 // container whose cgroup is gone it returns the last reading, so final counters are reported
 // during the retention. A partial reading comes with an error describing the unread parts.
 func (c *Container) Resources() (cgroups.Stats, error) {
-	if c.st == nil || c.st.fs == nil {
+	if c.st == nil {
 		return cgroups.Stats{}, ErrNoCgroupStats
 	}
 	c.st.mu.Lock()
-	paths := c.st.paths
+	fs, paths := c.st.fs, c.st.paths
 	c.st.mu.Unlock()
-	s, err := c.st.fs.Stats(paths)
+	if fs == nil {
+		return cgroups.Stats{}, ErrNoCgroupStats
+	}
+	s, err := fs.Stats(paths)
 	c.st.mu.Lock()
 	defer c.st.mu.Unlock()
 	if errors.Is(err, cgroups.ErrCgroupGone) {

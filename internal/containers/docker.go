@@ -23,7 +23,9 @@ type metadata struct {
 	ContainerName string
 	Restarts      int64
 	LogPath       string
-	Runtime       string // the runtime's own name, when it says ("containerd", "cri-o")
+	// Running: the container has processes now (docker only; false when unknown).
+	Running bool
+	Runtime string // the runtime's own name, when it says ("containerd", "cri-o")
 	// Sandbox: the id is a pod sandbox (pause container), not an application container.
 	Sandbox bool
 }
@@ -75,7 +77,10 @@ type dockerInspect struct {
 	Name         string
 	RestartCount int64
 	LogPath      string
-	Config       struct {
+	State        struct {
+		Running bool
+	}
+	Config struct {
 		Image  string
 		Labels map[string]string
 	}
@@ -113,6 +118,7 @@ func (d *dockerClient) inspect(ctx context.Context, id string) (metadata, error)
 		Labels:   in.Config.Labels,
 		Restarts: in.RestartCount,
 		LogPath:  in.LogPath,
+		Running:  in.State.Running,
 	}
 	m.fillFromKubernetesLabels()
 	if m.Labels["io.kubernetes.docker.type"] == "podsandbox" {

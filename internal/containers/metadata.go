@@ -47,6 +47,30 @@ func (r *Registry) enqueueLive() {
 	}
 }
 
+// enqueueUndescribed queues the containers, live or gone, that no runtime has answered about:
+// it was down, paused after a failure, or too slow while the container was being started. A
+// runtime keeps answering about a container that exited (docker inspect, CRI ContainerStatus)
+// until it is removed, so a short-lived container gets its name and image while the registry
+// lists it.
+func (r *Registry) enqueueUndescribed() {
+	r.scanMu.Lock()
+	r.mu.RLock()
+	var todo []*entry
+	for _, e := range r.byID {
+		if !e.described.Load() && r.rt.serves(e.identity.Kind) {
+			todo = append(todo, e)
+		}
+	}
+	r.mu.RUnlock()
+	r.scanMu.Unlock()
+	for _, e := range todo {
+		r.enqueueMetadata(e)
+	}
+	if len(todo) > 0 {
+		r.wakeMetadata()
+	}
+}
+
 func (r *Registry) metadataLoop(ctx context.Context) {
 	defer r.wg.Done()
 	for {
@@ -71,6 +95,7 @@ func (r *Registry) refreshMetadata(ctx context.Context) {
 func (r *Registry) fetchMetadata(ctx context.Context) {
 	r.metaMu.Lock()
 	defer r.metaMu.Unlock()
+	r.describeGoneQueue(ctx)
 	for ctx.Err() == nil {
 		r.queueMu.Lock()
 		queue := r.metaQueue
@@ -91,30 +116,33 @@ func (r *Registry) fetchMetadata(ctx context.Context) {
 			r.scanMu.Lock()
 			id := e.identity
 			r.scanMu.Unlock()
-			m, ok := r.lookup(ctx, id)
+			m, ok, answered := r.lookup(ctx, id)
 			if ctx.Err() != nil && !ok {
 				r.enqueueMetadata(e) // interrupted, not answered
 				continue
 			}
 			r.scanMu.Lock()
-			r.applyLookup(e, id, m, ok)
+			if holder := r.applyLookup(e, id, m, ok); holder != nil && answered {
+				holder.described.Store(true)
+			}
 			r.scanMu.Unlock()
 		}
 	}
 }
 
 // applyLookup publishes a runtime's answer about e, asked for identity id (ok: it answered
-// with metadata). The caller holds scanMu.
-func (r *Registry) applyLookup(e *entry, id cgroups.Identity, m metadata, ok bool) {
+// with metadata). It returns the entry the answer now describes (e, or the known container e
+// turned out to be a new instance of), nil when it describes none. The caller holds scanMu.
+func (r *Registry) applyLookup(e *entry, id cgroups.Identity, m metadata, ok bool) *entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e.identity != id || r.byCgroup[id.Path] != e {
-		return // re-pointed meanwhile (queued again), merged or forgotten
+		return nil // re-pointed meanwhile (queued again), merged or forgotten
 	}
 	now := r.now()
 	if ok && m.Sandbox {
 		r.withdrawLocked(e)
-		return
+		return nil
 	}
 	prev := e.cur.Load()
 	if !e.pending.Load() {
@@ -128,7 +156,7 @@ func (r *Registry) applyLookup(e *entry, id cgroups.Identity, m metadata, ok boo
 		e.st.mu.Lock()
 		e.st.refreshedAt = now
 		e.st.mu.Unlock()
-		return
+		return e
 	}
 	// A pending container's ID is decided now, with or without metadata.
 	c := newContainer(id, m, ok)
@@ -142,11 +170,12 @@ func (r *Registry) applyLookup(e *entry, id cgroups.Identity, m metadata, ok boo
 		// A new instance of a known container (a Kubernetes container restarted: new runtime
 		// id, new cgroup): the known entry takes this cgroup over.
 		r.mergeLocked(known, e, c)
-		return
+		return known
 	}
 	r.byID[c.ID] = e
 	e.cur.Store(c)
 	e.pending.Store(false)
+	return e
 }
 
 // mergeLocked makes known continue as the instance discovered as e (published as c): its
@@ -250,7 +279,10 @@ func (m *missCache) has(k uint64, now time.Time) bool {
 	return ok && now.Before(until)
 }
 
-func (m *missCache) add(k uint64, now time.Time) {
+func (m *missCache) add(k uint64, now time.Time) { m.addFor(k, now, missTTL) }
+
+// addFor remembers a miss for ttl.
+func (m *missCache) addFor(k uint64, now time.Time, ttl time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.until == nil {
@@ -266,7 +298,7 @@ func (m *missCache) add(k uint64, now time.Time) {
 			clear(m.until)
 		}
 	}
-	m.until[k] = now.Add(missTTL)
+	m.until[k] = now.Add(ttl)
 }
 
 func (m *missCache) forget(k uint64) {

@@ -53,6 +53,11 @@ type Registry struct {
 	// again for missTTL, so a stream of events from it costs a map lookup each.
 	cgroupMisses, pidMisses missCache
 
+	// Containers sources asked about that the registry never saw (DescribeGone), waiting
+	// for the metadata goroutine; guarded by queueMu. goneAsked remembers recent questions.
+	goneQueue []ID
+	goneAsked missCache
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -73,6 +78,9 @@ type entry struct {
 	// return an ID it would not keep.
 	pending atomic.Bool
 	queued  atomic.Bool // in the metadata queue
+	// described: a runtime answered about this container (with metadata or "no such
+	// container"). Until then it is asked again at every full scan, also once it is gone.
+	described atomic.Bool
 	// guarded by scanMu
 	identity cgroups.Identity
 	// guarded by Registry.mu: what to delete from the indexes when the container expires.
@@ -159,7 +167,7 @@ func (r *Registry) Close() error {
 
 func (r *Registry) loop(ctx context.Context) {
 	defer r.wg.Done()
-	r.scan(true)
+	r.fullScan()
 	scanTick := time.NewTicker(r.cfg.ScanInterval)
 	defer scanTick.Stop()
 	refreshTick := time.NewTicker(r.cfg.MetadataRefreshInterval)
@@ -169,7 +177,7 @@ func (r *Registry) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-scanTick.C:
-			r.scan(true)
+			r.fullScan()
 		case <-refreshTick.C:
 			r.enqueueLive()
 			r.wakeMetadata()
@@ -185,8 +193,14 @@ func (r *Registry) Scan() {
 	if !r.isStarted() {
 		return
 	}
-	r.scan(true)
+	r.fullScan()
 	r.fetchMetadata(r.ctx)
+}
+
+// fullScan re-reads every process and queues the containers no runtime has answered about yet.
+func (r *Registry) fullScan() {
+	r.scan(true)
+	r.enqueueUndescribed()
 }
 
 func (r *Registry) isStarted() bool {

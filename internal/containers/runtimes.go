@@ -73,10 +73,12 @@ func (rt *runtimes) serves(kind cgroups.Kind) bool {
 }
 
 // lookup asks the runtimes that can know a container of this kind. ok is false when none
-// answered with metadata (absent, paused, failing, or not knowing the id).
-func (rt *runtimes) lookup(ctx context.Context, kind cgroups.Kind, id string) (metadata, bool) {
+// answered with metadata (absent, paused, failing, or not knowing the id); answered is true
+// when asking again cannot help: a runtime said, or every runtime configured for the kind
+// said, whether it knows the id (or none is configured).
+func (rt *runtimes) lookup(ctx context.Context, kind cgroups.Kind, id string) (m metadata, ok, answered bool) {
 	if rt == nil || id == "" {
-		return metadata{}, false
+		return metadata{}, false, true
 	}
 	var endpoints []*runtimeEndpoint
 	switch kind {
@@ -87,24 +89,28 @@ func (rt *runtimes) lookup(ctx context.Context, kind cgroups.Kind, id string) (m
 	case cgroups.KindContainerd, cgroups.KindCRIO, cgroups.KindKubepods:
 		endpoints = rt.cri
 	}
+	answered = true
 	for _, ep := range endpoints {
-		if m, ok := rt.ask(ctx, ep, id); ok {
-			return m, true
+		m, ok, said := rt.ask(ctx, ep, id)
+		if ok {
+			return m, true, true
 		}
+		answered = answered && said
 	}
-	return metadata{}, false
+	return metadata{}, false, answered
 }
 
-func (rt *runtimes) ask(ctx context.Context, ep *runtimeEndpoint, id string) (metadata, bool) {
+// ask asks one runtime; answered: it said whether it knows the id.
+func (rt *runtimes) ask(ctx context.Context, ep *runtimeEndpoint, id string) (m metadata, ok, answered bool) {
 	now := time.Now()
 	rt.mu.Lock()
 	paused := now.Before(ep.pausedUntil)
 	rt.mu.Unlock()
 	if paused {
-		return metadata{}, false
+		return metadata{}, false, false
 	}
 	if _, err := os.Stat(ep.socket); err != nil {
-		return metadata{}, false // runtime not installed here: nothing to log
+		return metadata{}, false, false // runtime not installed here (yet): nothing to log
 	}
 	ctx, cancel := context.WithTimeout(ctx, rt.timeout)
 	defer cancel()
@@ -117,7 +123,7 @@ func (rt *runtimes) ask(ctx context.Context, ep *runtimeEndpoint, id string) (me
 			ep.down = false
 			rt.logger.Info("container runtime answers again", zap.String("socket", ep.socket))
 		}
-		return m, err == nil
+		return m, err == nil, true
 	default:
 		ep.pausedUntil = time.Now().Add(runtimePause)
 		if !ep.down {
@@ -125,7 +131,7 @@ func (rt *runtimes) ask(ctx context.Context, ep *runtimeEndpoint, id string) (me
 			rt.logger.Warn("container runtime unavailable; containers it runs get no metadata until it answers",
 				zap.String("socket", ep.socket), zap.Duration("retry_in", runtimePause), zap.Error(err))
 		}
-		return metadata{}, false
+		return metadata{}, false, false
 	}
 }
 

@@ -210,6 +210,7 @@ func (r *Registry) repoint(e *entry, c *Container, o *observation) {
 	continueRestarts(prev, c, now)
 	c.st = e.st
 	e.st.mu.Lock()
+	e.st.fs = r.fs // unset on a container known only from its runtime (publishGone)
 	e.st.paths = o.paths
 	e.st.hasLast = false // the old cgroup's last reading must not stand in for the new one
 	e.st.refreshedAt = now
@@ -257,13 +258,13 @@ func (r *Registry) restartEntry(e *entry, o *observation) {
 	r.enqueueMetadata(e)
 }
 
-func (r *Registry) lookup(ctx context.Context, id cgroups.Identity) (metadata, bool) {
+func (r *Registry) lookup(ctx context.Context, id cgroups.Identity) (m metadata, ok, answered bool) {
 	switch id.Kind {
 	case cgroups.KindDocker, cgroups.KindContainerd, cgroups.KindCRIO, cgroups.KindKubepods:
 		r.runtimeLookups.Add(1)
 		return r.rt.lookup(ctx, id.Kind, id.ID)
 	}
-	return metadata{}, false
+	return metadata{}, false, true
 }
 
 // newContainer builds a container's published fields; see ID for the naming.

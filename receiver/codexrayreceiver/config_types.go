@@ -105,24 +105,24 @@ func composite(v any) string {
 // checkInteger reports a number that a signed integer option of type t cannot hold. Strings
 // (durations such as "10s") and other kinds are left to the decoder.
 func checkInteger(path string, v any, t reflect.Type) error {
-	min, max := int64(math.MinInt64), int64(math.MaxInt64)
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
 	if bits := t.Bits(); bits < 64 {
-		min, max = -1<<(bits-1), 1<<(bits-1)-1
+		lo, hi = -1<<(bits-1), 1<<(bits-1)-1
 	}
 	outOfRange := func(shown string) error {
-		return fmt.Errorf("%s: %s is out of range: must be from %d to %d", path, shown, min, max)
+		return fmt.Errorf("%s: %s is out of range: must be from %d to %d", path, shown, lo, hi)
 	}
 	switch n := v.(type) {
 	case int:
-		if int64(n) < min || int64(n) > max {
+		if int64(n) < lo || int64(n) > hi {
 			return outOfRange(fmt.Sprint(n))
 		}
 	case int64:
-		if n < min || n > max {
+		if n < lo || n > hi {
 			return outOfRange(fmt.Sprint(n))
 		}
 	case uint64:
-		if n > uint64(max) {
+		if n > uint64(hi) {
 			return outOfRange(fmt.Sprint(n))
 		}
 	case float64:
@@ -130,7 +130,7 @@ func checkInteger(path string, v any, t reflect.Type) error {
 			return fmt.Errorf("%s: %v is not a whole number", path, n)
 		}
 		// float64(math.MaxInt64) rounds up to 2^63, itself out of range.
-		if n < float64(min) || n > float64(max) || t.Bits() == 64 && n >= float64(max) {
+		if n < float64(lo) || n > float64(hi) || t.Bits() == 64 && n >= float64(hi) {
 			return outOfRange(fmt.Sprint(n))
 		}
 	}
@@ -139,31 +139,31 @@ func checkInteger(path string, v any, t reflect.Type) error {
 
 // checkUnsigned reports a number that an unsigned integer option of type t cannot hold.
 func checkUnsigned(path string, v any, t reflect.Type) error {
-	max := uint64(math.MaxUint64)
+	hi := uint64(math.MaxUint64)
 	if bits := t.Bits(); bits < 64 {
-		max = 1<<bits - 1
+		hi = 1<<bits - 1
 	}
 	outOfRange := func(shown string) error {
-		return fmt.Errorf("%s: %s is out of range: must be from 0 to %d", path, shown, max)
+		return fmt.Errorf("%s: %s is out of range: must be from 0 to %d", path, shown, hi)
 	}
 	switch n := v.(type) {
 	case int:
-		if n < 0 || uint64(n) > max {
+		if n < 0 || uint64(n) > hi {
 			return outOfRange(fmt.Sprint(n))
 		}
 	case int64:
-		if n < 0 || uint64(n) > max {
+		if n < 0 || uint64(n) > hi {
 			return outOfRange(fmt.Sprint(n))
 		}
 	case uint64:
-		if n > max {
+		if n > hi {
 			return outOfRange(fmt.Sprint(n))
 		}
 	case float64:
 		if math.IsNaN(n) || math.IsInf(n, 0) || n != math.Trunc(n) {
 			return fmt.Errorf("%s: %v is not a whole number", path, n)
 		}
-		if n < 0 || n > float64(max) || t.Bits() == 64 && n >= float64(max) {
+		if n < 0 || n > float64(hi) || t.Bits() == 64 && n >= float64(hi) {
 			return outOfRange(fmt.Sprint(n))
 		}
 	}

@@ -71,8 +71,9 @@ func TestEmptyProcfsFailsItsSources(t *testing.T) {
 	require.Eventually(t, func() bool { return len(sink.AllMetrics()) > 0 }, 10*time.Second, 20*time.Millisecond)
 	require.NoError(t, r.Shutdown(context.Background()))
 
-	assert.Equal(t, map[string]string{registryName: stateFailed, "ebpf": stateFailed, "taskstats": stateFailed,
-		"logs": stateDisabled, "cloud": stateDisabled}, r.states)
+	assert.Equal(t, map[string]string{
+		registryName: stateFailed, "ebpf": stateFailed, "taskstats": stateFailed, "logs": stateDisabled, "cloud": stateDisabled,
+	}, r.states)
 	require.Len(t, reported, 1)
 	for _, src := range []string{registryName, "ebpf", "taskstats"} {
 		assert.ErrorContains(t, reported[0].Err(), src+`: node.proc_root "`+cfg.Node.ProcRoot+`" lists no processes`)

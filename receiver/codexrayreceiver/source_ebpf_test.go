@@ -132,6 +132,8 @@ func (r *selfRegistry) OnProcessExit(pid uint32) {
 	r.mu.Unlock()
 }
 
+func (r *selfRegistry) DescribeGone(containers.ID) {}
+
 func ownCgroupID(t *testing.T) uint64 {
 	t.Helper()
 	f, err := os.Open("/proc/self/cgroup")

@@ -263,6 +263,8 @@ func (s *logsSource) degradation() string { return s.startErr }
 
 // retainedContainers lists containers with message counts that the registry no longer knows
 // (gone past its retention, or never seen with a process): their counts are still exported.
+// The registry is asked to describe them (a one-shot container exits before a scan sees it,
+// but its runtime still tells its name and image); once it has, it lists them itself.
 func (s *logsSource) retainedContainers() []*containers.Container {
 	s.mu.Lock()
 	patterns, started := s.patterns, s.started
@@ -278,6 +280,7 @@ func (s *logsSource) retainedContainers() []*containers.Container {
 		if _, ok := s.containerByID(id); ok {
 			continue // the registry lists it
 		}
+		s.registry.DescribeGone(id)
 		out = append(out, &containers.Container{ID: id, FirstSeen: started})
 	}
 	return out
