@@ -23,6 +23,9 @@ var (
 	ErrPermission = errors.New("not permitted to load eBPF programs (needs root or CAP_BPF+CAP_PERFMON)")
 	// ErrClosed is returned by ReadEvent and by every map operation after Close.
 	ErrClosed = errors.New("ebpf probe closed")
+	// ErrFlushed is returned by ReadEvent once it has returned every event that was in the
+	// ring buffer when Flush was called.
+	ErrFlushed = errors.New("ebpf ring buffer flushed")
 )
 
 // kernelBTF is where CO-RE relocations are resolved from.
@@ -184,6 +187,11 @@ func (p *Probe) ReadEvent(ev *Event) error {
 	return p.readEvent(ev, time.Time{})
 }
 
+// Flush makes ReadEvent return every event in the ring buffer now, without waiting for the
+// next poll, and then ErrFlushed once: an event the kernel wrote before Flush has been returned
+// by then.
+func (p *Probe) Flush() error { return p.reader.Flush() }
+
 // PollInterval bounds how long an event can wait in the ring buffer: the kernel side wakes the
 // reader only when much data is pending, so the reader also looks this often.
 const PollInterval = 100 * time.Millisecond
@@ -209,6 +217,9 @@ func (p *Probe) readEvent(ev *Event, until time.Time) error {
 		}
 		if errors.Is(err, os.ErrClosed) {
 			return ErrClosed
+		}
+		if errors.Is(err, ringbuf.ErrFlushed) {
+			return ErrFlushed
 		}
 		return fmt.Errorf("reading ring buffer: %w", err)
 	}

@@ -372,3 +372,29 @@ func TestTracerStartTwice(t *testing.T) {
 		t.Fatal("second Start succeeded")
 	}
 }
+
+// Drain applies what the kernel wrote before it returns: the connects made just before a stop
+// are counted by the last collection, though the reader would see them only at its next poll
+// (the kernel side wakes it only when much is pending).
+func TestTracerDrainAppliesPendingEvents(t *testing.T) {
+	tr, _ := startTracer(t, nil)
+	<-tr.Seeded()
+	ln := echoServer(t)
+	dst := ln.Addr().String()
+	for round := range 5 {
+		const n = 20
+		for i := 0; i < n; i++ {
+			c, err := net.Dial("tcp", dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+		}
+		tr.Drain(time.Second)
+		var s ContainerStats
+		tr.ContainerStats(selfContainer.ID, &s)
+		if d, _ := destOf(&s, dst); d.SuccessfulConnects != uint64(n*(round+1)) {
+			t.Fatalf("round %d: %d connects applied right after Drain, %d made", round, d.SuccessfulConnects, n*(round+1))
+		}
+	}
+}

@@ -21,7 +21,9 @@ type run struct {
 	addrs  *netns.Reader       // likewise
 	stop   chan struct{}       // closed by Close: seeding gives up
 	seeded chan struct{}       // closed once seeding finished or gave up
-	done   sync.WaitGroup
+	// flushed gets a signal when the reader has applied every event of a Drain's flush.
+	flushed chan struct{}
+	done    sync.WaitGroup
 }
 
 // MissingTracepoints lists the optional tracepoints the kernel lacks (nil before Start).
@@ -63,7 +65,7 @@ func (t *Tracer) Start() error {
 		}
 	}
 	t.openNamespaces(r)
-	r.stop, r.seeded = make(chan struct{}), make(chan struct{})
+	r.stop, r.seeded, r.flushed = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
 	t.mu.Lock()
 	t.kernel = probe
 	t.seedStop = r.stop
@@ -155,10 +157,39 @@ func (t *Tracer) read(p *ebpf.Probe) {
 			t.Handle(&ev)
 		case errors.Is(err, ebpf.ErrClosed):
 			return
+		case errors.Is(err, ebpf.ErrFlushed):
+			if r := t.run.Load(); r != nil {
+				select {
+				case r.flushed <- struct{}{}:
+				default:
+				}
+			}
 		default:
 			// a malformed record: count it and keep reading
 			t.decodeErrors.Add(1)
 		}
+	}
+}
+
+// Drain applies every event the kernel has written so far, without waiting for the reader's
+// next poll (events wait up to ebpf.PollInterval in the ring buffer), or gives up after
+// timeout. The receiver calls it before its last collection at shutdown, so what happened just
+// before the stop is counted.
+func (t *Tracer) Drain(timeout time.Duration) {
+	r := t.run.Load()
+	if r == nil {
+		return
+	}
+	select {
+	case <-r.flushed: // a stale signal of an earlier Drain that gave up
+	default:
+	}
+	if err := r.probe.Flush(); err != nil {
+		return
+	}
+	select {
+	case <-r.flushed:
+	case <-time.After(timeout):
 	}
 }
 

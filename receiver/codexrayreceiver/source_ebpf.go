@@ -24,6 +24,7 @@ var (
 	_ containerRetainer   = (*ebpfSource)(nil)
 	_ degradationReporter = (*ebpfSource)(nil)
 	_ stateKeeper         = (*ebpfSource)(nil)
+	_ inputStopper        = (*ebpfSource)(nil)
 )
 
 // ebpfRegistry is what the eBPF source needs of the registry: ID lookups for the tracer, the
@@ -135,6 +136,21 @@ func (s *ebpfSource) shutdown(context.Context) error {
 	close(s.stop)
 	s.worker.Wait()
 	return err
+}
+
+// drainTimeout bounds how long the last collection at shutdown waits for the events already in
+// the kernel's ring buffer.
+const drainTimeout = time.Second
+
+// stopInput applies the events the kernel wrote before the stop: the last collection then
+// counts the connects made just before it.
+func (s *ebpfSource) stopInput(context.Context) {
+	s.mu.Lock()
+	t := s.tracer
+	s.mu.Unlock()
+	if t != nil {
+		t.Drain(drainTimeout)
+	}
 }
 
 // saveState saves every container's TCP and OOM counters.
