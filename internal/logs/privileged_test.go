@@ -89,6 +89,41 @@ sleep 30`
 	}
 }
 
+// Random binary data on a container's stdout (through dockerd's json-file driver, which turns
+// invalid bytes into U+FFFD) is counted and skipped line by line: none of it joins the text
+// lines as a multi-line continuation, whatever byte it starts with. Before, about an eighth of
+// such lines (those starting with a control character, made a space) were joined silently.
+func TestDockerBinaryOutputIsCountedNotMerged(t *testing.T) {
+	testutil.RequireDocker(t)
+	cfg := testConfig()
+	cfg.Docker.Enabled = true
+	pats := newTestPatterns()
+	r := startReader(t, cfg, nil, pats, nil)
+
+	const n = 400
+	script := fmt.Sprintf(`sleep 1
+for i in $(seq %d); do echo "INFO text line $i"; head -c 160 /dev/urandom | tr -d '\n'; echo; done
+sleep 30`, n)
+	out, err := exec.Command("docker", "run", "-d", "--network", "none", "--label", "codexray-test=1",
+		testutil.DockerImage, "sh", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker run: %v: %s", err, out)
+	}
+	id := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
+	cid := containers.ID("/docker/" + id)
+
+	waitFor(t, 30*time.Second, fmt.Sprintf("%d binary lines", n), func() bool { return r.Stats().BinaryLines.Load() >= n })
+	time.Sleep(200 * time.Millisecond)
+	pats.FlushJoiners()
+	if got := countsOf(pats, cid); fmt.Sprint(got) != fmt.Sprint([]string{fmt.Sprintf("stdout/stderr/info/%d INFO text line <*>", n)}) {
+		t.Fatalf("counts %q: want the %d text lines, each a message of its own", got, n)
+	}
+	if got := r.Stats().BinaryLines.Load(); got != n {
+		t.Fatalf("%d binary lines counted, %d written", got, n)
+	}
+}
+
 func TestCRIPodLogs(t *testing.T) {
 	testutil.RequireContainerd(t)
 	podsDir := t.TempDir()
