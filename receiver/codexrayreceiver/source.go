@@ -101,9 +101,10 @@ type nodeDescriber interface {
 // sum is recorded with the creation time of the state behind it: the tracer's
 // DestinationStats.Start, ListenStats.Start and OOMKillsStart, taskstats' ContainerDelays.Since,
 // logs' MessageCount.Start, the registry's RestartsSince; the counters read from a container
-// instance's cgroup start with the instance (instanceCounters in receiver.go). State created
-// while a collection runs would start after its point, which no backend accepts: such a start
-// is capped at now.
+// instance's cgroup start with the instance (instanceCounters in receiver.go). State restored
+// after the agent restarted (state.go) keeps its creation time: the count continues under the
+// start it had. State created while a collection runs would start after its point, which no
+// backend accepts: such a start is capped at now.
 func startOf(created time.Time, now pcommon.Timestamp) pcommon.Timestamp {
 	if created.IsZero() {
 		return now

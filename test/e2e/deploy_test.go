@@ -119,6 +119,43 @@ func (m *collectorManifest) manifestEnv(t testing.TB) []string {
 	return env
 }
 
+// onHost returns a copy of a config value in which every path inside a hostPath volume's
+// mount point is the host path the volume mounts (/host/sys/fs/cgroup becomes /sys/fs/cgroup):
+// validate checks that directories exist, and it runs on the host, not in the pod.
+func (m *collectorManifest) onHost(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = m.onHost(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = m.onHost(e)
+		}
+		return out
+	case string:
+		best, host := "", ""
+		for _, vm := range m.Spec.VolumeMounts {
+			for _, vol := range m.Spec.Volumes {
+				if vol.Name != vm.Name || vol.HostPath == nil || len(vm.MountPath) <= len(best) {
+					continue
+				}
+				if v == vm.MountPath || strings.HasPrefix(v, strings.TrimSuffix(vm.MountPath, "/")+"/") {
+					best, host = vm.MountPath, vol.HostPath.Path
+				}
+			}
+		}
+		if best == "" {
+			return v
+		}
+		return filepath.Join(host, strings.TrimPrefix(v, best))
+	}
+	return v
+}
+
 // configString walks the manifest's spec.config; "" when the key is absent.
 func configValue(cfg map[string]any, keys ...string) any {
 	var cur any = cfg
@@ -165,7 +202,7 @@ func TestShippedConfigsValidate(t *testing.T) {
 	}
 	t.Run("otel-operator manifest spec.config", func(t *testing.T) {
 		m := loadManifest(t)
-		b, err := yaml.Marshal(m.Spec.Config)
+		b, err := yaml.Marshal(m.onHost(m.Spec.Config))
 		if err != nil {
 			t.Fatal(err)
 		}
