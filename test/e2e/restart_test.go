@@ -68,13 +68,15 @@ service:
 `, t.TempDir(), storageDir, addr(promPort)))
 
 	// The TCP client and its server share one container: busybox httpd and wget, one
-	// connect per wget.
-	client := dockerRun(t, "--network", "none", testutil.DockerImage, "sh", "-c",
-		"mkdir -p /www && echo ok >/www/index.html && exec httpd -f -p 127.0.0.1:9000 -h /www")
+	// connect per wget. In the host's network namespace: loopback destinations count only
+	// there, as in coroot-node-agent.
+	server := addr(freePort(t))
+	client := dockerRun(t, "--network", "host", testutil.DockerImage, "sh", "-c",
+		"mkdir -p /www && echo ok >/www/index.html && exec httpd -f -p "+server+" -h /www")
 	connect := func(n int) {
 		t.Helper()
 		out, err := exec.Command("docker", "exec", client, "sh", "-c",
-			fmt.Sprintf("for i in $(seq %d); do wget -q -O /dev/null http://127.0.0.1:9000/ || exit 1; done", n)).CombinedOutput()
+			fmt.Sprintf("for i in $(seq %d); do wget -q -O /dev/null http://%s/ || exit 1; done", n, server)).CombinedOutput()
 		if err != nil {
 			t.Fatalf("%d connects: %v\n%s", n, err, out)
 		}
@@ -84,7 +86,7 @@ service:
 	agent := startLoggedProcess(t, nil, bin, "--config", config)
 	b.awaitAgent(agent)
 	const logSeries, tcpSeries = "container_log_messages_total", "container_net_tcp_successful_connects_total"
-	tcpLabels := map[string]string{"container_id": "/docker/" + client, "destination": "127.0.0.1:9000"}
+	tcpLabels := map[string]string{"container_id": "/docker/" + client, "destination": server}
 	var logLabels map[string]string
 	t.Cleanup(func() {
 		if t.Failed() {
