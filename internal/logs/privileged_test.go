@@ -36,6 +36,19 @@ func countsOf(p *Patterns, id containers.ID) []string {
 	return out
 }
 
+// runScript runs a shell script in a test container and returns the container's ID.
+func runScript(t *testing.T, script string) containers.ID {
+	t.Helper()
+	out, err := exec.Command("docker", "run", "-d", "--network", "none", "--label", "codexray-test=1",
+		testutil.DockerImage, "sh", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker run: %v: %s", err, out)
+	}
+	id := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
+	return containers.ID("/docker/" + id)
+}
+
 func TestDockerContainerLogs(t *testing.T) {
 	testutil.RequireDocker(t)
 	cfg := testConfig()
@@ -49,14 +62,7 @@ for i in 1 2 3; do echo "INFO worker $i started"; done
 for i in 1 2; do echo "ERROR cannot reach db-$i: connection refused" >&2; done
 head -c 40000 /dev/zero | tr '\0' x; echo
 sleep 30`
-	out, err := exec.Command("docker", "run", "-d", "--network", "none", "--label", "codexray-test=1",
-		testutil.DockerImage, "sh", "-c", script).CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker run: %v: %s", err, out)
-	}
-	id := strings.TrimSpace(string(out))
-	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
-	cid := containers.ID("/docker/" + id)
+	cid := runScript(t, script)
 
 	var msgs uint64
 	waitFor(t, 20*time.Second, "6 docker messages", func() bool {
@@ -104,14 +110,7 @@ func TestDockerBinaryOutputIsCountedNotMerged(t *testing.T) {
 	script := fmt.Sprintf(`sleep 1
 for i in $(seq %d); do echo "INFO text line $i"; head -c 160 /dev/urandom | tr -d '\n'; echo; done
 sleep 30`, n)
-	out, err := exec.Command("docker", "run", "-d", "--network", "none", "--label", "codexray-test=1",
-		testutil.DockerImage, "sh", "-c", script).CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker run: %v: %s", err, out)
-	}
-	id := strings.TrimSpace(string(out))
-	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
-	cid := containers.ID("/docker/" + id)
+	cid := runScript(t, script)
 
 	waitFor(t, 30*time.Second, fmt.Sprintf("%d binary lines", n), func() bool { return r.Stats().BinaryLines.Load() >= n })
 	time.Sleep(200 * time.Millisecond)

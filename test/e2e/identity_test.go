@@ -19,17 +19,10 @@ func TestShortLivedContainerKeepsItsIdentity(t *testing.T) {
 	testutil.RequireDocker(t)
 	bin := distBinary(t)
 	promPort := freePort(t)
-	agent := startLoggedProcess(t, nil, bin, "--config", writeFile(t, "agent.yaml", fmt.Sprintf(`
-receivers:
-  codexray:
+	agent := startLoggedProcess(t, nil, bin, "--config", dockerLogsAgent(t, `
     collection_interval: 1s
     ebpf: {enabled: false}
-    taskstats: {enabled: false}
-    cloud: {dmi_root: %s}
-    logs:
-      cri: {enabled: false}
-      journald: {enabled: false}
-      files: {enabled: false}
+    taskstats: {enabled: false}`, fmt.Sprintf(`
 exporters:
   prometheus:
     endpoint: %s
@@ -39,7 +32,7 @@ service:
   telemetry: {metrics: {level: none}}
   pipelines:
     metrics: {receivers: [codexray], exporters: [prometheus]}
-`, t.TempDir(), addr(promPort))))
+`, addr(promPort))))
 	b := &backendView{t: t, addr: addr(promPort)}
 	b.awaitAgent(agent)
 

@@ -39,17 +39,10 @@ func TestRestartLosesNothing(t *testing.T) {
 
 	storageDir := t.TempDir()
 	promPort := freePort(t)
-	config := writeFile(t, "agent.yaml", fmt.Sprintf(`
-receivers:
-  codexray:
+	config := dockerLogsAgent(t, `
     collection_interval: 1s
     storage: file_storage
-    taskstats: {enabled: false}
-    cloud: {dmi_root: %s}
-    logs:
-      cri: {enabled: false}
-      journald: {enabled: false}
-      files: {enabled: false}
+    taskstats: {enabled: false}`, fmt.Sprintf(`
 extensions:
   file_storage:
     directory: %s
@@ -65,7 +58,7 @@ service:
     metrics:
       receivers: [codexray]
       exporters: [prometheus]
-`, t.TempDir(), storageDir, addr(promPort)))
+`, storageDir, addr(promPort)))
 
 	// The TCP client and its server share one container: busybox httpd and wget, one
 	// connect per wget. In the host's network namespace: loopback destinations count only
@@ -137,6 +130,19 @@ service:
 			t.Errorf("%s: the backend sums %.0f with %d resets, want %.0f without any", s.name, got, resets, s.want)
 		}
 	}
+}
+
+// dockerLogsAgent writes an agent config whose codexray receiver reads docker logs only (no
+// CRI, journald or plain files) and looks for no cloud, with the receiver options given (lines
+// indented for the receiver's map) and the rest of the config after the receivers.
+func dockerLogsAgent(t testing.TB, options, rest string) string {
+	t.Helper()
+	return writeFile(t, "agent.yaml", fmt.Sprintf(`
+receivers:
+  codexray:
+    cloud: {dmi_root: %s}
+    logs: {cri: {enabled: false}, journald: {enabled: false}, files: {enabled: false}}%s
+%s`, t.TempDir(), options, rest))
 }
 
 // stop signals the agent and waits for it to exit.
@@ -280,17 +286,10 @@ service:
 	const lines = 500
 	writer := dockerRun(t, "--network", "none", testutil.DockerImage, "sh", "-c",
 		fmt.Sprintf("sleep 4; seq %d | sed 's/^/INFO job /; s/$/ done/'; sleep 600", lines))
-	agent := startLoggedProcess(t, nil, bin, "--config", writeFile(t, "agent.yaml", fmt.Sprintf(`
-receivers:
-  codexray:
+	agent := startLoggedProcess(t, nil, bin, "--config", dockerLogsAgent(t, `
     collection_interval: 1h
     ebpf: {enabled: false}
-    taskstats: {enabled: false}
-    cloud: {dmi_root: %s}
-    logs:
-      cri: {enabled: false}
-      journald: {enabled: false}
-      files: {enabled: false}
+    taskstats: {enabled: false}`, fmt.Sprintf(`
 processors:
   batch: {}
 exporters:
@@ -301,7 +300,7 @@ service:
   telemetry: {metrics: {level: none}}
   pipelines:
     metrics: {receivers: [codexray], processors: [batch], exporters: [otlp_grpc]}
-`, t.TempDir(), addr(otlpPort))))
+`, addr(otlpPort))))
 	b := &backendView{t: t, addr: addr(promPort)}
 	b.awaitAgent(backend) // the agent's first collection went through the backend
 	labels := map[string]string{"container_id": "/docker/" + writer}

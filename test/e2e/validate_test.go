@@ -26,9 +26,8 @@ func TestValidateNamesTheOption(t *testing.T) {
 		{"max_patterns", "logs: {patterns: {max_patterns: 0}}", "max_patterns must be at least 1, got 0"},
 		{"storage conflict", "storage: file_storage/a\n    logs: {storage: file_storage/b}", `storage "file_storage/a" and logs.storage "file_storage/b" name different extensions`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			config := writeFile(t, "bad.yaml", fmt.Sprintf(`
+	config := func(t *testing.T, receiver string) string {
+		return writeFile(t, "config.yaml", fmt.Sprintf(`
 receivers:
   codexray:
     %s
@@ -38,7 +37,11 @@ service:
   telemetry: {metrics: {level: none}}
   pipelines:
     metrics: {receivers: [codexray], exporters: [debug]}
-`, tt.receiver))
+`, receiver))
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			config := config(t, tt.receiver)
 			out, err := exec.Command(bin, "validate", "--config", config).CombinedOutput()
 			if err == nil {
 				t.Fatalf("validate accepted it:\n%s", out)
@@ -50,18 +53,7 @@ service:
 	}
 
 	t.Run("missing storage extension", func(t *testing.T) {
-		config := writeFile(t, "nostorage.yaml", fmt.Sprintf(`
-receivers:
-  codexray:
-    storage: file_storage/missing
-    cloud: {dmi_root: %s}
-exporters:
-  debug: {}
-service:
-  telemetry: {metrics: {level: none}}
-  pipelines:
-    metrics: {receivers: [codexray], exporters: [debug]}
-`, t.TempDir()))
+		config := config(t, "storage: file_storage/missing\n    cloud: {dmi_root: "+t.TempDir()+"}")
 		if out, err := exec.Command(bin, "validate", "--config", config).CombinedOutput(); err != nil {
 			t.Fatalf("validate cannot see extensions, yet refused: %v\n%s", err, out)
 		}
