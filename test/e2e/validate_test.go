@@ -27,6 +27,7 @@ func TestValidateNamesTheOption(t *testing.T) {
 		{"storage conflict", "storage: file_storage/a\n    logs: {storage: file_storage/b}", `storage "file_storage/a" and logs.storage "file_storage/b" name different extensions`},
 	}
 	config := func(t *testing.T, receiver string) string {
+		t.Helper()
 		return writeFile(t, "config.yaml", fmt.Sprintf(`
 receivers:
   codexray:
