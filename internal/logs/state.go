@@ -1,6 +1,9 @@
 package logs
 
 import (
+	"cmp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
@@ -34,9 +37,9 @@ type ExtractorState = logpatterns.ExtractorState
 
 // SavedCount is one series of container_log_messages_total of a stream.
 type SavedCount struct {
-	Level Level  `json:"level,omitempty"`
-	Hash  string `json:"hash"`
-	Count uint64 `json:"count"`
+	Level Level  `json:"l,omitempty"`
+	Hash  string `json:"h"`
+	Count uint64 `json:"n"`
 }
 
 // Snapshot returns the state of every stream. wantPatterns tells, per stream and extractor
@@ -68,6 +71,13 @@ func (p *Patterns) Snapshot(wantPatterns func(container containers.ID, source st
 		for k, n := range s.counts {
 			st.Counts = append(st.Counts, SavedCount{Level: k.level, Hash: k.hash, Count: n})
 		}
+		// In a fixed order: a stream whose counts did not change saves the same bytes.
+		slices.SortFunc(st.Counts, func(a, b SavedCount) int {
+			if a.Level != b.Level {
+				return cmp.Compare(a.Level, b.Level)
+			}
+			return strings.Compare(a.Hash, b.Hash)
+		})
 		st.PatternCounts = s.extractor.Counts(nil)
 		pats := s.extractor.Patterns()
 		st.Flushed = make([]uint64, len(st.PatternCounts))

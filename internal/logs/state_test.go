@@ -1,6 +1,8 @@
 package logs
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -148,5 +150,20 @@ func TestBinaryLinesAreCountedNotMerged(t *testing.T) {
 	p.FlushJoiners()
 	if got := totalCount(p); got != 300 {
 		t.Fatalf("%d messages, want the 300 text lines each on its own", got)
+	}
+}
+
+// An unchanged stream saves the same bytes every time: the receiver skips writing records
+// whose bytes did not change.
+func TestSnapshotIsStable(t *testing.T) {
+	p := NewPatterns(logpatterns.DefaultConfig(), MultilineConfig{})
+	for i := range 500 {
+		p.Message(&Message{Container: "/docker/a", Source: SourceStdoutStderr, Text: fmt.Sprintf("event%d took %d ms", i%40, i)})
+	}
+	first, _ := json.Marshal(p.Snapshot(nil))
+	for range 20 {
+		if again, _ := json.Marshal(p.Snapshot(nil)); !bytes.Equal(again, first) {
+			t.Fatal("two snapshots of unchanged streams differ")
+		}
 	}
 }

@@ -1,7 +1,10 @@
 package tracer
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
@@ -72,8 +75,14 @@ func (t *Tracer) Save() []SavedContainer {
 				Address: addr.String(), Start: l.created, LastActive: last, Inbound: l.inbound, Listener: l.listener,
 			})
 		}
+		// In a fixed order: a container whose counters did not change saves the same bytes.
+		slices.SortFunc(sc.Destinations, func(a, b SavedDestination) int {
+			return cmp.Or(strings.Compare(a.Destination, b.Destination), strings.Compare(a.ActualDestination, b.ActualDestination))
+		})
+		slices.SortFunc(sc.Listens, func(a, b SavedListen) int { return strings.Compare(a.Address, b.Address) })
 		out = append(out, sc)
 	}
+	slices.SortFunc(out, func(a, b SavedContainer) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	return out
 }
 

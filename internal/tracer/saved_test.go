@@ -1,7 +1,9 @@
 package tracer
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -85,5 +87,20 @@ func TestRestoredStateExpires(t *testing.T) {
 	}
 	if ids := r.ContainerIDs(); len(ids) != 0 {
 		t.Fatalf("state of %v outlived destination_ttl across the restart", ids)
+	}
+}
+
+// An unchanged container saves the same bytes every time.
+func TestSaveIsStable(t *testing.T) {
+	tr, _ := newTestTracer(t, nil)
+	for i := range 30 {
+		tr.Handle(connectEv(ebpf.EventConnect, uint64(i+1), 100, "10.0.0.5:40000", fmt.Sprintf("10.0.%d.9:80", i)))
+		tr.Handle(connectEv(ebpf.EventAccept, uint64(100+i), 200, fmt.Sprintf("10.0.0.%d:%d", i, 5000+i), "10.0.0.5:40001"))
+	}
+	first, _ := json.Marshal(tr.Save())
+	for range 20 {
+		if again, _ := json.Marshal(tr.Save()); !bytes.Equal(again, first) {
+			t.Fatal("two saves of unchanged state differ")
+		}
 	}
 }

@@ -36,10 +36,11 @@ func (m *memStorage) GetClient(context.Context, component.Kind, component.ID, st
 
 // memClient is a storage client whose batches are atomic, like file_storage's transactions.
 type memClient struct {
-	mu      sync.Mutex
-	kv      map[string][]byte
-	batches int
-	fail    error // returned by Batch when set
+	mu           sync.Mutex
+	kv           map[string][]byte
+	batches      int
+	bytesWritten int   // values of the Set operations
+	fail         error // returned by Batch when set
 }
 
 func newMemClient() *memClient { return &memClient{kv: map[string][]byte{}} }
@@ -77,6 +78,7 @@ func (c *memClient) Batch(_ context.Context, ops ...*storage.Operation) error {
 			op.Value = c.kv[op.Key]
 		case storage.Set:
 			c.kv[op.Key] = append([]byte(nil), op.Value...)
+			c.bytesWritten += len(op.Value)
 		case storage.Delete:
 			delete(c.kv, op.Key)
 		}
