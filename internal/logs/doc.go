@@ -7,10 +7,12 @@
 // # Use
 //
 //	patterns := logs.NewPatterns(cfg.Patterns, cfg.Multiline) // the Sink that counts
+//	patterns.Restore(saved)                                   // the streams of the last checkpoint, if any
 //	reader := logs.NewReader(cfg, registry, patterns, logger) // registry: *containers.Registry or nil
-//	err := reader.Start(ctx, store) // store: a storage.Client, or nil; err names sources that
+//	err := reader.Start(ctx, store) // store: a CheckpointStore, or nil; err names sources that
 //	                                // cannot run (the others do run)
 //	...
+//	reader.Checkpoint(func() { saved = patterns.Snapshot(nil) }) // positions to store, counts to saved
 //	patterns.Tick(now)                       // every second: the multi-line joiners' clock
 //	patterns.Counts(id, func(c MessageCount)) // per collection: container_log_messages_total
 //	patterns.FlushPatterns(func(r PatternRecord)) // per patterns_flush_interval: pattern records
@@ -46,9 +48,11 @@
 // bytes change (copytruncate): what had not been read is finished from a rotated copy beside it
 // (app.log.1, app.log-20240101, …) with the same first bytes, then the file is read from 0.
 // Lines longer than max_line_length are cut (counted in Stats.Truncated); invalid UTF-8 becomes
-// U+FFFD and control characters spaces. Without checkpoints, files present at start are read
-// from their end and files appearing later from their first line. With a CheckpointStore the
-// offset after the last whole message and the journald cursor are saved every
-// checkpoint_interval and at Shutdown, and a restart resumes there — also through a rotation
-// that happened while the agent was down.
+// U+FFFD and control characters spaces; a line of binary data is no message (counted in
+// Stats.BinaryLines). Without checkpoints, files present at start are read from their end and
+// files appearing later from their first line. With a CheckpointStore the offset after the last
+// whole message and the journald cursor are saved when Reader.Checkpoint asks (it pauses the
+// sources, so Patterns.Snapshot then describes the same lines) and at Shutdown, and a restart
+// resumes there — also through a rotation that happened while the agent was down; with
+// Patterns.Restore, the counts continue where they stopped.
 package logs
