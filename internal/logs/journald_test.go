@@ -79,6 +79,14 @@ func TestJournaldFixtureAttribution(t *testing.T) {
 		t.Errorf("time %v", m.Time)
 	}
 
+	// A checkpoint while it runs saves the cursor of the last entry read, while the source
+	// waits.
+	var saved []byte
+	r.Checkpoint(func() { saved, _ = store.Get(context.Background(), journaldCursorKey) })
+	if len(saved) == 0 {
+		t.Fatal("no cursor saved by the checkpoint")
+	}
+
 	// A restart with the same store resumes after the last entry: nothing is read twice.
 	r.Shutdown()
 	if b, _ := store.Get(context.Background(), journaldCursorKey); len(b) == 0 {
