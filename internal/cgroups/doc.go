@@ -8,8 +8,14 @@
 //	fs, err := cgroups.Open(cfg)               // detects LayoutV1, LayoutV2 or LayoutHybrid
 //	paths, err := fs.ProcessPaths(pid)         // parses ProcRoot/<pid>/cgroup
 //	id := paths.Identify()                     // Kind, runtime ID, pod UID, container cgroup path
-//	stats, err := fs.Stats(paths.ContainerPaths(id))
+//	own, missing := fs.Locate(id, paths.ContainerPaths(id)) // the container's own cgroups
+//	stats, err := fs.Stats(own)
 //	ino, err := fs.CgroupID(paths.Unified)     // what bpf_get_current_cgroup_id() returns
+//
+// A process read while its runtime moves it into a new container lists some hierarchies in
+// the container and others still at the runtime's cgroup (runc joins them one by one): Locate
+// keeps only the container's own paths and completes a runtime's container from its directories;
+// missing says which expected hierarchies (Expected) are not there yet, to try again later.
 //
 // What counts as a container (see Identify): docker (cgroupfs "/docker/<id>", systemd
 // "docker-<id>.scope"), containerd ("/k8s.io/<id>", "cri-containerd-<id>.scope"), CRI-O

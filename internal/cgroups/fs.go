@@ -160,30 +160,3 @@ func (f *FS) CgroupID(unifiedPath string) (uint64, error) {
 	}
 	return st.Ino, nil
 }
-
-// DirInode returns the inode of the directory of a cgroup in p: the v2 one when there is one,
-// else the first v1 controller's. A cgroup removed and created again under the same name (a
-// container restarted into the same path) has a new inode, so the inode tells container
-// instances apart where the path cannot.
-func (f *FS) DirInode(p Paths) (uint64, error) {
-	var dir string
-	switch {
-	case f.unified != "" && p.Unified != "":
-		dir = f.unified + p.Unified
-	case f.cpuacctDir != "" && p.CPUAcct != "":
-		dir = f.cpuacctDir + p.CPUAcct
-	case f.cpuDir != "" && p.CPU != "":
-		dir = f.cpuDir + p.CPU
-	case f.memoryDir != "" && p.Memory != "":
-		dir = f.memoryDir + p.Memory
-	case f.blkioDir != "" && p.Blkio != "":
-		dir = f.blkioDir + p.Blkio
-	default:
-		return 0, errors.New("no cgroup directory to identify")
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(dir, &st); err != nil {
-		return 0, &fs.PathError{Op: "stat", Path: dir, Err: err}
-	}
-	return st.Ino, nil
-}

@@ -14,7 +14,10 @@ import (
 // read (a controller may be absent, e.g. PSI on a v1-only host).
 type Stats struct {
 	CPU    CPU
-	HasCPU bool
+	HasCPU bool // usage was read
+	// HasThrottling: throttling was read (v1 cpu.stat, or v2 cpu.stat with the cpu controller
+	// enabled). Without it ThrottledSeconds is unknown, not zero.
+	HasThrottling bool
 
 	Memory    Memory
 	HasMemory bool
@@ -138,12 +141,13 @@ func (r *statReader) fail(file string, err error) {
 func (r *statReader) v2CPU(s *Stats, p string, withLimit bool) {
 	if data := r.read(r.fs.unified, p, "cpu.stat"); data != nil {
 		var usage, throttled uint64
+		var hasThrottled bool
 		err := parseKeyed(data, func(k []byte, v uint64) {
 			switch string(k) {
 			case "usage_usec":
 				usage = v
 			case "throttled_usec":
-				throttled = v
+				throttled, hasThrottled = v, true
 			}
 		})
 		if err != nil {
@@ -151,7 +155,10 @@ func (r *statReader) v2CPU(s *Stats, p string, withLimit bool) {
 		} else {
 			s.HasCPU = true
 			s.CPU.UsageSeconds = float64(usage) / 1e6
-			s.CPU.ThrottledSeconds = float64(throttled) / 1e6
+			if hasThrottled {
+				s.HasThrottling = true
+				s.CPU.ThrottledSeconds = float64(throttled) / 1e6
+			}
 		}
 	}
 	if !withLimit {
@@ -257,6 +264,7 @@ func (r *statReader) v1CPU(s *Stats, p Paths) {
 		if err != nil {
 			r.fail("cpu.stat", err)
 		} else {
+			s.HasThrottling = true
 			s.CPU.ThrottledSeconds = float64(throttled) / 1e9
 		}
 	}

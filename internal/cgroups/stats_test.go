@@ -108,29 +108,29 @@ func TestFixtureValues(t *testing.T) {
 		want   Stats
 	}{
 		{"v2", 201, Stats{
-			CPU: CPU{UsageSeconds: 1.123456, ThrottledSeconds: 0.005, LimitCores: 0.5}, HasCPU: true,
+			CPU: CPU{UsageSeconds: 1.123456, ThrottledSeconds: 0.005, LimitCores: 0.5}, HasCPU: true, HasThrottling: true,
 			Memory: Memory{RSSBytes: 1 << 20, CacheBytes: 2 << 20, LimitBytes: 64 << 20}, HasMemory: true,
 			IO:  []DeviceIO{{Device: "nvme0n1", Reads: 100, Writes: 200, ReadBytes: 4096000, WrittenBytes: 8192000}},
 			PSI: PSI{CPU: Pressure{0.251, 0.051}, Memory: Pressure{0.0016, 0.0008}, IO: Pressure{3.00001, 2.00001}}, HasPSI: true,
 		}},
 		{"v2", 202, Stats{
-			CPU: CPU{UsageSeconds: 2.123456, ThrottledSeconds: 0.01}, HasCPU: true,
+			CPU: CPU{UsageSeconds: 2.123456, ThrottledSeconds: 0.01}, HasCPU: true, HasThrottling: true,
 			Memory: Memory{RSSBytes: 2 << 20, CacheBytes: 4 << 20}, HasMemory: true,
 			IO:  []DeviceIO{{Device: "sda", Reads: 1, ReadBytes: 1024}, {Device: "sdb", Writes: 2, WrittenBytes: 2048}},
 			PSI: PSI{CPU: Pressure{0.252, 0.052}, Memory: Pressure{0.0017, 0.0009}, IO: Pressure{3.00002, 2.00002}}, HasPSI: true,
 		}},
 		{"v1", 101, Stats{
-			CPU: CPU{UsageSeconds: 6.000000005, ThrottledSeconds: 0.012, LimitCores: 0.5}, HasCPU: true,
+			CPU: CPU{UsageSeconds: 6.000000005, ThrottledSeconds: 0.012, LimitCores: 0.5}, HasCPU: true, HasThrottling: true,
 			Memory: Memory{RSSBytes: 6 * 81920, CacheBytes: 6 * 40960, LimitBytes: 64 << 20}, HasMemory: true,
 			IO: []DeviceIO{{Device: "sda", Reads: 60, Writes: 120, ReadBytes: 6 * 40960, WrittenBytes: 6 * 81920}},
 		}},
 		{"v1", 102, Stats{ // quota -1 and PAGE_COUNTER_MAX: no limits
-			CPU: CPU{UsageSeconds: 7.000000005, ThrottledSeconds: 0.014}, HasCPU: true,
+			CPU: CPU{UsageSeconds: 7.000000005, ThrottledSeconds: 0.014}, HasCPU: true, HasThrottling: true,
 			Memory: Memory{RSSBytes: 7 * 81920, CacheBytes: 7 * 40960}, HasMemory: true,
 			IO: []DeviceIO{{Device: "sda", Reads: 70, Writes: 140, ReadBytes: 7 * 40960, WrittenBytes: 7 * 81920}},
 		}},
 		{"hybrid", 301, Stats{
-			CPU: CPU{UsageSeconds: 9.000000007, ThrottledSeconds: 0.027, LimitCores: 0.5}, HasCPU: true,
+			CPU: CPU{UsageSeconds: 9.000000007, ThrottledSeconds: 0.027, LimitCores: 0.5}, HasCPU: true, HasThrottling: true,
 			Memory: Memory{RSSBytes: 9 * 8192, CacheBytes: 9 * 4096, LimitBytes: 64 << 20}, HasMemory: true,
 			PSI: PSI{CPU: Pressure{0.259, 0.059}, Memory: Pressure{0.0024, 0.0016}, IO: Pressure{3.00009, 2.00009}}, HasPSI: true,
 		}},
@@ -155,7 +155,7 @@ func TestFixtureValues(t *testing.T) {
 
 func statsEqual(a, b Stats) bool {
 	near := func(x, y float64) bool { d := x - y; return d < 1e-9 && d > -1e-9 }
-	if a.HasCPU != b.HasCPU || a.HasMemory != b.HasMemory || a.HasPSI != b.HasPSI || a.Memory != b.Memory ||
+	if a.HasCPU != b.HasCPU || a.HasThrottling != b.HasThrottling || a.HasMemory != b.HasMemory || a.HasPSI != b.HasPSI || a.Memory != b.Memory ||
 		!slices.Equal(a.IO, b.IO) {
 		return false
 	}

@@ -3,6 +3,7 @@ package containers
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/codexray/codexray-node-agent/internal/cgroups"
@@ -85,17 +86,52 @@ type Container struct {
 // state is the mutable part of a container, shared by its published copies.
 type state struct {
 	fs *cgroups.FS
+	// incomplete counts, registry-wide, containers whose cgroups were still incomplete at
+	// their second collection (ScanStats.CgroupIncomplete).
+	incomplete *atomic.Uint64
 
 	mu          sync.Mutex
-	paths       cgroups.Paths // where its stats are read (the container's cgroups)
+	cg          cgroupInstance
 	pids        int           // processes seen in it at the last scan or event
 	goneAt      time.Time     // zero while processes remain
 	last        cgroups.Stats // last successful reading
 	hasLast     bool
 	refreshedAt time.Time // last runtime metadata lookup
-	// instance is the inode of the container's cgroup directory (cgroups.FS.DirInode), 0 when
-	// unknown: a new inode under the same path is a new instance of the container.
-	instance uint64
+}
+
+// cgroupInstance is where one instance of a container lives: its cgroup in every hierarchy.
+// A runtime moves a new container's first process into its cgroups one hierarchy after
+// another, so the first sight of a process may show only some of them; the paths converge on
+// the container's own cgroups (cgroups.FS.Locate) at every later sight of its processes and at
+// every collection while an expected hierarchy is missing. A new instance (a restart into a
+// re-created or new cgroup) starts from a fresh cgroupInstance.
+type cgroupInstance struct {
+	identity cgroups.Identity
+	paths    cgroups.Paths       // where its stats are read; every path is identity.Path
+	missing  cgroups.Hierarchies // expected hierarchies not located yet
+	// inode is the inode of the container's cgroup directory in hierarchy inodeIn
+	// (cgroups.FS.DirInode), 0 when unknown: a new inode under the same path is a new instance.
+	inode   uint64
+	inodeIn cgroups.Hierarchies
+	// incompleteCollections counts the collections in a row that found an expected hierarchy
+	// missing; counted is set once the instance was counted in state.incomplete.
+	incompleteCollections int
+	counted               bool
+}
+
+// locate merges what a process of the container showed (its container paths, possibly none)
+// into the instance's paths and completes them from the identity; it learns the instance's
+// inode once a directory of it can be read. The caller holds s.mu.
+func (s *state) locate(observed cgroups.Paths) {
+	if s.fs == nil {
+		return
+	}
+	s.cg.paths, s.cg.missing = s.fs.Locate(s.cg.identity, s.cg.paths.Merge(observed))
+	if s.cg.inode == 0 {
+		if h, ino, err := s.fs.DirInode(s.cg.paths); err == nil {
+			s.cg.inodeIn, s.cg.inode = h, ino
+		}
+	}
 }
 
 // GoneAt is when the registry saw the container's last process leave; zero while it runs.
@@ -126,12 +162,27 @@ var ErrNoCgroupStats = errors.New("no cgroup stats for this container")
 // Resources reads the container's cgroup counters now (called at each collection). For a
 // container whose cgroup is gone it returns the last reading, so final counters are reported
 // during the retention. A partial reading comes with an error describing the unread parts.
+// While a hierarchy the container is expected to have is not located yet, each call tries
+// again first; a container still incomplete at its second call is counted once
+// (ScanStats.CgroupIncomplete). Parts of a hierarchy not located are absent from the reading,
+// never read from another cgroup.
 func (c *Container) Resources() (cgroups.Stats, error) {
 	if c.st == nil {
 		return cgroups.Stats{}, ErrNoCgroupStats
 	}
 	c.st.mu.Lock()
-	fs, paths := c.st.fs, c.st.paths
+	if c.st.cg.missing != 0 && c.st.goneAt.IsZero() {
+		c.st.locate(cgroups.Paths{})
+		if c.st.cg.missing == 0 {
+			c.st.cg.incompleteCollections = 0
+		} else if c.st.cg.incompleteCollections++; c.st.cg.incompleteCollections >= 2 && !c.st.cg.counted {
+			c.st.cg.counted = true
+			if c.st.incomplete != nil {
+				c.st.incomplete.Add(1)
+			}
+		}
+	}
+	fs, paths := c.st.fs, c.st.cg.paths
 	c.st.mu.Unlock()
 	if fs == nil {
 		return cgroups.Stats{}, ErrNoCgroupStats

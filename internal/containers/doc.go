@@ -43,5 +43,12 @@
 // host's; processes whose paths cannot be placed are skipped and counted
 // (Stats().NamespaceSkipped), and Start logs once what was found.
 //
+// A container's cgroup paths converge on its own cgroups: a process seen while its runtime
+// moves it in (an exec event, a lookup, a scan in that window) shows only some hierarchies, so
+// every later sight of its processes and every collection (Resources) while an expected
+// hierarchy is missing re-resolve them (cgroups.FS.Locate); a path outside the container is
+// never read. A container still incomplete at its second collection is counted once
+// (Stats().CgroupIncomplete).
+//
 // A *Container is immutable once published; metadata refreshes publish a new copy.
 package containers

@@ -103,8 +103,8 @@ func (r *Registry) publishGone(id ID, ident cgroups.Identity, m metadata) {
 	now := r.now()
 	c.FirstSeen = now
 	continueRestarts(nil, c, now)
-	c.st = &state{refreshedAt: now, goneAt: now} // no fs: no cgroup counters to read
-	e := &entry{st: c.st, identity: ident}
+	c.st = &state{refreshedAt: now, goneAt: now, cg: cgroupInstance{identity: ident}} // no fs: no cgroup counters to read
+	e := &entry{st: c.st}
 	e.cur.Store(c)
 	e.described.Store(true)
 	r.mu.Lock()

@@ -57,7 +57,7 @@ func (r *Registry) enqueueUndescribed() {
 	r.mu.RLock()
 	var todo []*entry
 	for _, e := range r.byID {
-		if !e.described.Load() && r.rt.serves(e.identity.Kind) {
+		if !e.described.Load() && r.rt.serves(e.identity().Kind) {
 			todo = append(todo, e)
 		}
 	}
@@ -114,7 +114,7 @@ func (r *Registry) fetchMetadata(ctx context.Context) {
 			}
 			e.queued.Store(false) // a change from now on queues it again
 			r.scanMu.Lock()
-			id := e.identity
+			id := e.identity()
 			r.scanMu.Unlock()
 			m, ok, answered := r.lookup(ctx, id)
 			if ctx.Err() != nil && !ok {
@@ -136,7 +136,7 @@ func (r *Registry) fetchMetadata(ctx context.Context) {
 func (r *Registry) applyLookup(e *entry, id cgroups.Identity, m metadata, ok bool) *entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e.identity != id || r.byCgroup[id.Path] != e {
+	if e.identity() != id || r.byCgroup[id.Path] != e {
 		return nil // re-pointed meanwhile (queued again), merged or forgotten
 	}
 	now := r.now()
@@ -187,17 +187,15 @@ func (r *Registry) mergeLocked(known, e *entry, c *Container) {
 	c.st = known.st
 	continueRestarts(prev, c, r.now())
 	e.st.mu.Lock()
-	paths, instance, pids, goneAt := e.st.paths, e.st.instance, e.st.pids, e.st.goneAt
+	cg, pids, goneAt := e.st.cg, e.st.pids, e.st.goneAt
 	e.st.mu.Unlock()
 	known.st.mu.Lock()
-	known.st.paths = paths
+	known.st.cg = cg
 	known.st.hasLast = false // the old cgroup's last reading must not stand in for the new one
-	known.st.instance = instance
 	known.st.pids = pids
 	known.st.goneAt = goneAt
 	known.st.refreshedAt = r.now()
 	known.st.mu.Unlock()
-	known.identity = e.identity
 	for _, k := range e.cgroupKeys {
 		if r.byCgroup[k] == e {
 			r.byCgroup[k] = known

@@ -64,7 +64,7 @@ type Registry struct {
 
 	pidBuf []uint32 // guarded by scanMu
 
-	scans, rescans, processErrors, runtimeLookups, expired, namespaceSkipped, restarts atomic.Uint64
+	scans, rescans, processErrors, runtimeLookups, expired, namespaceSkipped, restarts, cgroupIncomplete atomic.Uint64
 }
 
 // entry is the registry's handle on one container: the published *Container is replaced
@@ -81,8 +81,6 @@ type entry struct {
 	// described: a runtime answered about this container (with metadata or "no such
 	// container"). Until then it is asked again at every full scan, also once it is gone.
 	described atomic.Bool
-	// guarded by scanMu
-	identity cgroups.Identity
 	// guarded by Registry.mu: what to delete from the indexes when the container expires.
 	cgroupKeys []string
 	cgroupIDs  []uint64
@@ -103,6 +101,10 @@ type ScanStats struct {
 	// NewInstances counts containers seen in a new cgroup under a known ID (a Kubernetes
 	// container restarted, a docker container restarted into a re-created cgroup).
 	NewInstances uint64
+	// CgroupIncomplete counts container instances that a collection (Container.Resources)
+	// still found without a cgroup hierarchy they should have (cgroups.FS.Expected) at their
+	// second collection: their stats lack what that hierarchy holds meanwhile.
+	CgroupIncomplete uint64
 }
 
 // Start configures the registry and starts scanning in the background: a first full scan
@@ -359,6 +361,7 @@ func (r *Registry) Stats() ScanStats {
 		Scans: r.scans.Load(), Rescans: r.rescans.Load(), ProcessErrors: r.processErrors.Load(),
 		RuntimeLookups: r.runtimeLookups.Load(), Expired: r.expired.Load(),
 		NamespaceSkipped: r.namespaceSkipped.Load(), NewInstances: r.restarts.Load(),
+		CgroupIncomplete: r.cgroupIncomplete.Load(),
 	}
 }
 
@@ -379,6 +382,13 @@ func logNamespaces(logger *zap.Logger, nss []cgroups.Namespace) {
 				zap.String("hierarchy", ns.Hierarchy), zap.String("reason", ns.Reason))
 		}
 	}
+}
+
+// identity is the container's current cgroup identity.
+func (e *entry) identity() cgroups.Identity {
+	e.st.mu.Lock()
+	defer e.st.mu.Unlock()
+	return e.st.cg.identity
 }
 
 func (e *entry) container() (*Container, bool) {

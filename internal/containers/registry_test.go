@@ -243,7 +243,7 @@ func TestRegistryGoneAndRetention(t *testing.T) {
 	if !slices.Contains(ids(r.Containers()), string(dockerID)) {
 		t.Fatal("gone container dropped before its retention")
 	}
-	c.st.paths = cgroups.Paths{Unified: "/system.slice/docker-vanished.scope"} // its cgroup is removed
+	c.st.cg.paths = cgroups.Paths{Unified: "/system.slice/docker-vanished.scope"} // its cgroup is removed
 	after, err := c.Resources()
 	if err != nil || after.CPU != before.CPU {
 		t.Fatalf("gone container's final counters: %+v, %v; want %+v", after.CPU, err, before.CPU)

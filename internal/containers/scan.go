@@ -13,10 +13,12 @@ import (
 // observation is what one scan saw of one container cgroup.
 type observation struct {
 	identity cgroups.Identity
-	paths    cgroups.Paths // the container's own cgroups, for stats
-	pids     []uint32
-	unified  []string // distinct v2 paths its processes are in (the container's and nested ones)
-	entry    *entry   // resolved container, nil when a runtime said it is not one
+	// paths are the container's own cgroups its processes showed, merged over them: a process
+	// the runtime is still moving shows only some.
+	paths   cgroups.Paths
+	pids    []uint32
+	unified []string // distinct v2 paths its processes are in (the container's and nested ones)
+	entry   *entry   // resolved container, nil when a runtime said it is not one
 }
 
 // batch is the result of reading a set of processes, published at once.
@@ -109,9 +111,10 @@ func (r *Registry) read(pid uint32, b *batch, cgroupIDs map[string]uint64) {
 	}
 	o := b.obs[id.Path]
 	if o == nil {
-		o = &observation{identity: id, paths: paths.ContainerPaths(id)}
+		o = &observation{identity: id}
 		b.obs[id.Path] = o
 	}
+	o.paths = o.paths.Merge(paths.ContainerPaths(id))
 	o.pids = append(o.pids, pid)
 	if paths.Unified != "" && paths.Unified != "/" {
 		for _, u := range o.unified {
@@ -160,10 +163,17 @@ func (r *Registry) resolve(b *batch) {
 			if r.newInstance(e, key, o) {
 				// Same path, re-created cgroup (docker restart): counters start again.
 				r.restartEntry(e, o)
-			} else if !e.st.goneTime().IsZero() {
+				continue
+			}
+			if !e.st.goneTime().IsZero() {
 				// Back from the dead in the same cgroup: re-read the restart count.
 				r.enqueueMetadata(e)
 			}
+			e.st.mu.Lock()
+			if e.st.cg.identity.Path == key && (e.st.cg.missing != 0 || o.paths.Has()&^e.st.cg.paths.Has() != 0) {
+				e.st.locate(o.paths)
+			}
+			e.st.mu.Unlock()
 		}
 	}
 }
@@ -190,8 +200,9 @@ func (r *Registry) discover(o *observation) *entry {
 	}
 	c.FirstSeen = r.now()
 	continueRestarts(nil, c, c.FirstSeen)
-	c.st = &state{fs: r.fs, paths: o.paths, refreshedAt: r.now(), instance: r.instanceOf(o)}
-	e := &entry{st: c.st, identity: o.identity}
+	c.st = &state{fs: r.fs, incomplete: &r.cgroupIncomplete, refreshedAt: r.now(), cg: cgroupInstance{identity: o.identity}}
+	c.st.locate(o.paths) // not shared yet: no lock needed
+	e := &entry{st: c.st}
 	e.cur.Store(c)
 	if needsMeta {
 		e.pending.Store(o.identity.PodUID != "")
@@ -211,43 +222,32 @@ func (r *Registry) repoint(e *entry, c *Container, o *observation) {
 	c.st = e.st
 	e.st.mu.Lock()
 	e.st.fs = r.fs // unset on a container known only from its runtime (publishGone)
-	e.st.paths = o.paths
+	e.st.cg = cgroupInstance{identity: o.identity}
+	e.st.locate(o.paths)
 	e.st.hasLast = false // the old cgroup's last reading must not stand in for the new one
 	e.st.refreshedAt = now
-	e.st.instance = r.instanceOf(o)
 	e.st.mu.Unlock()
-	e.identity = o.identity
 	e.cur.Store(c)
 	r.restarts.Add(1)
 }
 
-// instanceOf is the inode of an observed container's cgroup, 0 when it cannot be read.
-func (r *Registry) instanceOf(o *observation) uint64 {
-	ino, err := r.fs.DirInode(o.paths)
-	if err != nil {
-		return 0
-	}
-	return ino
-}
-
 // newInstance reports whether the container's current cgroup (key) was re-created since the
 // registry last saw it. Only the current cgroup counts: processes left in an older cgroup of
-// the same ID (a restart still being torn down) must not flip the instance back.
+// the same ID (a restart still being torn down) must not flip the instance back. The inode is
+// compared in the hierarchy it was first read in: a container seen while its runtime moved it
+// may be known in more hierarchies later, and each has its own inode.
 func (r *Registry) newInstance(e *entry, key string, o *observation) bool {
-	if e.identity.Path != key {
-		return false
-	}
-	ino := r.instanceOf(o)
 	e.st.mu.Lock()
 	defer e.st.mu.Unlock()
-	if ino == 0 {
+	if e.st.cg.identity.Path != key {
 		return false
 	}
-	if e.st.instance == 0 {
-		e.st.instance = ino // not readable when first seen: learn it now
+	if e.st.cg.inode == 0 {
+		e.st.locate(o.paths) // not readable when first seen: learn it now
 		return false
 	}
-	return ino != e.st.instance
+	ino, err := r.fs.DirInodeIn(e.st.cg.inodeIn, key)
+	return err == nil && ino != e.st.cg.inode
 }
 
 // restartEntry publishes a new instance of a container whose cgroup was re-created under the

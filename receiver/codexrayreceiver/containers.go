@@ -49,10 +49,12 @@ func (s *containerMetrics) recordContainer(mb *metadata.MetricsBuilder, now pcom
 	}
 	if st.HasCPU {
 		mb.RecordContainerResourcesCPUUsageDataPoint(now, st.CPU.UsageSeconds)
+	}
+	if st.HasThrottling { // unknown is not zero: absent until the cpu hierarchy is located
 		mb.RecordContainerResourcesCPUThrottledDataPoint(now, st.CPU.ThrottledSeconds)
-		if st.CPU.LimitCores > 0 {
-			mb.RecordContainerResourcesCPULimitCoresDataPoint(now, st.CPU.LimitCores)
-		}
+	}
+	if st.CPU.LimitCores > 0 {
+		mb.RecordContainerResourcesCPULimitCoresDataPoint(now, st.CPU.LimitCores)
 	}
 	if st.HasMemory {
 		mb.RecordContainerResourcesMemoryRssDataPoint(now, int64(st.Memory.RSSBytes))
@@ -94,6 +96,9 @@ func (s *containerMetrics) recordNode(mb *metadata.MetricsBuilder, now pcommon.T
 	st := s.registry.Stats()
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.ProcessErrors), registryName, "process_unreadable")
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.NamespaceSkipped), registryName, "cgroup_namespace_unresolved")
+	// Containers still missing a cgroup hierarchy at their second collection (their runtime
+	// had not created or joined it): their stats lacked that hierarchy's part meanwhile.
+	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.CgroupIncomplete), registryName, "cgroup_incomplete")
 }
 
 func (s *containerMetrics) warnPartial(c *containers.Container, err error) {
