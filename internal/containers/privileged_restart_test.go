@@ -23,14 +23,7 @@ func TestCRIRestart(t *testing.T) {
 	dir := t.TempDir()
 	crictl := func(args ...string) string {
 		t.Helper()
-		cmd := testutil.Crictl(args...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-		}
-		return strings.TrimSpace(string(out))
+		return testutil.CrictlOutput(t, args...)
 	}
 	writeJSON := func(name string, v any) string {
 		t.Helper()

@@ -149,14 +149,7 @@ func TestCRIPod(t *testing.T) {
 	}
 	crictl := func(args ...string) string {
 		t.Helper()
-		cmd := testutil.Crictl(args...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-		}
-		return strings.TrimSpace(string(out))
+		return testutil.CrictlOutput(t, args...)
 	}
 	podID := crictl("runp", podFile)
 	t.Cleanup(func() {

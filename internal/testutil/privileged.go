@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -75,6 +76,20 @@ func RequireContainerd(t testing.TB) {
 func Crictl(args ...string) *exec.Cmd {
 	full := append([]string{"--runtime-endpoint", "unix://" + ContainerdSocket, "--image-endpoint", "unix://" + ContainerdSocket, "--timeout", "20s"}, args...)
 	return exec.Command("crictl", full...)
+}
+
+// CrictlOutput runs crictl against the testbed containerd and returns its stdout, trimmed; a
+// failure fails the test with crictl's stderr.
+func CrictlOutput(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := Crictl(args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // JournaldSocket is the native socket of the journald started by scripts/testbed.sh.
