@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/codexray/codexray-node-agent/internal/cgroups"
 )
@@ -431,5 +432,67 @@ func TestCompleteContainerIsNotLocatedAgain(t *testing.T) {
 	c.st.mu.Unlock()
 	if missing != 0 {
 		t.Fatalf("complete container reports missing %v", missing)
+	}
+}
+
+// TestChurnLeavesNothingBehind runs 100 docker containers through their whole life on a
+// generated hybrid host, each first seen mid-move and some restarted: once the retention has
+// passed, every index of the registry is back to what it held before the first one.
+func TestChurnLeavesNothingBehind(t *testing.T) {
+	h := newHost(t, "hybrid", "")
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	r := startAt(t, testConfig(), h.root, h.proc, clk)
+	sizes := func() [6]int {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		return [6]int{len(r.byID), len(r.byCgroup), len(r.byCgroupID), len(r.byRuntimeID), len(r.pids), len(r.ignored)}
+	}
+	before := sizes()
+	for i := 0; i < 100; i++ {
+		h.ctrPath = fmt.Sprintf("/docker/%064x", i+1)
+		pid := 10000 + i
+		h.createContainer(t)
+		h.moveProcess(t, pid, "unified")
+		c, ok := r.OnProcessStart(uint32(pid))
+		if !ok {
+			t.Fatalf("container %d not attributed", i)
+		}
+		h.moveProcess(t, pid, "all")
+		if s, _ := c.Resources(); !s.HasMemory || !s.HasThrottling {
+			t.Fatalf("container %d incomplete: %+v", i, s)
+		}
+		if i%10 == 0 { // restarted: a re-created cgroup, a new process
+			for _, hi := range hierarchyOrder {
+				dir := filepath.Join(h.root, hi.dir, h.ctrPath)
+				if err := os.Rename(dir, dir+".old"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.createContainer(t)
+			_ = os.RemoveAll(filepath.Join(h.proc, fmt.Sprint(pid)))
+			r.OnProcessExit(uint32(pid))
+			pid += 100000
+			h.moveProcess(t, pid, "memory")
+			r.OnProcessStart(uint32(pid))
+		}
+		_ = os.RemoveAll(filepath.Join(h.proc, fmt.Sprint(pid)))
+		r.OnProcessExit(uint32(pid))
+		for _, hi := range hierarchyOrder {
+			_ = os.RemoveAll(filepath.Join(h.root, hi.dir, h.ctrPath))
+			_ = os.RemoveAll(filepath.Join(h.root, hi.dir, h.ctrPath+".old"))
+		}
+		clk.add(time.Second)
+	}
+	r.Scan()
+	if n := len(r.Containers()); n != 100 {
+		t.Fatalf("%d containers listed within their retention, want 100", n)
+	}
+	clk.add(testConfig().Retention + time.Second)
+	r.Scan()
+	if after := sizes(); after != before {
+		t.Fatalf("index sizes (byID, byCgroup, byCgroupID, byRuntimeID, pids, ignored) %v after the churn, %v before", after, before)
+	}
+	if st := r.Stats(); st.Expired != 100 || st.NewInstances != 10 || st.CgroupIncomplete != 0 {
+		t.Fatalf("stats after the churn: %+v", st)
 	}
 }
