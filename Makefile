@@ -17,7 +17,7 @@ OWNER := $(shell echo $$PPID)
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(GOBIN)/golangci-lint
 
-.PHONY: all run test unit e2e-k8s build generate check-generated bench bench-logpatterns lint deps deps-build deps-generate testbed-up testbed-down clean
+.PHONY: all run test unit e2e-k8s build generate check-generated bench bench-logpatterns soak lint deps deps-build deps-generate testbed-up testbed-down clean
 
 all: build
 
@@ -78,6 +78,13 @@ bench: deps
 		go run ./cmd/loghub-score -dir $(LOGHUB_DIR) -flood 10000000 || rc=1; \
 		bash scripts/testbed.sh down $(OWNER); exit $$rc
 
+## soak: churn soak of the built agent: 1,000 containers created and removed over 10 minutes,
+## then its state must return to the baseline (root; ~20 minutes; SOAK_FLAGS=-h for options)
+soak: deps build
+	@bash scripts/testbed.sh up $(OWNER)
+	@set -o pipefail; go run ./test/soak -dist $(DIST) $(SOAK_FLAGS) | tee soak.out; rc=$$?; \
+		bash scripts/testbed.sh down $(OWNER); exit $$rc
+
 ## bench-logpatterns: score the log-pattern extractor on ../shared/loghub2k
 bench-logpatterns:
 	go run ./cmd/loghub-score -dir $(LOGHUB_DIR)
@@ -96,4 +103,4 @@ testbed-down:
 	@bash scripts/testbed.sh down "$$(ps -o ppid= -p $$PPID | tr -d " ")"
 
 clean:
-	rm -rf _build _build.log bench.out
+	rm -rf _build _build.log bench.out soak.out
