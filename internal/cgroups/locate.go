@@ -153,7 +153,7 @@ var inodeOrder = [...]Hierarchies{HierarchyUnified, HierarchyCPUAcct, HierarchyC
 // seen while its runtime moved it may first be known in one hierarchy and later in another.
 func (f *FS) DirInode(p Paths) (Hierarchies, uint64, error) {
 	fields := p.fields()
-	var err error = errors.New("no cgroup directory to identify")
+	err := errors.New("no cgroup directory to identify")
 	for _, h := range inodeOrder {
 		i := hierarchyIndex(h)
 		if *fields[i] == "" {

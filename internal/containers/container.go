@@ -173,13 +173,17 @@ func (c *Container) Resources() (cgroups.Stats, error) {
 	c.st.mu.Lock()
 	if c.st.cg.missing != 0 && c.st.goneAt.IsZero() {
 		c.st.locate(cgroups.Paths{})
-		if c.st.cg.missing == 0 {
+		switch {
+		case c.st.cg.missing == 0:
 			c.st.cg.incompleteCollections = 0
-		} else if c.st.cg.incompleteCollections++; c.st.cg.incompleteCollections >= 2 && !c.st.cg.counted {
+		case c.st.cg.incompleteCollections >= 1 && !c.st.cg.counted:
 			c.st.cg.counted = true
 			if c.st.incomplete != nil {
 				c.st.incomplete.Add(1)
 			}
+			fallthrough
+		default:
+			c.st.cg.incompleteCollections++
 		}
 	}
 	fs, paths := c.st.fs, c.st.cg.paths

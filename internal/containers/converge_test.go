@@ -27,9 +27,16 @@ var hierarchyOrder = []struct {
 	line string // "<id>:<controllers>"
 	dir  string // mount directory below the cgroup root ("" for cgroup v2)
 }{
-	{"9:name=systemd", "systemd"}, {"8:pids", "pids"}, {"7:blkio", "blkio"}, {"6:freezer", "freezer"},
-	{"5:devices", "devices"}, {"4:memory", "memory"}, {"3:cpuset", "cpuset"}, {"2:cpuacct", "cpuacct"},
-	{"1:cpu", "cpu"}, {"0:", "unified"},
+	{"9:name=systemd", "systemd"},
+	{"8:pids", "pids"},
+	{"7:blkio", "blkio"},
+	{"6:freezer", "freezer"},
+	{"5:devices", "devices"},
+	{"4:memory", "memory"},
+	{"3:cpuset", "cpuset"},
+	{"2:cpuacct", "cpuacct"},
+	{"1:cpu", "cpu"},
+	{"0:", "unified"},
 }
 
 // The container's own numbers in every tree, and the numbers of every other cgroup (the
@@ -53,10 +60,12 @@ type host struct {
 func newHost(t *testing.T, layout, ctrPath string) *host {
 	t.Helper()
 	base := t.TempDir()
-	h := &host{layout: layout, root: filepath.Join(base, "cgroup"), proc: filepath.Join(base, "proc"), ctrPath: ctrPath,
+	h := &host{
+		layout: layout, root: filepath.Join(base, "cgroup"), proc: filepath.Join(base, "proc"), ctrPath: ctrPath,
 		// Where this VM's dockerd and containerd shims live: memory in a cgroup of their own,
 		// every other v1 controller and cgroup v2 at the root.
-		shimV1: map[string]string{"memory": "/process_api/62565ef583e86d5aca5ca9b2c6406f80"}, shimV2: "/system.slice/containerd.service"}
+		shimV1: map[string]string{"memory": "/process_api/62565ef583e86d5aca5ca9b2c6406f80"}, shimV2: "/system.slice/containerd.service",
+	}
 	if err := os.MkdirAll(h.proc, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -211,11 +220,15 @@ var drivers = []struct {
 	{"dockerd cgroupfs driver, v1", "v1", "/docker/" + id1},
 	{"dockerd systemd driver, hybrid", "hybrid", "/system.slice/docker-" + id1 + ".scope"},
 	{"containerd kubepods cgroupfs, hybrid", "hybrid", "/kubepods/burstable/pod" + podUID + "/" + id2},
-	{"containerd kubepods systemd driver, hybrid", "hybrid",
-		"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8d4e1f6a_52b3_4c70_9e21_3f5a6b7c8d90.slice/cri-containerd-" + id2 + ".scope"},
+	{
+		"containerd kubepods systemd driver, hybrid", "hybrid",
+		"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8d4e1f6a_52b3_4c70_9e21_3f5a6b7c8d90.slice/cri-containerd-" + id2 + ".scope",
+	},
 	{"dockerd systemd driver, v2", "v2", "/system.slice/docker-" + id1 + ".scope"},
-	{"containerd kubepods systemd driver, v2", "v2",
-		"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8d4e1f6a_52b3_4c70_9e21_3f5a6b7c8d90.slice/cri-containerd-" + id2 + ".scope"},
+	{
+		"containerd kubepods systemd driver, v2", "v2",
+		"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8d4e1f6a_52b3_4c70_9e21_3f5a6b7c8d90.slice/cri-containerd-" + id2 + ".scope",
+	},
 }
 
 // The states in which the registry may first see the moving process (v1 and hybrid; on v2 the

@@ -19,8 +19,10 @@ func TestDistributionComponents(t *testing.T) {
 			have[name] = true
 		}
 	}
-	for _, want := range []string{"codexray", "host_metrics", "otlp", "prometheus", "otlp_grpc", "otlp_http", "debug",
-		"batch", "memory_limiter", "health_check", "file_storage", "pprof"} {
+	for _, want := range []string{
+		"codexray", "host_metrics", "otlp", "prometheus", "otlp_grpc", "otlp_http", "debug",
+		"batch", "memory_limiter", "health_check", "file_storage", "pprof",
+	} {
 		if !have[want] {
 			t.Errorf("the distribution lacks %s (has %v)", want, have)
 		}

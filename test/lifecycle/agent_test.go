@@ -112,6 +112,7 @@ func startAgent(t *testing.T, interval time.Duration) *agent {
 }
 
 func (a *agent) dumpLog(t *testing.T) {
+	t.Helper()
 	data, err := os.ReadFile(a.logPath)
 	if err != nil {
 		return

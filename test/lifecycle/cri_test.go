@@ -33,8 +33,10 @@ func runPod(t *testing.T, name string) *pod {
 	podSeq.n++
 	n := podSeq.n
 	podSeq.Unlock()
-	p := &pod{name: name, namespace: strings.TrimSuffix(prefix, "-"),
-		uid: fmt.Sprintf("c0de0012-%04d-4000-8000-%012d", n, os.Getpid()), dir: t.TempDir()}
+	p := &pod{
+		name: name, namespace: strings.TrimSuffix(prefix, "-"),
+		uid: fmt.Sprintf("c0de0012-%04d-4000-8000-%012d", n, os.Getpid()), dir: t.TempDir(),
+	}
 	p.file = writeJSON(t, p.dir, "pod.json", map[string]any{
 		"metadata":      map[string]any{"name": p.name, "namespace": p.namespace, "uid": p.uid, "attempt": 0},
 		"log_directory": filepath.Join(p.dir, "logs"),
@@ -129,6 +131,8 @@ func (c criContainer) instance(t *testing.T, p *pod, ctrID string) *instance {
 }
 
 // criScenarios are the CRI lifecycles, each run in parallel with the others.
+//
+//nolint:thelper // the scenarios are subtest bodies (t.Run), not helpers: errors point into them
 func criScenarios(a *agent) map[string]func(t *testing.T) {
 	return map[string]func(t *testing.T){
 		// A pod with three containers, started at the same instant.

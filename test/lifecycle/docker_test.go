@@ -136,6 +136,8 @@ func listener(t *testing.T) string {
 }
 
 // dockerScenarios are the docker lifecycles, each run in parallel with the others.
+//
+//nolint:thelper // the scenarios are subtest bodies (t.Run), not helpers: errors point into them
 func dockerScenarios(a *agent) map[string]func(t *testing.T) {
 	return map[string]func(t *testing.T){
 		// Containers started one after another, a second apart.
@@ -234,9 +236,11 @@ func dockerScenarios(a *agent) map[string]func(t *testing.T) {
 		},
 		// OOM-killed on its first run, restarted by its policy, then it stays up.
 		"oom-restart": func(t *testing.T) {
-			d := dockerRun{name: "oom", memLimit: 24 << 20, logs: true,
+			d := dockerRun{
+				name: "oom", memLimit: 24 << 20, logs: true,
 				extra:  []string{"--memory-swap", fmt.Sprint(24 << 20), "--restart", "on-failure:3"},
-				script: `if [ ! -e /oomed ]; then touch /oomed; sleep 1; exec tail /dev/zero; fi; ` + logLoop}
+				script: `if [ ! -e /oomed ]; then touch /oomed; sleep 1; exec tail /dev/zero; fi; ` + logLoop,
+			}
 			asked := time.Now()
 			id := docker(t, d.args()...)
 			t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
@@ -261,8 +265,10 @@ func dockerScenarios(a *agent) map[string]func(t *testing.T) {
 		"tcp-client": func(t *testing.T) {
 			addr := listener(t)
 			host, port, _ := net.SplitHostPort(addr)
-			in := dockerRun{name: "client", memLimit: 32 << 20, cpus: 0.3, tcp: addr,
-				script: fmt.Sprintf(`while :; do nc %s %s </dev/null; sleep 0.2; done`, host, port)}.start(t)
+			in := dockerRun{
+				name: "client", memLimit: 32 << 20, cpus: 0.3, tcp: addr,
+				script: fmt.Sprintf(`while :; do nc %s %s </dev/null; sleep 0.2; done`, host, port),
+			}.start(t)
 			if b := a.awaitComplete(t, in); b != nil {
 				if dst := strings.Join(b.containers[in.id].attrs[mConnects], " "); !strings.Contains(dst, "destination="+addr) {
 					t.Errorf("connects of the client go to %q, want destination %s", dst, addr)

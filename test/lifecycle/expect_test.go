@@ -183,12 +183,12 @@ func (in *instance) checkValues(t *testing.T, b *batch) {
 		{mThrottled, func(k kernelReading) float64 { return k.throttled }},
 	} {
 		got := c.values[cmp.metric]
-		min := 0.0
+		floor := 0.0
 		if hasLo {
-			min = cmp.k(lo)
+			floor = cmp.k(lo)
 		}
-		if got < min-1e-6 || got > cmp.k(hi)+1e-6 {
-			errorf("%s = %.6f s, the kernel showed %.6f s before and %.6f s after", cmp.metric, got, min, cmp.k(hi))
+		if got < floor-1e-6 || got > cmp.k(hi)+1e-6 {
+			errorf("%s = %.6f s, the kernel showed %.6f s before and %.6f s after", cmp.metric, got, floor, cmp.k(hi))
 		}
 	}
 	// Gauges: within what the kernel showed around the reading, give or take a forked helper

@@ -56,9 +56,9 @@ func readKernel(path string) kernelReading {
 		st, err := keyed(filepath.Join(dir, "cpu.stat"))
 		fail(err)
 		k.usage, k.throttled, k.nrThrottled = float64(st["usage_usec"])/1e6, float64(st["throttled_usec"])/1e6, st["nr_throttled"]
-		max, err := os.ReadFile(filepath.Join(dir, "cpu.max"))
+		cpuMax, err := os.ReadFile(filepath.Join(dir, "cpu.max"))
 		fail(err)
-		if f := strings.Fields(string(max)); len(f) == 2 {
+		if f := strings.Fields(string(cpuMax)); len(f) == 2 {
 			k.quota, k.period = -1, atoi(f[1])
 			if f[0] != "max" {
 				k.quota = atoi(f[0])
@@ -153,6 +153,7 @@ type sampler struct {
 }
 
 func startSampler(t *testing.T, path string) *sampler {
+	t.Helper()
 	s := &sampler{path: path, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)

@@ -113,7 +113,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() { _ = os.RemoveAll(work) }()
 
 	a, err := startAgent(o, dist, work)
 	if err != nil {
@@ -202,7 +202,7 @@ func run(o options) error {
 	wg.Wait()
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(2 * time.Second) {
 		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
-		if len(strings.TrimSpace(string(out))) == 0 || time.Now().After(deadline) {
+		if strings.TrimSpace(string(out)) == "" || time.Now().After(deadline) {
 			break
 		}
 	}
@@ -302,7 +302,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -368,11 +368,13 @@ func startAgent(o options, dist, work string) (*agent, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	a := &agent{pid: cmd.Process.Pid, proc: cmd, exited: make(chan struct{}),
+	a := &agent{
+		pid: cmd.Process.Pid, proc: cmd, exited: make(chan struct{}),
 		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", promPort),
 		pprof:      fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", pprofPort),
 		heap:       fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1&debug=1", pprofPort),
-		namePrefix: fmt.Sprintf("codexray-soak-%d-", os.Getpid())}
+		namePrefix: fmt.Sprintf("codexray-soak-%d-", os.Getpid()),
+	}
 	go func() { _ = cmd.Wait(); close(a.exited) }()
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 		if _, err := a.sample(); err == nil {
@@ -380,7 +382,7 @@ func startAgent(o options, dist, work string) (*agent, error) {
 		} else if time.Now().After(deadline) {
 			a.stop()
 			data, _ := os.ReadFile(logFile.Name())
-			return nil, fmt.Errorf("agent not ready within 60 s: %v\n%s", err, tailOf(string(data), 3000))
+			return nil, fmt.Errorf("agent not ready within 60 s: %w\n%s", err, tailOf(string(data), 3000))
 		}
 		select {
 		case <-a.exited:
@@ -507,7 +509,7 @@ func (a *agent) sample() (sample, error) {
 }
 
 func get(ctx context.Context, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 	if err != nil {
 		return "", err
 	}
