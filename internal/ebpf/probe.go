@@ -198,10 +198,20 @@ const PollInterval = 100 * time.Millisecond
 
 // readEvent is ReadEvent that gives up with os.ErrDeadlineExceeded at until (if not zero).
 func (p *Probe) readEvent(ev *Event, until time.Time) error {
+	if err := readRecord(p.reader, &p.record, until); err != nil {
+		return err
+	}
+	return ev.Decode(p.record.RawSample)
+}
+
+// readRecord reads the next record of r into rec, looking every PollInterval (the kernel side
+// wakes the reader only when much data is pending) until until (if not zero), when it gives up
+// with os.ErrDeadlineExceeded. A closed reader gives ErrClosed.
+func readRecord(r *ringbuf.Reader, rec *ringbuf.Record, until time.Time) error {
 	for {
-		err := p.reader.ReadInto(&p.record)
+		err := r.ReadInto(rec)
 		if err == nil {
-			return ev.Decode(p.record.RawSample)
+			return nil
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			now := time.Now()
@@ -212,7 +222,7 @@ func (p *Probe) readEvent(ev *Event, until time.Time) error {
 			if !until.IsZero() && until.Before(next) {
 				next = until
 			}
-			p.reader.SetDeadline(next)
+			r.SetDeadline(next)
 			continue
 		}
 		if errors.Is(err, os.ErrClosed) {

@@ -4,15 +4,19 @@ import (
 	"testing"
 )
 
-func TestDetect(t *testing.T) {
-	tests := []struct {
-		name     string
-		flow     Flow
-		data     string
-		udp, dns bool
-		want     Protocol
-		role     Role
-	}{
+// detectCase is one detector fixture: the bytes of one syscall and the verdict.
+type detectCase struct {
+	name     string
+	flow     Flow
+	data     string
+	udp, dns bool
+	want     Protocol
+	role     Role
+}
+
+// detectCases are the fixtures of TestDetect, shared with the test of the kernel's port.
+func detectCases() []detectCase {
+	return []detectCase{
 		{"HTTP/2 preface", Sent, h2Preface + "\x00\x00\x00\x04\x00\x00\x00\x00\x00", false, false, ProtocolHTTP2, RoleClient},
 		{"HTTP/1 request sent", Sent, getReq, false, false, ProtocolHTTP, RoleClient},
 		{"HTTP/1 request received", Received, postReq("x"), false, false, ProtocolHTTP, RoleServer},
@@ -50,7 +54,10 @@ func TestDetect(t *testing.T) {
 		{"MySQL query not filling the syscall", Sent, my(0, "\x03SELECT 1") + "junk", false, false, ProtocolUnknown, 0},
 		{"empty", Sent, "", false, false, ProtocolUnknown, 0},
 	}
-	for _, tt := range tests {
+}
+
+func TestDetect(t *testing.T) {
+	for _, tt := range detectCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			b := []byte(tt.data)
 			d, ok := Detect(tt.flow, b, uint32(len(b)), tt.udp, tt.dns)

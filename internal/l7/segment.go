@@ -35,6 +35,9 @@ const (
 	FlagNew       uint8 = 1 << 3 // the first segment since the kernel detected the protocol
 	FlagUDP       uint8 = 1 << 4 // a datagram socket: each segment is one whole message
 	FlagTruncated uint8 = 1 << 5 // the digest lost entries (frames of this syscall not described)
+	// FlagClosed marks a record without payload that says the TCP connection closed: sent by
+	// the kernel in order with the connection's segments, so none of them comes after it.
+	FlagClosed uint8 = 1 << 6
 )
 
 // SegmentHeaderSize is the fixed part of a record; the payload follows.

@@ -149,8 +149,12 @@ func newParser(p Protocol) parser {
 	return nil
 }
 
-// Feed applies one segment.
+// Feed applies one segment; a FlagClosed record closes its connection (Close).
 func (t *Tracker) Feed(s *Segment) {
+	if s.Flags&FlagClosed != 0 {
+		t.Close(s.Sock)
+		return
+	}
 	t.segments.Add(1)
 	if !s.Protocol.Valid() {
 		return

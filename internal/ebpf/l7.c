@@ -1,0 +1,986 @@
+// SPDX-License-Identifier: GPL-2.0
+//go:build ignore
+
+// The L7 capture: one record (struct l7_segment) per read- or write-family syscall on a
+// connection whose application protocol the kernel detected, with a bounded prefix of the bytes
+// moved (or, for HTTP/2, a digest of the frames that start in them) and the connection's byte
+// offset in that direction. User space (internal/l7) pairs requests with responses; the
+// contract is internal/l7/CONTRACT.md. A separate object from codexray.c, loaded only when
+// ebpf.l7.enabled: with L7 off nothing here runs. It shares the TCP tracer's seeded map, so
+// connections open before the agent started report the id the tracer knows them by.
+//
+// Syscall tracepoints only (no kprobes): small enter programs save the syscall's arguments per
+// thread after finding the socket behind the fd; one exit program, attached to every exit
+// tracepoint, does the work. bpf_loop (Linux 5.17) bounds the per-message and per-frame loops.
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define MSG_PEEK 2
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+// Protocols: values of internal/l7's Protocol.
+#define L7_PROTO_HTTP 1
+#define L7_PROTO_HTTP2 2
+#define L7_PROTO_POSTGRES 3
+#define L7_PROTO_MYSQL 4
+#define L7_PROTO_REDIS 5
+#define L7_PROTO_MEMCACHED 6
+#define L7_PROTO_MONGO 7
+#define L7_PROTO_KAFKA 8
+#define L7_PROTO_CASSANDRA 9
+#define L7_PROTO_DNS 10
+#define L7_PROTO_CLICKHOUSE 11
+#define L7_PROTO_ZOOKEEPER 12
+#define L7_PROTO_RABBITMQ 13
+#define L7_PROTO_NATS 14
+#define L7_PROTO_MAX 14
+#define L7_PROTO_NONE 0xff // no protocol found within L7_DETECT_ATTEMPTS syscalls
+
+// Segment flags: values of internal/l7's Flag*.
+#define L7_SEG_RECEIVED 1
+#define L7_SEG_SERVER 2
+#define L7_SEG_DIGEST 4
+#define L7_SEG_NEW 8
+#define L7_SEG_UDP 16
+#define L7_SEG_TRUNCATED 32
+#define L7_SEG_CLOSED 64
+
+#define L7_DETECT_ATTEMPTS 8
+#define L7_MAX_IOV 8      // iovecs gathered per message
+#define L7_MAX_MMSG 4     // messages of one sendmmsg/recvmmsg forwarded
+#define L7_H2_MAX_FRAMES 32
+#define L7_H2_BLOCK_CAPTURE 2048
+#define L7_DIGEST_BUDGET 8192 // digest bytes per syscall
+#define L7_PAYLOAD_AREA 20480 // ≥ 16383 (offset mask) + 4095 (length mask) + 1
+#define PMASK 0x3fff
+#define LMASK 0xfff
+
+// MASKED(v, m) is v & m in a form the compiler cannot drop when it already knows v ≤ m: the
+// verifier needs the AND on the very register it checks.
+#define MASKED(v, m)                                                                               \
+	({                                                                                         \
+		__u64 _v = (v);                                                                    \
+		asm volatile("" : "+r"(_v));                                                       \
+		_v & (m);                                                                          \
+	})
+
+// Set by the loader (internal/ebpf/l7probe.go).
+const volatile __u32 protocols = 0xffffffff; // bit p: protocol p is detected
+const volatile __u32 suppress_after = 4;     // internal/l7's SuppressAfter
+const volatile __u64 wakeup_bytes = 0;       // wake the reader once this much is pending
+
+#include "l7_detect.h"
+
+// One record of the l7_segments ring buffer (CONTRACT.md §2); the payload follows it.
+struct l7_segment {
+	__u64 timestamp_ns;
+	__u64 sock;
+	__u64 cgroup_id;
+	__u64 offset;
+	__u32 pid;
+	__u32 fd;
+	__u32 length;
+	__u16 captured;
+	__u8 protocol;
+	__u8 flags;
+};
+
+const struct l7_segment *unused_l7_segment __attribute__((unused));
+
+// Syscall kinds.
+#define K_READ 1
+#define K_READV 2
+#define K_RECVFROM 3
+#define K_RECVMSG 4
+#define K_RECVMMSG 5
+#define K_WRITE 6
+#define K_WRITEV 7
+#define K_SENDTO 8
+#define K_SENDMSG 9
+#define K_SENDMMSG 10
+#define K_RECEIVED(k) ((k) <= K_RECVMMSG)
+
+// The arguments of a syscall in flight on a thread that uses a socket worth looking at.
+struct l7_args {
+	__u64 sk;
+	__u64 buf;   // buffer, iovec array, msghdr or mmsghdr array
+	__u32 fd;
+	__u32 count; // iovcnt or vlen
+	__u8 kind;   // 0: consumed
+	__u8 udp;
+	__u8 dns;    // UDP: port 53 seen at enter
+	__u8 _pad[5];
+};
+
+// HTTP/2 frame digest state of one flow (internal/l7's HTTP2Digester).
+struct l7_h2 {
+	__u64 next;        // stream offset of the next frame header
+	__u32 cont_left;   // payload bytes of a captured frame still to come
+	__u16 cont_capture;
+	__u8 hdr_len;      // bytes of a frame header cut by the last syscall's end
+	__u8 synced;
+	__u8 hdr[8];
+	__u8 preface;      // the next syscall starts with the client preface
+	__u8 _pad[7];
+};
+
+struct l7_flow {
+	__u64 offset; // bytes moved in this direction since the state was created
+	struct l7_h2 h2;
+	__u32 run;    // consecutive forwarded segments of this flow (suppression)
+	__u32 _pad;
+};
+
+// Per-connection state, by socket address.
+struct l7_conn {
+	__u64 id; // the connection id segments carry: the socket address, or the tracer's seeded id
+	struct l7_flow flow[2];
+	__u8 protocol; // 0 while detecting, L7_PROTO_NONE once given up
+	__u8 flags;    // L7_SEG_SERVER, L7_SEG_UDP
+	__u8 attempts;
+	__u8 fresh;    // L7_SEG_NEW still to be sent
+	__u32 _pad;
+};
+
+// The bytes of the syscall (or of one message of sendmmsg/recvmmsg) as a list of user buffers.
+struct l7_src {
+	__u64 base[L7_MAX_IOV];
+	__u32 len[L7_MAX_IOV];
+	__u32 n;
+	__u32 bytes; // bytes moved
+};
+
+// struct iovec and struct user_msghdr as user space lays them out (64-bit), without pointer
+// types (bpf2go generates Go types for map values).
+struct l7_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+struct l7_msghdr {
+	__u64 name;
+	__u32 namelen;
+	__u32 _pad;
+	__u64 iov;
+	__u64 iovlen;
+	__u64 control;
+	__u64 controllen;
+	__u32 flags;
+	__u32 _pad2;
+};
+
+// Per-CPU working memory: the record being built (header and payload contiguous, so one
+// bpf_ringbuf_output sends it) and the message's buffers. Detection reads the payload area.
+struct l7_scratch {
+	struct l7_segment seg;
+	union {
+		struct l7_detect_input det;
+		__u8 payload[L7_PAYLOAD_AREA];
+	};
+	struct l7_src src;
+	struct l7_iovec iov[L7_MAX_IOV]; // the message's iovecs as read from user memory
+	struct l7_conn conn;             // a new connection's state before it goes into l7_conns
+	struct l7_msghdr msg;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); // pid_tgid
+	__type(value, struct l7_args);
+} l7_args SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); // struct sock *
+	__type(value, struct l7_conn);
+} l7_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct l7_scratch);
+} l7_scratch SEC(".maps");
+
+// Size is set by the loader.
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} l7_segments SEC(".maps");
+
+// Counters (self-metrics), per CPU; internal/ebpf/l7probe.go names the slots.
+#define C_LOST 0       // records the full ring buffer refused
+#define C_SUPPRESSED 1 // segments of bulk transfers not forwarded (CONTRACT.md §4)
+#define C_TRUNCATED 2  // HTTP/2 digests that could not describe every frame
+#define C_DETECTED 3   // connections whose protocol was detected
+#define C_GIVEN_UP 4   // connections with no protocol found within L7_DETECT_ATTEMPTS syscalls
+#define C_FORWARDED 5  // segments written to the ring buffer
+#define C_SEEDED 6     // detected connections known to the TCP tracer by a seeded id
+#define C_CLOSED 7     // close records written
+#define C_COUNT 8
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, C_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} l7_counters SEC(".maps");
+
+// The TCP tracer's map of connections open before the agent started (codexray.c): the loader
+// replaces this definition by the tracer's map. Its key must stay identical to codexray.c's
+// struct seeded_key (a test compares the two generated types).
+struct seeded_key {
+	__u32 netns;
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+	__u16 _pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+const struct seeded_key *unused_seeded_key __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct seeded_key);
+	__type(value, __u64);
+} seeded SEC(".maps");
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *v = bpf_map_lookup_elem(&l7_counters, &slot);
+	if (v)
+		*v += 1; // per-CPU slot: no atomic needed
+}
+
+// fd_sock returns the socket behind fd of the current task, or 0 for any other file.
+static __always_inline struct sock *fd_sock(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return 0;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline __u16 sockaddr_port(__u64 addr)
+{
+	struct {
+		__u16 family;
+		__u16 port;
+	} sa = {};
+	if (!addr || bpf_probe_read_user(&sa, sizeof(sa), (void *)addr))
+		return 0;
+	if (sa.family != AF_INET && sa.family != AF_INET6)
+		return 0;
+	return bpf_ntohs(sa.port);
+}
+
+static __always_inline int dns_ports(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_num) == 53 || bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) == 53;
+}
+
+// enter saves the arguments of a syscall on a socket the capture may care about: one with L7
+// state that has not been given up, a TCP socket not seen yet, or a UDP socket talking DNS.
+// Where a send names its destination: nowhere (a connected socket), a sockaddr (sendto) or the
+// msg_name of a msghdr (sendmsg, sendmmsg's first message). Read only for UDP sockets.
+#define DEST_NONE 0
+#define DEST_SOCKADDR 1
+#define DEST_MSGHDR 2
+
+// msghdr_name reads msg_name of a user msghdr (sendmsg's destination).
+static __always_inline __u64 msghdr_name(__u64 msg)
+{
+	void *name = 0;
+	if (msg)
+		bpf_probe_read_user(&name, sizeof(name), &((struct user_msghdr *)msg)->msg_name);
+	return (__u64)name;
+}
+
+static __always_inline int enter(__u32 fd, __u64 buf, __u32 count, __u8 kind, __u32 flags, __u64 dest, int dest_kind)
+{
+	if (K_RECEIVED(kind) && (flags & MSG_PEEK))
+		return 0; // peeked bytes will be read again
+	struct sock *sk = fd_sock(fd);
+	if (!sk)
+		return 0;
+	__u64 key = (__u64)sk;
+	struct l7_args a = {.sk = key, .buf = buf, .fd = fd, .count = count, .kind = kind};
+	struct l7_conn *c = bpf_map_lookup_elem(&l7_conns, &key);
+	if (c) {
+		if (c->protocol == L7_PROTO_NONE)
+			return 0;
+		a.udp = c->flags & L7_SEG_UDP ? 1 : 0;
+	} else {
+		__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+		if (family != AF_INET && family != AF_INET6)
+			return 0;
+		__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+		if (proto == IPPROTO_UDP) {
+			// UDP: DNS only, on a socket bound or connected to port 53, or sending to it.
+			if (!(protocols & (1u << L7_PROTO_DNS)))
+				return 0;
+			if (dest_kind == DEST_MSGHDR)
+				dest = msghdr_name(dest);
+			if (!dns_ports(sk) && (dest_kind == DEST_NONE || sockaddr_port(dest) != 53))
+				return 0;
+			a.udp = 1;
+			a.dns = 1;
+		} else if (proto != IPPROTO_TCP) {
+			return 0;
+		}
+	}
+	__u64 tid = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&l7_args, &tid, &a, BPF_ANY);
+	return 0;
+}
+
+#define ARG(i) (ctx->args[i])
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int l7_enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ARG(0), ARG(1), 0, K_READ, 0, 0, DEST_NONE);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int l7_enter_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ARG(0), ARG(1), ARG(2), K_READV, 0, 0, DEST_NONE);
+}
+
+// recvfrom(fd, ubuf, size, flags, addr, addr_len)
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int l7_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ARG(0), ARG(1), 0, K_RECVFROM, ARG(3), 0, DEST_NONE);
+}
+
+// recvmsg(fd, msg, flags)
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int l7_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ARG(0), ARG(1), 0, K_RECVMSG, ARG(2), 0, DEST_NONE);
+}
+
+// recvmmsg(fd, mmsg, vlen, flags, timeout)
+SEC("tracepoint/syscalls/sys_enter_recvmmsg")
+int l7_enter_recvmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ARG(0), ARG(1), ARG(2), K_RECVMMSG, ARG(3), 0, DEST_NONE);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int l7_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ARG(0), ARG(1), 0, K_WRITE, 0, 0, DEST_NONE);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int l7_enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ARG(0), ARG(1), ARG(2), K_WRITEV, 0, 0, DEST_NONE);
+}
+
+// sendto(fd, buff, len, flags, addr, addr_len)
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int l7_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ARG(0), ARG(1), 0, K_SENDTO, 0, ARG(4), DEST_SOCKADDR);
+}
+
+// sendmsg(fd, msg, flags)
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int l7_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ARG(0), ARG(1), 0, K_SENDMSG, 0, ARG(1), DEST_MSGHDR);
+}
+
+// sendmmsg(fd, mmsg, vlen, flags): the first message's destination decides for UDP.
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int l7_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ARG(0), ARG(1), ARG(2), K_SENDMMSG, 0, ARG(1), DEST_MSGHDR);
+}
+
+// What the exit program hands to the per-message callback.
+struct l7_call {
+	struct l7_args a;
+	__u64 ret;
+	__u64 ts;
+	__u64 pid_tgid;
+	__u64 cgroup_id;
+};
+
+// set_iovecs fills s->src from a user iovec array of cnt entries, at most bytes in total.
+static __always_inline void set_iovecs(struct l7_scratch *s, __u64 iov, __u64 cnt, __u32 bytes)
+{
+	struct l7_src *src = &s->src;
+	struct l7_iovec *v = s->iov;
+	src->n = 0;
+	if (cnt == 0)
+		return;
+	if (cnt > L7_MAX_IOV)
+		cnt = L7_MAX_IOV;
+	__u32 sz = (MASKED(cnt - 1, L7_MAX_IOV - 1) + 1) * sizeof(struct l7_iovec);
+	if (!iov || bpf_probe_read_user(v, sz, (void *)iov))
+		return;
+	__u32 left = bytes;
+	for (int i = 0; i < L7_MAX_IOV; i++) {
+		if (i >= cnt || left == 0)
+			break;
+		__u32 l = v[i].len > left ? left : v[i].len;
+		src->base[i] = v[i].base;
+		src->len[i] = l;
+		left -= l;
+		src->n = i + 1;
+	}
+}
+
+// set_msghdr fills s->src from a user msghdr.
+static __always_inline void set_msghdr(struct l7_scratch *s, __u64 msg, __u32 bytes)
+{
+	struct l7_msghdr *h = &s->msg;
+	s->src.n = 0;
+	if (!msg || bpf_probe_read_user(h, sizeof(*h), (void *)msg))
+		return;
+	set_iovecs(s, h->iov, h->iovlen, bytes);
+}
+
+// copy_out copies bytes [off, off+n) of the message to payload[dst...]; n < 4096, dst < 16384.
+// A global function: the verifier checks it once, not at each of its many callers.
+__attribute__((noinline)) int copy_out(struct l7_scratch *s, __u32 off, __u32 dst, __u32 n)
+{
+	if (!s)
+		return 0;
+	struct l7_src *src = &s->src;
+	if (src->n == 1) {
+		bpf_probe_read_user(&s->payload[MASKED(dst, PMASK)], MASKED(n, LMASK), (void *)(src->base[0] + off));
+		return 0;
+	}
+	__u32 pos = 0;
+	for (int i = 0; i < L7_MAX_IOV; i++) {
+		if (i >= src->n || n == 0)
+			break;
+		__u32 l = src->len[i];
+		if (off < pos + l) {
+			__u32 in = off - pos;
+			__u32 k = l - in;
+			if (k > n)
+				k = n;
+			bpf_probe_read_user(&s->payload[MASKED(dst, PMASK)], MASKED(k, LMASK), (void *)(src->base[i] + in));
+			dst += k;
+			off += k;
+			n -= k;
+		}
+		pos += l;
+	}
+	return 0;
+}
+
+static __always_inline __u32 capture_size(__u8 p)
+{
+	switch (p) {
+	case L7_PROTO_HTTP:
+	case L7_PROTO_REDIS:
+	case L7_PROTO_MEMCACHED:
+	case L7_PROTO_NATS:
+		return 1024;
+	case L7_PROTO_CLICKHOUSE:
+		return 256;
+	case L7_PROTO_CASSANDRA:
+	case L7_PROTO_ZOOKEEPER:
+		return 128;
+	}
+	return 512; // Postgres, MySQL, Mongo, Kafka, DNS, RabbitMQ
+}
+
+// put_entry writes a digest entry header at payload[pos].
+static __always_inline void put_entry(struct l7_scratch *s, __u32 pos, __u64 offset, __u32 length, __u16 captured, __u16 flags)
+{
+	__u8 *e = &s->payload[MASKED(pos, PMASK)];
+	*(__u64 *)e = offset;
+	*(__u32 *)(e + 8) = length;
+	*(__u16 *)(e + 12) = captured;
+	*(__u16 *)(e + 14) = flags;
+}
+
+// The HTTP/2 digest of one syscall (internal/l7/digest.go is the reference).
+struct l7_digest {
+	struct l7_scratch *s;
+	struct l7_h2 *h2;
+	__u64 start;  // stream offset of the syscall's first byte
+	__u64 end;
+	__u32 pos;    // digest bytes written
+	__u32 frames;
+	__u8 truncated;
+};
+
+#define H2_HEADERS 1
+#define H2_RST_STREAM 3
+#define H2_PUSH_PROMISE 5
+#define H2_CONTINUATION 9
+
+static __always_inline int h2_captured(__u8 typ)
+{
+	return typ == H2_HEADERS || typ == H2_CONTINUATION || typ == H2_PUSH_PROMISE || typ == H2_RST_STREAM;
+}
+
+// h2_frame describes the frame whose header is at payload[pos+16..+9] (already written) and
+// starts at stream offset at; its payload begins at byte poff of the syscall.
+static __always_inline int h2_frame(struct l7_digest *d, __u64 at, __u32 poff)
+{
+	struct l7_scratch *s = d->s;
+	__u32 pos = d->pos;
+	__u8 *h = &s->payload[MASKED(pos + 16, PMASK)];
+	__u32 length = (__u32)h[0] << 16 | (__u32)h[1] << 8 | h[2];
+	__u8 typ = h[3];
+	__u32 capture = 0;
+	if (typ == H2_HEADERS || typ == H2_CONTINUATION || typ == H2_PUSH_PROMISE)
+		capture = L7_H2_BLOCK_CAPTURE;
+	else if (typ == H2_RST_STREAM)
+		capture = 4;
+	__u32 avail = (__u32)(d->end - d->start) - poff;
+	__u32 c = length < avail ? length : avail;
+	if (c > capture)
+		c = capture;
+	if (pos + 16 + 9 + c > L7_DIGEST_BUDGET) {
+		d->truncated = 1;
+		d->h2->synced = 0;
+		return 1;
+	}
+	if (c)
+		copy_out(s, poff, pos + 25, c);
+	put_entry(s, pos, at, 9 + length, 9 + c, 0);
+	d->pos = pos + 25 + c;
+	d->h2->next = at + 9 + length;
+	if (d->h2->next > d->end && h2_captured(typ)) {
+		__u64 left = d->h2->next - d->end;
+		d->h2->cont_left = left;
+		__u32 cc = capture - c;
+		d->h2->cont_capture = cc < left ? cc : left;
+	}
+	return 0;
+}
+
+// h2_next_frame is the bpf_loop callback: one frame that starts in the syscall per call.
+static long h2_next_frame(__u32 i, void *ctx)
+{
+	struct l7_digest *d = ctx;
+	struct l7_h2 *h2 = d->h2;
+	if (h2->next >= d->end)
+		return 1;
+	if (d->frames == L7_H2_MAX_FRAMES) {
+		h2->synced = 0;
+		d->truncated = 1;
+		return 1;
+	}
+	__u32 at = h2->next - d->start;
+	__u32 left = (__u32)(d->end - d->start) - at;
+	if (left < 9) {
+		// A header cut by the syscall's end: carried into the next one.
+		copy_out(d->s, at, L7_DIGEST_BUDGET + 64, left);
+		__u8 *p = &d->s->payload[L7_DIGEST_BUDGET + 64];
+		for (int k = 0; k < 8; k++)
+			if (k < left)
+				h2->hdr[k] = p[k];
+		h2->hdr_len = left;
+		h2->next = d->end;
+		return 1;
+	}
+	if (d->pos + 25 > L7_DIGEST_BUDGET) {
+		d->truncated = 1;
+		h2->synced = 0;
+		return 1;
+	}
+	copy_out(d->s, at, d->pos + 16, 9);
+	if (h2_frame(d, h2->next, at + 9))
+		return 1;
+	d->frames++;
+	return 0;
+}
+
+static __always_inline int h2_plausible(struct l7_scratch *s, __u32 pos)
+{
+	__u8 *h = &s->payload[MASKED(pos, PMASK)];
+	__u32 length = (__u32)h[0] << 16 | (__u32)h[1] << 8 | h[2];
+	return h[3] <= 9 && length <= (1 << 14) && !(h[5] & 0x80);
+}
+
+#define H2_TRUNCATED (1 << 16)
+
+// l7_h2_digest writes the digest of the message into the payload area and returns its size,
+// with H2_TRUNCATED set when frames were left undescribed. A global function: verified once.
+__attribute__((noinline)) int l7_h2_digest(struct l7_scratch *s, struct l7_h2 *h2, __u64 start, __u32 bytes)
+{
+	if (!s || !h2)
+		return 0;
+	__u8 trunc = 0, *truncated = &trunc;
+	struct l7_digest d = {.s = s, .h2 = h2, .start = start, .end = start + bytes};
+	if (h2->preface) {
+		h2->preface = 0;
+		if (bytes >= 24) {
+			copy_out(s, 0, 16, 24);
+			put_entry(s, 0, start, 24, 24, 0);
+			d.pos = 40;
+		}
+	}
+	if (!h2->synced) {
+		if (bytes < 9)
+			return d.pos | (trunc ? H2_TRUNCATED : 0);
+		copy_out(s, 0, L7_DIGEST_BUDGET + 64, 9);
+		if (!h2_plausible(s, L7_DIGEST_BUDGET + 64))
+			return d.pos | (trunc ? H2_TRUNCATED : 0);
+		h2->synced = 1;
+		h2->next = start;
+		h2->hdr_len = 0;
+		h2->cont_left = 0;
+	}
+	if (h2->cont_left > 0) {
+		__u32 n = h2->cont_left < bytes ? h2->cont_left : bytes;
+		__u32 c = n < h2->cont_capture ? n : h2->cont_capture;
+		if (c > L7_H2_BLOCK_CAPTURE)
+			c = L7_H2_BLOCK_CAPTURE;
+		if (d.pos + 16 + c > L7_DIGEST_BUDGET) {
+			h2->synced = 0;
+			*truncated = 1;
+			return d.pos | (trunc ? H2_TRUNCATED : 0);
+		}
+		if (c)
+			copy_out(s, 0, d.pos + 16, c);
+		put_entry(s, d.pos, start, h2->cont_left, c, 1);
+		d.pos += 16 + c;
+		h2->cont_left -= n;
+		h2->cont_capture -= c;
+	}
+	if (h2->hdr_len > 0) {
+		__u32 have = h2->hdr_len & 15;
+		__u32 k = 9 - have;
+		if (k > bytes)
+			k = bytes;
+		if (have + k < 9) {
+			copy_out(s, 0, L7_DIGEST_BUDGET + 64, k);
+			__u8 *p = &s->payload[L7_DIGEST_BUDGET + 64];
+			for (int j = 0; j < 8; j++)
+				if (j < k && have + j < 9)
+					h2->hdr[(have + j) & 7] = p[j];
+			h2->hdr_len = have + k;
+			return d.pos | (trunc ? H2_TRUNCATED : 0);
+		}
+		if (d.pos + 25 > L7_DIGEST_BUDGET) {
+			h2->synced = 0;
+			*truncated = 1;
+			return d.pos | (trunc ? H2_TRUNCATED : 0);
+		}
+		__u8 *e = &s->payload[MASKED(d.pos + 16, PMASK)];
+		for (int j = 0; j < 8; j++)
+			if (j < have)
+				e[j] = h2->hdr[j];
+		copy_out(s, 0, d.pos + 16 + have, k);
+		h2->hdr_len = 0;
+		if (h2_frame(&d, start - have, k)) {
+			*truncated = d.truncated;
+			return d.pos | (trunc ? H2_TRUNCATED : 0);
+		}
+	}
+	bpf_loop(L7_H2_MAX_FRAMES + 1, h2_next_frame, &d, 0);
+	*truncated = d.truncated;
+	return d.pos | (trunc ? H2_TRUNCATED : 0);
+}
+
+// output sends the record built in s; false when the ring buffer is full (counted).
+static __always_inline int output(struct l7_scratch *s, __u32 size)
+{
+	__u64 flags = bpf_ringbuf_query(&l7_segments, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (size > sizeof(struct l7_segment) + L7_DIGEST_BUDGET)
+		size = sizeof(struct l7_segment) + L7_DIGEST_BUDGET;
+	if (bpf_ringbuf_output(&l7_segments, &s->seg, MASKED(size, 0x3fff), flags)) {
+		count(C_LOST);
+		return 0;
+	}
+	count(C_FORWARDED);
+	return 1;
+}
+
+// seeded_id returns the id the TCP tracer gave a connection open before the agent started, or
+// 0. codexray.c's seeded_lookup builds the same key.
+static __always_inline __u64 seeded_id(struct sock *sk)
+{
+	struct seeded_key k = {};
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	k.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k.family = family;
+	k.sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	k.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		bpf_core_read(k.saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(k.daddr, 4, &sk->__sk_common.skc_daddr);
+	} else {
+		bpf_core_read(k.saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(k.daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+	__u64 *id = bpf_map_lookup_elem(&seeded, &k);
+	return id ? *id : 0;
+}
+
+// detect runs detection on the message gathered into s->det and, on a match, initialises the
+// connection's protocol state. It returns the protocol, or 0.
+static __always_inline __u8 detect(struct l7_scratch *s, struct l7_conn *c, struct sock *sk, __u8 flow, __u64 offset, __u32 bytes)
+{
+	struct l7_detect_input *in = &s->det;
+	in->total = bytes;
+	in->flow = flow;
+	in->udp = 0;
+	in->dns_port = dns_ports(sk);
+	in->last_byte = 0xff;
+	if (in->data[0] == 'Q' && bytes > in->len) {
+		// Postgres: a simple query ends with NUL at the syscall's last byte.
+		copy_out(s, bytes - 1, L7_DETECT_MAX + 64, 1);
+		in->last_byte = s->payload[L7_DETECT_MAX + 64];
+	}
+	int r = l7_detect(in);
+	__u8 p = r & 0xff;
+	if (!p || p > L7_PROTO_MAX) {
+		if (++c->attempts >= L7_DETECT_ATTEMPTS) {
+			c->protocol = L7_PROTO_NONE;
+			count(C_GIVEN_UP);
+		}
+		return 0;
+	}
+	c->protocol = p;
+	c->flags = (r >> 8) & L7_ROLE_SERVER ? L7_SEG_SERVER : 0;
+	c->fresh = 1;
+	count(C_DETECTED);
+	if (!(c->flags & L7_SEG_SERVER)) {
+		__u64 id = seeded_id(sk);
+		if (id) {
+			c->id = id;
+			count(C_SEEDED);
+		}
+	}
+	if (p == L7_PROTO_HTTP2) {
+		// The flow that carried the preface is digested from it; the other from its next byte.
+		struct l7_h2 *h = &c->flow[flow & 1].h2;
+		h->preface = 1;
+		h->synced = 1;
+		h->next = offset + 24;
+		struct l7_h2 *o = &c->flow[(flow ^ 1) & 1].h2;
+		o->synced = 1;
+		o->next = c->flow[(flow ^ 1) & 1].offset;
+	}
+	return p;
+}
+
+// message handles the idx-th message of a syscall: detection, suppression and the record.
+static long message(__u32 idx, void *ctx)
+{
+	struct l7_call *call = ctx;
+	__u32 zero = 0;
+	struct l7_scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
+	if (!s)
+		return 1;
+	struct l7_args *a = &call->a;
+	__u8 kind = a->kind;
+	__u8 flow = K_RECEIVED(kind) ? 1 : 0;
+	__u32 bytes = call->ret;
+	switch (kind) {
+	case K_READ:
+	case K_WRITE:
+	case K_RECVFROM:
+	case K_SENDTO:
+		s->src.n = 1;
+		s->src.base[0] = a->buf;
+		s->src.len[0] = bytes;
+		break;
+	case K_READV:
+	case K_WRITEV:
+		set_iovecs(s, a->buf, a->count, bytes);
+		break;
+	case K_RECVMSG:
+	case K_SENDMSG:
+		set_msghdr(s, a->buf, bytes);
+		break;
+	default: { // K_RECVMMSG, K_SENDMMSG: ret is the number of messages
+		struct mmsghdr *m = (struct mmsghdr *)a->buf + (idx & (L7_MAX_MMSG - 1));
+		__u32 len = 0;
+		if (bpf_probe_read_user(&len, sizeof(len), &m->msg_len))
+			return 1;
+		bytes = len;
+		set_msghdr(s, (__u64)&m->msg_hdr, bytes);
+	}
+	}
+	if (!bytes || !s->src.n)
+		return 0;
+
+	__u64 key = a->sk;
+	struct sock *sk = (struct sock *)key;
+	struct l7_conn *c = bpf_map_lookup_elem(&l7_conns, &key);
+	if (!c) {
+		struct l7_conn *fresh = &s->conn;
+		__builtin_memset(fresh, 0, sizeof(*fresh));
+		fresh->id = key;
+		if (a->udp) {
+			if (!a->dns)
+				return 0;
+			fresh->protocol = L7_PROTO_DNS;
+			fresh->flags = L7_SEG_UDP | (BPF_CORE_READ(sk, __sk_common.skc_num) == 53 ? L7_SEG_SERVER : 0);
+			fresh->fresh = 1;
+		}
+		bpf_map_update_elem(&l7_conns, &key, fresh, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&l7_conns, &key);
+		if (!c)
+			return 0;
+	}
+	if (c->protocol == L7_PROTO_NONE)
+		return 0;
+	struct l7_flow *fl = &c->flow[flow & 1];
+	__u64 offset = fl->offset;
+	fl->offset = offset + bytes;
+
+	__u32 captured = 0;
+	__u8 p = c->protocol;
+	if (!p) {
+		__u32 n = bytes < L7_DETECT_MAX ? bytes : L7_DETECT_MAX;
+		copy_out(s, 0, 0, n);
+		s->det.len = n;
+		p = detect(s, c, sk, flow, offset, bytes);
+		if (!p)
+			return 0;
+		captured = n;
+	} else if (p != L7_PROTO_HTTP2 && p != L7_PROTO_RABBITMQ && p != L7_PROTO_NATS && !(c->flags & L7_SEG_UDP)) {
+		if (fl->run >= suppress_after) {
+			count(C_SUPPRESSED);
+			return 0;
+		}
+	}
+
+	s->seg.timestamp_ns = call->ts;
+	s->seg.sock = c->id;
+	s->seg.cgroup_id = call->cgroup_id;
+	s->seg.offset = offset;
+	s->seg.pid = call->pid_tgid >> 32;
+	s->seg.fd = a->fd;
+	s->seg.length = bytes;
+	s->seg.protocol = p;
+	s->seg.flags = (flow ? L7_SEG_RECEIVED : 0) | (c->flags & (L7_SEG_SERVER | L7_SEG_UDP)) | (c->fresh ? L7_SEG_NEW : 0);
+	if (p == L7_PROTO_HTTP2) {
+		int r = l7_h2_digest(s, &fl->h2, offset, bytes);
+		captured = r & 0xffff;
+		s->seg.flags |= L7_SEG_DIGEST;
+		if (r & H2_TRUNCATED) {
+			s->seg.flags |= L7_SEG_TRUNCATED;
+			count(C_TRUNCATED);
+		}
+	} else {
+		__u32 cap = capture_size(p);
+		if (cap > bytes)
+			cap = bytes;
+		if (captured < cap) // the detecting syscall gathered min(bytes, L7_DETECT_MAX) already
+			copy_out(s, captured, captured, cap - captured);
+		captured = cap;
+	}
+	s->seg.captured = captured;
+	if (output(s, sizeof(struct l7_segment) + (captured & PMASK)))
+		c->fresh = 0;
+	if (fl->run < 0xffff)
+		fl->run++;
+	c->flow[(flow ^ 1) & 1].run = 0;
+	return 0;
+}
+
+// One program for the exit of every traced syscall: the saved arguments say which it was.
+SEC("tracepoint/syscalls/sys_exit_read")
+int l7_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct l7_args *a = bpf_map_lookup_elem(&l7_args, &tid);
+	if (!a || !a->kind)
+		return 0;
+	struct l7_call call = {.a = *a, .ret = ctx->ret, .pid_tgid = tid};
+	a->kind = 0;
+	long ret = ctx->ret;
+	if (ret <= 0)
+		return 0;
+	call.ts = bpf_ktime_get_ns();
+	call.cgroup_id = bpf_get_current_cgroup_id();
+	__u32 n = 1;
+	if (call.a.kind == K_RECVMMSG || call.a.kind == K_SENDMMSG)
+		n = ret < L7_MAX_MMSG ? ret : L7_MAX_MMSG;
+	bpf_loop(n, message, &call, 0);
+	return 0;
+}
+
+// inet_sock_set_state(sk, oldstate, newstate): a TCP connection closed. Its L7 state goes, and
+// user space learns of it in order with the connection's segments.
+SEC("raw_tracepoint/inet_sock_set_state")
+int l7_sock_close(struct bpf_raw_tracepoint_args *ctx)
+{
+	if ((int)ctx->args[2] != TCP_CLOSE)
+		return 0;
+	__u64 key = ctx->args[0];
+	struct l7_conn *c = bpf_map_lookup_elem(&l7_conns, &key);
+	if (!c)
+		return 0;
+	if (c->protocol && c->protocol <= L7_PROTO_MAX && !c->fresh) {
+		struct l7_segment seg = {
+			.timestamp_ns = bpf_ktime_get_ns(),
+			.sock = c->id,
+			.protocol = c->protocol,
+			.flags = L7_SEG_CLOSED | (c->flags & L7_SEG_SERVER),
+		};
+		if (bpf_ringbuf_output(&l7_segments, &seg, sizeof(seg), BPF_RB_NO_WAKEUP))
+			count(C_LOST);
+		else
+			count(C_CLOSED);
+	}
+	bpf_map_delete_elem(&l7_conns, &key);
+	return 0;
+}
+
+// l7_test_detect runs l7_detect on bytes of the calling process (BPF_PROG_TEST_RUN): args[0]
+// points to them, args[1] is their length, args[2] the syscall length, args[3] flow | udp << 8
+// | dns_port << 16. Never attached; the tests compare it with internal/l7's detectors.
+SEC("raw_tracepoint/l7_test_detect")
+int l7_test_detect(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 zero = 0;
+	struct l7_scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
+	if (!s)
+		return 0;
+	__u32 n = ctx->args[1];
+	if (n > L7_DETECT_MAX)
+		n = L7_DETECT_MAX;
+	if (bpf_probe_read_user(s->det.data, MASKED(n, 0x7ff), (void *)ctx->args[0]))
+		return 0;
+	s->det.len = n;
+	s->det.total = ctx->args[2];
+	s->det.flow = ctx->args[3] & 1;
+	s->det.udp = (ctx->args[3] >> 8) & 1;
+	s->det.dns_port = (ctx->args[3] >> 16) & 1;
+	s->det.last_byte = 0;
+	return l7_detect(&s->det);
+}
