@@ -268,17 +268,29 @@ static __always_inline void count(__u32 slot)
 		*v += 1; // per-CPU slot: no atomic needed
 }
 
-// fd_sock returns the socket behind fd of the current task, or 0 for any other file.
+// bpf_rdonly_cast (Linux 6.2) turns a kernel pointer into one the verifier lets the program
+// read directly (a load instead of a helper call); without it fd_sock reads with helpers.
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+// fd_sock returns the socket behind fd of the current task, or 0 for any other file. It runs
+// for every read and write of every process, so it reads through BTF pointers where it can.
 static __always_inline struct sock *fd_sock(__u32 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	if (fd >= fdt->max_fds)
 		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *f = 0;
 	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
 		return 0;
+	if (bpf_rdonly_cast) {
+		struct file *ff = bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
+		if ((ff->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+			return 0;
+		struct socket *sock = bpf_rdonly_cast(ff->private_data, bpf_core_type_id_kernel(struct socket));
+		return sock->sk;
+	}
 	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
 	if ((mode & S_IFMT) != S_IFSOCK)
 		return 0;
@@ -355,7 +367,11 @@ static __always_inline int enter(__u32 fd, __u64 buf, __u32 count, __u8 kind, __
 		}
 	}
 	__u64 tid = bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&l7_args, &tid, &a, BPF_ANY);
+	struct l7_args *slot = bpf_map_lookup_elem(&l7_args, &tid);
+	if (slot)
+		*slot = a; // in place: an update would take a fresh LRU element every time
+	else
+		bpf_map_update_elem(&l7_args, &tid, &a, BPF_ANY);
 	return 0;
 }
 
@@ -795,10 +811,12 @@ static __always_inline __u8 detect(struct l7_scratch *s, struct l7_conn *c, stru
 	return p;
 }
 
-// message handles the idx-th message of a syscall: detection, suppression and the record.
-static long message(__u32 idx, void *ctx)
+// l7_message handles the idx-th message of a syscall: detection, suppression and the record.
+// A global function, called directly for the syscalls that move one message.
+__attribute__((noinline)) int l7_message(struct l7_call *call, __u32 idx)
 {
-	struct l7_call *call = ctx;
+	if (!call)
+		return 1;
 	__u32 zero = 0;
 	struct l7_scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
 	if (!s)
@@ -912,6 +930,12 @@ static long message(__u32 idx, void *ctx)
 	return 0;
 }
 
+static long mmsg_message(__u32 idx, void *ctx)
+{
+	l7_message(ctx, idx);
+	return 0;
+}
+
 // One program for the exit of every traced syscall: the saved arguments say which it was.
 SEC("tracepoint/syscalls/sys_exit_read")
 int l7_exit(struct trace_event_raw_sys_exit *ctx)
@@ -927,10 +951,10 @@ int l7_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	call.ts = bpf_ktime_get_ns();
 	call.cgroup_id = bpf_get_current_cgroup_id();
-	__u32 n = 1;
 	if (call.a.kind == K_RECVMMSG || call.a.kind == K_SENDMMSG)
-		n = ret < L7_MAX_MMSG ? ret : L7_MAX_MMSG;
-	bpf_loop(n, message, &call, 0);
+		bpf_loop(ret < L7_MAX_MMSG ? ret : L7_MAX_MMSG, mmsg_message, &call, 0);
+	else
+		l7_message(&call, 0);
 	return 0;
 }
 
