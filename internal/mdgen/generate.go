@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
+	"strconv"
 	"strings"
 )
 
@@ -194,6 +195,9 @@ import (
 		if m.Sum != nil {
 			kind, dps = "Sum", "Sum().DataPoints()"
 		}
+		if m.Histogram != nil {
+			kind, dps = "Histogram", "Histogram().DataPoints()"
+		}
 		valType, setVal := "int64", "SetIntValue"
 		if m.valueType() == "double" {
 			valType, setVal = "float64", "SetDoubleValue"
@@ -207,13 +211,22 @@ import (
 			}
 			fmt.Fprintf(&b, "\tm.data.Sum().SetIsMonotonic(%v)\n\tm.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporality%s)\n", m.Sum.Monotonic, temp)
 		}
+		if m.Histogram != nil {
+			b.WriteString("\tm.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)\n")
+		}
 		if len(m.Attributes) > 0 {
 			fmt.Fprintf(&b, "\tm.data.%s.EnsureCapacity(m.capacity)\n", dps)
 		}
 		b.WriteString("}\n\n")
 		params, puts := md.attrParams(m.Attributes)
-		fmt.Fprintf(&b, "func (m *%s) recordDataPoint(start, ts pcommon.Timestamp, val %s%s) {\n\tif !m.config.Enabled {\n\t\treturn\n\t}\n\tdp := m.data.%s.AppendEmpty()\n\tdp.SetStartTimestamp(start)\n\tdp.SetTimestamp(ts)\n\tdp.%s(val)\n%s}\n\n",
-			typ, valType, params, dps, setVal, puts)
+		if m.Histogram != nil {
+			fmt.Fprintf(&b, "// %sBounds are the upper bounds of %s's buckets.\nvar %sBounds = %#v\n\n", gn, name, gn, m.Histogram.BucketBounds)
+			fmt.Fprintf(&b, "func (m *%s) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64%s) {\n\tif !m.config.Enabled {\n\t\treturn\n\t}\n\tdp := m.data.%s.AppendEmpty()\n\tdp.SetStartTimestamp(start)\n\tdp.SetTimestamp(ts)\n\tdp.ExplicitBounds().FromRaw(%sBounds)\n\tdp.BucketCounts().FromRaw(bucketCounts)\n\tdp.SetSum(sum)\n\tdp.SetCount(count)\n%s}\n\n",
+				typ, params, dps, gn, puts)
+		} else {
+			fmt.Fprintf(&b, "func (m *%s) recordDataPoint(start, ts pcommon.Timestamp, val %s%s) {\n\tif !m.config.Enabled {\n\t\treturn\n\t}\n\tdp := m.data.%s.AppendEmpty()\n\tdp.SetStartTimestamp(start)\n\tdp.SetTimestamp(ts)\n\tdp.%s(val)\n%s}\n\n",
+				typ, valType, params, dps, setVal, puts)
+		}
 		fmt.Fprintf(&b, "func (m *%s) emit(metrics pmetric.MetricSlice) {\n\tif m.config.Enabled && m.data.%s.Len() > 0 {\n\t\tm.capacity = max(m.capacity, m.data.%s.Len())\n\t\tm.data.MoveTo(metrics.AppendEmpty())\n\t\tm.init()\n\t}\n}\n\n", typ, dps, dps)
 		fmt.Fprintf(&b, "func new%s(cfg MetricConfig) %s {\n\tm := %s{config: cfg}\n\tif cfg.Enabled {\n\t\tm.data = pmetric.NewMetric()\n\t\tm.init()\n\t}\n\treturn m\n}\n\n", gn, typ, typ)
 	}
@@ -270,18 +283,24 @@ func WithResource(res pcommon.Resource) ResourceMetricsOption {
 	return func(rm pmetric.ResourceMetrics) { res.CopyTo(rm.Resource()) }
 }
 
-// WithStartTimeOverride sets the start time of every cumulative sum data point, e.g. to the
-// time a container was first seen, so a new container never starts with a huge first delta.
+// WithStartTimeOverride sets the start time of every cumulative sum and histogram data point,
+// e.g. to the time a container was first seen, so a new container never starts with a huge
+// first delta.
 func WithStartTimeOverride(start pcommon.Timestamp) ResourceMetricsOption {
 	return func(rm pmetric.ResourceMetrics) {
 		metrics := rm.ScopeMetrics().At(0).Metrics()
 		for i := 0; i < metrics.Len(); i++ {
-			if metrics.At(i).Type() != pmetric.MetricTypeSum {
-				continue
-			}
-			dps := metrics.At(i).Sum().DataPoints()
-			for j := 0; j < dps.Len(); j++ {
-				dps.At(j).SetStartTimestamp(start)
+			switch metrics.At(i).Type() {
+			case pmetric.MetricTypeSum:
+				dps := metrics.At(i).Sum().DataPoints()
+				for j := 0; j < dps.Len(); j++ {
+					dps.At(j).SetStartTimestamp(start)
+				}
+			case pmetric.MetricTypeHistogram:
+				dps := metrics.At(i).Histogram().DataPoints()
+				for j := 0; j < dps.Len(); j++ {
+					dps.At(j).SetStartTimestamp(start)
+				}
 			}
 		}
 	}
@@ -328,6 +347,13 @@ func (mb *MetricsBuilder) Emit(options ...ResourceMetricsOption) pmetric.Metrics
 		var args strings.Builder
 		for _, a := range m.Attributes {
 			args.WriteString(", " + paramName(a))
+		}
+		if m.Histogram != nil {
+			fmt.Fprintf(&b, "// Record%sDataPoint adds a data point to %s: bucketCounts has one count per bound of %sBounds plus one for the values above them.\nfunc (mb *MetricsBuilder) Record%sDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64%s) {\n\tmb.metric%s.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count%s)\n}\n\n",
+				goName(name), name, goName(name), goName(name), params, goName(name), args.String())
+			fmt.Fprintf(&b, "// Record%sDataPointWithStart adds a data point to %s whose accumulation began at start.\nfunc (mb *MetricsBuilder) Record%sDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64%s) {\n\tmb.metric%s.recordDataPoint(start, ts, bucketCounts, sum, count%s)\n}\n\n",
+				goName(name), name, goName(name), params, goName(name), args.String())
+			continue
 		}
 		fmt.Fprintf(&b, "// Record%sDataPoint adds a data point to %s.\nfunc (mb *MetricsBuilder) Record%sDataPoint(ts pcommon.Timestamp, val %s%s) {\n\tmb.metric%s.recordDataPoint(mb.startTime, ts, val%s)\n}\n\n",
 			goName(name), name, goName(name), valType, params, goName(name), args.String())
@@ -451,6 +477,13 @@ func genDocs(md *Metadata) string {
 				if m.Sum.Monotonic {
 					typ += ", monotonic, " + m.Sum.AggregationTemporality
 				}
+			}
+			if m.Histogram != nil {
+				bounds := make([]string, len(m.Histogram.BucketBounds))
+				for i, v := range m.Histogram.BucketBounds {
+					bounds[i] = strconv.FormatFloat(v, 'g', -1, 64)
+				}
+				typ = "Histogram, cumulative, buckets " + strings.Join(bounds, ", ") + " (series `_bucket`, `_sum`, `_count`)"
 			}
 			attrs := []string{}
 			for _, a := range m.Attributes {

@@ -59,6 +59,18 @@ func TestPrometheusNamesMatchCoroot(t *testing.T) {
 		"node.info":                                "node_info",
 		"node.cloud_info":                          "node_cloud_info",
 		"node.uptime":                              "node_uptime_seconds",
+		// L7: coroot's names; histograms end in _total, their series add _bucket, _sum, _count
+		"container.http.requests":                                   "container_http_requests_total",
+		"container.http.requests.duration_seconds_total":            "container_http_requests_duration_seconds_total",
+		"container.http.inbound_requests":                           "container_http_inbound_requests_total",
+		"container.http.inbound_requests.duration_seconds_total":    "container_http_inbound_requests_duration_seconds_total",
+		"container.postgres.queries":                                "container_postgres_queries_total",
+		"container.postgres.queries.duration_seconds_total":         "container_postgres_queries_duration_seconds_total",
+		"container.postgres.inbound_queries.duration_seconds_total": "container_postgres_inbound_queries_duration_seconds_total",
+		"container.dns.requests":                                    "container_dns_requests_total",
+		"container.rabbitmq.messages":                               "container_rabbitmq_messages_total",
+		"container.nats.messages":                                   "container_nats_messages_total",
+		"ip_to_fqdn":                                                "ip_to_fqdn",
 	}
 	for name, prom := range want {
 		m, ok := md.Metrics[name]
@@ -73,7 +85,10 @@ func TestParseMetadataRejectsMistakes(t *testing.T) {
 	}{
 		{"unknown key", "type: x\nmetricz: {}\n", "field metricz not found"},
 		{"unknown attribute", "type: x\nattributes: {}\nmetrics:\n  a:\n    description: d\n    unit: s\n    gauge: {value_type: int}\n    attributes: [nope]\n", "unknown attribute nope"},
-		{"sum and gauge", "type: x\nmetrics:\n  a:\n    description: d\n    unit: s\n    gauge: {value_type: int}\n    sum: {value_type: int, aggregation_temporality: cumulative}\n", "exactly one of sum and gauge"},
+		{"sum and gauge", "type: x\nmetrics:\n  a:\n    description: d\n    unit: s\n    gauge: {value_type: int}\n    sum: {value_type: int, aggregation_temporality: cumulative}\n", "exactly one of sum, gauge and histogram"},
+		{"histogram without bounds", "type: x\nmetrics:\n  a:\n    description: d\n    unit: s\n    histogram: {value_type: double, aggregation_temporality: cumulative}\n", "bucket_bounds must be ascending"},
+		{"histogram bounds unsorted", "type: x\nmetrics:\n  a:\n    description: d\n    unit: s\n    histogram: {value_type: double, aggregation_temporality: cumulative, bucket_bounds: [1, 0.5]}\n", "bucket_bounds must be ascending"},
+		{"delta histogram", "type: x\nmetrics:\n  a:\n    description: d\n    unit: s\n    histogram: {value_type: double, aggregation_temporality: delta, bucket_bounds: [1]}\n", "histograms are double and cumulative"},
 		{"no unit", "type: x\nmetrics:\n  a:\n    description: d\n    gauge: {value_type: int}\n", "unit is missing"},
 		{"bad value type", "type: x\nmetrics:\n  a:\n    description: d\n    unit: s\n    gauge: {value_type: string}\n", "value_type must be int or double"},
 	}

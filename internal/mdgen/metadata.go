@@ -31,14 +31,15 @@ type Attribute struct {
 	NameOverride string   `yaml:"name_override"`
 }
 
-// Metric is one metric definition: exactly one of Sum or Gauge is set.
+// Metric is one metric definition: exactly one of Sum, Gauge or Histogram is set.
 type Metric struct {
-	Enabled     bool     `yaml:"enabled"`
-	Description string   `yaml:"description"`
-	Unit        *string  `yaml:"unit"`
-	Sum         *Sum     `yaml:"sum"`
-	Gauge       *Gauge   `yaml:"gauge"`
-	Attributes  []string `yaml:"attributes"`
+	Enabled     bool       `yaml:"enabled"`
+	Description string     `yaml:"description"`
+	Unit        *string    `yaml:"unit"`
+	Sum         *Sum       `yaml:"sum"`
+	Gauge       *Gauge     `yaml:"gauge"`
+	Histogram   *Histogram `yaml:"histogram"`
+	Attributes  []string   `yaml:"attributes"`
 }
 
 // Sum describes a sum metric.
@@ -51,6 +52,14 @@ type Sum struct {
 // Gauge describes a gauge metric.
 type Gauge struct {
 	ValueType string `yaml:"value_type"`
+}
+
+// Histogram describes a cumulative explicit-bucket histogram: every data point has the
+// upper bounds BucketBounds (ascending) and len(BucketBounds)+1 bucket counts.
+type Histogram struct {
+	ValueType              string    `yaml:"value_type"`
+	AggregationTemporality string    `yaml:"aggregation_temporality"`
+	BucketBounds           []float64 `yaml:"bucket_bounds"`
 }
 
 // Event is a log event the receiver emits.
@@ -94,11 +103,25 @@ func (md *Metadata) validate() error {
 		if m.Unit == nil {
 			errs = append(errs, fmt.Errorf("metric %s: unit is missing (use \"\" for none)", name))
 		}
-		if (m.Sum == nil) == (m.Gauge == nil) {
-			errs = append(errs, fmt.Errorf("metric %s: exactly one of sum and gauge must be set", name))
+		kinds := 0
+		for _, set := range []bool{m.Sum != nil, m.Gauge != nil, m.Histogram != nil} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			errs = append(errs, fmt.Errorf("metric %s: exactly one of sum, gauge and histogram must be set", name))
 		}
 		if vt := m.valueType(); vt != "int" && vt != "double" {
 			errs = append(errs, fmt.Errorf("metric %s: value_type must be int or double, got %q", name, vt))
+		}
+		if h := m.Histogram; h != nil {
+			if h.ValueType != "double" || h.AggregationTemporality != "cumulative" {
+				errs = append(errs, fmt.Errorf("metric %s: histograms are double and cumulative", name))
+			}
+			if len(h.BucketBounds) == 0 || !sort.Float64sAreSorted(h.BucketBounds) {
+				errs = append(errs, fmt.Errorf("metric %s: bucket_bounds must be ascending and not empty", name))
+			}
 		}
 		if m.Sum != nil && m.Sum.AggregationTemporality != "cumulative" && m.Sum.AggregationTemporality != "delta" {
 			errs = append(errs, fmt.Errorf("metric %s: aggregation_temporality must be cumulative or delta", name))
@@ -126,6 +149,9 @@ func (m *Metric) valueType() string {
 	if m.Gauge != nil {
 		return m.Gauge.ValueType
 	}
+	if m.Histogram != nil {
+		return m.Histogram.ValueType
+	}
 	return ""
 }
 
@@ -141,7 +167,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // initialisms keep Go names idiomatic: container.id -> ContainerID.
 var initialisms = map[string]string{
 	"id": "ID", "ip": "IP", "tcp": "TCP", "cpu": "CPU", "io": "IO", "os": "OS", "uid": "UID",
-	"url": "URL", "k8s": "K8s", "ipv4": "IPV4",
+	"url": "URL", "k8s": "K8s", "ipv4": "IPV4", "http": "HTTP", "dns": "DNS", "fqdn": "FQDN",
 }
 
 // goName turns "container.net.tcp.successful_connects" into "ContainerNetTCPSuccessfulConnects".
@@ -177,7 +203,8 @@ var unitSuffixes = map[string]string{"s": "seconds", "By": "bytes", "ms": "milli
 
 // PrometheusName is the name the collector's prometheus exporter gives the metric with its
 // default translation strategy: dots become underscores, the unit suffix is appended unless a
-// name token already holds it, and monotonic sums get _total. Units in braces add nothing.
+// name token already holds it, and monotonic sums get _total. Units in braces add nothing. A
+// histogram's series are this name with _bucket, _sum and _count.
 func PrometheusName(name string, m *Metric) string {
 	tokens := strings.FieldsFunc(name, func(r rune) bool { return r == '.' || r == '_' })
 	if m.Unit != nil {

@@ -17,7 +17,6 @@ import (
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/internal/logs"
 	"github.com/codexray/codexray-node-agent/internal/taskstats"
-	"github.com/codexray/codexray-node-agent/internal/tracer"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
 
@@ -36,7 +35,7 @@ type Config struct {
 	Storage string `mapstructure:"storage"`
 
 	// One section per source; each has `enabled`.
-	EBPF       tracer.Config     `mapstructure:"ebpf"`
+	EBPF       EBPFConfig        `mapstructure:"ebpf"`
 	Taskstats  taskstats.Config  `mapstructure:"taskstats"`
 	Cgroups    cgroups.Config    `mapstructure:"cgroups"`
 	Containers containers.Config `mapstructure:"containers"`

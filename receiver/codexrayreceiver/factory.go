@@ -11,7 +11,6 @@ import (
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/internal/logs"
 	"github.com/codexray/codexray-node-agent/internal/taskstats"
-	"github.com/codexray/codexray-node-agent/internal/tracer"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
 
@@ -32,7 +31,7 @@ func createDefaultConfig() component.Config {
 			ProcRoot:       "/proc",
 			MachineIDPaths: []string{"/etc/machine-id", "/var/lib/dbus/machine-id"},
 		},
-		EBPF:                 tracer.DefaultConfig(),
+		EBPF:                 defaultEBPFConfig(),
 		Taskstats:            taskstats.DefaultConfig(),
 		Cgroups:              cgroups.DefaultConfig(),
 		Containers:           containers.DefaultConfig(),

@@ -2,6 +2,7 @@ package codexrayreceiver
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/internal/ebpf"
+	"github.com/codexray/codexray-node-agent/internal/l7/requeststats"
+	"github.com/codexray/codexray-node-agent/internal/l7tracer"
 	"github.com/codexray/codexray-node-agent/internal/tracer"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 )
@@ -46,16 +49,20 @@ const processQueueSize = 4096
 // kernel once per collection, on the first record call of the tick.
 type ebpfSource struct {
 	cfg      tracer.Config
+	l7cfg    l7tracer.Config
 	logger   *zap.Logger
 	registry ebpfRegistry
 	state    *stateStore // nil: no state kept
 
 	mu          sync.Mutex
 	tracer      *tracer.Tracer
+	l7          *l7tracer.Tracer // nil when ebpf.l7 is off or could not start
+	l7Failure   string           // why the L7 capture could not start
 	lastRefresh pcommon.Timestamp
 	// retained are the containers behind the tracer's IDs as the registry last knew them, for
 	// when it has forgotten them (see retainedContainers).
 	retained map[containers.ID]*containers.Container
+	l7Stats  requeststats.ContainerStats // reused per container
 
 	queue          chan tracer.ProcessEvent
 	stop           chan struct{}
@@ -65,7 +72,8 @@ type ebpfSource struct {
 
 func newEBPFSource(env sourceEnv) source {
 	return &ebpfSource{
-		cfg:      env.cfg.EBPF,
+		cfg:      env.cfg.EBPF.Config,
+		l7cfg:    env.cfg.EBPF.L7,
 		logger:   env.settings.Logger.With(zap.String("source", "ebpf")),
 		registry: env.registry,
 		retained: map[containers.ID]*containers.Container{},
@@ -90,10 +98,26 @@ func (s *ebpfSource) start(context.Context, component.Host) error {
 	}
 	s.worker.Add(1)
 	go s.notifyProcesses()
+	lt, failure := s.startL7(t)
 	s.mu.Lock()
 	s.tracer = t
+	s.l7, s.l7Failure = lt, failure
 	s.mu.Unlock()
 	return nil
+}
+
+// startL7 starts the L7 capture on top of a started tracer. A kernel that cannot run it
+// (older than 5.17, no BTF) leaves the TCP metrics running: the source is degraded.
+func (s *ebpfSource) startL7(t *tracer.Tracer) (*l7tracer.Tracer, string) {
+	if !s.l7cfg.Enabled {
+		return nil, ""
+	}
+	lt := l7tracer.New(l7tracer.Options{Config: s.l7cfg, Resolver: s.registry, Connections: t, Logger: s.logger})
+	if err := lt.Start(t.Probe()); err != nil {
+		s.logger.Warn("L7 capture unavailable: no request metrics", zap.Error(err))
+		return nil, "L7 capture unavailable (" + err.Error() + "): no request metrics"
+	}
+	return lt, ""
 }
 
 func (s *ebpfSource) enqueueProcess(e tracer.ProcessEvent) {
@@ -126,13 +150,17 @@ func (s *ebpfSource) notifyProcesses() {
 
 func (s *ebpfSource) shutdown(context.Context) error {
 	s.mu.Lock()
-	t := s.tracer
-	s.tracer = nil
+	t, lt := s.tracer, s.l7
+	s.tracer, s.l7 = nil, nil
 	s.mu.Unlock()
 	if t == nil {
 		return nil
 	}
-	err := t.Close() // no more process events after this
+	var err error
+	if lt != nil {
+		err = lt.Close() // before the tracer: it reads the tracer's connections
+	}
+	err = errors.Join(err, t.Close()) // no more process events after this
 	close(s.stop)
 	s.worker.Wait()
 	return err
@@ -175,6 +203,9 @@ func (s *ebpfSource) refreshLocked(now pcommon.Timestamp) {
 	if err := s.tracer.Refresh(); err != nil {
 		s.logger.Debug("reading live connection counters failed", zap.Error(err))
 	}
+	if s.l7 != nil {
+		s.l7.Collect(now.AsTime())
+	}
 }
 
 func (s *ebpfSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Timestamp, c *containers.Container) {
@@ -185,10 +216,14 @@ func (s *ebpfSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Ti
 	}
 	s.refreshLocked(now)
 	var st tracer.ContainerStats
-	if !s.tracer.ContainerStats(c.ID, &st) {
-		return
+	if s.tracer.ContainerStats(c.ID, &st) {
+		recordTCP(mb, now, &st)
 	}
-	recordTCP(mb, now, &st)
+	if s.l7 != nil {
+		if s.l7.ContainerStats(c.ID, &s.l7Stats) {
+			recordL7(mb, now, &s.l7Stats)
+		}
+	}
 }
 
 // recordTCP writes one container's tracer state, each sum with its entry's start (startOf).
@@ -254,6 +289,9 @@ func (s *ebpfSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timesta
 	// last addresses read, or stay wildcards.
 	mb.RecordCodexraySourceErrorsDataPoint(now, int64(st.NetNSUnreadable), "ebpf", "netns_unreadable")
 	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.NamespaceAddrsDropped), "netns_addresses")
+	if s.l7 != nil {
+		recordL7Node(mb, now, s.l7)
+	}
 }
 
 // degradation names the optional tracepoints the kernel lacks (TCP bytes and latency stay empty
@@ -267,7 +305,7 @@ func (s *ebpfSource) degradation() string {
 	if missing := s.tracer.MissingTracepoints(); len(missing) > 0 {
 		return "kernel lacks tracepoints " + strings.Join(missing, ", ") + ": TCP byte counters and latency stay empty"
 	}
-	return ""
+	return s.l7Failure
 }
 
 // retainedContainers lists the containers the tracer still reports that the registry has

@@ -309,7 +309,7 @@ func TestEBPFSourceRetainsForgottenContainers(t *testing.T) {
 	rcfg := NewFactory().CreateDefaultConfig().(*Config)
 	src := newEBPFSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type)}).(*ebpfSource)
 	src.registry = reg
-	src.tracer = tracer.New(tracer.Options{Config: rcfg.EBPF, Resolver: reg})
+	src.tracer = tracer.New(tracer.Options{Config: rcfg.EBPF.Config, Resolver: reg})
 	src.tracer.Handle(&ebpf.Event{Type: ebpf.EventOOMKill, CgroupID: 7, TargetPID: 4242})
 
 	assert.Empty(t, src.retainedContainers(), "the registry still lists it")

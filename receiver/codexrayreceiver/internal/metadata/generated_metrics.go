@@ -133,6 +133,172 @@ func newCodexrayEbpfEventsProcessed(cfg MetricConfig) metricCodexrayEbpfEventsPr
 	return m
 }
 
+type metricCodexrayL7Connections struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricCodexrayL7Connections) init() {
+	m.data.SetName("codexray.l7.connections")
+	m.data.SetDescription("Connections with L7 parser state now.")
+	m.data.SetUnit("{connection}")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricCodexrayL7Connections) recordDataPoint(start, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+func (m *metricCodexrayL7Connections) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newCodexrayL7Connections(cfg MetricConfig) metricCodexrayL7Connections {
+	m := metricCodexrayL7Connections{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricCodexrayL7Requests struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricCodexrayL7Requests) init() {
+	m.data.SetName("codexray.l7.requests")
+	m.data.SetDescription("L7 requests and messages paired from segments (before attribution and limits).")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricCodexrayL7Requests) recordDataPoint(start, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+func (m *metricCodexrayL7Requests) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newCodexrayL7Requests(cfg MetricConfig) metricCodexrayL7Requests {
+	m := metricCodexrayL7Requests{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricCodexrayL7SegmentsLost struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricCodexrayL7SegmentsLost) init() {
+	m.data.SetName("codexray.l7.segments.lost")
+	m.data.SetDescription("L7 segments the kernel could not put into the full L7 ring buffer.")
+	m.data.SetUnit("{segment}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricCodexrayL7SegmentsLost) recordDataPoint(start, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+func (m *metricCodexrayL7SegmentsLost) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newCodexrayL7SegmentsLost(cfg MetricConfig) metricCodexrayL7SegmentsLost {
+	m := metricCodexrayL7SegmentsLost{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricCodexrayL7SegmentsRead struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricCodexrayL7SegmentsRead) init() {
+	m.data.SetName("codexray.l7.segments.read")
+	m.data.SetDescription("L7 segments read from the L7 ring buffer (one per syscall of a detected connection, plus close records).")
+	m.data.SetUnit("{segment}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricCodexrayL7SegmentsRead) recordDataPoint(start, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+func (m *metricCodexrayL7SegmentsRead) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newCodexrayL7SegmentsRead(cfg MetricConfig) metricCodexrayL7SegmentsRead {
+	m := metricCodexrayL7SegmentsRead{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricCodexrayLimitsDropped struct {
 	data     pmetric.Metric
 	config   MetricConfig
@@ -265,6 +431,751 @@ func newCodexraySourceStatus(cfg MetricConfig) metricCodexraySourceStatus {
 	return m
 }
 
+type metricContainerCassandraInboundQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerCassandraInboundQueries) init() {
+	m.data.SetName("container.cassandra.inbound_queries")
+	m.data.SetDescription("Cassandra queries the container served, measured at the server, per status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerCassandraInboundQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerCassandraInboundQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerCassandraInboundQueries(cfg MetricConfig) metricContainerCassandraInboundQueries {
+	m := metricContainerCassandraInboundQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerCassandraInboundQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerCassandraInboundQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.cassandra.inbound_queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the Cassandra queries the container served.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+// ContainerCassandraInboundQueriesDurationSecondsTotalBounds are the upper bounds of container.cassandra.inbound_queries.duration_seconds_total's buckets.
+var ContainerCassandraInboundQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerCassandraInboundQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerCassandraInboundQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+}
+
+func (m *metricContainerCassandraInboundQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerCassandraInboundQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerCassandraInboundQueriesDurationSecondsTotal {
+	m := metricContainerCassandraInboundQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerCassandraQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerCassandraQueries) init() {
+	m.data.SetName("container.cassandra.queries")
+	m.data.SetDescription("Cassandra queries the container made, measured at the client, per destination and status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerCassandraQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerCassandraQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerCassandraQueries(cfg MetricConfig) metricContainerCassandraQueries {
+	m := metricContainerCassandraQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerCassandraQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerCassandraQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.cassandra.queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the Cassandra queries the container made, from the syscall that carried the request's first byte to the one that carried the response's.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Histogram().DataPoints().EnsureCapacity(m.capacity)
+}
+
+// ContainerCassandraQueriesDurationSecondsTotalBounds are the upper bounds of container.cassandra.queries.duration_seconds_total's buckets.
+var ContainerCassandraQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerCassandraQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerCassandraQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+}
+
+func (m *metricContainerCassandraQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerCassandraQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerCassandraQueriesDurationSecondsTotal {
+	m := metricContainerCassandraQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerClickhouseInboundQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerClickhouseInboundQueries) init() {
+	m.data.SetName("container.clickhouse.inbound_queries")
+	m.data.SetDescription("ClickHouse queries the container served, measured at the server, per status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerClickhouseInboundQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerClickhouseInboundQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerClickhouseInboundQueries(cfg MetricConfig) metricContainerClickhouseInboundQueries {
+	m := metricContainerClickhouseInboundQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerClickhouseInboundQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerClickhouseInboundQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.clickhouse.inbound_queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the ClickHouse queries the container served.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+// ContainerClickhouseInboundQueriesDurationSecondsTotalBounds are the upper bounds of container.clickhouse.inbound_queries.duration_seconds_total's buckets.
+var ContainerClickhouseInboundQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerClickhouseInboundQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerClickhouseInboundQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+}
+
+func (m *metricContainerClickhouseInboundQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerClickhouseInboundQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerClickhouseInboundQueriesDurationSecondsTotal {
+	m := metricContainerClickhouseInboundQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerClickhouseQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerClickhouseQueries) init() {
+	m.data.SetName("container.clickhouse.queries")
+	m.data.SetDescription("ClickHouse queries the container made, measured at the client, per destination and status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerClickhouseQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerClickhouseQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerClickhouseQueries(cfg MetricConfig) metricContainerClickhouseQueries {
+	m := metricContainerClickhouseQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerClickhouseQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerClickhouseQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.clickhouse.queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the ClickHouse queries the container made, from the syscall that carried the request's first byte to the one that carried the response's.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Histogram().DataPoints().EnsureCapacity(m.capacity)
+}
+
+// ContainerClickhouseQueriesDurationSecondsTotalBounds are the upper bounds of container.clickhouse.queries.duration_seconds_total's buckets.
+var ContainerClickhouseQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerClickhouseQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerClickhouseQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+}
+
+func (m *metricContainerClickhouseQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerClickhouseQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerClickhouseQueriesDurationSecondsTotal {
+	m := metricContainerClickhouseQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerDNSInboundRequests struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerDNSInboundRequests) init() {
+	m.data.SetName("container.dns.inbound_requests")
+	m.data.SetDescription("DNS requests the container served, per status.")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerDNSInboundRequests) recordDataPoint(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerDNSInboundRequests) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerDNSInboundRequests(cfg MetricConfig) metricContainerDNSInboundRequests {
+	m := metricContainerDNSInboundRequests{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerDNSInboundRequestsDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerDNSInboundRequestsDurationSecondsTotal) init() {
+	m.data.SetName("container.dns.inbound_requests.duration_seconds_total")
+	m.data.SetDescription("Latency of the DNS requests the container served.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+// ContainerDNSInboundRequestsDurationSecondsTotalBounds are the upper bounds of container.dns.inbound_requests.duration_seconds_total's buckets.
+var ContainerDNSInboundRequestsDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerDNSInboundRequestsDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerDNSInboundRequestsDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+}
+
+func (m *metricContainerDNSInboundRequestsDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerDNSInboundRequestsDurationSecondsTotal(cfg MetricConfig) metricContainerDNSInboundRequestsDurationSecondsTotal {
+	m := metricContainerDNSInboundRequestsDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerDNSRequests struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerDNSRequests) init() {
+	m.data.SetName("container.dns.requests")
+	m.data.SetDescription("DNS requests the container made, per query type, domain and status.")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerDNSRequests) recordDataPoint(start, ts pcommon.Timestamp, val int64, requestTypeAttributeValue string, domainAttributeValue string, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("request_type", requestTypeAttributeValue)
+	dp.Attributes().PutStr("domain", domainAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerDNSRequests) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerDNSRequests(cfg MetricConfig) metricContainerDNSRequests {
+	m := metricContainerDNSRequests{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerDNSRequestsDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerDNSRequestsDurationSecondsTotal) init() {
+	m.data.SetName("container.dns.requests.duration_seconds_total")
+	m.data.SetDescription("Latency of the DNS requests the container made.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+// ContainerDNSRequestsDurationSecondsTotalBounds are the upper bounds of container.dns.requests.duration_seconds_total's buckets.
+var ContainerDNSRequestsDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerDNSRequestsDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerDNSRequestsDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+}
+
+func (m *metricContainerDNSRequestsDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerDNSRequestsDurationSecondsTotal(cfg MetricConfig) metricContainerDNSRequestsDurationSecondsTotal {
+	m := metricContainerDNSRequestsDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerHTTPInboundRequests struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerHTTPInboundRequests) init() {
+	m.data.SetName("container.http.inbound_requests")
+	m.data.SetDescription("HTTP (HTTP/1.x, HTTP/2 and gRPC) requests the container served, measured at the server, per status.")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerHTTPInboundRequests) recordDataPoint(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerHTTPInboundRequests) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerHTTPInboundRequests(cfg MetricConfig) metricContainerHTTPInboundRequests {
+	m := metricContainerHTTPInboundRequests{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerHTTPInboundRequestsDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerHTTPInboundRequestsDurationSecondsTotal) init() {
+	m.data.SetName("container.http.inbound_requests.duration_seconds_total")
+	m.data.SetDescription("Latency of the HTTP (HTTP/1.x, HTTP/2 and gRPC) requests the container served.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+// ContainerHTTPInboundRequestsDurationSecondsTotalBounds are the upper bounds of container.http.inbound_requests.duration_seconds_total's buckets.
+var ContainerHTTPInboundRequestsDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerHTTPInboundRequestsDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerHTTPInboundRequestsDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+}
+
+func (m *metricContainerHTTPInboundRequestsDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerHTTPInboundRequestsDurationSecondsTotal(cfg MetricConfig) metricContainerHTTPInboundRequestsDurationSecondsTotal {
+	m := metricContainerHTTPInboundRequestsDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerHTTPRequests struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerHTTPRequests) init() {
+	m.data.SetName("container.http.requests")
+	m.data.SetDescription("HTTP (HTTP/1.x, HTTP/2 and gRPC) requests the container made, measured at the client, per destination and status.")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerHTTPRequests) recordDataPoint(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerHTTPRequests) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerHTTPRequests(cfg MetricConfig) metricContainerHTTPRequests {
+	m := metricContainerHTTPRequests{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerHTTPRequestsDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerHTTPRequestsDurationSecondsTotal) init() {
+	m.data.SetName("container.http.requests.duration_seconds_total")
+	m.data.SetDescription("Latency of the HTTP (HTTP/1.x, HTTP/2 and gRPC) requests the container made, from the syscall that carried the request's first byte to the one that carried the response's.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Histogram().DataPoints().EnsureCapacity(m.capacity)
+}
+
+// ContainerHTTPRequestsDurationSecondsTotalBounds are the upper bounds of container.http.requests.duration_seconds_total's buckets.
+var ContainerHTTPRequestsDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerHTTPRequestsDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerHTTPRequestsDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+}
+
+func (m *metricContainerHTTPRequestsDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerHTTPRequestsDurationSecondsTotal(cfg MetricConfig) metricContainerHTTPRequestsDurationSecondsTotal {
+	m := metricContainerHTTPRequestsDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricContainerInfo struct {
 	data     pmetric.Metric
 	config   MetricConfig
@@ -300,6 +1211,193 @@ func (m *metricContainerInfo) emit(metrics pmetric.MetricSlice) {
 
 func newContainerInfo(cfg MetricConfig) metricContainerInfo {
 	m := metricContainerInfo{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerKafkaInboundRequests struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerKafkaInboundRequests) init() {
+	m.data.SetName("container.kafka.inbound_requests")
+	m.data.SetDescription("Kafka requests the container served, measured at the server, per status.")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerKafkaInboundRequests) recordDataPoint(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerKafkaInboundRequests) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerKafkaInboundRequests(cfg MetricConfig) metricContainerKafkaInboundRequests {
+	m := metricContainerKafkaInboundRequests{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerKafkaInboundRequestsDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerKafkaInboundRequestsDurationSecondsTotal) init() {
+	m.data.SetName("container.kafka.inbound_requests.duration_seconds_total")
+	m.data.SetDescription("Latency of the Kafka requests the container served.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+// ContainerKafkaInboundRequestsDurationSecondsTotalBounds are the upper bounds of container.kafka.inbound_requests.duration_seconds_total's buckets.
+var ContainerKafkaInboundRequestsDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerKafkaInboundRequestsDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerKafkaInboundRequestsDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+}
+
+func (m *metricContainerKafkaInboundRequestsDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerKafkaInboundRequestsDurationSecondsTotal(cfg MetricConfig) metricContainerKafkaInboundRequestsDurationSecondsTotal {
+	m := metricContainerKafkaInboundRequestsDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerKafkaRequests struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerKafkaRequests) init() {
+	m.data.SetName("container.kafka.requests")
+	m.data.SetDescription("Kafka requests the container made, measured at the client, per destination and status.")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerKafkaRequests) recordDataPoint(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerKafkaRequests) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerKafkaRequests(cfg MetricConfig) metricContainerKafkaRequests {
+	m := metricContainerKafkaRequests{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerKafkaRequestsDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerKafkaRequestsDurationSecondsTotal) init() {
+	m.data.SetName("container.kafka.requests.duration_seconds_total")
+	m.data.SetDescription("Latency of the Kafka requests the container made, from the syscall that carried the request's first byte to the one that carried the response's.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Histogram().DataPoints().EnsureCapacity(m.capacity)
+}
+
+// ContainerKafkaRequestsDurationSecondsTotalBounds are the upper bounds of container.kafka.requests.duration_seconds_total's buckets.
+var ContainerKafkaRequestsDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerKafkaRequestsDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerKafkaRequestsDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+}
+
+func (m *metricContainerKafkaRequestsDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerKafkaRequestsDurationSecondsTotal(cfg MetricConfig) metricContainerKafkaRequestsDurationSecondsTotal {
+	m := metricContainerKafkaRequestsDurationSecondsTotal{config: cfg}
 	if cfg.Enabled {
 		m.data = pmetric.NewMetric()
 		m.init()
@@ -346,6 +1444,614 @@ func (m *metricContainerLogMessages) emit(metrics pmetric.MetricSlice) {
 
 func newContainerLogMessages(cfg MetricConfig) metricContainerLogMessages {
 	m := metricContainerLogMessages{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerMemcachedInboundQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerMemcachedInboundQueries) init() {
+	m.data.SetName("container.memcached.inbound_queries")
+	m.data.SetDescription("Memcached queries the container served, measured at the server, per status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerMemcachedInboundQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerMemcachedInboundQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerMemcachedInboundQueries(cfg MetricConfig) metricContainerMemcachedInboundQueries {
+	m := metricContainerMemcachedInboundQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerMemcachedInboundQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerMemcachedInboundQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.memcached.inbound_queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the Memcached queries the container served.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+// ContainerMemcachedInboundQueriesDurationSecondsTotalBounds are the upper bounds of container.memcached.inbound_queries.duration_seconds_total's buckets.
+var ContainerMemcachedInboundQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerMemcachedInboundQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerMemcachedInboundQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+}
+
+func (m *metricContainerMemcachedInboundQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerMemcachedInboundQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerMemcachedInboundQueriesDurationSecondsTotal {
+	m := metricContainerMemcachedInboundQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerMemcachedQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerMemcachedQueries) init() {
+	m.data.SetName("container.memcached.queries")
+	m.data.SetDescription("Memcached queries the container made, measured at the client, per destination and status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerMemcachedQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerMemcachedQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerMemcachedQueries(cfg MetricConfig) metricContainerMemcachedQueries {
+	m := metricContainerMemcachedQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerMemcachedQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerMemcachedQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.memcached.queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the Memcached queries the container made, from the syscall that carried the request's first byte to the one that carried the response's.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Histogram().DataPoints().EnsureCapacity(m.capacity)
+}
+
+// ContainerMemcachedQueriesDurationSecondsTotalBounds are the upper bounds of container.memcached.queries.duration_seconds_total's buckets.
+var ContainerMemcachedQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerMemcachedQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerMemcachedQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+}
+
+func (m *metricContainerMemcachedQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerMemcachedQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerMemcachedQueriesDurationSecondsTotal {
+	m := metricContainerMemcachedQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerMongoInboundQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerMongoInboundQueries) init() {
+	m.data.SetName("container.mongo.inbound_queries")
+	m.data.SetDescription("MongoDB queries the container served, measured at the server, per status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerMongoInboundQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerMongoInboundQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerMongoInboundQueries(cfg MetricConfig) metricContainerMongoInboundQueries {
+	m := metricContainerMongoInboundQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerMongoInboundQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerMongoInboundQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.mongo.inbound_queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the MongoDB queries the container served.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+// ContainerMongoInboundQueriesDurationSecondsTotalBounds are the upper bounds of container.mongo.inbound_queries.duration_seconds_total's buckets.
+var ContainerMongoInboundQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerMongoInboundQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerMongoInboundQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+}
+
+func (m *metricContainerMongoInboundQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerMongoInboundQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerMongoInboundQueriesDurationSecondsTotal {
+	m := metricContainerMongoInboundQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerMongoQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerMongoQueries) init() {
+	m.data.SetName("container.mongo.queries")
+	m.data.SetDescription("MongoDB queries the container made, measured at the client, per destination and status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerMongoQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerMongoQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerMongoQueries(cfg MetricConfig) metricContainerMongoQueries {
+	m := metricContainerMongoQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerMongoQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerMongoQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.mongo.queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the MongoDB queries the container made, from the syscall that carried the request's first byte to the one that carried the response's.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Histogram().DataPoints().EnsureCapacity(m.capacity)
+}
+
+// ContainerMongoQueriesDurationSecondsTotalBounds are the upper bounds of container.mongo.queries.duration_seconds_total's buckets.
+var ContainerMongoQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerMongoQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerMongoQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+}
+
+func (m *metricContainerMongoQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerMongoQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerMongoQueriesDurationSecondsTotal {
+	m := metricContainerMongoQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerMysqlInboundQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerMysqlInboundQueries) init() {
+	m.data.SetName("container.mysql.inbound_queries")
+	m.data.SetDescription("MySQL/MariaDB queries the container served, measured at the server, per status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerMysqlInboundQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerMysqlInboundQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerMysqlInboundQueries(cfg MetricConfig) metricContainerMysqlInboundQueries {
+	m := metricContainerMysqlInboundQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerMysqlInboundQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerMysqlInboundQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.mysql.inbound_queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the MySQL/MariaDB queries the container served.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+// ContainerMysqlInboundQueriesDurationSecondsTotalBounds are the upper bounds of container.mysql.inbound_queries.duration_seconds_total's buckets.
+var ContainerMysqlInboundQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerMysqlInboundQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerMysqlInboundQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+}
+
+func (m *metricContainerMysqlInboundQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerMysqlInboundQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerMysqlInboundQueriesDurationSecondsTotal {
+	m := metricContainerMysqlInboundQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerMysqlQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerMysqlQueries) init() {
+	m.data.SetName("container.mysql.queries")
+	m.data.SetDescription("MySQL/MariaDB queries the container made, measured at the client, per destination and status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerMysqlQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerMysqlQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerMysqlQueries(cfg MetricConfig) metricContainerMysqlQueries {
+	m := metricContainerMysqlQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerMysqlQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerMysqlQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.mysql.queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the MySQL/MariaDB queries the container made, from the syscall that carried the request's first byte to the one that carried the response's.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Histogram().DataPoints().EnsureCapacity(m.capacity)
+}
+
+// ContainerMysqlQueriesDurationSecondsTotalBounds are the upper bounds of container.mysql.queries.duration_seconds_total's buckets.
+var ContainerMysqlQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerMysqlQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerMysqlQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+}
+
+func (m *metricContainerMysqlQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerMysqlQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerMysqlQueriesDurationSecondsTotal {
+	m := metricContainerMysqlQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerNatsMessages struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerNatsMessages) init() {
+	m.data.SetName("container.nats.messages")
+	m.data.SetDescription("NATS messages the container published (produce) or received (consume), per destination and status.")
+	m.data.SetUnit("{message}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerNatsMessages) recordDataPoint(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string, methodAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+	dp.Attributes().PutStr("method", methodAttributeValue)
+}
+
+func (m *metricContainerNatsMessages) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerNatsMessages(cfg MetricConfig) metricContainerNatsMessages {
+	m := metricContainerNatsMessages{config: cfg}
 	if cfg.Enabled {
 		m.data = pmetric.NewMetric()
 		m.init()
@@ -829,6 +2535,427 @@ func (m *metricContainerOomKills) emit(metrics pmetric.MetricSlice) {
 
 func newContainerOomKills(cfg MetricConfig) metricContainerOomKills {
 	m := metricContainerOomKills{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerPostgresInboundQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerPostgresInboundQueries) init() {
+	m.data.SetName("container.postgres.inbound_queries")
+	m.data.SetDescription("Postgres queries the container served, measured at the server, per status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerPostgresInboundQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerPostgresInboundQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerPostgresInboundQueries(cfg MetricConfig) metricContainerPostgresInboundQueries {
+	m := metricContainerPostgresInboundQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerPostgresInboundQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerPostgresInboundQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.postgres.inbound_queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the Postgres queries the container served.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+// ContainerPostgresInboundQueriesDurationSecondsTotalBounds are the upper bounds of container.postgres.inbound_queries.duration_seconds_total's buckets.
+var ContainerPostgresInboundQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerPostgresInboundQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerPostgresInboundQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+}
+
+func (m *metricContainerPostgresInboundQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerPostgresInboundQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerPostgresInboundQueriesDurationSecondsTotal {
+	m := metricContainerPostgresInboundQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerPostgresQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerPostgresQueries) init() {
+	m.data.SetName("container.postgres.queries")
+	m.data.SetDescription("Postgres queries the container made, measured at the client, per destination and status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerPostgresQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerPostgresQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerPostgresQueries(cfg MetricConfig) metricContainerPostgresQueries {
+	m := metricContainerPostgresQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerPostgresQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerPostgresQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.postgres.queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the Postgres queries the container made, from the syscall that carried the request's first byte to the one that carried the response's.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Histogram().DataPoints().EnsureCapacity(m.capacity)
+}
+
+// ContainerPostgresQueriesDurationSecondsTotalBounds are the upper bounds of container.postgres.queries.duration_seconds_total's buckets.
+var ContainerPostgresQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerPostgresQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerPostgresQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+}
+
+func (m *metricContainerPostgresQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerPostgresQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerPostgresQueriesDurationSecondsTotal {
+	m := metricContainerPostgresQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerRabbitmqMessages struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerRabbitmqMessages) init() {
+	m.data.SetName("container.rabbitmq.messages")
+	m.data.SetDescription("RabbitMQ (AMQP 0-9-1) messages the container published (produce) or received (consume), per destination and status.")
+	m.data.SetUnit("{message}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerRabbitmqMessages) recordDataPoint(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string, methodAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+	dp.Attributes().PutStr("method", methodAttributeValue)
+}
+
+func (m *metricContainerRabbitmqMessages) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerRabbitmqMessages(cfg MetricConfig) metricContainerRabbitmqMessages {
+	m := metricContainerRabbitmqMessages{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerRedisInboundQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerRedisInboundQueries) init() {
+	m.data.SetName("container.redis.inbound_queries")
+	m.data.SetDescription("Redis queries the container served, measured at the server, per status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerRedisInboundQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerRedisInboundQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerRedisInboundQueries(cfg MetricConfig) metricContainerRedisInboundQueries {
+	m := metricContainerRedisInboundQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerRedisInboundQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerRedisInboundQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.redis.inbound_queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the Redis queries the container served.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+// ContainerRedisInboundQueriesDurationSecondsTotalBounds are the upper bounds of container.redis.inbound_queries.duration_seconds_total's buckets.
+var ContainerRedisInboundQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerRedisInboundQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerRedisInboundQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+}
+
+func (m *metricContainerRedisInboundQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerRedisInboundQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerRedisInboundQueriesDurationSecondsTotal {
+	m := metricContainerRedisInboundQueriesDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerRedisQueries struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerRedisQueries) init() {
+	m.data.SetName("container.redis.queries")
+	m.data.SetDescription("Redis queries the container made, measured at the client, per destination and status.")
+	m.data.SetUnit("{query}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerRedisQueries) recordDataPoint(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerRedisQueries) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerRedisQueries(cfg MetricConfig) metricContainerRedisQueries {
+	m := metricContainerRedisQueries{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerRedisQueriesDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerRedisQueriesDurationSecondsTotal) init() {
+	m.data.SetName("container.redis.queries.duration_seconds_total")
+	m.data.SetDescription("Latency of the Redis queries the container made, from the syscall that carried the request's first byte to the one that carried the response's.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Histogram().DataPoints().EnsureCapacity(m.capacity)
+}
+
+// ContainerRedisQueriesDurationSecondsTotalBounds are the upper bounds of container.redis.queries.duration_seconds_total's buckets.
+var ContainerRedisQueriesDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerRedisQueriesDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerRedisQueriesDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+}
+
+func (m *metricContainerRedisQueriesDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerRedisQueriesDurationSecondsTotal(cfg MetricConfig) metricContainerRedisQueriesDurationSecondsTotal {
+	m := metricContainerRedisQueriesDurationSecondsTotal{config: cfg}
 	if cfg.Enabled {
 		m.data = pmetric.NewMetric()
 		m.init()
@@ -1640,6 +3767,236 @@ func newContainerRestarts(cfg MetricConfig) metricContainerRestarts {
 	return m
 }
 
+type metricContainerZookeeperInboundRequests struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerZookeeperInboundRequests) init() {
+	m.data.SetName("container.zookeeper.inbound_requests")
+	m.data.SetDescription("ZooKeeper requests the container served, measured at the server, per status.")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerZookeeperInboundRequests) recordDataPoint(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerZookeeperInboundRequests) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerZookeeperInboundRequests(cfg MetricConfig) metricContainerZookeeperInboundRequests {
+	m := metricContainerZookeeperInboundRequests{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerZookeeperInboundRequestsDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerZookeeperInboundRequestsDurationSecondsTotal) init() {
+	m.data.SetName("container.zookeeper.inbound_requests.duration_seconds_total")
+	m.data.SetDescription("Latency of the ZooKeeper requests the container served.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+// ContainerZookeeperInboundRequestsDurationSecondsTotalBounds are the upper bounds of container.zookeeper.inbound_requests.duration_seconds_total's buckets.
+var ContainerZookeeperInboundRequestsDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerZookeeperInboundRequestsDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerZookeeperInboundRequestsDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+}
+
+func (m *metricContainerZookeeperInboundRequestsDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerZookeeperInboundRequestsDurationSecondsTotal(cfg MetricConfig) metricContainerZookeeperInboundRequestsDurationSecondsTotal {
+	m := metricContainerZookeeperInboundRequestsDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerZookeeperRequests struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerZookeeperRequests) init() {
+	m.data.SetName("container.zookeeper.requests")
+	m.data.SetDescription("ZooKeeper requests the container made, measured at the client, per destination and status.")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerZookeeperRequests) recordDataPoint(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+	dp.Attributes().PutStr("status", statusAttributeValue)
+}
+
+func (m *metricContainerZookeeperRequests) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerZookeeperRequests(cfg MetricConfig) metricContainerZookeeperRequests {
+	m := metricContainerZookeeperRequests{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerZookeeperRequestsDurationSecondsTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerZookeeperRequestsDurationSecondsTotal) init() {
+	m.data.SetName("container.zookeeper.requests.duration_seconds_total")
+	m.data.SetDescription("Latency of the ZooKeeper requests the container made, from the syscall that carried the request's first byte to the one that carried the response's.")
+	m.data.SetUnit("s")
+	m.data.SetEmptyHistogram()
+	m.data.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Histogram().DataPoints().EnsureCapacity(m.capacity)
+}
+
+// ContainerZookeeperRequestsDurationSecondsTotalBounds are the upper bounds of container.zookeeper.requests.duration_seconds_total's buckets.
+var ContainerZookeeperRequestsDurationSecondsTotalBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *metricContainerZookeeperRequestsDurationSecondsTotal) recordDataPoint(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Histogram().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.ExplicitBounds().FromRaw(ContainerZookeeperRequestsDurationSecondsTotalBounds)
+	dp.BucketCounts().FromRaw(bucketCounts)
+	dp.SetSum(sum)
+	dp.SetCount(count)
+	dp.Attributes().PutStr("destination", destinationAttributeValue)
+	dp.Attributes().PutStr("actual_destination", actualDestinationAttributeValue)
+}
+
+func (m *metricContainerZookeeperRequestsDurationSecondsTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Histogram().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Histogram().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerZookeeperRequestsDurationSecondsTotal(cfg MetricConfig) metricContainerZookeeperRequestsDurationSecondsTotal {
+	m := metricContainerZookeeperRequestsDurationSecondsTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricIPToFQDN struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricIPToFQDN) init() {
+	m.data.SetName("ip_to_fqdn")
+	m.data.SetDescription("An address DNS answered for a name a container on this node asked for (value 1).")
+	m.data.SetUnit("")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricIPToFQDN) recordDataPoint(start, ts pcommon.Timestamp, val int64, ipAttributeValue string, fqdnAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("ip", ipAttributeValue)
+	dp.Attributes().PutStr("fqdn", fqdnAttributeValue)
+}
+
+func (m *metricIPToFQDN) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newIPToFQDN(cfg MetricConfig) metricIPToFQDN {
+	m := metricIPToFQDN{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricNodeCloudInfo struct {
 	data     pmetric.Metric
 	config   MetricConfig
@@ -1776,52 +4133,103 @@ func newNodeUptime(cfg MetricConfig) metricNodeUptime {
 
 // MetricsBuilder accumulates data points per resource and emits pmetric.Metrics.
 type MetricsBuilder struct {
-	config                                        MetricsBuilderConfig
-	startTime                                     pcommon.Timestamp
-	metricsCapacity                               int
-	metricsBuffer                                 pmetric.Metrics
-	buildInfo                                     component.BuildInfo
-	metricCodexrayContainersTracked               metricCodexrayContainersTracked
-	metricCodexrayEbpfEventsLost                  metricCodexrayEbpfEventsLost
-	metricCodexrayEbpfEventsProcessed             metricCodexrayEbpfEventsProcessed
-	metricCodexrayLimitsDropped                   metricCodexrayLimitsDropped
-	metricCodexraySourceErrors                    metricCodexraySourceErrors
-	metricCodexraySourceStatus                    metricCodexraySourceStatus
-	metricContainerInfo                           metricContainerInfo
-	metricContainerLogMessages                    metricContainerLogMessages
-	metricContainerNetLatency                     metricContainerNetLatency
-	metricContainerNetTCPActiveConnections        metricContainerNetTCPActiveConnections
-	metricContainerNetTCPBytesReceived            metricContainerNetTCPBytesReceived
-	metricContainerNetTCPBytesSent                metricContainerNetTCPBytesSent
-	metricContainerNetTCPConnectionTime           metricContainerNetTCPConnectionTime
-	metricContainerNetTCPFailedConnects           metricContainerNetTCPFailedConnects
-	metricContainerNetTCPInboundConnects          metricContainerNetTCPInboundConnects
-	metricContainerNetTCPListenInfo               metricContainerNetTCPListenInfo
-	metricContainerNetTCPRetransmits              metricContainerNetTCPRetransmits
-	metricContainerNetTCPSuccessfulConnects       metricContainerNetTCPSuccessfulConnects
-	metricContainerOomKills                       metricContainerOomKills
-	metricContainerResourcesCPUDelay              metricContainerResourcesCPUDelay
-	metricContainerResourcesCPULimitCores         metricContainerResourcesCPULimitCores
-	metricContainerResourcesCPUPressureWaiting    metricContainerResourcesCPUPressureWaiting
-	metricContainerResourcesCPUThrottled          metricContainerResourcesCPUThrottled
-	metricContainerResourcesCPUUsage              metricContainerResourcesCPUUsage
-	metricContainerResourcesDiskDelay             metricContainerResourcesDiskDelay
-	metricContainerResourcesDiskReadBytes         metricContainerResourcesDiskReadBytes
-	metricContainerResourcesDiskReads             metricContainerResourcesDiskReads
-	metricContainerResourcesDiskWrites            metricContainerResourcesDiskWrites
-	metricContainerResourcesDiskWrittenBytes      metricContainerResourcesDiskWrittenBytes
-	metricContainerResourcesIOPressureWaiting     metricContainerResourcesIOPressureWaiting
-	metricContainerResourcesMemoryCache           metricContainerResourcesMemoryCache
-	metricContainerResourcesMemoryLimit           metricContainerResourcesMemoryLimit
-	metricContainerResourcesMemoryPressureWaiting metricContainerResourcesMemoryPressureWaiting
-	metricContainerResourcesMemoryReclaimDelay    metricContainerResourcesMemoryReclaimDelay
-	metricContainerResourcesMemoryRss             metricContainerResourcesMemoryRss
-	metricContainerResourcesMemoryThrashingDelay  metricContainerResourcesMemoryThrashingDelay
-	metricContainerResourcesSwapinDelay           metricContainerResourcesSwapinDelay
-	metricContainerRestarts                       metricContainerRestarts
-	metricNodeCloudInfo                           metricNodeCloudInfo
-	metricNodeInfo                                metricNodeInfo
-	metricNodeUptime                              metricNodeUptime
+	config                                                      MetricsBuilderConfig
+	startTime                                                   pcommon.Timestamp
+	metricsCapacity                                             int
+	metricsBuffer                                               pmetric.Metrics
+	buildInfo                                                   component.BuildInfo
+	metricCodexrayContainersTracked                             metricCodexrayContainersTracked
+	metricCodexrayEbpfEventsLost                                metricCodexrayEbpfEventsLost
+	metricCodexrayEbpfEventsProcessed                           metricCodexrayEbpfEventsProcessed
+	metricCodexrayL7Connections                                 metricCodexrayL7Connections
+	metricCodexrayL7Requests                                    metricCodexrayL7Requests
+	metricCodexrayL7SegmentsLost                                metricCodexrayL7SegmentsLost
+	metricCodexrayL7SegmentsRead                                metricCodexrayL7SegmentsRead
+	metricCodexrayLimitsDropped                                 metricCodexrayLimitsDropped
+	metricCodexraySourceErrors                                  metricCodexraySourceErrors
+	metricCodexraySourceStatus                                  metricCodexraySourceStatus
+	metricContainerCassandraInboundQueries                      metricContainerCassandraInboundQueries
+	metricContainerCassandraInboundQueriesDurationSecondsTotal  metricContainerCassandraInboundQueriesDurationSecondsTotal
+	metricContainerCassandraQueries                             metricContainerCassandraQueries
+	metricContainerCassandraQueriesDurationSecondsTotal         metricContainerCassandraQueriesDurationSecondsTotal
+	metricContainerClickhouseInboundQueries                     metricContainerClickhouseInboundQueries
+	metricContainerClickhouseInboundQueriesDurationSecondsTotal metricContainerClickhouseInboundQueriesDurationSecondsTotal
+	metricContainerClickhouseQueries                            metricContainerClickhouseQueries
+	metricContainerClickhouseQueriesDurationSecondsTotal        metricContainerClickhouseQueriesDurationSecondsTotal
+	metricContainerDNSInboundRequests                           metricContainerDNSInboundRequests
+	metricContainerDNSInboundRequestsDurationSecondsTotal       metricContainerDNSInboundRequestsDurationSecondsTotal
+	metricContainerDNSRequests                                  metricContainerDNSRequests
+	metricContainerDNSRequestsDurationSecondsTotal              metricContainerDNSRequestsDurationSecondsTotal
+	metricContainerHTTPInboundRequests                          metricContainerHTTPInboundRequests
+	metricContainerHTTPInboundRequestsDurationSecondsTotal      metricContainerHTTPInboundRequestsDurationSecondsTotal
+	metricContainerHTTPRequests                                 metricContainerHTTPRequests
+	metricContainerHTTPRequestsDurationSecondsTotal             metricContainerHTTPRequestsDurationSecondsTotal
+	metricContainerInfo                                         metricContainerInfo
+	metricContainerKafkaInboundRequests                         metricContainerKafkaInboundRequests
+	metricContainerKafkaInboundRequestsDurationSecondsTotal     metricContainerKafkaInboundRequestsDurationSecondsTotal
+	metricContainerKafkaRequests                                metricContainerKafkaRequests
+	metricContainerKafkaRequestsDurationSecondsTotal            metricContainerKafkaRequestsDurationSecondsTotal
+	metricContainerLogMessages                                  metricContainerLogMessages
+	metricContainerMemcachedInboundQueries                      metricContainerMemcachedInboundQueries
+	metricContainerMemcachedInboundQueriesDurationSecondsTotal  metricContainerMemcachedInboundQueriesDurationSecondsTotal
+	metricContainerMemcachedQueries                             metricContainerMemcachedQueries
+	metricContainerMemcachedQueriesDurationSecondsTotal         metricContainerMemcachedQueriesDurationSecondsTotal
+	metricContainerMongoInboundQueries                          metricContainerMongoInboundQueries
+	metricContainerMongoInboundQueriesDurationSecondsTotal      metricContainerMongoInboundQueriesDurationSecondsTotal
+	metricContainerMongoQueries                                 metricContainerMongoQueries
+	metricContainerMongoQueriesDurationSecondsTotal             metricContainerMongoQueriesDurationSecondsTotal
+	metricContainerMysqlInboundQueries                          metricContainerMysqlInboundQueries
+	metricContainerMysqlInboundQueriesDurationSecondsTotal      metricContainerMysqlInboundQueriesDurationSecondsTotal
+	metricContainerMysqlQueries                                 metricContainerMysqlQueries
+	metricContainerMysqlQueriesDurationSecondsTotal             metricContainerMysqlQueriesDurationSecondsTotal
+	metricContainerNatsMessages                                 metricContainerNatsMessages
+	metricContainerNetLatency                                   metricContainerNetLatency
+	metricContainerNetTCPActiveConnections                      metricContainerNetTCPActiveConnections
+	metricContainerNetTCPBytesReceived                          metricContainerNetTCPBytesReceived
+	metricContainerNetTCPBytesSent                              metricContainerNetTCPBytesSent
+	metricContainerNetTCPConnectionTime                         metricContainerNetTCPConnectionTime
+	metricContainerNetTCPFailedConnects                         metricContainerNetTCPFailedConnects
+	metricContainerNetTCPInboundConnects                        metricContainerNetTCPInboundConnects
+	metricContainerNetTCPListenInfo                             metricContainerNetTCPListenInfo
+	metricContainerNetTCPRetransmits                            metricContainerNetTCPRetransmits
+	metricContainerNetTCPSuccessfulConnects                     metricContainerNetTCPSuccessfulConnects
+	metricContainerOomKills                                     metricContainerOomKills
+	metricContainerPostgresInboundQueries                       metricContainerPostgresInboundQueries
+	metricContainerPostgresInboundQueriesDurationSecondsTotal   metricContainerPostgresInboundQueriesDurationSecondsTotal
+	metricContainerPostgresQueries                              metricContainerPostgresQueries
+	metricContainerPostgresQueriesDurationSecondsTotal          metricContainerPostgresQueriesDurationSecondsTotal
+	metricContainerRabbitmqMessages                             metricContainerRabbitmqMessages
+	metricContainerRedisInboundQueries                          metricContainerRedisInboundQueries
+	metricContainerRedisInboundQueriesDurationSecondsTotal      metricContainerRedisInboundQueriesDurationSecondsTotal
+	metricContainerRedisQueries                                 metricContainerRedisQueries
+	metricContainerRedisQueriesDurationSecondsTotal             metricContainerRedisQueriesDurationSecondsTotal
+	metricContainerResourcesCPUDelay                            metricContainerResourcesCPUDelay
+	metricContainerResourcesCPULimitCores                       metricContainerResourcesCPULimitCores
+	metricContainerResourcesCPUPressureWaiting                  metricContainerResourcesCPUPressureWaiting
+	metricContainerResourcesCPUThrottled                        metricContainerResourcesCPUThrottled
+	metricContainerResourcesCPUUsage                            metricContainerResourcesCPUUsage
+	metricContainerResourcesDiskDelay                           metricContainerResourcesDiskDelay
+	metricContainerResourcesDiskReadBytes                       metricContainerResourcesDiskReadBytes
+	metricContainerResourcesDiskReads                           metricContainerResourcesDiskReads
+	metricContainerResourcesDiskWrites                          metricContainerResourcesDiskWrites
+	metricContainerResourcesDiskWrittenBytes                    metricContainerResourcesDiskWrittenBytes
+	metricContainerResourcesIOPressureWaiting                   metricContainerResourcesIOPressureWaiting
+	metricContainerResourcesMemoryCache                         metricContainerResourcesMemoryCache
+	metricContainerResourcesMemoryLimit                         metricContainerResourcesMemoryLimit
+	metricContainerResourcesMemoryPressureWaiting               metricContainerResourcesMemoryPressureWaiting
+	metricContainerResourcesMemoryReclaimDelay                  metricContainerResourcesMemoryReclaimDelay
+	metricContainerResourcesMemoryRss                           metricContainerResourcesMemoryRss
+	metricContainerResourcesMemoryThrashingDelay                metricContainerResourcesMemoryThrashingDelay
+	metricContainerResourcesSwapinDelay                         metricContainerResourcesSwapinDelay
+	metricContainerRestarts                                     metricContainerRestarts
+	metricContainerZookeeperInboundRequests                     metricContainerZookeeperInboundRequests
+	metricContainerZookeeperInboundRequestsDurationSecondsTotal metricContainerZookeeperInboundRequestsDurationSecondsTotal
+	metricContainerZookeeperRequests                            metricContainerZookeeperRequests
+	metricContainerZookeeperRequestsDurationSecondsTotal        metricContainerZookeeperRequestsDurationSecondsTotal
+	metricIPToFQDN                                              metricIPToFQDN
+	metricNodeCloudInfo                                         metricNodeCloudInfo
+	metricNodeInfo                                              metricNodeInfo
+	metricNodeUptime                                            metricNodeUptime
 }
 
 // MetricBuilderOption configures a MetricsBuilder.
@@ -1835,51 +4243,102 @@ func WithStartTime(startTime pcommon.Timestamp) MetricBuilderOption {
 // NewMetricsBuilder returns a builder for the enabled metrics.
 func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, options ...MetricBuilderOption) *MetricsBuilder {
 	mb := &MetricsBuilder{
-		config:                                        mbc,
-		startTime:                                     pcommon.NewTimestampFromTime(timeNow()),
-		metricsBuffer:                                 pmetric.NewMetrics(),
-		buildInfo:                                     settings.BuildInfo,
-		metricCodexrayContainersTracked:               newCodexrayContainersTracked(mbc.Metrics.CodexrayContainersTracked),
-		metricCodexrayEbpfEventsLost:                  newCodexrayEbpfEventsLost(mbc.Metrics.CodexrayEbpfEventsLost),
-		metricCodexrayEbpfEventsProcessed:             newCodexrayEbpfEventsProcessed(mbc.Metrics.CodexrayEbpfEventsProcessed),
-		metricCodexrayLimitsDropped:                   newCodexrayLimitsDropped(mbc.Metrics.CodexrayLimitsDropped),
-		metricCodexraySourceErrors:                    newCodexraySourceErrors(mbc.Metrics.CodexraySourceErrors),
-		metricCodexraySourceStatus:                    newCodexraySourceStatus(mbc.Metrics.CodexraySourceStatus),
-		metricContainerInfo:                           newContainerInfo(mbc.Metrics.ContainerInfo),
-		metricContainerLogMessages:                    newContainerLogMessages(mbc.Metrics.ContainerLogMessages),
-		metricContainerNetLatency:                     newContainerNetLatency(mbc.Metrics.ContainerNetLatency),
-		metricContainerNetTCPActiveConnections:        newContainerNetTCPActiveConnections(mbc.Metrics.ContainerNetTCPActiveConnections),
-		metricContainerNetTCPBytesReceived:            newContainerNetTCPBytesReceived(mbc.Metrics.ContainerNetTCPBytesReceived),
-		metricContainerNetTCPBytesSent:                newContainerNetTCPBytesSent(mbc.Metrics.ContainerNetTCPBytesSent),
-		metricContainerNetTCPConnectionTime:           newContainerNetTCPConnectionTime(mbc.Metrics.ContainerNetTCPConnectionTime),
-		metricContainerNetTCPFailedConnects:           newContainerNetTCPFailedConnects(mbc.Metrics.ContainerNetTCPFailedConnects),
-		metricContainerNetTCPInboundConnects:          newContainerNetTCPInboundConnects(mbc.Metrics.ContainerNetTCPInboundConnects),
-		metricContainerNetTCPListenInfo:               newContainerNetTCPListenInfo(mbc.Metrics.ContainerNetTCPListenInfo),
-		metricContainerNetTCPRetransmits:              newContainerNetTCPRetransmits(mbc.Metrics.ContainerNetTCPRetransmits),
-		metricContainerNetTCPSuccessfulConnects:       newContainerNetTCPSuccessfulConnects(mbc.Metrics.ContainerNetTCPSuccessfulConnects),
-		metricContainerOomKills:                       newContainerOomKills(mbc.Metrics.ContainerOomKills),
-		metricContainerResourcesCPUDelay:              newContainerResourcesCPUDelay(mbc.Metrics.ContainerResourcesCPUDelay),
-		metricContainerResourcesCPULimitCores:         newContainerResourcesCPULimitCores(mbc.Metrics.ContainerResourcesCPULimitCores),
-		metricContainerResourcesCPUPressureWaiting:    newContainerResourcesCPUPressureWaiting(mbc.Metrics.ContainerResourcesCPUPressureWaiting),
-		metricContainerResourcesCPUThrottled:          newContainerResourcesCPUThrottled(mbc.Metrics.ContainerResourcesCPUThrottled),
-		metricContainerResourcesCPUUsage:              newContainerResourcesCPUUsage(mbc.Metrics.ContainerResourcesCPUUsage),
-		metricContainerResourcesDiskDelay:             newContainerResourcesDiskDelay(mbc.Metrics.ContainerResourcesDiskDelay),
-		metricContainerResourcesDiskReadBytes:         newContainerResourcesDiskReadBytes(mbc.Metrics.ContainerResourcesDiskReadBytes),
-		metricContainerResourcesDiskReads:             newContainerResourcesDiskReads(mbc.Metrics.ContainerResourcesDiskReads),
-		metricContainerResourcesDiskWrites:            newContainerResourcesDiskWrites(mbc.Metrics.ContainerResourcesDiskWrites),
-		metricContainerResourcesDiskWrittenBytes:      newContainerResourcesDiskWrittenBytes(mbc.Metrics.ContainerResourcesDiskWrittenBytes),
-		metricContainerResourcesIOPressureWaiting:     newContainerResourcesIOPressureWaiting(mbc.Metrics.ContainerResourcesIOPressureWaiting),
-		metricContainerResourcesMemoryCache:           newContainerResourcesMemoryCache(mbc.Metrics.ContainerResourcesMemoryCache),
-		metricContainerResourcesMemoryLimit:           newContainerResourcesMemoryLimit(mbc.Metrics.ContainerResourcesMemoryLimit),
-		metricContainerResourcesMemoryPressureWaiting: newContainerResourcesMemoryPressureWaiting(mbc.Metrics.ContainerResourcesMemoryPressureWaiting),
-		metricContainerResourcesMemoryReclaimDelay:    newContainerResourcesMemoryReclaimDelay(mbc.Metrics.ContainerResourcesMemoryReclaimDelay),
-		metricContainerResourcesMemoryRss:             newContainerResourcesMemoryRss(mbc.Metrics.ContainerResourcesMemoryRss),
-		metricContainerResourcesMemoryThrashingDelay:  newContainerResourcesMemoryThrashingDelay(mbc.Metrics.ContainerResourcesMemoryThrashingDelay),
-		metricContainerResourcesSwapinDelay:           newContainerResourcesSwapinDelay(mbc.Metrics.ContainerResourcesSwapinDelay),
-		metricContainerRestarts:                       newContainerRestarts(mbc.Metrics.ContainerRestarts),
-		metricNodeCloudInfo:                           newNodeCloudInfo(mbc.Metrics.NodeCloudInfo),
-		metricNodeInfo:                                newNodeInfo(mbc.Metrics.NodeInfo),
-		metricNodeUptime:                              newNodeUptime(mbc.Metrics.NodeUptime),
+		config:                                 mbc,
+		startTime:                              pcommon.NewTimestampFromTime(timeNow()),
+		metricsBuffer:                          pmetric.NewMetrics(),
+		buildInfo:                              settings.BuildInfo,
+		metricCodexrayContainersTracked:        newCodexrayContainersTracked(mbc.Metrics.CodexrayContainersTracked),
+		metricCodexrayEbpfEventsLost:           newCodexrayEbpfEventsLost(mbc.Metrics.CodexrayEbpfEventsLost),
+		metricCodexrayEbpfEventsProcessed:      newCodexrayEbpfEventsProcessed(mbc.Metrics.CodexrayEbpfEventsProcessed),
+		metricCodexrayL7Connections:            newCodexrayL7Connections(mbc.Metrics.CodexrayL7Connections),
+		metricCodexrayL7Requests:               newCodexrayL7Requests(mbc.Metrics.CodexrayL7Requests),
+		metricCodexrayL7SegmentsLost:           newCodexrayL7SegmentsLost(mbc.Metrics.CodexrayL7SegmentsLost),
+		metricCodexrayL7SegmentsRead:           newCodexrayL7SegmentsRead(mbc.Metrics.CodexrayL7SegmentsRead),
+		metricCodexrayLimitsDropped:            newCodexrayLimitsDropped(mbc.Metrics.CodexrayLimitsDropped),
+		metricCodexraySourceErrors:             newCodexraySourceErrors(mbc.Metrics.CodexraySourceErrors),
+		metricCodexraySourceStatus:             newCodexraySourceStatus(mbc.Metrics.CodexraySourceStatus),
+		metricContainerCassandraInboundQueries: newContainerCassandraInboundQueries(mbc.Metrics.ContainerCassandraInboundQueries),
+		metricContainerCassandraInboundQueriesDurationSecondsTotal:  newContainerCassandraInboundQueriesDurationSecondsTotal(mbc.Metrics.ContainerCassandraInboundQueriesDurationSecondsTotal),
+		metricContainerCassandraQueries:                             newContainerCassandraQueries(mbc.Metrics.ContainerCassandraQueries),
+		metricContainerCassandraQueriesDurationSecondsTotal:         newContainerCassandraQueriesDurationSecondsTotal(mbc.Metrics.ContainerCassandraQueriesDurationSecondsTotal),
+		metricContainerClickhouseInboundQueries:                     newContainerClickhouseInboundQueries(mbc.Metrics.ContainerClickhouseInboundQueries),
+		metricContainerClickhouseInboundQueriesDurationSecondsTotal: newContainerClickhouseInboundQueriesDurationSecondsTotal(mbc.Metrics.ContainerClickhouseInboundQueriesDurationSecondsTotal),
+		metricContainerClickhouseQueries:                            newContainerClickhouseQueries(mbc.Metrics.ContainerClickhouseQueries),
+		metricContainerClickhouseQueriesDurationSecondsTotal:        newContainerClickhouseQueriesDurationSecondsTotal(mbc.Metrics.ContainerClickhouseQueriesDurationSecondsTotal),
+		metricContainerDNSInboundRequests:                           newContainerDNSInboundRequests(mbc.Metrics.ContainerDNSInboundRequests),
+		metricContainerDNSInboundRequestsDurationSecondsTotal:       newContainerDNSInboundRequestsDurationSecondsTotal(mbc.Metrics.ContainerDNSInboundRequestsDurationSecondsTotal),
+		metricContainerDNSRequests:                                  newContainerDNSRequests(mbc.Metrics.ContainerDNSRequests),
+		metricContainerDNSRequestsDurationSecondsTotal:              newContainerDNSRequestsDurationSecondsTotal(mbc.Metrics.ContainerDNSRequestsDurationSecondsTotal),
+		metricContainerHTTPInboundRequests:                          newContainerHTTPInboundRequests(mbc.Metrics.ContainerHTTPInboundRequests),
+		metricContainerHTTPInboundRequestsDurationSecondsTotal:      newContainerHTTPInboundRequestsDurationSecondsTotal(mbc.Metrics.ContainerHTTPInboundRequestsDurationSecondsTotal),
+		metricContainerHTTPRequests:                                 newContainerHTTPRequests(mbc.Metrics.ContainerHTTPRequests),
+		metricContainerHTTPRequestsDurationSecondsTotal:             newContainerHTTPRequestsDurationSecondsTotal(mbc.Metrics.ContainerHTTPRequestsDurationSecondsTotal),
+		metricContainerInfo:                                         newContainerInfo(mbc.Metrics.ContainerInfo),
+		metricContainerKafkaInboundRequests:                         newContainerKafkaInboundRequests(mbc.Metrics.ContainerKafkaInboundRequests),
+		metricContainerKafkaInboundRequestsDurationSecondsTotal:     newContainerKafkaInboundRequestsDurationSecondsTotal(mbc.Metrics.ContainerKafkaInboundRequestsDurationSecondsTotal),
+		metricContainerKafkaRequests:                                newContainerKafkaRequests(mbc.Metrics.ContainerKafkaRequests),
+		metricContainerKafkaRequestsDurationSecondsTotal:            newContainerKafkaRequestsDurationSecondsTotal(mbc.Metrics.ContainerKafkaRequestsDurationSecondsTotal),
+		metricContainerLogMessages:                                  newContainerLogMessages(mbc.Metrics.ContainerLogMessages),
+		metricContainerMemcachedInboundQueries:                      newContainerMemcachedInboundQueries(mbc.Metrics.ContainerMemcachedInboundQueries),
+		metricContainerMemcachedInboundQueriesDurationSecondsTotal:  newContainerMemcachedInboundQueriesDurationSecondsTotal(mbc.Metrics.ContainerMemcachedInboundQueriesDurationSecondsTotal),
+		metricContainerMemcachedQueries:                             newContainerMemcachedQueries(mbc.Metrics.ContainerMemcachedQueries),
+		metricContainerMemcachedQueriesDurationSecondsTotal:         newContainerMemcachedQueriesDurationSecondsTotal(mbc.Metrics.ContainerMemcachedQueriesDurationSecondsTotal),
+		metricContainerMongoInboundQueries:                          newContainerMongoInboundQueries(mbc.Metrics.ContainerMongoInboundQueries),
+		metricContainerMongoInboundQueriesDurationSecondsTotal:      newContainerMongoInboundQueriesDurationSecondsTotal(mbc.Metrics.ContainerMongoInboundQueriesDurationSecondsTotal),
+		metricContainerMongoQueries:                                 newContainerMongoQueries(mbc.Metrics.ContainerMongoQueries),
+		metricContainerMongoQueriesDurationSecondsTotal:             newContainerMongoQueriesDurationSecondsTotal(mbc.Metrics.ContainerMongoQueriesDurationSecondsTotal),
+		metricContainerMysqlInboundQueries:                          newContainerMysqlInboundQueries(mbc.Metrics.ContainerMysqlInboundQueries),
+		metricContainerMysqlInboundQueriesDurationSecondsTotal:      newContainerMysqlInboundQueriesDurationSecondsTotal(mbc.Metrics.ContainerMysqlInboundQueriesDurationSecondsTotal),
+		metricContainerMysqlQueries:                                 newContainerMysqlQueries(mbc.Metrics.ContainerMysqlQueries),
+		metricContainerMysqlQueriesDurationSecondsTotal:             newContainerMysqlQueriesDurationSecondsTotal(mbc.Metrics.ContainerMysqlQueriesDurationSecondsTotal),
+		metricContainerNatsMessages:                                 newContainerNatsMessages(mbc.Metrics.ContainerNatsMessages),
+		metricContainerNetLatency:                                   newContainerNetLatency(mbc.Metrics.ContainerNetLatency),
+		metricContainerNetTCPActiveConnections:                      newContainerNetTCPActiveConnections(mbc.Metrics.ContainerNetTCPActiveConnections),
+		metricContainerNetTCPBytesReceived:                          newContainerNetTCPBytesReceived(mbc.Metrics.ContainerNetTCPBytesReceived),
+		metricContainerNetTCPBytesSent:                              newContainerNetTCPBytesSent(mbc.Metrics.ContainerNetTCPBytesSent),
+		metricContainerNetTCPConnectionTime:                         newContainerNetTCPConnectionTime(mbc.Metrics.ContainerNetTCPConnectionTime),
+		metricContainerNetTCPFailedConnects:                         newContainerNetTCPFailedConnects(mbc.Metrics.ContainerNetTCPFailedConnects),
+		metricContainerNetTCPInboundConnects:                        newContainerNetTCPInboundConnects(mbc.Metrics.ContainerNetTCPInboundConnects),
+		metricContainerNetTCPListenInfo:                             newContainerNetTCPListenInfo(mbc.Metrics.ContainerNetTCPListenInfo),
+		metricContainerNetTCPRetransmits:                            newContainerNetTCPRetransmits(mbc.Metrics.ContainerNetTCPRetransmits),
+		metricContainerNetTCPSuccessfulConnects:                     newContainerNetTCPSuccessfulConnects(mbc.Metrics.ContainerNetTCPSuccessfulConnects),
+		metricContainerOomKills:                                     newContainerOomKills(mbc.Metrics.ContainerOomKills),
+		metricContainerPostgresInboundQueries:                       newContainerPostgresInboundQueries(mbc.Metrics.ContainerPostgresInboundQueries),
+		metricContainerPostgresInboundQueriesDurationSecondsTotal:   newContainerPostgresInboundQueriesDurationSecondsTotal(mbc.Metrics.ContainerPostgresInboundQueriesDurationSecondsTotal),
+		metricContainerPostgresQueries:                              newContainerPostgresQueries(mbc.Metrics.ContainerPostgresQueries),
+		metricContainerPostgresQueriesDurationSecondsTotal:          newContainerPostgresQueriesDurationSecondsTotal(mbc.Metrics.ContainerPostgresQueriesDurationSecondsTotal),
+		metricContainerRabbitmqMessages:                             newContainerRabbitmqMessages(mbc.Metrics.ContainerRabbitmqMessages),
+		metricContainerRedisInboundQueries:                          newContainerRedisInboundQueries(mbc.Metrics.ContainerRedisInboundQueries),
+		metricContainerRedisInboundQueriesDurationSecondsTotal:      newContainerRedisInboundQueriesDurationSecondsTotal(mbc.Metrics.ContainerRedisInboundQueriesDurationSecondsTotal),
+		metricContainerRedisQueries:                                 newContainerRedisQueries(mbc.Metrics.ContainerRedisQueries),
+		metricContainerRedisQueriesDurationSecondsTotal:             newContainerRedisQueriesDurationSecondsTotal(mbc.Metrics.ContainerRedisQueriesDurationSecondsTotal),
+		metricContainerResourcesCPUDelay:                            newContainerResourcesCPUDelay(mbc.Metrics.ContainerResourcesCPUDelay),
+		metricContainerResourcesCPULimitCores:                       newContainerResourcesCPULimitCores(mbc.Metrics.ContainerResourcesCPULimitCores),
+		metricContainerResourcesCPUPressureWaiting:                  newContainerResourcesCPUPressureWaiting(mbc.Metrics.ContainerResourcesCPUPressureWaiting),
+		metricContainerResourcesCPUThrottled:                        newContainerResourcesCPUThrottled(mbc.Metrics.ContainerResourcesCPUThrottled),
+		metricContainerResourcesCPUUsage:                            newContainerResourcesCPUUsage(mbc.Metrics.ContainerResourcesCPUUsage),
+		metricContainerResourcesDiskDelay:                           newContainerResourcesDiskDelay(mbc.Metrics.ContainerResourcesDiskDelay),
+		metricContainerResourcesDiskReadBytes:                       newContainerResourcesDiskReadBytes(mbc.Metrics.ContainerResourcesDiskReadBytes),
+		metricContainerResourcesDiskReads:                           newContainerResourcesDiskReads(mbc.Metrics.ContainerResourcesDiskReads),
+		metricContainerResourcesDiskWrites:                          newContainerResourcesDiskWrites(mbc.Metrics.ContainerResourcesDiskWrites),
+		metricContainerResourcesDiskWrittenBytes:                    newContainerResourcesDiskWrittenBytes(mbc.Metrics.ContainerResourcesDiskWrittenBytes),
+		metricContainerResourcesIOPressureWaiting:                   newContainerResourcesIOPressureWaiting(mbc.Metrics.ContainerResourcesIOPressureWaiting),
+		metricContainerResourcesMemoryCache:                         newContainerResourcesMemoryCache(mbc.Metrics.ContainerResourcesMemoryCache),
+		metricContainerResourcesMemoryLimit:                         newContainerResourcesMemoryLimit(mbc.Metrics.ContainerResourcesMemoryLimit),
+		metricContainerResourcesMemoryPressureWaiting:               newContainerResourcesMemoryPressureWaiting(mbc.Metrics.ContainerResourcesMemoryPressureWaiting),
+		metricContainerResourcesMemoryReclaimDelay:                  newContainerResourcesMemoryReclaimDelay(mbc.Metrics.ContainerResourcesMemoryReclaimDelay),
+		metricContainerResourcesMemoryRss:                           newContainerResourcesMemoryRss(mbc.Metrics.ContainerResourcesMemoryRss),
+		metricContainerResourcesMemoryThrashingDelay:                newContainerResourcesMemoryThrashingDelay(mbc.Metrics.ContainerResourcesMemoryThrashingDelay),
+		metricContainerResourcesSwapinDelay:                         newContainerResourcesSwapinDelay(mbc.Metrics.ContainerResourcesSwapinDelay),
+		metricContainerRestarts:                                     newContainerRestarts(mbc.Metrics.ContainerRestarts),
+		metricContainerZookeeperInboundRequests:                     newContainerZookeeperInboundRequests(mbc.Metrics.ContainerZookeeperInboundRequests),
+		metricContainerZookeeperInboundRequestsDurationSecondsTotal: newContainerZookeeperInboundRequestsDurationSecondsTotal(mbc.Metrics.ContainerZookeeperInboundRequestsDurationSecondsTotal),
+		metricContainerZookeeperRequests:                            newContainerZookeeperRequests(mbc.Metrics.ContainerZookeeperRequests),
+		metricContainerZookeeperRequestsDurationSecondsTotal:        newContainerZookeeperRequestsDurationSecondsTotal(mbc.Metrics.ContainerZookeeperRequestsDurationSecondsTotal),
+		metricIPToFQDN:      newIPToFQDN(mbc.Metrics.IPToFQDN),
+		metricNodeCloudInfo: newNodeCloudInfo(mbc.Metrics.NodeCloudInfo),
+		metricNodeInfo:      newNodeInfo(mbc.Metrics.NodeInfo),
+		metricNodeUptime:    newNodeUptime(mbc.Metrics.NodeUptime),
 	}
 	for _, op := range options {
 		op(mb)
@@ -1900,18 +4359,24 @@ func WithResource(res pcommon.Resource) ResourceMetricsOption {
 	return func(rm pmetric.ResourceMetrics) { res.CopyTo(rm.Resource()) }
 }
 
-// WithStartTimeOverride sets the start time of every cumulative sum data point, e.g. to the
-// time a container was first seen, so a new container never starts with a huge first delta.
+// WithStartTimeOverride sets the start time of every cumulative sum and histogram data point,
+// e.g. to the time a container was first seen, so a new container never starts with a huge
+// first delta.
 func WithStartTimeOverride(start pcommon.Timestamp) ResourceMetricsOption {
 	return func(rm pmetric.ResourceMetrics) {
 		metrics := rm.ScopeMetrics().At(0).Metrics()
 		for i := 0; i < metrics.Len(); i++ {
-			if metrics.At(i).Type() != pmetric.MetricTypeSum {
-				continue
-			}
-			dps := metrics.At(i).Sum().DataPoints()
-			for j := 0; j < dps.Len(); j++ {
-				dps.At(j).SetStartTimestamp(start)
+			switch metrics.At(i).Type() {
+			case pmetric.MetricTypeSum:
+				dps := metrics.At(i).Sum().DataPoints()
+				for j := 0; j < dps.Len(); j++ {
+					dps.At(j).SetStartTimestamp(start)
+				}
+			case pmetric.MetricTypeHistogram:
+				dps := metrics.At(i).Histogram().DataPoints()
+				for j := 0; j < dps.Len(); j++ {
+					dps.At(j).SetStartTimestamp(start)
+				}
 			}
 		}
 	}
@@ -1928,11 +4393,48 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricCodexrayContainersTracked.emit(ils.Metrics())
 	mb.metricCodexrayEbpfEventsLost.emit(ils.Metrics())
 	mb.metricCodexrayEbpfEventsProcessed.emit(ils.Metrics())
+	mb.metricCodexrayL7Connections.emit(ils.Metrics())
+	mb.metricCodexrayL7Requests.emit(ils.Metrics())
+	mb.metricCodexrayL7SegmentsLost.emit(ils.Metrics())
+	mb.metricCodexrayL7SegmentsRead.emit(ils.Metrics())
 	mb.metricCodexrayLimitsDropped.emit(ils.Metrics())
 	mb.metricCodexraySourceErrors.emit(ils.Metrics())
 	mb.metricCodexraySourceStatus.emit(ils.Metrics())
+	mb.metricContainerCassandraInboundQueries.emit(ils.Metrics())
+	mb.metricContainerCassandraInboundQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerCassandraQueries.emit(ils.Metrics())
+	mb.metricContainerCassandraQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerClickhouseInboundQueries.emit(ils.Metrics())
+	mb.metricContainerClickhouseInboundQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerClickhouseQueries.emit(ils.Metrics())
+	mb.metricContainerClickhouseQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerDNSInboundRequests.emit(ils.Metrics())
+	mb.metricContainerDNSInboundRequestsDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerDNSRequests.emit(ils.Metrics())
+	mb.metricContainerDNSRequestsDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerHTTPInboundRequests.emit(ils.Metrics())
+	mb.metricContainerHTTPInboundRequestsDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerHTTPRequests.emit(ils.Metrics())
+	mb.metricContainerHTTPRequestsDurationSecondsTotal.emit(ils.Metrics())
 	mb.metricContainerInfo.emit(ils.Metrics())
+	mb.metricContainerKafkaInboundRequests.emit(ils.Metrics())
+	mb.metricContainerKafkaInboundRequestsDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerKafkaRequests.emit(ils.Metrics())
+	mb.metricContainerKafkaRequestsDurationSecondsTotal.emit(ils.Metrics())
 	mb.metricContainerLogMessages.emit(ils.Metrics())
+	mb.metricContainerMemcachedInboundQueries.emit(ils.Metrics())
+	mb.metricContainerMemcachedInboundQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerMemcachedQueries.emit(ils.Metrics())
+	mb.metricContainerMemcachedQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerMongoInboundQueries.emit(ils.Metrics())
+	mb.metricContainerMongoInboundQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerMongoQueries.emit(ils.Metrics())
+	mb.metricContainerMongoQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerMysqlInboundQueries.emit(ils.Metrics())
+	mb.metricContainerMysqlInboundQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerMysqlQueries.emit(ils.Metrics())
+	mb.metricContainerMysqlQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerNatsMessages.emit(ils.Metrics())
 	mb.metricContainerNetLatency.emit(ils.Metrics())
 	mb.metricContainerNetTCPActiveConnections.emit(ils.Metrics())
 	mb.metricContainerNetTCPBytesReceived.emit(ils.Metrics())
@@ -1944,6 +4446,15 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricContainerNetTCPRetransmits.emit(ils.Metrics())
 	mb.metricContainerNetTCPSuccessfulConnects.emit(ils.Metrics())
 	mb.metricContainerOomKills.emit(ils.Metrics())
+	mb.metricContainerPostgresInboundQueries.emit(ils.Metrics())
+	mb.metricContainerPostgresInboundQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerPostgresQueries.emit(ils.Metrics())
+	mb.metricContainerPostgresQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerRabbitmqMessages.emit(ils.Metrics())
+	mb.metricContainerRedisInboundQueries.emit(ils.Metrics())
+	mb.metricContainerRedisInboundQueriesDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerRedisQueries.emit(ils.Metrics())
+	mb.metricContainerRedisQueriesDurationSecondsTotal.emit(ils.Metrics())
 	mb.metricContainerResourcesCPUDelay.emit(ils.Metrics())
 	mb.metricContainerResourcesCPULimitCores.emit(ils.Metrics())
 	mb.metricContainerResourcesCPUPressureWaiting.emit(ils.Metrics())
@@ -1963,6 +4474,11 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricContainerResourcesMemoryThrashingDelay.emit(ils.Metrics())
 	mb.metricContainerResourcesSwapinDelay.emit(ils.Metrics())
 	mb.metricContainerRestarts.emit(ils.Metrics())
+	mb.metricContainerZookeeperInboundRequests.emit(ils.Metrics())
+	mb.metricContainerZookeeperInboundRequestsDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricContainerZookeeperRequests.emit(ils.Metrics())
+	mb.metricContainerZookeeperRequestsDurationSecondsTotal.emit(ils.Metrics())
+	mb.metricIPToFQDN.emit(ils.Metrics())
 	mb.metricNodeCloudInfo.emit(ils.Metrics())
 	mb.metricNodeInfo.emit(ils.Metrics())
 	mb.metricNodeUptime.emit(ils.Metrics())
@@ -2009,6 +4525,41 @@ func (mb *MetricsBuilder) RecordCodexrayEbpfEventsProcessedDataPointWithStart(st
 	mb.metricCodexrayEbpfEventsProcessed.recordDataPoint(start, ts, val)
 }
 
+// RecordCodexrayL7ConnectionsDataPoint adds a data point to codexray.l7.connections.
+func (mb *MetricsBuilder) RecordCodexrayL7ConnectionsDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricCodexrayL7Connections.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordCodexrayL7RequestsDataPoint adds a data point to codexray.l7.requests.
+func (mb *MetricsBuilder) RecordCodexrayL7RequestsDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricCodexrayL7Requests.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordCodexrayL7RequestsDataPointWithStart adds a data point to codexray.l7.requests whose accumulation began at start.
+func (mb *MetricsBuilder) RecordCodexrayL7RequestsDataPointWithStart(start, ts pcommon.Timestamp, val int64) {
+	mb.metricCodexrayL7Requests.recordDataPoint(start, ts, val)
+}
+
+// RecordCodexrayL7SegmentsLostDataPoint adds a data point to codexray.l7.segments.lost.
+func (mb *MetricsBuilder) RecordCodexrayL7SegmentsLostDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricCodexrayL7SegmentsLost.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordCodexrayL7SegmentsLostDataPointWithStart adds a data point to codexray.l7.segments.lost whose accumulation began at start.
+func (mb *MetricsBuilder) RecordCodexrayL7SegmentsLostDataPointWithStart(start, ts pcommon.Timestamp, val int64) {
+	mb.metricCodexrayL7SegmentsLost.recordDataPoint(start, ts, val)
+}
+
+// RecordCodexrayL7SegmentsReadDataPoint adds a data point to codexray.l7.segments.read.
+func (mb *MetricsBuilder) RecordCodexrayL7SegmentsReadDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricCodexrayL7SegmentsRead.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordCodexrayL7SegmentsReadDataPointWithStart adds a data point to codexray.l7.segments.read whose accumulation began at start.
+func (mb *MetricsBuilder) RecordCodexrayL7SegmentsReadDataPointWithStart(start, ts pcommon.Timestamp, val int64) {
+	mb.metricCodexrayL7SegmentsRead.recordDataPoint(start, ts, val)
+}
+
 // RecordCodexrayLimitsDroppedDataPoint adds a data point to codexray.limits.dropped.
 func (mb *MetricsBuilder) RecordCodexrayLimitsDroppedDataPoint(ts pcommon.Timestamp, val int64, limitAttributeValue string) {
 	mb.metricCodexrayLimitsDropped.recordDataPoint(mb.startTime, ts, val, limitAttributeValue)
@@ -2034,9 +4585,209 @@ func (mb *MetricsBuilder) RecordCodexraySourceStatusDataPoint(ts pcommon.Timesta
 	mb.metricCodexraySourceStatus.recordDataPoint(mb.startTime, ts, val, codexraySourceAttributeValue, stateAttributeValue)
 }
 
+// RecordContainerCassandraInboundQueriesDataPoint adds a data point to container.cassandra.inbound_queries.
+func (mb *MetricsBuilder) RecordContainerCassandraInboundQueriesDataPoint(ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerCassandraInboundQueries.recordDataPoint(mb.startTime, ts, val, statusAttributeValue)
+}
+
+// RecordContainerCassandraInboundQueriesDataPointWithStart adds a data point to container.cassandra.inbound_queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerCassandraInboundQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerCassandraInboundQueries.recordDataPoint(start, ts, val, statusAttributeValue)
+}
+
+// RecordContainerCassandraInboundQueriesDurationSecondsTotalDataPoint adds a data point to container.cassandra.inbound_queries.duration_seconds_total: bucketCounts has one count per bound of ContainerCassandraInboundQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerCassandraInboundQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerCassandraInboundQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerCassandraInboundQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.cassandra.inbound_queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerCassandraInboundQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerCassandraInboundQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerCassandraQueriesDataPoint adds a data point to container.cassandra.queries.
+func (mb *MetricsBuilder) RecordContainerCassandraQueriesDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerCassandraQueries.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerCassandraQueriesDataPointWithStart adds a data point to container.cassandra.queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerCassandraQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerCassandraQueries.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerCassandraQueriesDurationSecondsTotalDataPoint adds a data point to container.cassandra.queries.duration_seconds_total: bucketCounts has one count per bound of ContainerCassandraQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerCassandraQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerCassandraQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerCassandraQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.cassandra.queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerCassandraQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerCassandraQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerClickhouseInboundQueriesDataPoint adds a data point to container.clickhouse.inbound_queries.
+func (mb *MetricsBuilder) RecordContainerClickhouseInboundQueriesDataPoint(ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerClickhouseInboundQueries.recordDataPoint(mb.startTime, ts, val, statusAttributeValue)
+}
+
+// RecordContainerClickhouseInboundQueriesDataPointWithStart adds a data point to container.clickhouse.inbound_queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerClickhouseInboundQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerClickhouseInboundQueries.recordDataPoint(start, ts, val, statusAttributeValue)
+}
+
+// RecordContainerClickhouseInboundQueriesDurationSecondsTotalDataPoint adds a data point to container.clickhouse.inbound_queries.duration_seconds_total: bucketCounts has one count per bound of ContainerClickhouseInboundQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerClickhouseInboundQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerClickhouseInboundQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerClickhouseInboundQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.clickhouse.inbound_queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerClickhouseInboundQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerClickhouseInboundQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerClickhouseQueriesDataPoint adds a data point to container.clickhouse.queries.
+func (mb *MetricsBuilder) RecordContainerClickhouseQueriesDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerClickhouseQueries.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerClickhouseQueriesDataPointWithStart adds a data point to container.clickhouse.queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerClickhouseQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerClickhouseQueries.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerClickhouseQueriesDurationSecondsTotalDataPoint adds a data point to container.clickhouse.queries.duration_seconds_total: bucketCounts has one count per bound of ContainerClickhouseQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerClickhouseQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerClickhouseQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerClickhouseQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.clickhouse.queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerClickhouseQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerClickhouseQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerDNSInboundRequestsDataPoint adds a data point to container.dns.inbound_requests.
+func (mb *MetricsBuilder) RecordContainerDNSInboundRequestsDataPoint(ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerDNSInboundRequests.recordDataPoint(mb.startTime, ts, val, statusAttributeValue)
+}
+
+// RecordContainerDNSInboundRequestsDataPointWithStart adds a data point to container.dns.inbound_requests whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerDNSInboundRequestsDataPointWithStart(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerDNSInboundRequests.recordDataPoint(start, ts, val, statusAttributeValue)
+}
+
+// RecordContainerDNSInboundRequestsDurationSecondsTotalDataPoint adds a data point to container.dns.inbound_requests.duration_seconds_total: bucketCounts has one count per bound of ContainerDNSInboundRequestsDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerDNSInboundRequestsDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerDNSInboundRequestsDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerDNSInboundRequestsDurationSecondsTotalDataPointWithStart adds a data point to container.dns.inbound_requests.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerDNSInboundRequestsDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerDNSInboundRequestsDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerDNSRequestsDataPoint adds a data point to container.dns.requests.
+func (mb *MetricsBuilder) RecordContainerDNSRequestsDataPoint(ts pcommon.Timestamp, val int64, requestTypeAttributeValue string, domainAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerDNSRequests.recordDataPoint(mb.startTime, ts, val, requestTypeAttributeValue, domainAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerDNSRequestsDataPointWithStart adds a data point to container.dns.requests whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerDNSRequestsDataPointWithStart(start, ts pcommon.Timestamp, val int64, requestTypeAttributeValue string, domainAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerDNSRequests.recordDataPoint(start, ts, val, requestTypeAttributeValue, domainAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerDNSRequestsDurationSecondsTotalDataPoint adds a data point to container.dns.requests.duration_seconds_total: bucketCounts has one count per bound of ContainerDNSRequestsDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerDNSRequestsDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerDNSRequestsDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerDNSRequestsDurationSecondsTotalDataPointWithStart adds a data point to container.dns.requests.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerDNSRequestsDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerDNSRequestsDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerHTTPInboundRequestsDataPoint adds a data point to container.http.inbound_requests.
+func (mb *MetricsBuilder) RecordContainerHTTPInboundRequestsDataPoint(ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerHTTPInboundRequests.recordDataPoint(mb.startTime, ts, val, statusAttributeValue)
+}
+
+// RecordContainerHTTPInboundRequestsDataPointWithStart adds a data point to container.http.inbound_requests whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerHTTPInboundRequestsDataPointWithStart(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerHTTPInboundRequests.recordDataPoint(start, ts, val, statusAttributeValue)
+}
+
+// RecordContainerHTTPInboundRequestsDurationSecondsTotalDataPoint adds a data point to container.http.inbound_requests.duration_seconds_total: bucketCounts has one count per bound of ContainerHTTPInboundRequestsDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerHTTPInboundRequestsDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerHTTPInboundRequestsDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerHTTPInboundRequestsDurationSecondsTotalDataPointWithStart adds a data point to container.http.inbound_requests.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerHTTPInboundRequestsDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerHTTPInboundRequestsDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerHTTPRequestsDataPoint adds a data point to container.http.requests.
+func (mb *MetricsBuilder) RecordContainerHTTPRequestsDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerHTTPRequests.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerHTTPRequestsDataPointWithStart adds a data point to container.http.requests whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerHTTPRequestsDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerHTTPRequests.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerHTTPRequestsDurationSecondsTotalDataPoint adds a data point to container.http.requests.duration_seconds_total: bucketCounts has one count per bound of ContainerHTTPRequestsDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerHTTPRequestsDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerHTTPRequestsDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerHTTPRequestsDurationSecondsTotalDataPointWithStart adds a data point to container.http.requests.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerHTTPRequestsDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerHTTPRequestsDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
 // RecordContainerInfoDataPoint adds a data point to container.info.
 func (mb *MetricsBuilder) RecordContainerInfoDataPoint(ts pcommon.Timestamp, val int64, imageAttributeValue string) {
 	mb.metricContainerInfo.recordDataPoint(mb.startTime, ts, val, imageAttributeValue)
+}
+
+// RecordContainerKafkaInboundRequestsDataPoint adds a data point to container.kafka.inbound_requests.
+func (mb *MetricsBuilder) RecordContainerKafkaInboundRequestsDataPoint(ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerKafkaInboundRequests.recordDataPoint(mb.startTime, ts, val, statusAttributeValue)
+}
+
+// RecordContainerKafkaInboundRequestsDataPointWithStart adds a data point to container.kafka.inbound_requests whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerKafkaInboundRequestsDataPointWithStart(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerKafkaInboundRequests.recordDataPoint(start, ts, val, statusAttributeValue)
+}
+
+// RecordContainerKafkaInboundRequestsDurationSecondsTotalDataPoint adds a data point to container.kafka.inbound_requests.duration_seconds_total: bucketCounts has one count per bound of ContainerKafkaInboundRequestsDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerKafkaInboundRequestsDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerKafkaInboundRequestsDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerKafkaInboundRequestsDurationSecondsTotalDataPointWithStart adds a data point to container.kafka.inbound_requests.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerKafkaInboundRequestsDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerKafkaInboundRequestsDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerKafkaRequestsDataPoint adds a data point to container.kafka.requests.
+func (mb *MetricsBuilder) RecordContainerKafkaRequestsDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerKafkaRequests.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerKafkaRequestsDataPointWithStart adds a data point to container.kafka.requests whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerKafkaRequestsDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerKafkaRequests.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerKafkaRequestsDurationSecondsTotalDataPoint adds a data point to container.kafka.requests.duration_seconds_total: bucketCounts has one count per bound of ContainerKafkaRequestsDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerKafkaRequestsDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerKafkaRequestsDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerKafkaRequestsDurationSecondsTotalDataPointWithStart adds a data point to container.kafka.requests.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerKafkaRequestsDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerKafkaRequestsDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
 }
 
 // RecordContainerLogMessagesDataPoint adds a data point to container.log.messages.
@@ -2047,6 +4798,136 @@ func (mb *MetricsBuilder) RecordContainerLogMessagesDataPoint(ts pcommon.Timesta
 // RecordContainerLogMessagesDataPointWithStart adds a data point to container.log.messages whose accumulation began at start.
 func (mb *MetricsBuilder) RecordContainerLogMessagesDataPointWithStart(start, ts pcommon.Timestamp, val int64, sourceAttributeValue string, levelAttributeValue string, patternHashAttributeValue string) {
 	mb.metricContainerLogMessages.recordDataPoint(start, ts, val, sourceAttributeValue, levelAttributeValue, patternHashAttributeValue)
+}
+
+// RecordContainerMemcachedInboundQueriesDataPoint adds a data point to container.memcached.inbound_queries.
+func (mb *MetricsBuilder) RecordContainerMemcachedInboundQueriesDataPoint(ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerMemcachedInboundQueries.recordDataPoint(mb.startTime, ts, val, statusAttributeValue)
+}
+
+// RecordContainerMemcachedInboundQueriesDataPointWithStart adds a data point to container.memcached.inbound_queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerMemcachedInboundQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerMemcachedInboundQueries.recordDataPoint(start, ts, val, statusAttributeValue)
+}
+
+// RecordContainerMemcachedInboundQueriesDurationSecondsTotalDataPoint adds a data point to container.memcached.inbound_queries.duration_seconds_total: bucketCounts has one count per bound of ContainerMemcachedInboundQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerMemcachedInboundQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerMemcachedInboundQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerMemcachedInboundQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.memcached.inbound_queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerMemcachedInboundQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerMemcachedInboundQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerMemcachedQueriesDataPoint adds a data point to container.memcached.queries.
+func (mb *MetricsBuilder) RecordContainerMemcachedQueriesDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerMemcachedQueries.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerMemcachedQueriesDataPointWithStart adds a data point to container.memcached.queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerMemcachedQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerMemcachedQueries.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerMemcachedQueriesDurationSecondsTotalDataPoint adds a data point to container.memcached.queries.duration_seconds_total: bucketCounts has one count per bound of ContainerMemcachedQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerMemcachedQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerMemcachedQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerMemcachedQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.memcached.queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerMemcachedQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerMemcachedQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerMongoInboundQueriesDataPoint adds a data point to container.mongo.inbound_queries.
+func (mb *MetricsBuilder) RecordContainerMongoInboundQueriesDataPoint(ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerMongoInboundQueries.recordDataPoint(mb.startTime, ts, val, statusAttributeValue)
+}
+
+// RecordContainerMongoInboundQueriesDataPointWithStart adds a data point to container.mongo.inbound_queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerMongoInboundQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerMongoInboundQueries.recordDataPoint(start, ts, val, statusAttributeValue)
+}
+
+// RecordContainerMongoInboundQueriesDurationSecondsTotalDataPoint adds a data point to container.mongo.inbound_queries.duration_seconds_total: bucketCounts has one count per bound of ContainerMongoInboundQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerMongoInboundQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerMongoInboundQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerMongoInboundQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.mongo.inbound_queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerMongoInboundQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerMongoInboundQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerMongoQueriesDataPoint adds a data point to container.mongo.queries.
+func (mb *MetricsBuilder) RecordContainerMongoQueriesDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerMongoQueries.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerMongoQueriesDataPointWithStart adds a data point to container.mongo.queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerMongoQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerMongoQueries.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerMongoQueriesDurationSecondsTotalDataPoint adds a data point to container.mongo.queries.duration_seconds_total: bucketCounts has one count per bound of ContainerMongoQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerMongoQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerMongoQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerMongoQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.mongo.queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerMongoQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerMongoQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerMysqlInboundQueriesDataPoint adds a data point to container.mysql.inbound_queries.
+func (mb *MetricsBuilder) RecordContainerMysqlInboundQueriesDataPoint(ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerMysqlInboundQueries.recordDataPoint(mb.startTime, ts, val, statusAttributeValue)
+}
+
+// RecordContainerMysqlInboundQueriesDataPointWithStart adds a data point to container.mysql.inbound_queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerMysqlInboundQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerMysqlInboundQueries.recordDataPoint(start, ts, val, statusAttributeValue)
+}
+
+// RecordContainerMysqlInboundQueriesDurationSecondsTotalDataPoint adds a data point to container.mysql.inbound_queries.duration_seconds_total: bucketCounts has one count per bound of ContainerMysqlInboundQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerMysqlInboundQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerMysqlInboundQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerMysqlInboundQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.mysql.inbound_queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerMysqlInboundQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerMysqlInboundQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerMysqlQueriesDataPoint adds a data point to container.mysql.queries.
+func (mb *MetricsBuilder) RecordContainerMysqlQueriesDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerMysqlQueries.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerMysqlQueriesDataPointWithStart adds a data point to container.mysql.queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerMysqlQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerMysqlQueries.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerMysqlQueriesDurationSecondsTotalDataPoint adds a data point to container.mysql.queries.duration_seconds_total: bucketCounts has one count per bound of ContainerMysqlQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerMysqlQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerMysqlQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerMysqlQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.mysql.queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerMysqlQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerMysqlQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerNatsMessagesDataPoint adds a data point to container.nats.messages.
+func (mb *MetricsBuilder) RecordContainerNatsMessagesDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string, methodAttributeValue string) {
+	mb.metricContainerNatsMessages.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue, methodAttributeValue)
+}
+
+// RecordContainerNatsMessagesDataPointWithStart adds a data point to container.nats.messages whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerNatsMessagesDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string, methodAttributeValue string) {
+	mb.metricContainerNatsMessages.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue, methodAttributeValue)
 }
 
 // RecordContainerNetLatencyDataPoint adds a data point to container.net.latency.
@@ -2142,6 +5023,96 @@ func (mb *MetricsBuilder) RecordContainerOomKillsDataPoint(ts pcommon.Timestamp,
 // RecordContainerOomKillsDataPointWithStart adds a data point to container.oom_kills whose accumulation began at start.
 func (mb *MetricsBuilder) RecordContainerOomKillsDataPointWithStart(start, ts pcommon.Timestamp, val int64) {
 	mb.metricContainerOomKills.recordDataPoint(start, ts, val)
+}
+
+// RecordContainerPostgresInboundQueriesDataPoint adds a data point to container.postgres.inbound_queries.
+func (mb *MetricsBuilder) RecordContainerPostgresInboundQueriesDataPoint(ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerPostgresInboundQueries.recordDataPoint(mb.startTime, ts, val, statusAttributeValue)
+}
+
+// RecordContainerPostgresInboundQueriesDataPointWithStart adds a data point to container.postgres.inbound_queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerPostgresInboundQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerPostgresInboundQueries.recordDataPoint(start, ts, val, statusAttributeValue)
+}
+
+// RecordContainerPostgresInboundQueriesDurationSecondsTotalDataPoint adds a data point to container.postgres.inbound_queries.duration_seconds_total: bucketCounts has one count per bound of ContainerPostgresInboundQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerPostgresInboundQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerPostgresInboundQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerPostgresInboundQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.postgres.inbound_queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerPostgresInboundQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerPostgresInboundQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerPostgresQueriesDataPoint adds a data point to container.postgres.queries.
+func (mb *MetricsBuilder) RecordContainerPostgresQueriesDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerPostgresQueries.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerPostgresQueriesDataPointWithStart adds a data point to container.postgres.queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerPostgresQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerPostgresQueries.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerPostgresQueriesDurationSecondsTotalDataPoint adds a data point to container.postgres.queries.duration_seconds_total: bucketCounts has one count per bound of ContainerPostgresQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerPostgresQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerPostgresQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerPostgresQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.postgres.queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerPostgresQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerPostgresQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerRabbitmqMessagesDataPoint adds a data point to container.rabbitmq.messages.
+func (mb *MetricsBuilder) RecordContainerRabbitmqMessagesDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string, methodAttributeValue string) {
+	mb.metricContainerRabbitmqMessages.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue, methodAttributeValue)
+}
+
+// RecordContainerRabbitmqMessagesDataPointWithStart adds a data point to container.rabbitmq.messages whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerRabbitmqMessagesDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string, methodAttributeValue string) {
+	mb.metricContainerRabbitmqMessages.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue, methodAttributeValue)
+}
+
+// RecordContainerRedisInboundQueriesDataPoint adds a data point to container.redis.inbound_queries.
+func (mb *MetricsBuilder) RecordContainerRedisInboundQueriesDataPoint(ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerRedisInboundQueries.recordDataPoint(mb.startTime, ts, val, statusAttributeValue)
+}
+
+// RecordContainerRedisInboundQueriesDataPointWithStart adds a data point to container.redis.inbound_queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerRedisInboundQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerRedisInboundQueries.recordDataPoint(start, ts, val, statusAttributeValue)
+}
+
+// RecordContainerRedisInboundQueriesDurationSecondsTotalDataPoint adds a data point to container.redis.inbound_queries.duration_seconds_total: bucketCounts has one count per bound of ContainerRedisInboundQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerRedisInboundQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerRedisInboundQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerRedisInboundQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.redis.inbound_queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerRedisInboundQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerRedisInboundQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerRedisQueriesDataPoint adds a data point to container.redis.queries.
+func (mb *MetricsBuilder) RecordContainerRedisQueriesDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerRedisQueries.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerRedisQueriesDataPointWithStart adds a data point to container.redis.queries whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerRedisQueriesDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerRedisQueries.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerRedisQueriesDurationSecondsTotalDataPoint adds a data point to container.redis.queries.duration_seconds_total: bucketCounts has one count per bound of ContainerRedisQueriesDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerRedisQueriesDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerRedisQueriesDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerRedisQueriesDurationSecondsTotalDataPointWithStart adds a data point to container.redis.queries.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerRedisQueriesDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerRedisQueriesDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
 }
 
 // RecordContainerResourcesCPUDelayDataPoint adds a data point to container.resources.cpu.delay.
@@ -2312,6 +5283,51 @@ func (mb *MetricsBuilder) RecordContainerRestartsDataPoint(ts pcommon.Timestamp,
 // RecordContainerRestartsDataPointWithStart adds a data point to container.restarts whose accumulation began at start.
 func (mb *MetricsBuilder) RecordContainerRestartsDataPointWithStart(start, ts pcommon.Timestamp, val int64) {
 	mb.metricContainerRestarts.recordDataPoint(start, ts, val)
+}
+
+// RecordContainerZookeeperInboundRequestsDataPoint adds a data point to container.zookeeper.inbound_requests.
+func (mb *MetricsBuilder) RecordContainerZookeeperInboundRequestsDataPoint(ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerZookeeperInboundRequests.recordDataPoint(mb.startTime, ts, val, statusAttributeValue)
+}
+
+// RecordContainerZookeeperInboundRequestsDataPointWithStart adds a data point to container.zookeeper.inbound_requests whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerZookeeperInboundRequestsDataPointWithStart(start, ts pcommon.Timestamp, val int64, statusAttributeValue string) {
+	mb.metricContainerZookeeperInboundRequests.recordDataPoint(start, ts, val, statusAttributeValue)
+}
+
+// RecordContainerZookeeperInboundRequestsDurationSecondsTotalDataPoint adds a data point to container.zookeeper.inbound_requests.duration_seconds_total: bucketCounts has one count per bound of ContainerZookeeperInboundRequestsDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerZookeeperInboundRequestsDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerZookeeperInboundRequestsDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerZookeeperInboundRequestsDurationSecondsTotalDataPointWithStart adds a data point to container.zookeeper.inbound_requests.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerZookeeperInboundRequestsDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64) {
+	mb.metricContainerZookeeperInboundRequestsDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count)
+}
+
+// RecordContainerZookeeperRequestsDataPoint adds a data point to container.zookeeper.requests.
+func (mb *MetricsBuilder) RecordContainerZookeeperRequestsDataPoint(ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerZookeeperRequests.recordDataPoint(mb.startTime, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerZookeeperRequestsDataPointWithStart adds a data point to container.zookeeper.requests whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerZookeeperRequestsDataPointWithStart(start, ts pcommon.Timestamp, val int64, destinationAttributeValue string, actualDestinationAttributeValue string, statusAttributeValue string) {
+	mb.metricContainerZookeeperRequests.recordDataPoint(start, ts, val, destinationAttributeValue, actualDestinationAttributeValue, statusAttributeValue)
+}
+
+// RecordContainerZookeeperRequestsDurationSecondsTotalDataPoint adds a data point to container.zookeeper.requests.duration_seconds_total: bucketCounts has one count per bound of ContainerZookeeperRequestsDurationSecondsTotalBounds plus one for the values above them.
+func (mb *MetricsBuilder) RecordContainerZookeeperRequestsDurationSecondsTotalDataPoint(ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerZookeeperRequestsDurationSecondsTotal.recordDataPoint(mb.startTime, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordContainerZookeeperRequestsDurationSecondsTotalDataPointWithStart adds a data point to container.zookeeper.requests.duration_seconds_total whose accumulation began at start.
+func (mb *MetricsBuilder) RecordContainerZookeeperRequestsDurationSecondsTotalDataPointWithStart(start, ts pcommon.Timestamp, bucketCounts []uint64, sum float64, count uint64, destinationAttributeValue string, actualDestinationAttributeValue string) {
+	mb.metricContainerZookeeperRequestsDurationSecondsTotal.recordDataPoint(start, ts, bucketCounts, sum, count, destinationAttributeValue, actualDestinationAttributeValue)
+}
+
+// RecordIPToFQDNDataPoint adds a data point to ip_to_fqdn.
+func (mb *MetricsBuilder) RecordIPToFQDNDataPoint(ts pcommon.Timestamp, val int64, ipAttributeValue string, fqdnAttributeValue string) {
+	mb.metricIPToFQDN.recordDataPoint(mb.startTime, ts, val, ipAttributeValue, fqdnAttributeValue)
 }
 
 // RecordNodeCloudInfoDataPoint adds a data point to node.cloud_info.
