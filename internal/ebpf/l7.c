@@ -77,6 +77,7 @@ char LICENSE[] SEC("license") = "GPL";
 // Set by the loader (internal/ebpf/l7probe.go).
 const volatile __u32 protocols = 0xffffffff; // bit p: protocol p is detected
 const volatile __u32 suppress_after = 4;     // internal/l7's SuppressAfter
+const volatile __u32 suppress_bytes = 16384; // internal/l7's SuppressBytes
 const volatile __u64 wakeup_bytes = 0;       // wake the reader once this much is pending
 
 #include "l7_detect.h"
@@ -137,8 +138,8 @@ struct l7_h2 {
 struct l7_flow {
 	__u64 offset; // bytes moved in this direction since the state was created
 	struct l7_h2 h2;
-	__u32 run;    // consecutive forwarded segments of this flow (suppression)
-	__u32 _pad;
+	__u32 run;       // consecutive segments of this flow since the other moved (suppression)
+	__u32 run_bytes; // and their bytes
 };
 
 // Per-connection state, by socket address.
@@ -890,7 +891,8 @@ __attribute__((noinline)) int l7_message(struct l7_call *call, __u32 idx)
 			return 0;
 		captured = n;
 	} else if (p != L7_PROTO_HTTP2 && p != L7_PROTO_RABBITMQ && p != L7_PROTO_NATS && !(c->flags & L7_SEG_UDP)) {
-		if (fl->run >= suppress_after) {
+		if (fl->run >= suppress_after && fl->run_bytes >= suppress_bytes) {
+			fl->run_bytes = fl->run_bytes + bytes < fl->run_bytes ? ~0u : fl->run_bytes + bytes;
 			count(C_SUPPRESSED);
 			return 0;
 		}
@@ -926,7 +928,9 @@ __attribute__((noinline)) int l7_message(struct l7_call *call, __u32 idx)
 		c->fresh = 0;
 	if (fl->run < 0xffff)
 		fl->run++;
+	fl->run_bytes = fl->run_bytes + bytes < fl->run_bytes ? ~0u : fl->run_bytes + bytes;
 	c->flow[(flow ^ 1) & 1].run = 0;
+	c->flow[(flow ^ 1) & 1].run_bytes = 0;
 	return 0;
 }
 

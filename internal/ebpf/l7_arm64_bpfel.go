@@ -42,8 +42,8 @@ type l7L7Conn struct {
 			Preface     uint8
 			Pad         [7]uint8
 		}
-		Run uint32
-		Pad uint32
+		Run      uint32
+		RunBytes uint32
 	}
 	Protocol uint8
 	Flags    uint8
@@ -143,6 +143,7 @@ const (
 	l7ProgL7TestDetect    = "l7_test_detect"
 	l7VarProtocols        = "protocols"
 	l7VarSuppressAfter    = "suppress_after"
+	l7VarSuppressBytes    = "suppress_bytes"
 	l7VarUnusedL7Segment  = "unused_l7_segment"
 	l7VarUnusedSeededKey  = "unused_seeded_key"
 	l7VarWakeupBytes      = "wakeup_bytes"
@@ -223,6 +224,7 @@ type l7MapSpecs struct {
 type l7VariableSpecs struct {
 	Protocols       *ebpf.VariableSpec `ebpf:"protocols"`
 	SuppressAfter   *ebpf.VariableSpec `ebpf:"suppress_after"`
+	SuppressBytes   *ebpf.VariableSpec `ebpf:"suppress_bytes"`
 	UnusedL7Segment *ebpf.VariableSpec `ebpf:"unused_l7_segment"`
 	UnusedSeededKey *ebpf.VariableSpec `ebpf:"unused_seeded_key"`
 	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -273,6 +275,7 @@ func (m *l7Maps) Close() error {
 type l7Variables struct {
 	Protocols       *ebpf.Variable `ebpf:"protocols"`
 	SuppressAfter   *ebpf.Variable `ebpf:"suppress_after"`
+	SuppressBytes   *ebpf.Variable `ebpf:"suppress_bytes"`
 	UnusedL7Segment *ebpf.Variable `ebpf:"unused_l7_segment"`
 	UnusedSeededKey *ebpf.Variable `ebpf:"unused_seeded_key"`
 	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`

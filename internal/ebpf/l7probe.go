@@ -30,10 +30,11 @@ type L7Options struct {
 	// Protocols has bit p set for every protocol p (internal/l7's Protocol values) the kernel
 	// detects; 0 means all.
 	Protocols uint32
-	// SuppressAfter is how many consecutive segments of one direction are forwarded before
-	// the direction is suppressed until the other one moves (internal/l7's SuppressAfter);
-	// 0 means 4.
+	// SuppressAfter and SuppressBytes: once one direction moved this many segments and bytes
+	// without the other moving, it is suppressed until the other one moves (internal/l7's
+	// SuppressAfter, SuppressBytes); 0 means 4 and 16 KiB.
 	SuppressAfter uint32
+	SuppressBytes uint32
 	// Seeded shares the TCP tracer's map of connections open before the agent started, so
 	// their segments carry the tracer's ids. nil: an empty map of the L7 object's own.
 	Seeded *Probe
@@ -198,6 +199,11 @@ func l7Spec(opts L7Options) (*cebpf.CollectionSpec, error) {
 	}
 	if opts.SuppressAfter != 0 {
 		if err := spec.Variables["suppress_after"].Set(opts.SuppressAfter); err != nil {
+			return nil, fmt.Errorf("setting L7 suppression: %w", err)
+		}
+	}
+	if opts.SuppressBytes != 0 {
+		if err := spec.Variables["suppress_bytes"].Set(opts.SuppressBytes); err != nil {
 			return nil, fmt.Errorf("setting L7 suppression: %w", err)
 		}
 	}

@@ -156,10 +156,10 @@ func TestL7HTTPExchangeAndClose(t *testing.T) {
 }
 
 // TestL7Suppression: a client writing Redis commands without reading replies gets its first
-// SuppressAfter writes forwarded, the rest counted but not sent; a read resumes forwarding, and
+// SuppressAfter writes forwarded (past SuppressBytes), the rest counted but not sent; a read resumes forwarding, and
 // offsets tell user space how much it missed. MSG_PEEK reads neither forward nor count.
 func TestL7Suppression(t *testing.T) {
-	p := loadL7Probe(t, L7Options{})
+	p := loadL7Probe(t, L7Options{SuppressBytes: 64}) // the commands below are 23 bytes each
 	client, server := testutil.LoopbackTCP(t)
 	cfd, sfd := fdOf(t, client), fdOf(t, server)
 	cmd := "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"

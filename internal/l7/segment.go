@@ -186,6 +186,10 @@ func AppendDigestEntry(dst []byte, offset uint64, length uint32, flags uint16, d
 // protocols only.
 const SuppressAfter = 4
 
+// SuppressBytes is the other condition of suppression: the direction also moved this many
+// bytes since the other one last moved, so pipelined small messages are never suppressed.
+const SuppressBytes = 16 << 10
+
 // CaptureSize is how many bytes of each syscall's data the kernel captures for a protocol
 // delivered raw (CONTRACT.md explains each size). For digested protocols it is the bytes
 // captured per frame of the types the parser reads.

@@ -77,6 +77,7 @@ type attribution struct {
 // connect event may still be on the way through the other ring buffer.
 type waiting struct {
 	sock     uint64
+	id       containers.ID // the container of the process that completed the request
 	proto    l7.Protocol
 	status   l7.Status
 	method   l7.Method
@@ -219,7 +220,11 @@ func (t *Tracer) onRequest(r *l7.Request) {
 		}
 		return
 	}
-	if a, ok := t.connection(r.Sock); ok {
+	id, ok := t.attribute(r.CgroupID, r.PID)
+	if !ok {
+		return
+	}
+	if a, ok := t.connection(r.Sock, id); ok {
 		t.recordOutbound(a, r.Protocol, r.Status, r.Method, d)
 		return
 	}
@@ -227,19 +232,22 @@ func (t *Tracer) onRequest(r *l7.Request) {
 		t.unattributed.Add(1)
 		return
 	}
-	t.waiting = append(t.waiting, waiting{sock: r.Sock, proto: r.Protocol, status: r.Status, method: r.Method, duration: d, since: time.Now()})
+	t.waiting = append(t.waiting, waiting{sock: r.Sock, id: id, proto: r.Protocol, status: r.Status, method: r.Method, duration: d, since: time.Now()})
 }
 
-// connection returns the attribution of an outbound connection; t.mu is held.
-func (t *Tracer) connection(sock uint64) (attribution, bool) {
-	if a, ok := t.conns[sock]; ok {
+// connection returns the attribution of an outbound connection of container want; t.mu is
+// held. The TCP tracer's entry must belong to that container: socket addresses are reused at
+// once, and an entry may still describe the previous connection at the address (the tracer
+// keeps closed ones for a while, and its ring buffer is read apart from this one).
+func (t *Tracer) connection(sock uint64, want containers.ID) (attribution, bool) {
+	if a, ok := t.conns[sock]; ok && a.id == want {
 		return a, true
 	}
 	if t.opts.Connections == nil {
 		return attribution{}, false
 	}
 	id, dst, actual, ok := t.opts.Connections.Connection(sock)
-	if !ok {
+	if !ok || id != want {
 		return attribution{}, false
 	}
 	if len(t.conns) >= maxCachedConnections {
@@ -263,7 +271,7 @@ func (t *Tracer) recordOutbound(a attribution, proto l7.Protocol, status l7.Stat
 func (t *Tracer) retryWaiting(now time.Time) {
 	kept := t.waiting[:0]
 	for _, w := range t.waiting {
-		if a, ok := t.connection(w.sock); ok {
+		if a, ok := t.connection(w.sock, w.id); ok {
 			t.recordOutbound(a, w.proto, w.status, w.method, w.duration)
 			continue
 		}

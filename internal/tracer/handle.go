@@ -214,6 +214,7 @@ func (t *Tracer) handleClose(ev *ebpf.Event) {
 // forget ends open connection conn (at sock): it no longer counts as active. t.mu is held.
 func (t *Tracer) forget(sock uint64, conn *connection, now time.Time) {
 	delete(t.connections, sock)
+	t.rememberClosed(sock, conn, now)
 	if conn.seeded != nil {
 		delete(t.seededIndex, conn.seeded.index)
 	}

@@ -202,7 +202,8 @@ type Tracer struct {
 	containers  map[containers.ID]*containerState
 	connections map[uint64]*connection // by socket address, or seeded id (seed.go)
 	seededIndex map[seededIndexKey]uint64
-	lostCloses  map[uint64]lostClose // connections reconcile closed, by socket address or seeded id
+	lostCloses  map[uint64]lostClose  // connections reconcile closed, by socket address or seeded id
+	closed      map[uint64]closedConn // recently closed connections, for Connection (connection.go)
 	nextSeedID  uint64
 	kernel      seededSockets   // set by Start
 	seedStop    <-chan struct{} // closed by Close: seeding still running gives up

@@ -1,0 +1,172 @@
+package l7tracer
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+)
+
+// The Go servers and clients of the real-server tests run as this test binary in its own
+// cgroup: re-executed with helperEnv naming the role (see runHelper) and its arguments.
+const helperEnv = "CODEXRAY_L7_HELPER"
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(helperEnv); role != "" {
+		if err := runHelper(role, os.Args[len(os.Args)-1]); err != nil {
+			fmt.Fprintln(os.Stderr, "helper", role, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// injectedDelay is what the servers add to the requests the tests mark slow.
+const injectedDelay = 60 * time.Millisecond
+
+// handler answers /ok with 200, /missing with 404, /fail with 500 and /slow with 200 after
+// injectedDelay.
+func handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/missing":
+			http.NotFound(w, r)
+		case "/fail":
+			http.Error(w, "failed", http.StatusInternalServerError)
+		case "/slow":
+			time.Sleep(injectedDelay)
+			_, _ = io.WriteString(w, "slow")
+		default:
+			_, _ = io.WriteString(w, "ok")
+		}
+	})
+}
+
+// runHelper runs one helper role; servers print their address and serve until killed,
+// clients run their script (arg) against an address and exit.
+func runHelper(role, arg string) error {
+	switch role {
+	case "http-server", "h2c-server", "grpc-server":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		fmt.Println(ln.Addr().String())
+		switch role {
+		case "http-server":
+			return http.Serve(ln, handler())
+		case "h2c-server":
+			return http.Serve(ln, h2c.NewHandler(handler(), &http2.Server{}))
+		}
+		return grpcServer().Serve(ln)
+	case "http-client", "h2c-client":
+		addr, paths, _ := strings.Cut(arg, " ")
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}}
+		if role == "h2c-client" {
+			client.Transport = &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, addr)
+			}}
+		}
+		for _, p := range strings.Fields(paths) {
+			resp, err := client.Get("http://" + addr + p)
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+		return nil
+	case "http-pipeline":
+		// Every request written at once on one connection, then the responses read.
+		addr, paths, _ := strings.Cut(arg, " ")
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		var reqs strings.Builder
+		ps := strings.Fields(paths)
+		for _, p := range ps {
+			fmt.Fprintf(&reqs, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p)
+		}
+		if _, err := io.WriteString(c, reqs.String()); err != nil {
+			return err
+		}
+		br := bufio.NewReader(c)
+		for range ps {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+		return nil
+	case "grpc-client":
+		addr, methods, _ := strings.Cut(arg, " ")
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		for _, m := range strings.Fields(methods) {
+			err := conn.Invoke(context.Background(), "/test.Svc/"+m, &emptypb.Empty{}, &emptypb.Empty{})
+			if err != nil && status.Code(err) == codes.Unavailable {
+				return err
+			}
+		}
+		return nil
+	case "pgx-client":
+		// The extended query protocol: one round trip (Parse, Bind, Execute, Sync) per query.
+		dsn, queries, _ := strings.Cut(arg, " ")
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		for _, q := range strings.Split(queries, ";") {
+			if q = strings.TrimSpace(q); q == "" {
+				continue
+			}
+			_, _ = conn.Exec(context.Background(), q, pgx.QueryExecModeExec)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown helper role %q", role)
+}
+
+// grpcServer serves any method of test.Svc: Missing answers NotFound, Slow waits
+// injectedDelay, the others answer OK.
+func grpcServer() *grpc.Server {
+	return grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		var in emptypb.Empty
+		if err := stream.RecvMsg(&in); err != nil {
+			return err
+		}
+		method, _ := grpc.MethodFromServerStream(stream)
+		switch method {
+		case "/test.Svc/Missing":
+			return status.Error(codes.NotFound, "no such thing")
+		case "/test.Svc/Slow":
+			time.Sleep(injectedDelay)
+		}
+		return stream.SendMsg(&emptypb.Empty{})
+	}))
+}

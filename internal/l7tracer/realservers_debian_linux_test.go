@@ -1,0 +1,98 @@
+package l7tracer
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The Debian packages' servers and CLIs of serverCases.
+
+func redisServer(t *testing.T, cg *cgroup) string {
+	port := freePort(t)
+	startProcess(t, cg.command(t, "", "redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", t.TempDir()))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, 10*time.Second)
+	return addr
+}
+
+// redisCLI sends the commands (lines, or with pipe the raw protocol written at once) on one
+// connection.
+func redisCLI(commands string, pipe bool) func(*testing.T, *cgroup, string) {
+	return func(t *testing.T, cg *cgroup, addr string) {
+		host, port, _ := strings.Cut(addr, ":")
+		args := []string{"-h", host, "-p", port}
+		if pipe {
+			args = append(args, "--pipe")
+		}
+		cmd := cg.command(t, "", "redis-cli", args...)
+		cmd.Stdin = strings.NewReader(commands)
+		run(t, cmd)
+	}
+}
+
+// postgresServer initialises a cluster in a temporary directory and runs postgres as the
+// postgres user on a free port (trust authentication on loopback).
+func postgresServer(t *testing.T, cg *cgroup) string {
+	bin := pgBin(t)
+	dir, err := os.MkdirTemp("", "codexray-l7test-pg") // reachable by the postgres user
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	_ = os.Chmod(dir, 0o777)
+	data := filepath.Join(dir, "data")
+	initdb := cg.command(t, "postgres", filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+	run(t, initdb)
+	port := freePort(t)
+	startProcess(t, cg.command(t, "postgres", filepath.Join(bin, "postgres"), "-D", data, "-p", fmt.Sprint(port),
+		"-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, 30*time.Second)
+	// Listening is not ready: during startup postgres answers "the database system is starting
+	// up". pg_isready sends a startup packet only, no query.
+	for i := 0; ; i++ {
+		if exec.Command(filepath.Join(bin, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", fmt.Sprint(port)).Run() == nil {
+			break
+		}
+		if i == 300 {
+			t.Fatal("postgres never became ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return addr
+}
+
+func pgBin(t *testing.T) string {
+	t.Helper()
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	if len(matches) == 0 {
+		t.Fatal("postgresql server binaries not found under /usr/lib/postgresql")
+	}
+	return filepath.Dir(matches[len(matches)-1])
+}
+
+// psql runs the script with the simple query protocol, one query per statement.
+func psql(script string) func(*testing.T, *cgroup, string) {
+	return func(t *testing.T, cg *cgroup, addr string) {
+		host, port, _ := strings.Cut(addr, ":")
+		cmd := cg.command(t, "", "psql", "-X", "-q", "-h", host, "-p", port, "-U", "postgres", "-d", "postgres")
+		cmd.Stdin = strings.NewReader(script)
+		_, _ = cmd.CombinedOutput() // the failing statement makes psql report an error: expected
+	}
+}
+
+func pgxClient(queries string) func(*testing.T, *cgroup, string) {
+	return func(t *testing.T, cg *cgroup, addr string) {
+		host, port, _ := strings.Cut(addr, ":")
+		dsn := fmt.Sprintf("postgres://postgres@%s:%s/postgres?sslmode=disable", host, port)
+		cmd := cg.command(t, "", os.Args[0], dsn+" "+queries)
+		cmd.Env = append(os.Environ(), helperEnv+"=pgx-client")
+		run(t, cmd)
+	}
+}

@@ -1,0 +1,330 @@
+package l7tracer
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/codexray/codexray-node-agent/internal/containers"
+	"github.com/codexray/codexray-node-agent/internal/l7"
+	"github.com/codexray/codexray-node-agent/internal/l7/requeststats"
+	"github.com/codexray/codexray-node-agent/internal/testutil"
+)
+
+// Real servers and clients, each in a cgroup of its own, with the TCP tracer and the L7
+// capture running: every request must be counted exactly once per status at the client
+// (outbound, towards the server's address) and at the server (inbound), and the requests made
+// slow by injectedDelay must show in the duration histograms at both ends.
+//
+// To add a protocol: one serverCase row with a server (a Debian package's daemon started by
+// startProcess in the server cgroup, or a helper role of helpers_linux_test.go), a client (its
+// CLI, or a helper role) and the expected counts.
+
+// serverCase is one protocol against one real server.
+type serverCase struct {
+	name string
+	// server starts the server in cg and returns its address (127.0.0.1:port).
+	server func(t *testing.T, cg *cgroup) string
+	// client runs the client workload against addr in cg until it is done.
+	client func(t *testing.T, cg *cgroup, addr string)
+	proto  l7.Protocol // the metrics family (HTTP/2 and gRPC count as HTTP)
+	// out and in are the expected counts per status label at the client and at the server.
+	out, in map[string]uint64
+	slow    uint64 // requests made slow by injectedDelay
+	needs   string // an executable the case needs (installed by scripts/install-deps.sh)
+}
+
+func serverCases() []serverCase {
+	httpPaths := "/ok /ok /missing /fail /slow /ok /missing"
+	httpWant := map[string]uint64{"200": 4, "404": 2, "500": 1}
+	grpcMethods := "Get Get Missing Slow Get"
+	grpcWant := map[string]uint64{"grpc:OK": 4, "grpc:NotFound": 1}
+	return []serverCase{
+		{
+			name: "net/http keep-alive", proto: l7.ProtocolHTTP, out: httpWant, in: httpWant, slow: 1,
+			server: helperServer("http-server"), client: helperClient("http-client", httpPaths),
+		},
+		{
+			name: "net/http pipelining", proto: l7.ProtocolHTTP, out: httpWant, in: httpWant, slow: 1,
+			server: helperServer("http-server"), client: helperClient("http-pipeline", httpPaths),
+		},
+		{
+			name: "net/http h2c", proto: l7.ProtocolHTTP, out: httpWant, in: httpWant, slow: 1,
+			server: helperServer("h2c-server"), client: helperClient("h2c-client", httpPaths),
+		},
+		{
+			name: "grpc-go", proto: l7.ProtocolHTTP, out: grpcWant, in: grpcWant, slow: 1,
+			server: helperServer("grpc-server"), client: helperClient("grpc-client", grpcMethods),
+		},
+		{
+			// redis-cli sends the commands of its stdin on one connection; --pipe writes them all
+			// at once (a pipeline). INCR of a string fails; BLPOP with a timeout waits it out.
+			name: "redis-server with redis-cli", proto: l7.ProtocolRedis, needs: "redis-server",
+			// redis-cli asks COMMAND DOCS first: one more ok.
+			out: map[string]uint64{"ok": 6, "failed": 1}, in: map[string]uint64{"ok": 6, "failed": 1}, slow: 1,
+			server: redisServer, client: redisCLI("SET k v\nGET k\nINCR k\nBLPOP nolist 0.06\nPING\nDEL k\n", false),
+		},
+		{
+			// 30 commands in one write (within the 1024 bytes captured of it), then redis-cli's own
+			// ECHO that tells it the last reply came: 31.
+			name: "redis-server pipeline", proto: l7.ProtocolRedis, needs: "redis-server",
+			out: map[string]uint64{"ok": 31}, in: map[string]uint64{"ok": 31},
+			server: redisServer, client: redisCLI(strings.Repeat("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", 30), true),
+		},
+		{
+			name: "postgresql with psql (simple query)", proto: l7.ProtocolPostgres, needs: "psql",
+			out: map[string]uint64{"ok": 3, "failed": 1}, in: map[string]uint64{"ok": 3, "failed": 1}, slow: 1,
+			server: postgresServer, client: psql("SELECT 1;\nSELECT pg_sleep(0.06);\nSELECT * FROM no_such_table;\nSELECT 2;\n"),
+		},
+		{
+			name: "postgresql with pgx (extended query)", proto: l7.ProtocolPostgres, needs: "psql",
+			out: map[string]uint64{"ok": 3, "failed": 1}, in: map[string]uint64{"ok": 3, "failed": 1}, slow: 1,
+			server: postgresServer, client: pgxClient("SELECT 1; SELECT pg_sleep(0.06); SELECT * FROM no_such_table; SELECT 2"),
+		},
+	}
+}
+
+func TestRealServers(t *testing.T) {
+	testutil.RequireRoot(t)
+	cgroups := &cgroupResolver{ids: map[uint64]containers.ID{}}
+	_, lt := startTracers(t, cgroups, true)
+	for i, tc := range serverCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.needs != "" {
+				_, err := exec.LookPath(tc.needs)
+				testutil.SkipUnlessPrivileged(t, err == nil, "%s not installed (scripts/install-deps.sh test installs it): %v", tc.needs, err)
+			}
+			srv, cl := newCgroup(t, cgroups, fmt.Sprintf("s%d", i)), newCgroup(t, cgroups, fmt.Sprintf("c%d", i))
+			addr := tc.server(t, srv)
+			tc.client(t, cl, addr)
+			checkEnd(t, lt, cl.id, tc.proto, false, addr, tc.out, tc.slow)
+			checkEnd(t, lt, srv.id, tc.proto, true, "", tc.in, tc.slow)
+		})
+	}
+}
+
+// checkEnd waits until one end's counts equal want, then checks its histogram.
+func checkEnd(t *testing.T, lt *Tracer, id containers.ID, proto l7.Protocol, inbound bool, dst string, want map[string]uint64, slow uint64) {
+	t.Helper()
+	counts := func(st *requeststats.ContainerStats) map[string]uint64 {
+		out := map[string]uint64{}
+		for _, r := range st.Requests {
+			if r.Inbound == inbound && (inbound || r.Destination == dst) {
+				out[r.Protocol.String()+" "+r.Status.Label()] += r.Count
+			}
+		}
+		return out
+	}
+	wantKeys := map[string]uint64{}
+	var total uint64
+	for s, n := range want {
+		wantKeys[proto.String()+" "+s] = n
+		total += n
+	}
+	var st requeststats.ContainerStats
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lt.ContainerStats(id, &st)
+		got := counts(&st)
+		if fmt.Sprint(got) == fmt.Sprint(wantKeys) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("inbound=%v: counts %v, want %v (stats %+v)", inbound, got, wantKeys, lt.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var hist *requeststats.DurationHistogram
+	for i := range st.Durations {
+		if h := &st.Durations[i]; h.Inbound == inbound && (inbound || h.Destination == dst) {
+			hist = h
+		}
+	}
+	if hist == nil || hist.Count != total {
+		t.Fatalf("inbound=%v: histogram %+v, want %d observations", inbound, hist, total)
+	}
+	var above uint64 // observations above the bucket bound just below the injected delay (0.05 s)
+	for i, b := range l7.HistogramBuckets {
+		if b >= 0.05 {
+			for _, n := range hist.Counts[i+1:] {
+				above += n
+			}
+			break
+		}
+	}
+	if above < slow || hist.Sum < float64(slow)*injectedDelay.Seconds() {
+		t.Errorf("inbound=%v: %d observations above 50 ms (sum %.3f s), want ≥ %d slow ones of %s", inbound, above, hist.Sum, slow, injectedDelay)
+	}
+}
+
+// cgroupResolver attributes the cgroups the test created to their names.
+type cgroupResolver struct {
+	mu  sync.Mutex
+	ids map[uint64]containers.ID
+}
+
+func (r *cgroupResolver) ContainerIDByCgroupID(id uint64) (containers.ID, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.ids[id]
+	return c, ok
+}
+
+func (r *cgroupResolver) ContainerIDByPID(uint32) (containers.ID, bool) { return "", false }
+
+// cgroup is a cgroup v2 directory the test created; processes start in it.
+type cgroup struct {
+	id   containers.ID
+	path string
+	fd   int
+}
+
+// cgroup2Root is where cgroup v2 is mounted: alone, or beside v1 controllers (hybrid).
+func cgroup2Root(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		var st syscall.Statfs_t
+		if syscall.Statfs(p, &st) == nil && st.Type == 0x63677270 { // CGROUP2_SUPER_MAGIC
+			return p
+		}
+	}
+	testutil.SkipUnlessPrivileged(t, false, "no cgroup v2 mount")
+	return ""
+}
+
+func newCgroup(t *testing.T, r *cgroupResolver, name string) *cgroup {
+	t.Helper()
+	path := filepath.Join(cgroup2Root(t), fmt.Sprintf("codexray-l7test-%d-%s", os.Getpid(), name))
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	cg := &cgroup{id: containers.ID(name), path: path, fd: fd}
+	r.mu.Lock()
+	r.ids[st.Ino] = cg.id
+	r.mu.Unlock()
+	t.Cleanup(func() {
+		_ = syscall.Close(fd)
+		for i := 0; i < 50 && os.Remove(path) != nil; i++ { // processes may still be exiting
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	return cg
+}
+
+// command returns a command that starts in the cgroup (CLONE_INTO_CGROUP), as user when set.
+func (cg *cgroup) command(t *testing.T, as string, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cg.fd, Setpgid: true}
+	if as != "" {
+		u, err := user.Lookup(as)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	return cmd
+}
+
+// startProcess starts a long-running server, killed (its whole process group) at the end.
+func startProcess(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	var out strings.Builder
+	if cmd.Stdout == nil {
+		cmd.Stdout = &out
+	}
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s: %s", cmd.Path, out.String())
+		}
+	})
+}
+
+// run runs a client to completion.
+func run(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", cmd.Args, err, out)
+	}
+}
+
+func helperServer(role string) func(*testing.T, *cgroup) string {
+	return func(t *testing.T, cg *cgroup) string {
+		cmd := cg.command(t, "", os.Args[0])
+		cmd.Env = append(os.Environ(), helperEnv+"="+role)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		startProcess(t, cmd)
+		addr, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _, _ = io.Copy(io.Discard, stdout) }()
+		return strings.TrimSpace(addr)
+	}
+}
+
+func helperClient(role, script string) func(*testing.T, *cgroup, string) {
+	return func(t *testing.T, cg *cgroup, addr string) {
+		cmd := cg.command(t, "", os.Args[0], addr+" "+script)
+		cmd.Env = append(os.Environ(), helperEnv+"="+role)
+		run(t, cmd)
+	}
+}
+
+// freePort returns a port nobody listens on now, for servers that take one on the command line.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitListening waits until addr accepts connections.
+func waitListening(t *testing.T, addr string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never listened: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
