@@ -1,10 +1,16 @@
 // Command connbench measures what the eBPF tracer costs: it runs the same number of loopback
-// connect/accept/close cycles in a child process with and without the tracer loaded in this
-// process, and reports the throughput ratio and the agent's CPU seconds per 10,000
-// connections (this process's rusage while the traced child runs: the event reader, the
-// tracer's state updates and conntrack lookups).
+// connect/accept/close cycles in a child process with and without the tracer (and, with -l7,
+// the L7 capture) loaded in this process, and reports the throughput ratio and the agent's CPU
+// seconds per 10,000 connections (this process's rusage while the traced child runs: the event
+// readers, the tracer's state updates, conntrack lookups, L7 parsing and aggregation).
+//
+// With -http it measures HTTP/1.1 keep-alive instead: wrk against a Go net/http server in a
+// child process, rounds without and with the agent (tracer and L7 capture) interleaved, and
+// reports the requests/s ratio, the agent's CPU per 100,000 requests, and the agent's RSS when
+// idle and after -http-requests requests.
 //
 //	go run ./cmd/connbench -n 50000
+//	go run ./cmd/connbench -http
 //
 // Needs root.
 package main
@@ -29,7 +35,27 @@ func main() {
 	rounds := flag.Int("rounds", 2, "untraced+traced run pairs; throughputs are averaged")
 	nat := flag.Bool("conntrack", true, "resolve actual destinations through conntrack, as by default")
 	child := flag.Bool("child", false, "internal: run the cycles and print the elapsed seconds")
+	withL7 := flag.Bool("l7", true, "load the L7 capture with the tracer")
+	httpMode := flag.Bool("http", false, "measure HTTP keep-alive requests instead of connections")
+	httpSeconds := flag.Int("http-seconds", 4, "seconds of load per -http round")
+	httpRounds := flag.Int("http-rounds", 5, "untraced+traced -http round pairs")
+	httpRequests := flag.Int("http-requests", 1000000, "requests before the -http RSS is read")
+	serve := flag.Bool("serve", false, "internal: serve HTTP on loopback and print the address")
 	flag.Parse()
+	if *serve {
+		if err := serveHTTP(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *httpMode {
+		if err := runHTTP(*httpSeconds, *httpRounds, *httpRequests, *nat); err != nil {
+			fmt.Fprintln(os.Stderr, "connbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *child {
 		if err := cycles(*n); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -37,7 +63,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*n, *rounds, *nat); err != nil {
+	if err := run(*n, *rounds, *nat, *withL7); err != nil {
 		fmt.Fprintln(os.Stderr, "connbench:", err)
 		os.Exit(1)
 	}
@@ -95,7 +121,7 @@ const bench containers.ID = "bench"
 func (everyone) ContainerIDByCgroupID(uint64) (containers.ID, bool) { return bench, true }
 func (everyone) ContainerIDByPID(uint32) (containers.ID, bool)      { return bench, true }
 
-func run(n, rounds int, nat bool) error {
+func run(n, rounds int, nat, withL7 bool) error {
 	cfg := tracer.DefaultConfig()
 	cfg.Conntrack = nat
 	var untraced, traced, agentCPU float64
@@ -107,14 +133,14 @@ func run(n, rounds int, nat bool) error {
 		}
 		untraced += float64(n) / secs
 
-		tr := tracer.New(tracer.Options{Config: cfg, Resolver: everyone{}})
-		if err := tr.Start(); err != nil {
+		tr, lt, err := startAgent(cfg, withL7)
+		if err != nil {
 			return err
 		}
 		before, cpu0 := tr.Stats().EventsProcessed, cpuSeconds()
 		secs, err = runChild(n)
 		if err != nil {
-			_ = tr.Close()
+			closeAgent(tr, lt)
 			return err
 		}
 		// let the reader catch up before reading CPU time
@@ -130,13 +156,14 @@ func run(n, rounds int, nat bool) error {
 		lost += st.EventsLost
 		var s tracer.ContainerStats
 		tr.ContainerStats(bench, &s)
-		if err := tr.Close(); err != nil {
+		if err := closeAgent(tr, lt); err != nil {
 			return err
 		}
 		traced += float64(n) / secs
 	}
 	untraced /= float64(rounds)
 	traced /= float64(rounds)
+	fmt.Printf("L7 capture:                   %v\n", withL7)
 	fmt.Printf("cycles per run:               %d (x%d rounds)\n", n, rounds)
 	fmt.Printf("untraced:                     %.0f conn/s\n", untraced)
 	fmt.Printf("traced:                       %.0f conn/s\n", traced)

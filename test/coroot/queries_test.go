@@ -43,17 +43,20 @@ func TestQueriesCount(t *testing.T) {
 	if len(byProvider) != len(want) {
 		t.Errorf("providers %v, want exactly %v", byProvider, want)
 	}
-	if provided != 46 {
-		t.Errorf("%d provided queries, want 46", provided)
+	if provided != 61 {
+		t.Errorf("%d provided queries, want 61", provided)
 	}
 }
 
-// L7, GPU, DNS and the language runtimes are other work: they may never be marked provided
-// here, so the acceptance test cannot count them as passing.
+// GPU, DNS and the language runtimes are other work: they may never be marked provided here,
+// so the acceptance test cannot count them as passing. L7 queries are provided protocol by
+// protocol, once the protocol's real-server tests pass (issue 16: HTTP, Postgres, Redis).
 func TestNotYetProvidedFeatures(t *testing.T) {
-	notYet := []string{"l7", "gpu", "dns", "jvm", "go", "dotnet", "python", "nodejs"}
+	notYet := []string{"gpu", "dns", "jvm", "go", "dotnet", "python", "nodejs"}
+	l7Provided := regexp.MustCompile(`^container_(http|postgres|redis)_`)
 	for _, q := range load(t) {
-		if slices.Contains(notYet, q.ProvidedBy) != (q.Status == NotYetProvided) {
+		wantNotYet := slices.Contains(notYet, q.ProvidedBy) || q.ProvidedBy == "l7" && !l7Provided.MatchString(q.Name)
+		if wantNotYet != (q.Status == NotYetProvided) {
 			t.Errorf("%s: provided_by %s with status %s", q.Name, q.ProvidedBy, q.Status)
 		}
 	}
