@@ -80,7 +80,7 @@ func load(addr string, serverPid int, secs int) (requests float64, cpu float64, 
 		return 0, 0, fmt.Errorf("wrk output without a request count: %s", out)
 	}
 	n, _ := strconv.ParseFloat(string(m[1]), 64)
-	wrkCPU := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()).Seconds()
+	wrkCPU := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano()).Seconds()
 	return n, wrkCPU + procCPU(serverPid) - srv0, nil
 }
 
