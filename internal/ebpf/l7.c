@@ -9,9 +9,12 @@
 // ebpf.l7.enabled: with L7 off nothing here runs. It shares the TCP tracer's seeded map, so
 // connections open before the agent started report the id the tracer knows them by.
 //
-// Syscall tracepoints only (no kprobes): small enter programs save the syscall's arguments per
-// thread after finding the socket behind the fd; one exit program, attached to every exit
-// tracepoint, does the work. bpf_loop (Linux 5.17) bounds the per-message and per-frame loops.
+// One raw tracepoint program on raw_syscalls/sys_exit (no kprobes) does the work: a syscall
+// that moved bytes is recognised by its number, and its arguments are read from the registers
+// the kernel saved at entry, which a syscall leaves as they were (arm64 keeps the first in
+// orig_x0). No program runs at syscall entry and no per-thread state is kept: every other
+// syscall costs one number comparison, a read or write that moved nothing one more. bpf_loop
+// (Linux 5.17) bounds the per-message and per-frame loops.
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -111,15 +114,15 @@ const struct l7_segment *unused_l7_segment __attribute__((unused));
 #define K_SENDMMSG 10
 #define K_RECEIVED(k) ((k) <= K_RECVMMSG)
 
-// The arguments of a syscall in flight on a thread that uses a socket worth looking at.
+// The arguments of a read- or write-family syscall on a socket worth looking at.
 struct l7_args {
 	__u64 sk;
 	__u64 buf;   // buffer, iovec array, msghdr or mmsghdr array
 	__u32 fd;
 	__u32 count; // iovcnt or vlen
-	__u8 kind;   // 0: consumed
+	__u8 kind;
 	__u8 udp;
-	__u8 dns;    // UDP: port 53 seen at enter
+	__u8 dns;    // UDP: port 53 seen
 	__u8 _pad[5];
 };
 
@@ -196,13 +199,6 @@ struct l7_scratch {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); // pid_tgid
-	__type(value, struct l7_args);
-} l7_args SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64); // struct sock *
 	__type(value, struct l7_conn);
@@ -227,7 +223,7 @@ struct {
 #define C_TRUNCATED 2  // HTTP/2 digests that could not describe every frame
 #define C_DETECTED 3   // connections whose protocol was detected
 #define C_GIVEN_UP 4   // connections with no protocol found within L7_DETECT_ATTEMPTS syscalls
-#define C_FORWARDED 5  // segments written to the ring buffer
+// slot 5 is unused: user space counts the records it reads
 #define C_SEEDED 6     // detected connections known to the TCP tracer by a seeded id
 #define C_CLOSED 7     // close records written
 #define C_COUNT 8
@@ -334,114 +330,140 @@ static __always_inline __u64 msghdr_name(__u64 msg)
 	return (__u64)name;
 }
 
-static __always_inline int enter(__u32 fd, __u64 buf, __u32 count, __u8 kind, __u32 flags, __u64 dest, int dest_kind)
+// socket_args fills a with the socket behind fd when the capture may care about it: one with L7
+// state not given up, a TCP socket not seen yet, or a UDP socket talking DNS. False otherwise.
+static __always_inline int socket_args(struct l7_args *a, __u32 fd, __u32 flags, __u64 dest, int dest_kind)
 {
-	if (K_RECEIVED(kind) && (flags & MSG_PEEK))
+	if (K_RECEIVED(a->kind) && (flags & MSG_PEEK))
 		return 0; // peeked bytes will be read again
 	struct sock *sk = fd_sock(fd);
 	if (!sk)
 		return 0;
 	__u64 key = (__u64)sk;
-	struct l7_args a = {.sk = key, .buf = buf, .fd = fd, .count = count, .kind = kind};
+	a->sk = key;
+	a->fd = fd;
 	struct l7_conn *c = bpf_map_lookup_elem(&l7_conns, &key);
 	if (c) {
 		if (c->protocol == L7_PROTO_NONE)
 			return 0;
-		a.udp = c->flags & L7_SEG_UDP ? 1 : 0;
-	} else {
-		__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-		if (family != AF_INET && family != AF_INET6)
-			return 0;
-		__u16 proto = BPF_CORE_READ(sk, sk_protocol);
-		if (proto == IPPROTO_UDP) {
-			// UDP: DNS only, on a socket bound or connected to port 53, or sending to it.
-			if (!(protocols & (1u << L7_PROTO_DNS)))
-				return 0;
-			if (dest_kind == DEST_MSGHDR)
-				dest = msghdr_name(dest);
-			if (!dns_ports(sk) && (dest_kind == DEST_NONE || sockaddr_port(dest) != 53))
-				return 0;
-			a.udp = 1;
-			a.dns = 1;
-		} else if (proto != IPPROTO_TCP) {
-			return 0;
-		}
+		a->udp = c->flags & L7_SEG_UDP ? 1 : 0;
+		return 1;
 	}
-	__u64 tid = bpf_get_current_pid_tgid();
-	struct l7_args *slot = bpf_map_lookup_elem(&l7_args, &tid);
-	if (slot)
-		*slot = a; // in place: an update would take a fresh LRU element every time
-	else
-		bpf_map_update_elem(&l7_args, &tid, &a, BPF_ANY);
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	if (proto == IPPROTO_TCP)
+		return 1;
+	if (proto != IPPROTO_UDP || !(protocols & (1u << L7_PROTO_DNS)))
+		return 0;
+	// UDP: DNS only, on a socket bound or connected to port 53, or sending to it.
+	if (dest_kind == DEST_MSGHDR)
+		dest = msghdr_name(dest);
+	if (!dns_ports(sk) && (dest_kind == DEST_NONE || sockaddr_port(dest) != 53))
+		return 0;
+	a->udp = 1;
+	a->dns = 1;
+	return 1;
+}
+
+// Syscall numbers and argument registers per architecture (bpf2go sets __TARGET_ARCH_*). The
+// flavoured pt_regs structs are relocated against the running kernel's pt_regs (CO-RE).
+#if defined(__TARGET_ARCH_arm64)
+struct pt_regs___arm64 {
+	__u64 regs[31];
+	__u64 orig_x0;
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+#define SYS_READ 63
+#define SYS_WRITE 64
+#define SYS_READV 65
+#define SYS_WRITEV 66
+#define SYS_SENDTO 206
+#define SYS_RECVFROM 207
+#define SYS_SENDMSG 211
+#define SYS_RECVMSG 212
+#define SYS_RECVMMSG 243
+#define SYS_SENDMMSG 269
+static __always_inline long syscall_nr(void *regs)
+{
+	if (bpf_rdonly_cast)
+		return ((struct pt_regs___arm64 *)bpf_rdonly_cast(regs, bpf_core_type_id_kernel(struct pt_regs___arm64)))->syscallno;
+	return BPF_CORE_READ((struct pt_regs___arm64 *)regs, syscallno);
+}
+static __always_inline void syscall_args(void *regs, __u64 arg[5])
+{
+	struct pt_regs___arm64 *r = regs;
+	arg[0] = BPF_CORE_READ(r, orig_x0); // x0 holds the return value by now
+	arg[1] = BPF_CORE_READ(r, regs[1]);
+	arg[2] = BPF_CORE_READ(r, regs[2]);
+	arg[3] = BPF_CORE_READ(r, regs[3]);
+	arg[4] = BPF_CORE_READ(r, regs[4]);
+}
+static __always_inline int compat_syscall(void)
+{
+	return 0; // 32-bit tasks on arm64 raise no raw_syscalls events of this ABI's numbers
+}
+#else
+#define SYS_READ 0
+#define SYS_WRITE 1
+#define SYS_READV 19
+#define SYS_WRITEV 20
+#define SYS_SENDTO 44
+#define SYS_RECVFROM 45
+#define SYS_SENDMSG 46
+#define SYS_RECVMSG 47
+#define SYS_RECVMMSG 299
+#define SYS_SENDMMSG 307
+// With bpf_rdonly_cast the registers are plain loads; without, one helper call each.
+static __always_inline long syscall_nr(void *regs)
+{
+	if (bpf_rdonly_cast)
+		return ((struct pt_regs *)bpf_rdonly_cast(regs, bpf_core_type_id_kernel(struct pt_regs)))->orig_ax;
+	return BPF_CORE_READ((struct pt_regs *)regs, orig_ax);
+}
+static __always_inline void syscall_args(void *regs, __u64 arg[5])
+{
+	if (bpf_rdonly_cast) {
+		struct pt_regs *r = bpf_rdonly_cast(regs, bpf_core_type_id_kernel(struct pt_regs));
+		arg[0] = r->di;
+		arg[1] = r->si;
+		arg[2] = r->dx;
+		arg[3] = r->r10;
+		arg[4] = r->r8;
+		return;
+	}
+	struct pt_regs *r = regs;
+	arg[0] = BPF_CORE_READ(r, di);
+	arg[1] = BPF_CORE_READ(r, si);
+	arg[2] = BPF_CORE_READ(r, dx);
+	arg[3] = BPF_CORE_READ(r, r10);
+	arg[4] = BPF_CORE_READ(r, r8);
+}
+#define TS_COMPAT 0x0002
+// compat_syscall: a 32-bit task's syscall numbers are another table's (ia32 read is 3).
+static __always_inline int compat_syscall(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	return task->thread_info.status & TS_COMPAT;
+}
+#endif
+
+static __always_inline __u8 syscall_kind(long nr)
+{
+	switch (nr) {
+	case SYS_READ: return K_READ;
+	case SYS_READV: return K_READV;
+	case SYS_RECVFROM: return K_RECVFROM;
+	case SYS_RECVMSG: return K_RECVMSG;
+	case SYS_RECVMMSG: return K_RECVMMSG;
+	case SYS_WRITE: return K_WRITE;
+	case SYS_WRITEV: return K_WRITEV;
+	case SYS_SENDTO: return K_SENDTO;
+	case SYS_SENDMSG: return K_SENDMSG;
+	case SYS_SENDMMSG: return K_SENDMMSG;
+	}
 	return 0;
-}
-
-#define ARG(i) (ctx->args[i])
-
-SEC("tracepoint/syscalls/sys_enter_read")
-int l7_enter_read(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter(ARG(0), ARG(1), 0, K_READ, 0, 0, DEST_NONE);
-}
-
-SEC("tracepoint/syscalls/sys_enter_readv")
-int l7_enter_readv(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter(ARG(0), ARG(1), ARG(2), K_READV, 0, 0, DEST_NONE);
-}
-
-// recvfrom(fd, ubuf, size, flags, addr, addr_len)
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int l7_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter(ARG(0), ARG(1), 0, K_RECVFROM, ARG(3), 0, DEST_NONE);
-}
-
-// recvmsg(fd, msg, flags)
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int l7_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter(ARG(0), ARG(1), 0, K_RECVMSG, ARG(2), 0, DEST_NONE);
-}
-
-// recvmmsg(fd, mmsg, vlen, flags, timeout)
-SEC("tracepoint/syscalls/sys_enter_recvmmsg")
-int l7_enter_recvmmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter(ARG(0), ARG(1), ARG(2), K_RECVMMSG, ARG(3), 0, DEST_NONE);
-}
-
-SEC("tracepoint/syscalls/sys_enter_write")
-int l7_enter_write(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter(ARG(0), ARG(1), 0, K_WRITE, 0, 0, DEST_NONE);
-}
-
-SEC("tracepoint/syscalls/sys_enter_writev")
-int l7_enter_writev(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter(ARG(0), ARG(1), ARG(2), K_WRITEV, 0, 0, DEST_NONE);
-}
-
-// sendto(fd, buff, len, flags, addr, addr_len)
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int l7_enter_sendto(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter(ARG(0), ARG(1), 0, K_SENDTO, 0, ARG(4), DEST_SOCKADDR);
-}
-
-// sendmsg(fd, msg, flags)
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int l7_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter(ARG(0), ARG(1), 0, K_SENDMSG, 0, ARG(1), DEST_MSGHDR);
-}
-
-// sendmmsg(fd, mmsg, vlen, flags): the first message's destination decides for UDP.
-SEC("tracepoint/syscalls/sys_enter_sendmmsg")
-int l7_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter(ARG(0), ARG(1), ARG(2), K_SENDMMSG, 0, ARG(1), DEST_MSGHDR);
 }
 
 // What the exit program hands to the per-message callback.
@@ -739,7 +761,6 @@ static __always_inline int output(struct l7_scratch *s, __u32 size)
 		count(C_LOST);
 		return 0;
 	}
-	count(C_FORWARDED);
 	return 1;
 }
 
@@ -934,31 +955,61 @@ __attribute__((noinline)) int l7_message(struct l7_call *call, __u32 idx)
 	return 0;
 }
 
-static long mmsg_message(__u32 idx, void *ctx)
+// sys_exit(struct pt_regs *regs, long ret): every syscall's exit.
+SEC("raw_tracepoint/sys_exit")
+int l7_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	l7_message(ctx, idx);
-	return 0;
-}
-
-// One program for the exit of every traced syscall: the saved arguments say which it was.
-SEC("tracepoint/syscalls/sys_exit_read")
-int l7_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	__u64 tid = bpf_get_current_pid_tgid();
-	struct l7_args *a = bpf_map_lookup_elem(&l7_args, &tid);
-	if (!a || !a->kind)
-		return 0;
-	struct l7_call call = {.a = *a, .ret = ctx->ret, .pid_tgid = tid};
-	a->kind = 0;
-	long ret = ctx->ret;
+	long ret = ctx->args[1];
 	if (ret <= 0)
 		return 0;
+	void *regs = (void *)ctx->args[0];
+	__u8 kind = syscall_kind(syscall_nr(regs));
+	if (!kind || compat_syscall())
+		return 0;
+	__u64 arg[5];
+	syscall_args(regs, arg);
+	struct l7_call call = {.a = {.buf = arg[1], .kind = kind}, .ret = ret};
+	__u32 flags = 0;
+	__u64 dest = 0;
+	int dest_kind = DEST_NONE;
+	switch (kind) {
+	case K_READV:
+	case K_WRITEV:
+	case K_RECVMMSG:
+	case K_SENDMMSG:
+		call.a.count = arg[2];
+		break;
+	}
+	switch (kind) {
+	case K_RECVFROM:
+	case K_RECVMMSG:
+		flags = arg[3];
+		break;
+	case K_RECVMSG:
+		flags = arg[2];
+		break;
+	case K_SENDTO:
+		dest = arg[4];
+		dest_kind = DEST_SOCKADDR;
+		break;
+	case K_SENDMSG:
+	case K_SENDMMSG:
+		dest = arg[1];
+		dest_kind = DEST_MSGHDR;
+		break;
+	}
+	if (!socket_args(&call.a, arg[0], flags, dest, dest_kind))
+		return 0;
+	call.pid_tgid = bpf_get_current_pid_tgid();
 	call.ts = bpf_ktime_get_ns();
 	call.cgroup_id = bpf_get_current_cgroup_id();
-	if (call.a.kind == K_RECVMMSG || call.a.kind == K_SENDMMSG)
-		bpf_loop(ret < L7_MAX_MMSG ? ret : L7_MAX_MMSG, mmsg_message, &call, 0);
-	else
+	if (kind != K_RECVMMSG && kind != K_SENDMMSG) {
 		l7_message(&call, 0);
+		return 0;
+	}
+	for (__u32 i = 0; i < L7_MAX_MMSG; i++) // l7_message is verified once, not per message
+		if (i < ret)
+			l7_message(&call, i);
 	return 0;
 }
 

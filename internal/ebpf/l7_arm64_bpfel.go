@@ -13,18 +13,6 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type l7L7Args struct {
-	_     structs.HostLayout
-	Sk    uint64
-	Buf   uint64
-	Fd    uint32
-	Count uint32
-	Kind  uint8
-	Udp   uint8
-	Dns   uint8
-	Pad   [5]uint8
-}
-
 type l7L7Conn struct {
 	_    structs.HostLayout
 	Id   uint64
@@ -122,31 +110,20 @@ type l7SeededKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	l7MapL7Args           = "l7_args"
-	l7MapL7Conns          = "l7_conns"
-	l7MapL7Counters       = "l7_counters"
-	l7MapL7Scratch        = "l7_scratch"
-	l7MapL7Segments       = "l7_segments"
-	l7MapSeeded           = "seeded"
-	l7ProgL7EnterRead     = "l7_enter_read"
-	l7ProgL7EnterReadv    = "l7_enter_readv"
-	l7ProgL7EnterRecvfrom = "l7_enter_recvfrom"
-	l7ProgL7EnterRecvmmsg = "l7_enter_recvmmsg"
-	l7ProgL7EnterRecvmsg  = "l7_enter_recvmsg"
-	l7ProgL7EnterSendmmsg = "l7_enter_sendmmsg"
-	l7ProgL7EnterSendmsg  = "l7_enter_sendmsg"
-	l7ProgL7EnterSendto   = "l7_enter_sendto"
-	l7ProgL7EnterWrite    = "l7_enter_write"
-	l7ProgL7EnterWritev   = "l7_enter_writev"
-	l7ProgL7Exit          = "l7_exit"
-	l7ProgL7SockClose     = "l7_sock_close"
-	l7ProgL7TestDetect    = "l7_test_detect"
-	l7VarProtocols        = "protocols"
-	l7VarSuppressAfter    = "suppress_after"
-	l7VarSuppressBytes    = "suppress_bytes"
-	l7VarUnusedL7Segment  = "unused_l7_segment"
-	l7VarUnusedSeededKey  = "unused_seeded_key"
-	l7VarWakeupBytes      = "wakeup_bytes"
+	l7MapL7Conns         = "l7_conns"
+	l7MapL7Counters      = "l7_counters"
+	l7MapL7Scratch       = "l7_scratch"
+	l7MapL7Segments      = "l7_segments"
+	l7MapSeeded          = "seeded"
+	l7ProgL7SockClose    = "l7_sock_close"
+	l7ProgL7SysExit      = "l7_sys_exit"
+	l7ProgL7TestDetect   = "l7_test_detect"
+	l7VarProtocols       = "protocols"
+	l7VarSuppressAfter   = "suppress_after"
+	l7VarSuppressBytes   = "suppress_bytes"
+	l7VarUnusedL7Segment = "unused_l7_segment"
+	l7VarUnusedSeededKey = "unused_seeded_key"
+	l7VarWakeupBytes     = "wakeup_bytes"
 )
 
 // loadL7 returns the embedded CollectionSpec for l7.
@@ -191,26 +168,15 @@ type l7Specs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type l7ProgramSpecs struct {
-	L7EnterRead     *ebpf.ProgramSpec `ebpf:"l7_enter_read"`
-	L7EnterReadv    *ebpf.ProgramSpec `ebpf:"l7_enter_readv"`
-	L7EnterRecvfrom *ebpf.ProgramSpec `ebpf:"l7_enter_recvfrom"`
-	L7EnterRecvmmsg *ebpf.ProgramSpec `ebpf:"l7_enter_recvmmsg"`
-	L7EnterRecvmsg  *ebpf.ProgramSpec `ebpf:"l7_enter_recvmsg"`
-	L7EnterSendmmsg *ebpf.ProgramSpec `ebpf:"l7_enter_sendmmsg"`
-	L7EnterSendmsg  *ebpf.ProgramSpec `ebpf:"l7_enter_sendmsg"`
-	L7EnterSendto   *ebpf.ProgramSpec `ebpf:"l7_enter_sendto"`
-	L7EnterWrite    *ebpf.ProgramSpec `ebpf:"l7_enter_write"`
-	L7EnterWritev   *ebpf.ProgramSpec `ebpf:"l7_enter_writev"`
-	L7Exit          *ebpf.ProgramSpec `ebpf:"l7_exit"`
-	L7SockClose     *ebpf.ProgramSpec `ebpf:"l7_sock_close"`
-	L7TestDetect    *ebpf.ProgramSpec `ebpf:"l7_test_detect"`
+	L7SockClose  *ebpf.ProgramSpec `ebpf:"l7_sock_close"`
+	L7SysExit    *ebpf.ProgramSpec `ebpf:"l7_sys_exit"`
+	L7TestDetect *ebpf.ProgramSpec `ebpf:"l7_test_detect"`
 }
 
 // l7MapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type l7MapSpecs struct {
-	L7Args     *ebpf.MapSpec `ebpf:"l7_args"`
 	L7Conns    *ebpf.MapSpec `ebpf:"l7_conns"`
 	L7Counters *ebpf.MapSpec `ebpf:"l7_counters"`
 	L7Scratch  *ebpf.MapSpec `ebpf:"l7_scratch"`
@@ -250,7 +216,6 @@ func (o *l7Objects) Close() error {
 //
 // It can be passed to loadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type l7Maps struct {
-	L7Args     *ebpf.Map `ebpf:"l7_args"`
 	L7Conns    *ebpf.Map `ebpf:"l7_conns"`
 	L7Counters *ebpf.Map `ebpf:"l7_counters"`
 	L7Scratch  *ebpf.Map `ebpf:"l7_scratch"`
@@ -260,7 +225,6 @@ type l7Maps struct {
 
 func (m *l7Maps) Close() error {
 	return _L7Close(
-		m.L7Args,
 		m.L7Conns,
 		m.L7Counters,
 		m.L7Scratch,
@@ -285,35 +249,15 @@ type l7Variables struct {
 //
 // It can be passed to loadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type l7Programs struct {
-	L7EnterRead     *ebpf.Program `ebpf:"l7_enter_read"`
-	L7EnterReadv    *ebpf.Program `ebpf:"l7_enter_readv"`
-	L7EnterRecvfrom *ebpf.Program `ebpf:"l7_enter_recvfrom"`
-	L7EnterRecvmmsg *ebpf.Program `ebpf:"l7_enter_recvmmsg"`
-	L7EnterRecvmsg  *ebpf.Program `ebpf:"l7_enter_recvmsg"`
-	L7EnterSendmmsg *ebpf.Program `ebpf:"l7_enter_sendmmsg"`
-	L7EnterSendmsg  *ebpf.Program `ebpf:"l7_enter_sendmsg"`
-	L7EnterSendto   *ebpf.Program `ebpf:"l7_enter_sendto"`
-	L7EnterWrite    *ebpf.Program `ebpf:"l7_enter_write"`
-	L7EnterWritev   *ebpf.Program `ebpf:"l7_enter_writev"`
-	L7Exit          *ebpf.Program `ebpf:"l7_exit"`
-	L7SockClose     *ebpf.Program `ebpf:"l7_sock_close"`
-	L7TestDetect    *ebpf.Program `ebpf:"l7_test_detect"`
+	L7SockClose  *ebpf.Program `ebpf:"l7_sock_close"`
+	L7SysExit    *ebpf.Program `ebpf:"l7_sys_exit"`
+	L7TestDetect *ebpf.Program `ebpf:"l7_test_detect"`
 }
 
 func (p *l7Programs) Close() error {
 	return _L7Close(
-		p.L7EnterRead,
-		p.L7EnterReadv,
-		p.L7EnterRecvfrom,
-		p.L7EnterRecvmmsg,
-		p.L7EnterRecvmsg,
-		p.L7EnterSendmmsg,
-		p.L7EnterSendmsg,
-		p.L7EnterSendto,
-		p.L7EnterWrite,
-		p.L7EnterWritev,
-		p.L7Exit,
 		p.L7SockClose,
+		p.L7SysExit,
 		p.L7TestDetect,
 	)
 }

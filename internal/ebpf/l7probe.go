@@ -47,65 +47,26 @@ type L7Counters struct {
 	Truncated  uint64 // HTTP/2 digests that could not describe every frame
 	Detected   uint64 // connections whose protocol was detected
 	GivenUp    uint64 // connections left alone: no protocol within the detection attempts
-	Forwarded  uint64 // segments written
 	Seeded     uint64 // detected connections that report a seeded id
 	Closed     uint64 // close records written
 }
 
 // l7Loaded lists what production loads of the L7 object: not the test program.
 type l7Loaded struct {
-	EnterRead     *cebpf.Program `ebpf:"l7_enter_read"`
-	EnterReadv    *cebpf.Program `ebpf:"l7_enter_readv"`
-	EnterRecvfrom *cebpf.Program `ebpf:"l7_enter_recvfrom"`
-	EnterRecvmsg  *cebpf.Program `ebpf:"l7_enter_recvmsg"`
-	EnterRecvmmsg *cebpf.Program `ebpf:"l7_enter_recvmmsg"`
-	EnterWrite    *cebpf.Program `ebpf:"l7_enter_write"`
-	EnterWritev   *cebpf.Program `ebpf:"l7_enter_writev"`
-	EnterSendto   *cebpf.Program `ebpf:"l7_enter_sendto"`
-	EnterSendmsg  *cebpf.Program `ebpf:"l7_enter_sendmsg"`
-	EnterSendmmsg *cebpf.Program `ebpf:"l7_enter_sendmmsg"`
-	Exit          *cebpf.Program `ebpf:"l7_exit"`
-	SockClose     *cebpf.Program `ebpf:"l7_sock_close"`
-	Segments      *cebpf.Map     `ebpf:"l7_segments"`
-	Counters      *cebpf.Map     `ebpf:"l7_counters"`
+	SysExit   *cebpf.Program `ebpf:"l7_sys_exit"`
+	SockClose *cebpf.Program `ebpf:"l7_sock_close"`
+	Segments  *cebpf.Map     `ebpf:"l7_segments"`
+	Counters  *cebpf.Map     `ebpf:"l7_counters"`
 }
 
 func (o *l7Loaded) close() error {
-	var errs []error // Close of a nil program or map is a no-op
-	for _, c := range []interface{ Close() error }{
-		o.EnterRead, o.EnterReadv, o.EnterRecvfrom, o.EnterRecvmsg, o.EnterRecvmmsg, o.EnterWrite,
-		o.EnterWritev, o.EnterSendto, o.EnterSendmsg, o.EnterSendmmsg, o.Exit, o.SockClose,
-		o.Segments, o.Counters,
-	} {
-		errs = append(errs, c.Close())
-	}
-	return errors.Join(errs...)
-}
-
-// l7Syscalls are the traced syscalls; the mmsg ones may be missing on some architectures.
-var l7Syscalls = []struct {
-	name     string
-	enter    func(*l7Loaded) *cebpf.Program
-	optional bool
-}{
-	{"read", func(o *l7Loaded) *cebpf.Program { return o.EnterRead }, false},
-	{"readv", func(o *l7Loaded) *cebpf.Program { return o.EnterReadv }, false},
-	{"recvfrom", func(o *l7Loaded) *cebpf.Program { return o.EnterRecvfrom }, false},
-	{"recvmsg", func(o *l7Loaded) *cebpf.Program { return o.EnterRecvmsg }, false},
-	{"recvmmsg", func(o *l7Loaded) *cebpf.Program { return o.EnterRecvmmsg }, true},
-	{"write", func(o *l7Loaded) *cebpf.Program { return o.EnterWrite }, false},
-	{"writev", func(o *l7Loaded) *cebpf.Program { return o.EnterWritev }, false},
-	{"sendto", func(o *l7Loaded) *cebpf.Program { return o.EnterSendto }, false},
-	{"sendmsg", func(o *l7Loaded) *cebpf.Program { return o.EnterSendmsg }, false},
-	{"sendmmsg", func(o *l7Loaded) *cebpf.Program { return o.EnterSendmmsg }, true},
+	// Close of a nil program or map is a no-op.
+	return errors.Join(o.SysExit.Close(), o.SockClose.Close(), o.Segments.Close(), o.Counters.Close())
 }
 
 // L7Probe is the loaded and attached L7 capture. Like Probe, it holds every link for its
 // lifetime.
 type L7Probe struct {
-	// Missing lists the optional syscall tracepoints this kernel lacks.
-	Missing []string
-
 	mu     sync.RWMutex // held for reading by map operations, for writing by Close
 	closed bool
 	objs   l7Loaded
@@ -114,8 +75,8 @@ type L7Probe struct {
 	record ringbuf.Record
 }
 
-// LoadL7 loads the L7 capture, attaches it to the syscall tracepoints and opens its ring
-// buffer. Errors wrap ErrUnsupported or ErrPermission like Load's. It needs bpf_loop (Linux
+// LoadL7 loads the L7 capture, attaches it to the raw_syscalls sys_exit and
+// inet_sock_set_state tracepoints and opens its ring buffer. Errors wrap ErrUnsupported or ErrPermission like Load's. It needs bpf_loop (Linux
 // 5.17).
 func LoadL7(opts L7Options) (*L7Probe, error) {
 	size := opts.RingBufferSize
@@ -146,34 +107,17 @@ func LoadL7(opts L7Options) (*L7Probe, error) {
 	if err := spec.LoadAndAssign(&p.objs, copts); err != nil {
 		return nil, classify("loading L7 BPF objects", err)
 	}
-	for _, sc := range l7Syscalls {
-		for _, phase := range []struct {
-			name string
-			prog *cebpf.Program
-		}{{"sys_enter_" + sc.name, sc.enter(&p.objs)}, {"sys_exit_" + sc.name, p.objs.Exit}} {
-			l, err := link.Tracepoint("syscalls", phase.name, phase.prog, nil)
-			if err != nil {
-				what := "attaching tracepoint syscalls/" + phase.name
-				if errors.Is(err, os.ErrNotExist) {
-					if sc.optional {
-						p.Missing = append(p.Missing, phase.name)
-						continue
-					}
-					_ = p.Close()
-					return nil, fmt.Errorf("%w: %s: %w", ErrUnsupported, what, err)
-				}
-				_ = p.Close()
-				return nil, classify(what, err)
-			}
-			p.links = append(p.links, l)
+	for _, a := range []struct {
+		name string
+		prog *cebpf.Program
+	}{{"sys_exit", p.objs.SysExit}, {"inet_sock_set_state", p.objs.SockClose}} {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.name, Program: a.prog})
+		if err != nil {
+			_ = p.Close()
+			return nil, classify("attaching raw tracepoint "+a.name+" (L7)", err)
 		}
+		p.links = append(p.links, l)
 	}
-	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "inet_sock_set_state", Program: p.objs.SockClose})
-	if err != nil {
-		_ = p.Close()
-		return nil, classify("attaching raw tracepoint inet_sock_set_state (L7)", err)
-	}
-	p.links = append(p.links, l)
 	p.reader, err = ringbuf.NewReader(p.objs.Segments)
 	if err != nil {
 		_ = p.Close()
@@ -235,10 +179,11 @@ func (p *L7Probe) Counters() (L7Counters, error) {
 		return L7Counters{}, ErrClosed
 	}
 	var c L7Counters
-	slots := []*uint64{&c.Lost, &c.Suppressed, &c.Truncated, &c.Detected, &c.GivenUp, &c.Forwarded, &c.Seeded, &c.Closed}
+	// slot 5 is unused (user space counts the records it reads)
+	slots := map[uint32]*uint64{0: &c.Lost, 1: &c.Suppressed, 2: &c.Truncated, 3: &c.Detected, 4: &c.GivenUp, 6: &c.Seeded, 7: &c.Closed}
 	var perCPU []uint64
 	for i, dst := range slots {
-		if err := p.objs.Counters.Lookup(uint32(i), &perCPU); err != nil {
+		if err := p.objs.Counters.Lookup(i, &perCPU); err != nil {
 			return L7Counters{}, fmt.Errorf("reading L7 counter %d: %w", i, err)
 		}
 		for _, n := range perCPU {

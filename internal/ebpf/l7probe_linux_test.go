@@ -150,7 +150,7 @@ func TestL7HTTPExchangeAndClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Detected < 2 || st.Forwarded < 5 || st.Closed < 2 {
+	if st.Detected < 2 || st.Closed < 2 {
 		t.Errorf("counters %+v", st)
 	}
 }

@@ -155,9 +155,6 @@ func (t *Tracer) Start(seeded *ebpf.Probe) error {
 	if err != nil {
 		return err
 	}
-	if len(p.Missing) > 0 {
-		t.log.Info("kernel lacks some syscall tracepoints: their L7 traffic is not seen", zap.Strings("missing", p.Missing))
-	}
 	t.done = make(chan struct{})
 	t.probe.Store(p)
 	go t.read(p)
