@@ -140,7 +140,7 @@ func run(n, rounds int, nat, withL7 bool) error {
 		before, cpu0 := tr.Stats().EventsProcessed, cpuSeconds()
 		secs, err = runChild(n)
 		if err != nil {
-			closeAgent(tr, lt)
+			_ = closeAgent(tr, lt)
 			return err
 		}
 		// let the reader catch up before reading CPU time

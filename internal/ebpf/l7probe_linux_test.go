@@ -86,7 +86,10 @@ func expectSegment(t *testing.T, s l7.Segment, proto l7.Protocol, flags uint8, o
 	}
 }
 
-func fdOf(t *testing.T, c net.Conn) int { return testutil.ConnFD(t, c.(syscall.Conn)) }
+func fdOf(t *testing.T, c net.Conn) int {
+	t.Helper()
+	return testutil.ConnFD(t, c.(syscall.Conn))
+}
 
 // TestL7HTTPExchangeAndClose: an HTTP/1.1 exchange over loopback gives one segment per
 // syscall at both ends (role, direction, offsets, payload), each end's first one flagged new,
@@ -124,14 +127,14 @@ func TestL7HTTPExchangeAndClose(t *testing.T) {
 		t.Fatalf("client %d segments, server %d; want 3 and 2: %+v", len(cs), len(ss), got.fds)
 	}
 	const (
-		recv = l7.FlagReceived
-		srv  = l7.FlagServer
-		new_ = l7.FlagNew
+		recv  = l7.FlagReceived
+		srv   = l7.FlagServer
+		fresh = l7.FlagNew
 	)
-	expectSegment(t, cs[0], l7.ProtocolHTTP, new_, 0, req)
+	expectSegment(t, cs[0], l7.ProtocolHTTP, fresh, 0, req)
 	expectSegment(t, cs[1], l7.ProtocolHTTP, recv, 0, resp+body)
 	expectSegment(t, cs[2], l7.ProtocolHTTP, 0, uint64(len(req)), "GET /two HTTP/1.1\r\n\r\n")
-	expectSegment(t, ss[0], l7.ProtocolHTTP, recv|srv|new_, 0, req)
+	expectSegment(t, ss[0], l7.ProtocolHTTP, recv|srv|fresh, 0, req)
 	expectSegment(t, ss[1], l7.ProtocolHTTP, srv, 0, resp+body)
 	if cs[0].Sock == ss[0].Sock || cs[0].Sock != cs[2].Sock || cs[0].FD != uint32(cfd) || cs[0].PID != uint32(os.Getpid()) {
 		t.Errorf("connection ids: client %#x/%#x, server %#x", cs[0].Sock, cs[2].Sock, ss[0].Sock)
@@ -340,7 +343,7 @@ func TestL7DNSOverUDP(t *testing.T) {
 func sendmmsg(fd int, to *unix.SockaddrInet4, msgs ...[]byte) error {
 	type mmsghdr struct {
 		hdr unix.Msghdr
-		n   uint32
+		_   uint32 // msg_len, set by the kernel
 		_   [4]byte
 	}
 	var rsa unix.RawSockaddrInet4

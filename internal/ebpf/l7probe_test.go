@@ -18,8 +18,16 @@ func TestL7SegmentLayout(t *testing.T) {
 		name string
 		off  uintptr
 	}{
-		{"TimestampNs", 0}, {"Sock", 8}, {"CgroupId", 16}, {"Offset", 24}, {"Pid", 32}, {"Fd", 36},
-		{"Length", 40}, {"Captured", 44}, {"Protocol", 46}, {"Flags", 47},
+		{"TimestampNs", 0},
+		{"Sock", 8},
+		{"CgroupId", 16},
+		{"Offset", 24},
+		{"Pid", 32},
+		{"Fd", 36},
+		{"Length", 40},
+		{"Captured", 44},
+		{"Protocol", 46},
+		{"Flags", 47},
 	}
 	typ := reflect.TypeOf(s)
 	for _, w := range want {
@@ -44,8 +52,10 @@ func TestL7SegmentLayout(t *testing.T) {
 		t.Errorf("decoded %+v", seg)
 	}
 	// Flags and protocols: the C values are internal/l7's.
-	flags := map[string]uint8{"received": l7.FlagReceived, "server": l7.FlagServer, "digest": l7.FlagDigest,
-		"new": l7.FlagNew, "udp": l7.FlagUDP, "truncated": l7.FlagTruncated, "closed": l7.FlagClosed}
+	flags := map[string]uint8{
+		"received": l7.FlagReceived, "server": l7.FlagServer, "digest": l7.FlagDigest,
+		"new": l7.FlagNew, "udp": l7.FlagUDP, "truncated": l7.FlagTruncated, "closed": l7.FlagClosed,
+	}
 	for name, v := range map[string]uint8{"received": 1, "server": 2, "digest": 4, "new": 8, "udp": 16, "truncated": 32, "closed": 64} {
 		if flags[name] != v {
 			t.Errorf("flag %s: l7 %d, l7.c %d", name, flags[name], v)
@@ -66,7 +76,7 @@ func TestSeededKeyShared(t *testing.T) {
 			t.Errorf("field %d: %s@%d (%d bytes) vs %s@%d (%d bytes)", i, fa.Name, fa.Offset, fa.Type.Size(), fb.Name, fb.Offset, fb.Type.Size())
 		}
 	}
-	var spec1, spec2 = mustSpec(t, loadCodexray), mustSpec(t, loadL7)
+	spec1, spec2 := mustSpec(t, loadCodexray), mustSpec(t, loadL7)
 	m1, m2 := spec1.Maps["seeded"], spec2.Maps["seeded"]
 	if m1.KeySize != m2.KeySize || m1.ValueSize != m2.ValueSize || m1.MaxEntries != m2.MaxEntries || m1.Flags != m2.Flags || m1.Type != m2.Type {
 		t.Errorf("seeded map: %+v in codexray.c, %+v in l7.c", m1, m2)

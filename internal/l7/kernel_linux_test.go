@@ -161,8 +161,10 @@ func TestKernelDetectorsMatchGo(t *testing.T) {
 
 // mutationBytes are the values each byte of a fixture is replaced with: the bounds the
 // detectors test (printable, digits, letters, versions, opcodes, lengths) and their neighbours.
-var mutationBytes = []byte{0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 0x16, 0x17, 0x1f, 0x20, 0x21, '*', '$', '/', '0', '9', ':',
-	0x3e, 0x3f, 0x40, 0x41, 'A', 'Z', '[', 'a', 'z', 0x7e, 0x7f, 0x80, 0xfe, 0xff, '\r', '\n', ' '}
+var mutationBytes = []byte{
+	0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 0x16, 0x17, 0x1f, 0x20, 0x21, '*', '$', '/', '0', '9', ':',
+	0x3e, 0x3f, 0x40, 0x41, 'A', 'Z', '[', 'a', 'z', 0x7e, 0x7f, 0x80, 0xfe, 0xff, '\r', '\n', ' ',
+}
 
 // mongoQueryFixture is a legacy OP_QUERY of isMaster.
 func mongoQueryFixture() string {
@@ -286,10 +288,9 @@ func TestKernelHTTP2DigestMatchesReference(t *testing.T) {
 	)
 	for batch := 0; batch < len(combos); batch += 40 {
 		type conn struct {
-			c         combo
-			cfd, sfd  uint32
-			cli, srv  net.Conn
-			wantTrunc bool
+			c        combo
+			cfd, sfd uint32
+			cli, srv net.Conn
 		}
 		var conns []conn
 		want := map[uint32]int{}

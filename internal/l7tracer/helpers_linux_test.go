@@ -3,7 +3,6 @@ package l7tracer
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -14,8 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -73,16 +70,18 @@ func runHelper(role, arg string) error {
 		case "http-server":
 			return http.Serve(ln, handler())
 		case "h2c-server":
-			return http.Serve(ln, h2c.NewHandler(handler(), &http2.Server{}))
+			var p http.Protocols
+			p.SetUnencryptedHTTP2(true) // prior knowledge, no upgrade
+			return (&http.Server{Handler: handler(), Protocols: &p}).Serve(ln)
 		}
 		return grpcServer().Serve(ln)
 	case "http-client", "h2c-client":
 		addr, paths, _ := strings.Cut(arg, " ")
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}}
 		if role == "h2c-client" {
-			client.Transport = &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, network, addr)
-			}}
+			var p http.Protocols
+			p.SetUnencryptedHTTP2(true)
+			client.Transport = &http.Transport{Protocols: &p}
 		}
 		for _, p := range strings.Fields(paths) {
 			resp, err := client.Get("http://" + addr + p)

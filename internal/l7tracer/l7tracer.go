@@ -181,7 +181,8 @@ func (t *Tracer) read(p *ebpf.L7Probe) {
 				delete(t.conns, seg.Sock) // gone, or a new connection at a reused address
 			}
 			t.tracker.Feed(&seg)
-			if n++; n&255 == 0 && len(t.waiting) > 0 {
+			n++
+			if n&255 == 0 && len(t.waiting) > 0 {
 				if now := time.Now(); now.After(until) {
 					t.retryWaiting(now)
 					until = now.Add(retryEvery)

@@ -13,6 +13,7 @@ import (
 // The Debian packages' servers and CLIs of serverCases.
 
 func redisServer(t *testing.T, cg *cgroup) string {
+	t.Helper()
 	port := freePort(t)
 	startProcess(t, cg.command(t, "", "redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", t.TempDir()))
@@ -25,6 +26,7 @@ func redisServer(t *testing.T, cg *cgroup) string {
 // connection.
 func redisCLI(commands string, pipe bool) func(*testing.T, *cgroup, string) {
 	return func(t *testing.T, cg *cgroup, addr string) {
+		t.Helper()
 		host, port, _ := strings.Cut(addr, ":")
 		args := []string{"-h", host, "-p", port}
 		if pipe {
@@ -39,6 +41,7 @@ func redisCLI(commands string, pipe bool) func(*testing.T, *cgroup, string) {
 // postgresServer initialises a cluster in a temporary directory and runs postgres as the
 // postgres user on a free port (trust authentication on loopback).
 func postgresServer(t *testing.T, cg *cgroup) string {
+	t.Helper()
 	bin := pgBin(t)
 	dir, err := os.MkdirTemp("", "codexray-l7test-pg") // reachable by the postgres user
 	if err != nil {
@@ -80,6 +83,7 @@ func pgBin(t *testing.T) string {
 // psql runs the script with the simple query protocol, one query per statement.
 func psql(script string) func(*testing.T, *cgroup, string) {
 	return func(t *testing.T, cg *cgroup, addr string) {
+		t.Helper()
 		host, port, _ := strings.Cut(addr, ":")
 		cmd := cg.command(t, "", "psql", "-X", "-q", "-h", host, "-p", port, "-U", "postgres", "-d", "postgres")
 		cmd.Stdin = strings.NewReader(script)
@@ -89,6 +93,7 @@ func psql(script string) func(*testing.T, *cgroup, string) {
 
 func pgxClient(queries string) func(*testing.T, *cgroup, string) {
 	return func(t *testing.T, cg *cgroup, addr string) {
+		t.Helper()
 		host, port, _ := strings.Cut(addr, ":")
 		dsn := fmt.Sprintf("postgres://postgres@%s:%s/postgres?sslmode=disable", host, port)
 		cmd := cg.command(t, "", os.Args[0], dsn+" "+queries)

@@ -277,6 +277,7 @@ func run(t *testing.T, cmd *exec.Cmd) {
 
 func helperServer(role string) func(*testing.T, *cgroup) string {
 	return func(t *testing.T, cg *cgroup) string {
+		t.Helper()
 		cmd := cg.command(t, "", os.Args[0])
 		cmd.Env = append(os.Environ(), helperEnv+"="+role)
 		stdout, err := cmd.StdoutPipe()
@@ -295,6 +296,7 @@ func helperServer(role string) func(*testing.T, *cgroup) string {
 
 func helperClient(role, script string) func(*testing.T, *cgroup, string) {
 	return func(t *testing.T, cg *cgroup, addr string) {
+		t.Helper()
 		cmd := cg.command(t, "", os.Args[0], addr+" "+script)
 		cmd.Env = append(os.Environ(), helperEnv+"="+role)
 		run(t, cmd)

@@ -48,26 +48,46 @@ type l7Recorders struct {
 // names in metadata.yaml are the ones that come out of the Prometheus exporter as those).
 // HTTP/2 is counted as HTTP, DNS, RabbitMQ and NATS have labels of their own.
 var l7Metrics = map[l7.Protocol]l7Recorders{
-	l7.ProtocolHTTP: {(*mb).RecordContainerHTTPRequestsDataPointWithStart, (*mb).RecordContainerHTTPRequestsDurationSecondsTotalDataPointWithStart,
-		(*mb).RecordContainerHTTPInboundRequestsDataPointWithStart, (*mb).RecordContainerHTTPInboundRequestsDurationSecondsTotalDataPointWithStart},
-	l7.ProtocolPostgres: {(*mb).RecordContainerPostgresQueriesDataPointWithStart, (*mb).RecordContainerPostgresQueriesDurationSecondsTotalDataPointWithStart,
-		(*mb).RecordContainerPostgresInboundQueriesDataPointWithStart, (*mb).RecordContainerPostgresInboundQueriesDurationSecondsTotalDataPointWithStart},
-	l7.ProtocolMySQL: {(*mb).RecordContainerMysqlQueriesDataPointWithStart, (*mb).RecordContainerMysqlQueriesDurationSecondsTotalDataPointWithStart,
-		(*mb).RecordContainerMysqlInboundQueriesDataPointWithStart, (*mb).RecordContainerMysqlInboundQueriesDurationSecondsTotalDataPointWithStart},
-	l7.ProtocolRedis: {(*mb).RecordContainerRedisQueriesDataPointWithStart, (*mb).RecordContainerRedisQueriesDurationSecondsTotalDataPointWithStart,
-		(*mb).RecordContainerRedisInboundQueriesDataPointWithStart, (*mb).RecordContainerRedisInboundQueriesDurationSecondsTotalDataPointWithStart},
-	l7.ProtocolMemcached: {(*mb).RecordContainerMemcachedQueriesDataPointWithStart, (*mb).RecordContainerMemcachedQueriesDurationSecondsTotalDataPointWithStart,
-		(*mb).RecordContainerMemcachedInboundQueriesDataPointWithStart, (*mb).RecordContainerMemcachedInboundQueriesDurationSecondsTotalDataPointWithStart},
-	l7.ProtocolMongo: {(*mb).RecordContainerMongoQueriesDataPointWithStart, (*mb).RecordContainerMongoQueriesDurationSecondsTotalDataPointWithStart,
-		(*mb).RecordContainerMongoInboundQueriesDataPointWithStart, (*mb).RecordContainerMongoInboundQueriesDurationSecondsTotalDataPointWithStart},
-	l7.ProtocolKafka: {(*mb).RecordContainerKafkaRequestsDataPointWithStart, (*mb).RecordContainerKafkaRequestsDurationSecondsTotalDataPointWithStart,
-		(*mb).RecordContainerKafkaInboundRequestsDataPointWithStart, (*mb).RecordContainerKafkaInboundRequestsDurationSecondsTotalDataPointWithStart},
-	l7.ProtocolCassandra: {(*mb).RecordContainerCassandraQueriesDataPointWithStart, (*mb).RecordContainerCassandraQueriesDurationSecondsTotalDataPointWithStart,
-		(*mb).RecordContainerCassandraInboundQueriesDataPointWithStart, (*mb).RecordContainerCassandraInboundQueriesDurationSecondsTotalDataPointWithStart},
-	l7.ProtocolClickHouse: {(*mb).RecordContainerClickhouseQueriesDataPointWithStart, (*mb).RecordContainerClickhouseQueriesDurationSecondsTotalDataPointWithStart,
-		(*mb).RecordContainerClickhouseInboundQueriesDataPointWithStart, (*mb).RecordContainerClickhouseInboundQueriesDurationSecondsTotalDataPointWithStart},
-	l7.ProtocolZooKeeper: {(*mb).RecordContainerZookeeperRequestsDataPointWithStart, (*mb).RecordContainerZookeeperRequestsDurationSecondsTotalDataPointWithStart,
-		(*mb).RecordContainerZookeeperInboundRequestsDataPointWithStart, (*mb).RecordContainerZookeeperInboundRequestsDurationSecondsTotalDataPointWithStart},
+	l7.ProtocolHTTP: {
+		(*mb).RecordContainerHTTPRequestsDataPointWithStart, (*mb).RecordContainerHTTPRequestsDurationSecondsTotalDataPointWithStart,
+		(*mb).RecordContainerHTTPInboundRequestsDataPointWithStart, (*mb).RecordContainerHTTPInboundRequestsDurationSecondsTotalDataPointWithStart,
+	},
+	l7.ProtocolPostgres: {
+		(*mb).RecordContainerPostgresQueriesDataPointWithStart, (*mb).RecordContainerPostgresQueriesDurationSecondsTotalDataPointWithStart,
+		(*mb).RecordContainerPostgresInboundQueriesDataPointWithStart, (*mb).RecordContainerPostgresInboundQueriesDurationSecondsTotalDataPointWithStart,
+	},
+	l7.ProtocolMySQL: {
+		(*mb).RecordContainerMysqlQueriesDataPointWithStart, (*mb).RecordContainerMysqlQueriesDurationSecondsTotalDataPointWithStart,
+		(*mb).RecordContainerMysqlInboundQueriesDataPointWithStart, (*mb).RecordContainerMysqlInboundQueriesDurationSecondsTotalDataPointWithStart,
+	},
+	l7.ProtocolRedis: {
+		(*mb).RecordContainerRedisQueriesDataPointWithStart, (*mb).RecordContainerRedisQueriesDurationSecondsTotalDataPointWithStart,
+		(*mb).RecordContainerRedisInboundQueriesDataPointWithStart, (*mb).RecordContainerRedisInboundQueriesDurationSecondsTotalDataPointWithStart,
+	},
+	l7.ProtocolMemcached: {
+		(*mb).RecordContainerMemcachedQueriesDataPointWithStart, (*mb).RecordContainerMemcachedQueriesDurationSecondsTotalDataPointWithStart,
+		(*mb).RecordContainerMemcachedInboundQueriesDataPointWithStart, (*mb).RecordContainerMemcachedInboundQueriesDurationSecondsTotalDataPointWithStart,
+	},
+	l7.ProtocolMongo: {
+		(*mb).RecordContainerMongoQueriesDataPointWithStart, (*mb).RecordContainerMongoQueriesDurationSecondsTotalDataPointWithStart,
+		(*mb).RecordContainerMongoInboundQueriesDataPointWithStart, (*mb).RecordContainerMongoInboundQueriesDurationSecondsTotalDataPointWithStart,
+	},
+	l7.ProtocolKafka: {
+		(*mb).RecordContainerKafkaRequestsDataPointWithStart, (*mb).RecordContainerKafkaRequestsDurationSecondsTotalDataPointWithStart,
+		(*mb).RecordContainerKafkaInboundRequestsDataPointWithStart, (*mb).RecordContainerKafkaInboundRequestsDurationSecondsTotalDataPointWithStart,
+	},
+	l7.ProtocolCassandra: {
+		(*mb).RecordContainerCassandraQueriesDataPointWithStart, (*mb).RecordContainerCassandraQueriesDurationSecondsTotalDataPointWithStart,
+		(*mb).RecordContainerCassandraInboundQueriesDataPointWithStart, (*mb).RecordContainerCassandraInboundQueriesDurationSecondsTotalDataPointWithStart,
+	},
+	l7.ProtocolClickHouse: {
+		(*mb).RecordContainerClickhouseQueriesDataPointWithStart, (*mb).RecordContainerClickhouseQueriesDurationSecondsTotalDataPointWithStart,
+		(*mb).RecordContainerClickhouseInboundQueriesDataPointWithStart, (*mb).RecordContainerClickhouseInboundQueriesDurationSecondsTotalDataPointWithStart,
+	},
+	l7.ProtocolZooKeeper: {
+		(*mb).RecordContainerZookeeperRequestsDataPointWithStart, (*mb).RecordContainerZookeeperRequestsDurationSecondsTotalDataPointWithStart,
+		(*mb).RecordContainerZookeeperInboundRequestsDataPointWithStart, (*mb).RecordContainerZookeeperInboundRequestsDurationSecondsTotalDataPointWithStart,
+	},
 }
 
 // recordL7 writes one container's L7 series, each with its entry's start (startOf).
