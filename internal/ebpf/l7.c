@@ -681,12 +681,12 @@ __attribute__((noinline)) int l7_h2_digest(struct l7_scratch *s, struct l7_h2 *h
 	__u8 trunc = 0, *truncated = &trunc;
 	struct l7_digest d = {.s = s, .h2 = h2, .start = start, .end = start + bytes};
 	if (h2->preface) {
+		// The preface, or the part of it this first syscall moved (detection checked it).
 		h2->preface = 0;
-		if (bytes >= 24) {
-			copy_out(s, 0, 16, 24);
-			put_entry(s, 0, start, 24, 24, 0);
-			d.pos = 40;
-		}
+		__u32 n = bytes < 24 ? bytes : 24;
+		copy_out(s, 0, 16, n);
+		put_entry(s, 0, start, n, n, 0);
+		d.pos = 16 + n;
 	}
 	if (!h2->synced) {
 		if (bytes < 9)

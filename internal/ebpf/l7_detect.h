@@ -55,10 +55,17 @@ static __always_inline int is_alpha(__u8 c)
 
 static const char h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-// detect_http2_preface reads bytes 0..23.
+// detect_http2_preface reads bytes 0..23: the preface, or at least its first line (14 bytes)
+// and as much of the rest as the syscall moved.
 static __always_inline int detect_http2_preface(struct l7_detect_input *in)
 {
-	return has_prefix(in, 0, h2_preface, 24);
+	if (in->len < 14)
+		return 0;
+	__u8 diff = 0;
+	for (int k = 0; k < 24; k++)
+		if (k < in->len)
+			diff |= DB(k) ^ (__u8)h2_preface[k];
+	return !diff;
 }
 
 #define HTTP_METHODS 9

@@ -95,10 +95,16 @@ func roleOfRequest(f Flow) Role {
 	return RoleServer
 }
 
-// DetectHTTP2Preface reads bytes 0..23: the client connection preface.
+// DetectHTTP2Preface reads bytes 0..23: the client connection preface, or its first line
+// "PRI * HTTP/2.0" alone and as much of the rest as the syscall moved (Go's net/http server
+// reads those 14 bytes first when it serves unencrypted HTTP/2).
 func DetectHTTP2Preface(b []byte, total uint32) bool {
-	return len(b) >= len(h2Preface) && string(b[:len(h2Preface)]) == h2Preface
+	n := min(len(b), len(h2Preface))
+	return n >= h2PrefaceLine && string(b[:n]) == h2Preface[:n]
 }
+
+// h2PrefaceLine is the length of the preface's first line, "PRI * HTTP/2.0".
+const h2PrefaceLine = 14
 
 // DetectHTTP1Request reads bytes 0..8: a method, a space and the first byte of the target.
 func DetectHTTP1Request(b []byte, total uint32) bool { return httpMethod(b[:min(len(b), 9)]) != 0 }

@@ -18,6 +18,9 @@ type detectCase struct {
 func detectCases() []detectCase {
 	return []detectCase{
 		{"HTTP/2 preface", Sent, h2Preface + "\x00\x00\x00\x04\x00\x00\x00\x00\x00", false, false, ProtocolHTTP2, RoleClient},
+		{"HTTP/2 preface's first line read alone", Received, "PRI * HTTP/2.0", false, false, ProtocolHTTP2, RoleServer},
+		{"HTTP/2 preface cut", Received, "PRI * HTTP/2.0\r\n\r\nS", false, false, ProtocolHTTP2, RoleServer},
+		{"not a preface", Received, "PRI * HTTP/2.1", false, false, ProtocolUnknown, 0},
 		{"HTTP/1 request sent", Sent, getReq, false, false, ProtocolHTTP, RoleClient},
 		{"HTTP/1 request received", Received, postReq("x"), false, false, ProtocolHTTP, RoleServer},
 		{"HTTP/1 response received", Received, ok200, false, false, ProtocolHTTP, RoleClient},

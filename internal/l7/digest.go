@@ -55,8 +55,12 @@ func (d *HTTP2Digester) Digest(dst, data []byte) (out []byte, truncated bool) {
 	start := d.offset
 	end := start + uint64(len(data))
 	d.offset = end
-	if start == 0 && d.next == uint64(len(h2Preface)) && len(data) >= len(h2Preface) && string(data[:len(h2Preface)]) == h2Preface {
-		dst = AppendDigestEntry(dst, 0, uint32(len(h2Preface)), 0, data[:len(h2Preface)])
+	if start == 0 && d.next == uint64(len(h2Preface)) {
+		// The preface, or the part of it the first syscall moved (a server may read its first
+		// line alone): one entry at offset 0.
+		if n := min(len(data), len(h2Preface)); n > 0 && string(data[:n]) == h2Preface[:n] {
+			dst = AppendDigestEntry(dst, 0, uint32(n), 0, data[:n])
+		}
 	}
 	if !d.synced {
 		if !h2FrameHeaderPlausible(data) {
