@@ -134,7 +134,7 @@ func TestJoinsListen(t *testing.T) {
 		}
 		joined++
 	}
-	if joined != 7 {
-		t.Errorf("%d queries join a listen address, want the 7 TCP connection queries", joined)
+	if joined != 16 {
+		t.Errorf("%d queries join a listen address, want the 7 TCP connection queries and the 9 L7 ones of HTTP, Postgres and Redis", joined)
 	}
 }
