@@ -132,6 +132,24 @@ func runHelper(role, arg string) error {
 			}
 		}
 		return nil
+	case "raw-client":
+		// Each |-separated message written alone, its answer read before the next one.
+		addr, script, _ := strings.Cut(arg, " ")
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		for _, m := range strings.Split(script, "|") {
+			if _, err := io.WriteString(c, m); err != nil {
+				return err
+			}
+			if _, err := c.Read(buf); err != nil {
+				return err
+			}
+		}
+		return nil
 	case "pgx-client":
 		// The extended query protocol: one round trip (Parse, Bind, Execute, Sync) per query.
 		dsn, queries, _ := strings.Cut(arg, " ")

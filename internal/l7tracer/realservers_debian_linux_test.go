@@ -101,3 +101,56 @@ func pgxClient(queries string) func(*testing.T, *cgroup, string) {
 		run(t, cmd)
 	}
 }
+
+func memcachedServer(t *testing.T, cg *cgroup) string {
+	t.Helper()
+	port := freePort(t)
+	startProcess(t, cg.command(t, "", "memcached", "-l", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "0", "-u", "nobody"))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, 10*time.Second)
+	return addr
+}
+
+// nginxServer runs nginx in one process (no workers) with a configuration of the test:
+// /ok answers 200, /fail 500, anything else 404.
+func nginxServer(t *testing.T, cg *cgroup) string {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events {}
+http {
+  access_log off;
+  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
+  server {
+    listen 127.0.0.1:%[2]d;
+    location = /ok { return 200 "ok"; }
+    location = /fail { return 500; }
+    location / { return 404; }
+  }
+}
+`, dir, port)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startProcess(t, cg.command(t, "", "nginx", "-p", dir, "-c", path))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, 10*time.Second)
+	return addr
+}
+
+// curl requests the paths over one keep-alive connection.
+func curl(paths ...string) func(*testing.T, *cgroup, string) {
+	return func(t *testing.T, cg *cgroup, addr string) {
+		t.Helper()
+		args := []string{"-s", "-o", "/dev/null"}
+		for _, p := range paths {
+			args = append(args, "http://"+addr+p)
+		}
+		run(t, cg.command(t, "", "curl", args...))
+	}
+}

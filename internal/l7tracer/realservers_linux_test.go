@@ -83,6 +83,19 @@ func serverCases() []serverCase {
 			server: redisServer, client: redisCLI(strings.Repeat("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", 30), true),
 		},
 		{
+			// curl reuses one connection for its URLs; nginx answers from its config.
+			name: "nginx with curl", proto: l7.ProtocolHTTP, needs: "nginx",
+			out: map[string]uint64{"200": 3, "404": 2, "500": 1}, in: map[string]uint64{"200": 3, "404": 2, "500": 1},
+			server: nginxServer, client: curl("/ok", "/ok", "/missing", "/fail", "/nothing", "/ok"),
+		},
+		{
+			// The text protocol on one connection: set, get (a hit and a miss), delete of a missing
+			// key (NOT_FOUND answers the question: ok), incr of a string (CLIENT_ERROR: failed).
+			name: "memcached", proto: l7.ProtocolMemcached, needs: "memcached",
+			out: map[string]uint64{"ok": 4, "failed": 1}, in: map[string]uint64{"ok": 4, "failed": 1},
+			server: memcachedServer, client: helperClient("raw-client", "set k 0 0 1\r\nv\r\n|get k\r\n|get nokey\r\n|delete nokey\r\n|incr k 1\r\n"),
+		},
+		{
 			name: "postgresql with psql (simple query)", proto: l7.ProtocolPostgres, needs: "psql",
 			out: map[string]uint64{"ok": 3, "failed": 1}, in: map[string]uint64{"ok": 3, "failed": 1}, slow: 1,
 			server: postgresServer, client: psql("SELECT 1;\nSELECT pg_sleep(0.06);\nSELECT * FROM no_such_table;\nSELECT 2;\n"),

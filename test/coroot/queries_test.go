@@ -43,17 +43,18 @@ func TestQueriesCount(t *testing.T) {
 	if len(byProvider) != len(want) {
 		t.Errorf("providers %v, want exactly %v", byProvider, want)
 	}
-	if provided != 61 {
-		t.Errorf("%d provided queries, want 61", provided)
+	if provided != 66 {
+		t.Errorf("%d provided queries, want 66", provided)
 	}
 }
 
 // GPU, DNS and the language runtimes are other work: they may never be marked provided here,
 // so the acceptance test cannot count them as passing. L7 queries are provided protocol by
-// protocol, once the protocol's real-server tests pass (issue 16: HTTP, Postgres, Redis).
+// protocol, once the protocol's real-server tests pass (issue 16: HTTP, Postgres, Redis,
+// Memcached).
 func TestNotYetProvidedFeatures(t *testing.T) {
 	notYet := []string{"gpu", "dns", "jvm", "go", "dotnet", "python", "nodejs"}
-	l7Provided := regexp.MustCompile(`^container_(http|postgres|redis)_`)
+	l7Provided := regexp.MustCompile(`^container_(http|postgres|redis|memcached)_`)
 	for _, q := range load(t) {
 		wantNotYet := slices.Contains(notYet, q.ProvidedBy) || q.ProvidedBy == "l7" && !l7Provided.MatchString(q.Name)
 		if wantNotYet != (q.Status == NotYetProvided) {
@@ -134,7 +135,7 @@ func TestJoinsListen(t *testing.T) {
 		}
 		joined++
 	}
-	if joined != 16 {
-		t.Errorf("%d queries join a listen address, want the 7 TCP connection queries and the 9 L7 ones of HTTP, Postgres and Redis", joined)
+	if joined != 19 {
+		t.Errorf("%d queries join a listen address, want the 7 TCP connection queries and the 12 L7 ones of HTTP, Postgres, Redis and Memcached", joined)
 	}
 }
