@@ -21,10 +21,10 @@ generate_pkgs=(clang llvm libbpf-dev)
 # conntrack for the retransmit and NAT tests, curl for the run and deploy checks, and the CNI
 # plugins (bridge, host-local, loopback) of the single-node cluster of `make e2e-k8s`.
 # The L7 tests run real servers and clients from Debian (redis-server and redis-cli, postgres
-# and psql, nginx, memcached); wrk loads HTTP for the L7 overhead benchmark (make bench).
+# and psql, nginx, memcached, dnsmasq); wrk loads HTTP for the L7 overhead benchmark (make bench).
 test_pkgs=(bpftool docker.io containerd busybox-static prometheus systemd-journal-remote iptables iproute2
 	conntrack curl ca-certificates containernetworking-plugins redis-server redis-tools postgresql
-	postgresql-client nginx-light memcached wrk)
+	postgresql-client nginx-light memcached dnsmasq-base wrk)
 
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(test)

@@ -132,6 +132,16 @@ func runHelper(role, arg string) error {
 			}
 		}
 		return nil
+	case "dns-client":
+		// A queries only (ip4), over UDP to the server's address.
+		server, names, _ := strings.Cut(arg, " ")
+		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "udp", server)
+		}}
+		for _, n := range strings.Fields(names) {
+			_, _ = r.LookupIP(context.Background(), "ip4", n)
+		}
+		return nil
 	case "raw-client":
 		// Each |-separated message written alone, its answer read before the next one.
 		addr, script, _ := strings.Cut(arg, " ")

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -153,4 +154,26 @@ func curl(paths ...string) func(*testing.T, *cgroup, string) {
 		}
 		run(t, cg.command(t, "", "curl", args...))
 	}
+}
+
+// dnsAddrs hands out loopback addresses of this test for servers that must listen on port 53.
+var dnsAddrs = struct {
+	sync.Mutex
+	next byte
+}{next: 1}
+
+// dnsmasqServer answers example.test with 10.1.2.3 and nothing else in .test (NXDOMAIN),
+// on port 53 of an address of its own (127.53.x.y: DNS is detected on port 53 only).
+func dnsmasqServer(t *testing.T, cg *cgroup) string {
+	t.Helper()
+	dnsAddrs.Lock()
+	ip := fmt.Sprintf("127.53.%d.%d", os.Getpid()%200+1, dnsAddrs.next)
+	dnsAddrs.next++
+	dnsAddrs.Unlock()
+	startProcess(t, cg.command(t, "", "dnsmasq", "-k", "--conf-file=/dev/null", "--listen-address="+ip, "--bind-interfaces",
+		"--port=53", "--no-resolv", "--no-hosts", "--address=/example.test/10.1.2.3", "--local=/test/", "-u", "root",
+		"--pid-file="+filepath.Join(t.TempDir(), "dnsmasq.pid")))
+	addr := ip + ":53"
+	waitListening(t, addr, 10*time.Second) // dnsmasq answers TCP too
+	return addr
 }

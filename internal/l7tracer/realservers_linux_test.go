@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -43,6 +44,10 @@ type serverCase struct {
 	out, in map[string]uint64
 	slow    uint64 // requests made slow by injectedDelay
 	needs   string // an executable the case needs (installed by scripts/install-deps.sh)
+	// dns: the counts are DNS's, "type domain status" at the client and "status" at the
+	// server, and ipToFQDN the pair its answers teach.
+	dns      bool
+	ipToFQDN [2]string
 }
 
 func serverCases() []serverCase {
@@ -96,6 +101,15 @@ func serverCases() []serverCase {
 			server: memcachedServer, client: helperClient("raw-client", "set k 0 0 1\r\nv\r\n|get k\r\n|get nokey\r\n|delete nokey\r\n|incr k 1\r\n"),
 		},
 		{
+			// Go's resolver asks dnsmasq (bound to an address of this test on port 53) for A
+			// records: a name it answers twice, one it does not know.
+			name: "dnsmasq with Go's resolver", proto: l7.ProtocolDNS, needs: "dnsmasq", dns: true,
+			out:      map[string]uint64{"TypeA example.test ok": 2, "TypeA missing.test nxdomain": 1},
+			in:       map[string]uint64{"ok": 2, "nxdomain": 1},
+			ipToFQDN: [2]string{"10.1.2.3", "example.test"},
+			server:   dnsmasqServer, client: helperClient("dns-client", "example.test example.test missing.test"),
+		},
+		{
 			name: "postgresql with psql (simple query)", proto: l7.ProtocolPostgres, needs: "psql",
 			out: map[string]uint64{"ok": 3, "failed": 1}, in: map[string]uint64{"ok": 3, "failed": 1}, slow: 1,
 			server: postgresServer, client: psql("SELECT 1;\nSELECT pg_sleep(0.06);\nSELECT * FROM no_such_table;\nSELECT 2;\n"),
@@ -121,6 +135,12 @@ func TestRealServers(t *testing.T) {
 			srv, cl := newCgroup(t, cgroups, fmt.Sprintf("s%d", i)), newCgroup(t, cgroups, fmt.Sprintf("c%d", i))
 			addr := tc.server(t, srv)
 			tc.client(t, cl, addr)
+			if tc.dns {
+				checkDNS(t, lt, cl.id, false, tc.out)
+				checkDNS(t, lt, srv.id, true, tc.in)
+				checkIPToFQDN(t, lt, tc.ipToFQDN)
+				return
+			}
 			checkEnd(t, lt, cl.id, tc.proto, false, addr, tc.out, tc.slow)
 			checkEnd(t, lt, srv.id, tc.proto, true, "", tc.in, tc.slow)
 		})
@@ -178,6 +198,56 @@ func checkEnd(t *testing.T, lt *Tracer, id containers.ID, proto l7.Protocol, inb
 	}
 	if above < slow || hist.Sum < float64(slow)*injectedDelay.Seconds() {
 		t.Errorf("inbound=%v: %d observations above 50 ms (sum %.3f s), want ≥ %d slow ones of %s", inbound, above, hist.Sum, slow, injectedDelay)
+	}
+}
+
+// checkDNS waits until one end's DNS counts equal want, then checks its histogram.
+func checkDNS(t *testing.T, lt *Tracer, id containers.ID, inbound bool, want map[string]uint64) {
+	t.Helper()
+	var st requeststats.ContainerStats
+	var total uint64
+	for _, n := range want {
+		total += n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lt.ContainerStats(id, &st)
+		got := map[string]uint64{}
+		for _, d := range st.DNS {
+			if d.Inbound != inbound {
+				continue
+			}
+			key := d.Status.Label()
+			if !inbound {
+				key = d.RequestType + " " + d.Domain + " " + key
+			}
+			got[key] += d.Count
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("inbound=%v: DNS counts %v, want %v (stats %+v)", inbound, got, want, lt.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, h := range st.DNSDurations {
+		if h.Inbound == inbound && (h.Count != total || h.Sum <= 0) {
+			t.Errorf("inbound=%v: DNS histogram %+v, want %d observations", inbound, h, total)
+		}
+	}
+}
+
+func checkIPToFQDN(t *testing.T, lt *Tracer, want [2]string) {
+	t.Helper()
+	found := false
+	lt.IPToFQDN(func(ip netip.Addr, fqdn string) {
+		if ip.String() == want[0] && fqdn == want[1] {
+			found = true
+		}
+	})
+	if !found {
+		t.Errorf("no ip_to_fqdn pair %s → %s", want[0], want[1])
 	}
 }
 
