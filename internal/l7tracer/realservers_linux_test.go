@@ -231,8 +231,8 @@ func checkDNS(t *testing.T, lt *Tracer, id containers.ID, inbound bool, want map
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, h := range st.DNSDurations {
-		if h.Inbound == inbound && (h.Count != total || h.Sum <= 0) {
+	for i := range st.DNSDurations {
+		if h := &st.DNSDurations[i]; h.Inbound == inbound && (h.Count != total || h.Sum <= 0) {
 			t.Errorf("inbound=%v: DNS histogram %+v, want %d observations", inbound, h, total)
 		}
 	}
