@@ -171,6 +171,10 @@ func (p *L7Probe) ReadRecordUntil(until time.Time) ([]byte, error) {
 	return p.record.RawSample, nil
 }
 
+// Flush makes ReadRecord return every record in the ring buffer now, without waiting for the
+// next poll, and then ErrFlushed once (Probe.Flush's rule).
+func (p *L7Probe) Flush() error { return p.reader.Flush() }
+
 // Counters returns the kernel side's self-metrics.
 func (p *L7Probe) Counters() (L7Counters, error) {
 	p.mu.RLock()

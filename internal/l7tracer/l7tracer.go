@@ -110,8 +110,9 @@ type Tracer struct {
 	conns   map[uint64]attribution
 	waiting []waiting
 
-	probe atomic.Pointer[ebpf.L7Probe] // set by Start
-	done  chan struct{}
+	probe   atomic.Pointer[ebpf.L7Probe] // set by Start
+	done    chan struct{}
+	flushed chan struct{} // a signal when the reader has fed every record of a Drain's flush
 
 	records, decodeErrors, unattributed atomic.Uint64
 }
@@ -155,7 +156,7 @@ func (t *Tracer) Start(seeded *ebpf.Probe) error {
 	if err != nil {
 		return err
 	}
-	t.done = make(chan struct{})
+	t.done, t.flushed = make(chan struct{}), make(chan struct{}, 1)
 	t.probe.Store(p)
 	go t.read(p)
 	return nil
@@ -195,11 +196,40 @@ func (t *Tracer) read(p *ebpf.L7Probe) {
 			t.retryWaiting(now)
 			t.mu.Unlock()
 			until = now.Add(retryEvery)
+		case errors.Is(err, ebpf.ErrFlushed):
+			t.mu.Lock()
+			t.retryWaiting(time.Now())
+			t.mu.Unlock()
+			select {
+			case t.flushed <- struct{}{}:
+			default:
+			}
 		case errors.Is(err, ebpf.ErrClosed):
 			return
 		default:
 			t.decodeErrors.Add(1)
 		}
+	}
+}
+
+// Drain waits (at most timeout) until the reader has fed every record the kernel wrote
+// before the call, so that a collection right after it counts the requests made just before:
+// the receiver's last collection at shutdown.
+func (t *Tracer) Drain(timeout time.Duration) {
+	p := t.probe.Load()
+	if p == nil {
+		return
+	}
+	select {
+	case <-t.flushed: // a stale signal of an earlier Drain that gave up
+	default:
+	}
+	if err := p.Flush(); err != nil {
+		return
+	}
+	select {
+	case <-t.flushed:
+	case <-time.After(timeout):
 	}
 }
 

@@ -174,10 +174,13 @@ const drainTimeout = time.Second
 // counts the connects made just before it.
 func (s *ebpfSource) stopInput(context.Context) {
 	s.mu.Lock()
-	t := s.tracer
+	t, lt := s.tracer, s.l7
 	s.mu.Unlock()
 	if t != nil {
 		t.Drain(drainTimeout)
+	}
+	if lt != nil {
+		lt.Drain(drainTimeout) // after the tracer's: outbound requests need its connects
 	}
 }
 
