@@ -59,12 +59,21 @@ service:
 `, addr(exporterPort)))
 	agent := startLoggedProcess(t, nil, bin, "--config", config)
 	ctx := context.Background()
-	waitFor(ctx, t, "the exporter", 60*time.Second, func() (bool, error) {
+	// The L7 capture is attached once its self-metrics are exported: only then may the
+	// container make the requests the test counts.
+	waitFor(ctx, t, "the L7 capture's self-metrics", 60*time.Second, func() (bool, error) {
 		agent.requireRunning(t)
-		_, err := scrape(addr(exporterPort))
-		return err == nil, nil
+		samples, err := scrape(addr(exporterPort))
+		if err != nil {
+			return false, nil
+		}
+		for _, s := range samples {
+			if s.Name == "codexray_l7_segments_read_total" {
+				return true, nil
+			}
+		}
+		return false, nil
 	})
-	time.Sleep(2 * time.Second) // the L7 capture is attached once the source started
 
 	// 6 requests answered 200 and 3 answered 503, one connection each (busybox wget).
 	script := fmt.Sprintf(`for i in 1 2 3; do wget -q -O- http://%[1]s/ok; wget -q -O- http://%[1]s/ok; wget -q -O- http://%[1]s/fail; done; sleep 3600`, dst)
