@@ -39,7 +39,10 @@ func run(t *testing.T, name string, args ...string) string {
 
 func TestDockerContainer(t *testing.T) {
 	testutil.RequireDocker(t)
-	id := run(t, "docker", "run", "-d", "--cpus", "0.5", "-m", "64m", "--label", "codexray-test=1", "--network", "none",
+	// A busy loop under a small CPU quota: the kernel throttles it in nearly every period however
+	// busy the machine is. (Under a 0.5 core quota a loaded 2-core host gave the loop less than
+	// its quota, so it was never throttled.)
+	id := run(t, "docker", "run", "-d", "--cpus", "0.05", "-m", "64m", "--label", "codexray-test=1", "--network", "none",
 		"--name", fmt.Sprintf("codexray-registry-%d", os.Getpid()), testutil.DockerImage, "sh", "-c", "while :; do :; done")
 	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
 	pid64, err := strconv.ParseUint(run(t, "docker", "inspect", "-f", "{{.State.Pid}}", id), 10, 32)
@@ -62,24 +65,42 @@ func TestDockerContainer(t *testing.T) {
 	if !strings.HasSuffix(c.LogPath, id+"-json.log") {
 		t.Fatalf("log path %q", c.LogPath)
 	}
+	start := time.Now()
 	s1, err := c.Resources()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s1.CPU.LimitCores != 0.5 || s1.Memory.LimitBytes != 67108864 {
+	p1 := processCPUSeconds(t, uint32(pid64))
+	if s1.CPU.LimitCores != 0.05 || s1.Memory.LimitBytes != 67108864 {
 		t.Fatalf("limits: %+v %+v", s1.CPU, s1.Memory)
 	}
-	time.Sleep(time.Second)
-	s2, err := c.Resources()
-	if err != nil {
-		t.Fatal(err)
+	// Wait for 0.1 s of CPU (2 s at the quota when the machine is idle) and a throttled period.
+	var s2 cgroups.Stats
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		time.Sleep(100 * time.Millisecond)
+		if s2, err = c.Resources(); err != nil {
+			t.Fatal(err)
+		}
+		if s2.CPU.UsageSeconds-s1.CPU.UsageSeconds >= 0.1 && s2.CPU.ThrottledSeconds > s1.CPU.ThrottledSeconds {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: cpu usage rose by %.3fs (want 0.1s), throttled time %.3fs -> %.3fs",
+				time.Since(start), s2.CPU.UsageSeconds-s1.CPU.UsageSeconds, s1.CPU.ThrottledSeconds, s2.CPU.ThrottledSeconds)
+		}
 	}
-	// Burning CPU under a 0.5 core quota: about 0.5 s of CPU in 1 s, throttled the rest.
-	if d := s2.CPU.UsageSeconds - s1.CPU.UsageSeconds; d < 0.3 || d > 0.7 {
-		t.Fatalf("cpu usage rose by %.3fs in 1s, want about 0.5s (%v -> %v)", d, s1.CPU, s2.CPU)
+	p2 := processCPUSeconds(t, uint32(pid64))
+	elapsed := time.Since(start).Seconds()
+	t.Logf("in %.1fs: cpu %v -> %v, process cpu time %.2fs -> %.2fs", elapsed, s1.CPU, s2.CPU, p1, p2)
+	// The cgroup's usage is the loop's own CPU time (in seconds: /proc/<pid>/stat counts it in
+	// 10 ms ticks, hence the tolerance), and never more than the quota allows.
+	d := s2.CPU.UsageSeconds - s1.CPU.UsageSeconds
+	if dp := p2 - p1; d < dp-0.03 || d > dp+0.03 {
+		t.Fatalf("cgroup cpu usage rose by %.3fs, the process's cpu time by %.3fs (%v -> %v)", d, dp, s1.CPU, s2.CPU)
 	}
-	if s2.CPU.ThrottledSeconds <= s1.CPU.ThrottledSeconds {
-		t.Fatalf("throttled time did not rise: %v -> %v", s1.CPU, s2.CPU)
+	if limit := 0.05*elapsed + 0.02; d > limit {
+		t.Fatalf("cpu usage rose by %.3fs in %.1fs, more than the 0.05 core quota allows", d, elapsed)
 	}
 	if s2.Memory.RSSBytes == 0 {
 		t.Fatalf("memory: %+v", s2.Memory)
@@ -118,6 +139,25 @@ func TestDockerContainer(t *testing.T) {
 	if err != nil || final.CPU.UsageSeconds < s2.CPU.UsageSeconds {
 		t.Fatalf("final counters of a removed container: %+v %v", final.CPU, err)
 	}
+}
+
+// processCPUSeconds is the user+system CPU time of a process from /proc/<pid>/stat.
+func processCPUSeconds(t *testing.T, pid uint32) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command (in parentheses, which may contain spaces): state is field 3,
+	// utime and stime are fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	utime, err1 := strconv.ParseUint(fields[11], 10, 64)
+	stime, err2 := strconv.ParseUint(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("/proc/%d/stat: %q", pid, s)
+	}
+	return float64(utime+stime) / 100
 }
 
 func TestCRIPod(t *testing.T) {
