@@ -80,6 +80,14 @@ type fileCheckpoint struct {
 	Ino    uint64      `json:"ino"`
 	FP     fingerprint `json:"fp"`
 	Offset int64       `json:"offset"`
+	// Tail is the last bytes read before Offset (absent when a partial line was pending, and
+	// in checkpoints of earlier versions).
+	Tail []byte `json:"tail,omitempty"`
+}
+
+// taken is the follower that saved cp, as far as telling its content goes.
+func (cp *fileCheckpoint) taken() *follower {
+	return &follower{fp: cp.FP, offset: cp.Offset, tail: cp.Tail}
 }
 
 func fileCheckpointKey(path string) string { return "logs/file:" + path }
@@ -120,7 +128,11 @@ func (w *fileWatcher) saveCheckpoint(ctx context.Context, path string, r *follow
 	if w.store == nil {
 		return true
 	}
-	b, _ := json.Marshal(fileCheckpoint{Dev: r.dev, Ino: r.ino, FP: r.fp, Offset: r.commit})
+	cp := fileCheckpoint{Dev: r.dev, Ino: r.ino, FP: r.fp, Offset: r.commit}
+	if r.commit == r.offset {
+		cp.Tail = r.tail
+	}
+	b, _ := json.Marshal(cp)
 	if err := w.store.Set(ctx, fileCheckpointKey(path), b); err != nil {
 		w.reportOnce("checkpoint-set", "cannot save log checkpoints", zap.Error(err))
 		return false

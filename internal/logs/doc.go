@@ -42,11 +42,14 @@
 //
 // # Tailing
 //
-// A file is identified by (device, inode) and a hash of its first 512 bytes. A path that names
-// another file (rename rotation, re-creation) or vanishes: the old file is drained and read for
-// rotation_grace more, the new one read from its first line. A file that shrinks or whose first
-// bytes change (copytruncate): what had not been read is finished from a rotated copy beside it
-// (app.log.1, app.log-20240101, …) with the same first bytes, then the file is read from 0.
+// A file is identified by (device, inode), a hash of its first 512 bytes and the last bytes
+// read before the offset. A path that names another file (rename rotation, re-creation) or
+// vanishes: the old file is drained and read for rotation_grace more, the new one read from its
+// first line. A file that shrinks or no longer holds what was read where it was read
+// (copytruncate, by a writer with or without O_APPEND): what had not been read is finished from
+// the rotated copy beside it (app.log.1, app.log-20240101, …) that holds it, then the file is
+// read from 0. When a path rotated more than once between two polls, the rotated files that
+// appeared beside it since (named with a number or a date) are read whole, oldest first.
 // Lines longer than max_line_length are cut (counted in Stats.Truncated); invalid UTF-8 becomes
 // U+FFFD and control characters spaces; a line of binary data is no message (counted in
 // Stats.BinaryLines). Without checkpoints, files present at start are read from their end and

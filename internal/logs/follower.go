@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -31,6 +29,13 @@ type fingerprint struct {
 }
 
 func readFingerprint(f io.ReaderAt, size int64, scratch []byte) (fingerprint, error) {
+	return readHead(f, size, scratch, xxhash.New())
+}
+
+// readHead reads the fingerprint of f's first bytes into head (reset first), which a follower
+// keeps to extend the fingerprint as the file grows (learnFingerprint).
+func readHead(f io.ReaderAt, size int64, scratch []byte, head *xxhash.Digest) (fingerprint, error) {
+	head.Reset()
 	n := int(min(size, fingerprintSize))
 	if n == 0 {
 		return fingerprint{}, nil
@@ -41,9 +46,11 @@ func readFingerprint(f io.ReaderAt, size int64, scratch []byte) (fingerprint, er
 		if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
+		head.Reset()
 		return fingerprint{}, err
 	}
-	return fingerprint{N: n, Sum: xxhash.Sum64(b)}, nil
+	_, _ = head.Write(b)
+	return fingerprint{N: n, Sum: head.Sum64()}, nil
 }
 
 // matches reports whether f still starts with the bytes this fingerprint was taken from.
@@ -72,8 +79,18 @@ type fileTarget struct {
 	maxRaw int
 }
 
+// tailSize is how many of the last bytes read a follower checks are still where it read them.
+const tailSize = 32
+
 // follower reads one log file from an offset, line by line, across rotation and truncation.
 // It is owned by one fileWatcher goroutine.
+//
+// The content it reads is identified by its first bytes (fp) and by the last bytes it read
+// (tail, just before offset), both taken from what it read rather than read again from the
+// file later: a file can be truncated and rewritten between two reads. The first bytes tell
+// a rewrite from 0 by an O_APPEND writer. A writer without O_APPEND goes on at its old offset
+// after a truncation: each new content starts with a hole of NULs, the same first bytes as the
+// content before it when that followed a truncation too, and only the tail tells them apart.
 type follower struct {
 	target  fileTarget
 	dec     lineDecoder
@@ -81,6 +98,9 @@ type follower struct {
 	dev     uint64
 	ino     uint64
 	fp      fingerprint
+	head    *xxhash.Digest // the hash state of fp, extended while fp.N < fingerprintSize
+	tail    []byte
+	mtime   int64 // the file's modification time at the last poll (ns)
 	offset  int64 // next byte to read
 	commit  int64 // offset after the last whole message: where a restart resumes
 	saved   int64 // commit last written to the checkpoint store (-1: never)
@@ -88,6 +108,11 @@ type follower struct {
 	// discarding: the current line overflowed maxRaw; skip bytes up to its '\n'.
 	discarding bool
 	truncated  bool
+	// siblings: the rotated files beside the path when last listed (rotated.go).
+	siblings siblingSet
+	// copytruncated: this file was truncated in place before; once it is empty, whole
+	// generations can come and go between two polls without leaving a trace in it.
+	copytruncated bool
 }
 
 func fileIdentity(fi os.FileInfo) (dev, ino uint64) {
@@ -97,25 +122,99 @@ func fileIdentity(fi os.FileInfo) (dev, ino uint64) {
 	return 0, 0
 }
 
-// readFrom reads f from r.offset to its current end (at most maxReadPerPoll), feeding lines to
-// the decoder. It is used on the followed file and on a rotated copy of it.
-func (r *follower) readFrom(f *os.File, w *fileWatcher) error {
+// readFrom reads f from r.offset to its current end, at most limit bytes, feeding lines to
+// the decoder; more reports that the limit stopped it. It is used on the followed file and on
+// rotated copies of it.
+func (r *follower) readFrom(f *os.File, w *fileWatcher, limit int) (more bool, err error) {
 	var total int
-	for total < maxReadPerPoll {
-		n, err := f.ReadAt(w.buf, r.offset)
+	for total < limit {
+		off := r.offset
+		n, err := f.ReadAt(w.buf, off)
 		if n > 0 {
+			if f == r.f {
+				r.learnFingerprint(w.buf[:n], off)
+			}
 			r.consume(w.buf[:n], w)
+			r.noteTail(w.buf[:n])
 			total += n
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil
+				return false, nil
 			}
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// readToEnd reads f from r.offset to its end however far that is: a rotated file is read
+// once, not polled again.
+func (r *follower) readToEnd(f *os.File, w *fileWatcher) error {
+	for {
+		more, err := r.readFrom(f, w, maxReadPerPoll)
+		if err != nil || !more {
 			return err
 		}
 	}
-	w.behind = true // more to read: poll again without waiting for the ticker
-	return nil
+}
+
+// learnFingerprint extends fp over the first fingerprintSize bytes of the followed file from a
+// chunk just read at off (reads are contiguous, and fp covers at least up to the first of them).
+func (r *follower) learnFingerprint(chunk []byte, off int64) {
+	n := int64(r.fp.N)
+	if n >= fingerprintSize || off > n || off+int64(len(chunk)) <= n {
+		return
+	}
+	if r.head == nil {
+		if n > 0 {
+			return // fp was not taken by this follower: no hash state to extend
+		}
+		r.head = xxhash.New()
+	}
+	end := min(off+int64(len(chunk)), fingerprintSize)
+	_, _ = r.head.Write(chunk[n-off : end-off])
+	r.fp = fingerprint{N: int(end), Sum: r.head.Sum64()}
+}
+
+// noteTail keeps the last tailSize bytes read, which end at r.offset.
+func (r *follower) noteTail(chunk []byte) {
+	if len(chunk) >= tailSize {
+		r.tail = append(r.tail[:0], chunk[len(chunk)-tailSize:]...)
+		return
+	}
+	r.tail = append(r.tail, chunk...)
+	if over := len(r.tail) - tailSize; over > 0 {
+		r.tail = append(r.tail[:0], r.tail[over:]...)
+	}
+}
+
+// readTail sets the tail from f when reading starts at an offset inside it.
+func (r *follower) readTail(f io.ReaderAt) {
+	n := min(r.offset, tailSize)
+	r.tail = r.tail[:0]
+	if n == 0 {
+		return
+	}
+	b := make([]byte, n)
+	if got, _ := f.ReadAt(b, r.offset-n); got == int(n) {
+		r.tail = b
+	}
+}
+
+// holdsWhatWasRead reports whether f (of the given size) still holds, at the same places, the
+// first bytes and the last bytes this follower read: the same content, possibly grown.
+func (r *follower) holdsWhatWasRead(f io.ReaderAt, size int64, scratch []byte) bool {
+	if size < r.offset || !r.fp.matches(f, size, scratch) {
+		return false
+	}
+	n := len(r.tail)
+	if n == 0 {
+		return true
+	}
+	b := scratch[:n]
+	got, _ := f.ReadAt(b, r.offset-int64(n))
+	return got == n && bytes.Equal(b, r.tail)
 }
 
 // consume splits a chunk that starts at r.offset into lines.
@@ -204,82 +303,10 @@ func (r *follower) line(line []byte, w *fileWatcher) {
 // content was replaced under the same inode).
 func (r *follower) restart() {
 	r.offset, r.commit = 0, 0
+	r.fp, r.tail = fingerprint{}, r.tail[:0]
+	if r.head != nil {
+		r.head.Reset()
+	}
 	r.partial, r.discarding, r.truncated = r.partial[:0], false, false
 	r.dec.reset()
-}
-
-// rotatedSiblings lists files beside path that may be its rotated copies (app.log.1,
-// app.log-20240101, 0.log.20240101-120000), newest first, compressed ones left out.
-func rotatedSiblings(path string) []string {
-	dir, base := filepath.Split(path)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	type cand struct {
-		path  string
-		mtime int64
-	}
-	var cands []cand
-	for _, e := range entries {
-		name := e.Name()
-		if name == base || !strings.HasPrefix(name, base) || e.IsDir() {
-			continue
-		}
-		if c := name[len(base)]; c != '.' && c != '-' && c != '_' {
-			continue
-		}
-		if isCompressed(name) {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		cands = append(cands, cand{filepath.Join(dir, name), info.ModTime().UnixNano()})
-	}
-	for i := 1; i < len(cands); i++ {
-		for j := i; j > 0 && cands[j].mtime > cands[j-1].mtime; j-- {
-			cands[j], cands[j-1] = cands[j-1], cands[j]
-		}
-	}
-	out := make([]string, len(cands))
-	for i, c := range cands {
-		out[i] = c.path
-	}
-	return out
-}
-
-func isCompressed(name string) bool {
-	for _, ext := range [...]string{".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip"} {
-		if strings.HasSuffix(name, ext) {
-			return true
-		}
-	}
-	return false
-}
-
-// recoverFromRotatedCopy reads what the follower had not read yet from a rotated copy of its
-// content (copytruncate, or a rename while the agent was down): a sibling whose first bytes
-// match the fingerprint and that is at least as long as the read offset. It reports whether
-// such a copy was found.
-func (r *follower) recoverFromRotatedCopy(w *fileWatcher) bool {
-	if r.fp.N == 0 || r.offset == 0 {
-		return false
-	}
-	for _, p := range rotatedSiblings(r.target.path) {
-		f, err := os.Open(p)
-		if err != nil {
-			continue
-		}
-		fi, err := f.Stat()
-		if err == nil && fi.Size() >= r.offset && r.fp.matches(f, fi.Size(), w.scratch) {
-			_ = r.readFrom(f, w)
-			_ = f.Close()
-			w.stats.RecoveredFromRotated.Add(1)
-			return true
-		}
-		_ = f.Close()
-	}
-	return false
 }

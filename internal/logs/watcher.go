@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"go.uber.org/zap"
 )
 
@@ -22,6 +23,7 @@ type Stats struct {
 	Rotations            atomic.Uint64 // a followed path now names another file (rename, re-create)
 	Truncations          atomic.Uint64 // a followed file shrank or its first bytes changed
 	RecoveredFromRotated atomic.Uint64 // unread data finished from a rotated copy
+	MissedRotations      atomic.Uint64 // files rotated away before a poll saw them at their path, read whole
 	ReadErrors           atomic.Uint64
 	JournalEntries       atomic.Uint64
 	BinaryLines          atomic.Uint64 // lines of binary data, not text: skipped (messageText)
@@ -62,9 +64,12 @@ type fileWatcher struct {
 
 	followers map[string]*follower
 	draining  []drainingFile
-	buf       []byte
-	scratch   []byte
-	msg       Message
+	// vanished: followed paths that named no file at the last poll, with what their follower
+	// saw beside them, until discovery finds a file there again (or they expire).
+	vanished map[string]vanishedPath
+	buf      []byte
+	scratch  []byte
+	msg      Message
 	// behind: a file had more than maxReadPerPoll to read (a burst or a backlog).
 	behind bool
 
@@ -76,6 +81,12 @@ type drainingFile struct {
 	deadline time.Time
 }
 
+type vanishedPath struct {
+	key      fileKey // the file that left the path, read to its end by its follower
+	siblings siblingSet
+	at       time.Time
+}
+
 func newFileWatcher(name string, cfg *Config, discover func() []fileTarget, sink Sink, stats *Stats,
 	budget *openFiles, store CheckpointStore, fromStartAtLaunch bool, logger *zap.Logger, syncs *atomic.Uint64,
 ) *fileWatcher {
@@ -85,6 +96,7 @@ func newFileWatcher(name string, cfg *Config, discover func() []fileTarget, sink
 		name:       name, cfg: cfg, discover: discover, sink: sink, stats: stats, budget: budget,
 		store: store, fromStartAtLaunch: fromStartAtLaunch, logger: logger,
 		followers:      map[string]*follower{},
+		vanished:       map[string]vanishedPath{},
 		buf:            make([]byte, 256<<10),
 		scratch:        make([]byte, fingerprintSize),
 		reportedErrors: map[string]bool{},
@@ -167,6 +179,14 @@ func (w *fileWatcher) sync(ctx context.Context, launch bool) {
 			w.unfollow(ctx, path, r)
 		}
 	}
+	// A path that vanished comes back (rename rotation: the writer re-creates it) by the next
+	// discovery rounds, or is gone for good.
+	expired := time.Now().Add(-2*w.cfg.DiscoveryInterval - w.cfg.RotationGrace)
+	for path, v := range w.vanished {
+		if v.at.Before(expired) {
+			delete(w.vanished, path)
+		}
+	}
 }
 
 // openReason is what the watcher knows about the file behind a path it starts following, which
@@ -215,7 +235,7 @@ func (w *fileWatcher) open(ctx context.Context, t fileTarget, how openReason) *f
 		return nil
 	}
 	w.stats.FilesOpened.Add(1)
-	r := &follower{target: t, dec: t.newDecoder(), f: f, saved: -1}
+	r := &follower{target: t, dec: t.newDecoder(), f: f, saved: -1, mtime: fi.ModTime().UnixNano()}
 	r.dev, r.ino = fileIdentity(fi)
 	size := fi.Size()
 
@@ -224,20 +244,31 @@ func (w *fileWatcher) open(ctx context.Context, t fileTarget, how openReason) *f
 		cp = w.loadCheckpoint(ctx, t.path)
 	}
 	switch {
-	case cp != nil && cp.Dev == r.dev && cp.Ino == r.ino && size >= cp.Offset && cp.FP.matches(f, size, w.scratch):
+	case cp != nil && cp.Dev == r.dev && cp.Ino == r.ino && cp.taken().holdsWhatWasRead(f, size, w.scratch):
 		r.offset, r.commit = cp.Offset, cp.Offset
 	case cp != nil:
 		// The path names other content than when the checkpoint was taken (rotated while the
 		// agent was down): finish the old content from its rotated copy, then read this file
 		// from its first line.
-		old := &follower{target: t, dec: r.dec, fp: cp.FP, offset: cp.Offset}
-		old.recoverFromRotatedCopy(w)
+		old := cp.taken()
+		old.target, old.dec = t, r.dec
+		list, _ := listSiblings(t.path, nil, w.scratch)
+		w.finishOwnCopy(old, list)
 		r.dec.reset()
 	case how == openAtLaunch && !w.fromStartAtLaunch:
 		r.offset = lastLineStart(f, size, w.buf)
 		r.commit = r.offset
 	}
-	r.fp, _ = readFingerprint(f, size, w.scratch)
+	r.head = xxhash.New()
+	r.fp, _ = readHead(f, size, w.scratch, r.head)
+	r.readTail(f)
+	if v, ok := w.vanished[t.path]; ok && how == openDiscovered {
+		// The path is back after it named no file: files that rotated through it meanwhile.
+		delete(w.vanished, t.path)
+		w.finishRotated(r, false, f, &v.siblings, v.key, fileKey{r.dev, r.ino})
+	} else {
+		_, r.siblings = listSiblings(t.path, nil, w.scratch)
+	}
 	return r
 }
 
@@ -274,12 +305,17 @@ func (w *fileWatcher) pollAll() {
 			if w.store != nil {
 				_ = w.store.Delete(context.Background(), fileCheckpointKey(path))
 			}
+			if len(w.vanished) < w.cfg.MaxOpenFiles {
+				w.vanished[path] = vanishedPath{key: fileKey{r.dev, r.ino}, siblings: r.siblings, at: time.Now()}
+			}
 			continue
 		}
 		if dev, ino := fileIdentity(fi); dev != r.dev || ino != r.ino {
 			w.stats.Rotations.Add(1)
 			delete(w.followers, path)
 			w.retire(r)
+			// Files that were at the path between r's file and the one there now.
+			w.finishRotated(r, false, nil, &r.siblings, fileKey{r.dev, r.ino}, fileKey{dev, ino})
 			if nr := w.open(context.Background(), r.target, openReplacing); nr != nil {
 				w.followers[path] = nr
 				w.read(nr)
@@ -314,25 +350,35 @@ func (w *fileWatcher) read(r *follower) {
 		w.stats.ReadErrors.Add(1)
 		return
 	}
-	size := fi.Size()
-	if size < r.offset || (size > r.offset && !r.fp.matches(r.f, size, w.scratch)) {
+	size, mtime := fi.Size(), fi.ModTime().UnixNano()
+	// Content is checked when the file grew, or changed without growing (rewritten to the
+	// same size): an idle file costs no read.
+	changed := size > r.offset || (size == r.offset && mtime != r.mtime)
+	r.mtime = mtime
+	switch {
+	case size < r.offset || (changed && !r.holdsWhatWasRead(r.f, size, w.scratch)):
 		// copytruncate (or truncate-and-rewrite): finish the old content from the copy when
 		// one is beside the file, then read the new content from its first byte.
 		w.stats.Truncations.Add(1)
-		r.recoverFromRotatedCopy(w)
+		w.finishRotated(r, true, r.f, &r.siblings)
 		r.restart()
-		r.fp = fingerprint{}
+		r.copytruncated = true
+	case r.copytruncated && r.offset == 0 && r.fp.N == 0 && size > 0:
+		// The first bytes since a truncation left the file empty: the file may have been
+		// written and truncated again in between, leaving only a copy.
+		w.finishRotated(r, false, r.f, &r.siblings)
 	}
 	if size > r.offset {
 		w.readOnly(r)
 	}
-	if r.fp.N < fingerprintSize && size > int64(r.fp.N) {
-		r.fp, _ = readFingerprint(r.f, size, w.scratch)
-	}
 }
 
 func (w *fileWatcher) readOnly(r *follower) {
-	if err := r.readFrom(r.f, w); err != nil {
+	more, err := r.readFrom(r.f, w, maxReadPerPoll)
+	if more {
+		w.behind = true // more to read: poll again without waiting for the ticker
+	}
+	if err != nil {
 		w.stats.ReadErrors.Add(1)
 		w.reportOnce("read:"+r.target.path, "reading log file", zap.String("path", r.target.path), zap.Error(err))
 	}
