@@ -56,6 +56,7 @@ type Cluster struct {
 	etcd, apiserver, kubelet, kproxy *process
 	keepLogs                         bool // Stop keeps the logs of the run it ends
 	podsRemoved                      bool // Stop removed them while containerd ran
+	lock                             *os.File
 }
 
 func (c *Cluster) logf(format string, args ...any) {
@@ -81,8 +82,12 @@ func (c *Cluster) Root() string { return c.root }
 
 // Start brings the node up: it first undoes whatever an earlier run left behind, then starts
 // every component and waits until the node is Ready. On error everything started so far is
-// stopped again.
-func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
+// stopped again and the end of each component's log is logged.
+//
+// One node runs on a machine at a time: Start waits for the lock beside the root (LockPath)
+// that Stop releases. Two runs at once would each take the other's leftovers for an earlier
+// run's and remove them (pods, processes, logs).
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Root == "" {
 		cfg.Root = DefaultRoot
 	}
@@ -91,33 +96,44 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 			return nil, fmt.Errorf("binary %s: %w (scripts/k8s-binaries.sh builds them)", b, err)
 		}
 	}
-	c = &Cluster{cfg: cfg, root: cfg.Root}
+	c := &Cluster{cfg: cfg, root: cfg.Root}
+	lock, err := lockRoot(ctx, LockPath(c.root), c.logf)
+	if err != nil {
+		return nil, err
+	}
+	c.lock = lock
 	c.runDir, c.logDir, c.pkiDir = filepath.Join(c.root, "run"), filepath.Join(c.root, "logs"), filepath.Join(c.root, "pki")
+	if err := c.bringUp(ctx); err != nil {
+		c.logf("start failed: %v; stopping what was started", err)
+		for _, p := range c.procs {
+			c.logf("%s log:\n%s", p.name, tailFile(p.logPath, 3000))
+		}
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) bringUp(ctx context.Context) error {
 	if err := c.Cleanup(); err != nil {
-		return nil, fmt.Errorf("cleaning up an earlier run: %w", err)
+		return fmt.Errorf("cleaning up an earlier run: %w", err)
 	}
 	for _, d := range []string{c.runDir, c.logDir, c.pkiDir, filepath.Dir(ContainerdSocket), PodLogsDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	defer func() {
-		if err != nil {
-			c.logf("start failed: %v; stopping what was started", err)
-			c.Stop()
-		}
-	}()
 	if err := saveSysctls(filepath.Join(c.runDir, "sysctl.saved")); err != nil {
-		return nil, err
+		return err
 	}
 	if err := shareRoot(filepath.Join(c.runDir, "root.private")); err != nil {
-		return nil, err
+		return err
 	}
 	if err := addBridge(); err != nil {
-		return nil, err
+		return err
 	}
 	if err := makeCgroupRoot(); err != nil {
-		return nil, err
+		return err
 	}
 	steps := []struct {
 		what string
@@ -135,11 +151,11 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	for _, s := range steps {
 		t0 := time.Now()
 		if err := s.fn(ctx); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.what, err)
+			return fmt.Errorf("%s: %w", s.what, err)
 		}
 		c.logf("%s ready in %s", s.what, time.Since(t0).Round(100*time.Millisecond))
 	}
-	return c, nil
+	return nil
 }
 
 // Running reports the first component that has exited.
@@ -498,6 +514,10 @@ func poll(ctx context.Context, timeout time.Duration, cond func() error) error {
 	for {
 		if err = cond(); err == nil {
 			return nil
+		}
+		// A component that exited does not come back: waiting on would only hide its log.
+		if errors.As(err, new(*exitedError)) {
+			return err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not ready after %s: %w", timeout, err)

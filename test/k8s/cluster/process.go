@@ -54,11 +54,20 @@ func (c *Cluster) start(name, bin string, args ...string) (*process, error) {
 	return p, nil
 }
 
-// running reports an error with the end of its log when the process has exited.
+// exitedError says that a component exited, with the end of its log.
+type exitedError struct {
+	name, state, log string
+}
+
+func (e *exitedError) Error() string {
+	return fmt.Sprintf("%s exited (%s):\n%s", e.name, e.state, e.log)
+}
+
+// running reports an *exitedError when the process has exited.
 func (p *process) running() error {
 	select {
 	case <-p.exited:
-		return fmt.Errorf("%s exited (%v):\n%s", p.name, p.cmd.ProcessState, tailFile(p.logPath, 3000))
+		return &exitedError{name: p.name, state: p.cmd.ProcessState.String(), log: tailFile(p.logPath, 3000)}
 	default:
 		return nil
 	}

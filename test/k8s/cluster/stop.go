@@ -45,6 +45,7 @@ func (c *Cluster) Stop() {
 	if err := c.Cleanup(); err != nil {
 		c.logf("cleanup: %v", err)
 	}
+	c.unlock()
 }
 
 // Cleanup undoes whatever a run of the node left on the machine, whether it stopped or died:

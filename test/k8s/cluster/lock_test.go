@@ -1,0 +1,61 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLockRootWaitsForTheHolder(t *testing.T) {
+	path := LockPath(filepath.Join(t.TempDir(), "node"))
+	nolog := func(string, ...any) {}
+	first, err := lockRoot(context.Background(), path, nolog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// While the first run holds it, a second gives up when its context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var logged []string
+	if _, err := lockRoot(ctx, path, func(f string, a ...any) { logged = append(logged, f) }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second lock while held: %v, want the context's deadline", err)
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "waiting") {
+		t.Fatalf("logged %q, want one line saying it waits", logged)
+	}
+	// Once released, the next run takes it.
+	c := &Cluster{lock: first}
+	c.unlock()
+	second, err := lockRoot(context.Background(), path, nolog)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	second.Close()
+}
+
+func TestPollStopsAtAnExitedComponent(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		wantWait bool
+	}{
+		{"exited", &exitedError{name: "kube-scheduler", state: "exit status 1", log: "bad flag"}, false},
+		{"not yet", errors.New("404"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t0 := time.Now()
+			err := poll(context.Background(), 600*time.Millisecond, func() error { return tt.err })
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("poll: %v, want it to wrap %v", err, tt.err)
+			}
+			waited := time.Since(t0) >= 600*time.Millisecond
+			if waited != tt.wantWait {
+				t.Fatalf("waited the whole timeout: %v, want %v", waited, tt.wantWait)
+			}
+		})
+	}
+}
