@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,6 +72,13 @@ func (p *process) running() error {
 	default:
 		return nil
 	}
+}
+
+// stopTemporary stops a process started for one task (a containerd that removes an earlier
+// run's pods) and takes it off the list of components, whose exit Running reports.
+func (c *Cluster) stopTemporary(p *process) {
+	p.stop(15 * time.Second)
+	c.procs = slices.DeleteFunc(c.procs, func(q *process) bool { return q == p })
 }
 
 // stop sends SIGTERM, then SIGKILL to its process group after grace.

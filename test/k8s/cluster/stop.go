@@ -151,7 +151,7 @@ func (c *Cluster) removePods(ctx context.Context, config string) error {
 		if err != nil {
 			return err
 		}
-		defer p.stop(15 * time.Second)
+		defer c.stopTemporary(p)
 		if err := poll(ctx, 30*time.Second, func() error {
 			if err := p.running(); err != nil {
 				return err

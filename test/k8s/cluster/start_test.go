@@ -59,3 +59,24 @@ func TestPollStopsAtAnExitedComponent(t *testing.T) {
 		})
 	}
 }
+
+func TestTemporaryProcessIsNoComponent(t *testing.T) {
+	dir := t.TempDir()
+	c := &Cluster{logDir: filepath.Join(dir, "logs"), runDir: filepath.Join(dir, "run"), cfg: Config{BinDir: dir}}
+	component, err := c.start("component", "/bin/sleep", "30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer component.stop(time.Second)
+	temporary, err := c.start("temporary", "/bin/sleep", "30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.stopTemporary(temporary)
+	if err := c.Running(); err != nil {
+		t.Fatalf("Running after a temporary process stopped: %v, want nil", err)
+	}
+	if len(c.procs) != 1 || c.procs[0] != component {
+		t.Fatalf("components %v, want only the first", c.procs)
+	}
+}
