@@ -1,6 +1,8 @@
 package taskstats
 
 import (
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -115,6 +117,37 @@ func (a *Accumulator) ContainerDelaysSince(id containers.ID) (d Delays, since ti
 		return Delays{}, time.Time{}, false
 	}
 	return c.snapshot, c.since, true
+}
+
+// ContainerIDs returns the containers with totals.
+func (a *Accumulator) ContainerIDs() []containers.ID {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Collect(maps.Keys(a.containers))
+}
+
+// Forget drops the totals of containers gone for good (the receiver calls it once the
+// registry's retention of a container is over) and stops following processes still attributed
+// to them; a later exit of one counts outside known containers. A container that runs again
+// later has totals from zero with a later since.
+func (a *Accumulator) Forget(ids []containers.ID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	drop := make(map[containers.ID]bool, len(ids))
+	for _, id := range ids {
+		if _, ok := a.containers[id]; ok {
+			delete(a.containers, id)
+			drop[id] = true
+		}
+	}
+	if len(drop) == 0 {
+		return
+	}
+	for pid, e := range a.procs {
+		if drop[e.container] {
+			delete(a.procs, pid)
+		}
+	}
 }
 
 // Counters are the accumulator's self-observability figures.

@@ -308,6 +308,38 @@ func TestAccumulatorTotalsStartAgainAfterForgetting(t *testing.T) {
 	}
 }
 
+// Forget drops a gone container's totals before its own retention, and the processes still
+// attributed to it: a later collection that misses them does not bring the totals back, and a
+// process of the container running again counts from zero with a later since.
+func TestAccumulatorForget(t *testing.T) {
+	res := &fakeResolver{pids: map[uint32]containers.ID{10: ctrA, 11: ctrA, 20: ctrB}}
+	a := NewAccumulator(res, time.Hour)
+	procs := &fakeProcs{procs: map[uint32]*fakeProc{10: {start: 1, d: cpu(100)}, 20: {start: 1, d: cpu(50)}}}
+	t0 := time.Unix(1000, 0)
+	collectOK(t, a, procs, t0)
+	a.Forget([]containers.ID{ctrA, "/docker/unknown"})
+	if _, ok := a.ContainerDelays(ctrA); ok {
+		t.Fatal("totals kept after Forget")
+	}
+	if ids := a.ContainerIDs(); len(ids) != 1 || ids[0] != ctrB {
+		t.Fatalf("held: %v", ids)
+	}
+	delete(procs.procs, 10) // its exit went unnoticed
+	collectOK(t, a, procs, t0.Add(time.Second))
+	if _, ok := a.ContainerDelays(ctrA); ok {
+		t.Fatal("a process of a forgotten container brought its totals back")
+	}
+	if d, ok := a.ContainerDelays(ctrB); !ok || d.CPU != 50 {
+		t.Fatalf("another container's totals: %+v %v", d, ok)
+	}
+	t1 := t0.Add(time.Minute)
+	procs.procs[11] = &fakeProc{start: 2, d: cpu(7)}
+	collectOK(t, a, procs, t1)
+	if d, since, ok := a.ContainerDelaysSince(ctrA); !ok || d.CPU != 7 || !since.Equal(t1) {
+		t.Fatalf("back: %d since %v (%v), want 7 since %v", d.CPU, since, ok, t1)
+	}
+}
+
 func TestAccumulatorImplausibleDiskDelay(t *testing.T) {
 	res := &fakeResolver{pids: map[uint32]containers.ID{10: ctrA}}
 	a := NewAccumulator(res, time.Hour)

@@ -269,6 +269,12 @@ func (r *clientReader) Read(tgid uint32) (Delays, uint64, error) {
 	return s.Delays(), s.ETime * 1000, nil
 }
 
+// ContainerIDs returns the containers with totals (Accumulator.ContainerIDs).
+func (c *Collector) ContainerIDs() []containers.ID { return c.acc.ContainerIDs() }
+
+// Forget drops the totals of containers gone for good (Accumulator.Forget).
+func (c *Collector) Forget(ids []containers.ID) { c.acc.Forget(ids) }
+
 // Save returns the per-container totals for a restart (Accumulator.Save).
 func (c *Collector) Save() []SavedContainer { return c.acc.Save() }
 

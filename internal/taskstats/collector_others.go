@@ -44,5 +44,7 @@ func (c *Collector) ContainerDelays(containers.ID) (ContainerDelays, bool) {
 func (c *Collector) Status() Status { return Status{} }
 func (c *Collector) Close() error   { return nil }
 
-func (c *Collector) Save() []SavedContainer   { return nil }
-func (c *Collector) Restore([]SavedContainer) {}
+func (c *Collector) Save() []SavedContainer        { return nil }
+func (c *Collector) Restore([]SavedContainer)      {}
+func (c *Collector) ContainerIDs() []containers.ID { return nil }
+func (c *Collector) Forget([]containers.ID)        {}

@@ -37,5 +37,6 @@
 //	t.Refresh()                             // at each collection: live byte counters, lost closes, RTT, expiry, namespaces' addresses
 //	var s tracer.ContainerStats
 //	t.ContainerStats(c.ID, &s)
+//	t.Forget(ids)                           // containers gone for good: all but an OOM kill count within oom_kill_retention
 //	t.Close()
 package tracer

@@ -151,7 +151,6 @@ func (t *Tracer) updateLatency(now time.Time) {
 // expire forgets what has been idle for longer than the configured TTLs.
 func (t *Tracer) expire(now time.Time) {
 	ttl := t.opts.Config.DestinationTTL
-	retention := t.opts.Config.OOMKillRetention
 	for id, s := range t.containers {
 		if ttl > 0 {
 			for k, d := range s.destinations {
@@ -172,8 +171,7 @@ func (t *Tracer) expire(now time.Time) {
 				}
 			}
 		}
-		oomRetained := s.oomKills > 0 && (retention <= 0 || now.Sub(s.lastOOMKill) <= retention)
-		if len(s.destinations) == 0 && len(s.listens) == 0 && len(s.latency) == 0 && !oomRetained {
+		if len(s.destinations) == 0 && len(s.listens) == 0 && len(s.latency) == 0 && !t.oomRetained(s, now) {
 			delete(t.containers, id)
 		}
 	}

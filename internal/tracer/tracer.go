@@ -1,7 +1,9 @@
 package tracer
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -351,16 +353,58 @@ func (t *Tracer) ContainerStats(id containers.ID, s *ContainerStats) bool {
 }
 
 // ContainerIDs returns the containers the tracer holds state for, including ones the registry
-// may already have forgotten (an OOM-killed container stays for oom_kill_retention), so the
-// receiver can still report them.
+// may already have forgotten (until the receiver calls Forget, and an OOM-killed container's
+// count for oom_kill_retention).
 func (t *Tracer) ContainerIDs() []containers.ID {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]containers.ID, 0, len(t.containers))
-	for id := range t.containers {
-		out = append(out, id)
+	return slices.Collect(maps.Keys(t.containers))
+}
+
+// Forget drops what the tracer holds for containers that are gone for good (the receiver calls
+// it once the registry's retention of a container is over): destinations, listen addresses and
+// latency. An OOM kill count within oom_kill_retention of its last kill stays, under its start,
+// until it expires (an OOM-killed container's kill must stay visible after the container).
+func (t *Tracer) Forget(ids []containers.ID) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, id := range ids {
+		cs := t.containers[id]
+		if cs == nil {
+			continue
+		}
+		if !t.oomRetained(cs, now) {
+			delete(t.containers, id)
+			delete(t.proxied, id)
+			continue
+		}
+		clear(cs.destinations)
+		clear(cs.listens)
+		clear(cs.latency)
+	}
+}
+
+// OOMKillsRetained returns the containers whose OOM kill count is within oom_kill_retention of
+// their last kill: the count to report after the container is gone.
+func (t *Tracer) OOMKillsRetained() []containers.ID {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []containers.ID
+	for id, cs := range t.containers {
+		if t.oomRetained(cs, now) {
+			out = append(out, id)
+		}
 	}
 	return out
+}
+
+// oomRetained reports whether cs's OOM kill count is kept at now (for ever without a
+// retention); t.mu is held.
+func (t *Tracer) oomRetained(cs *containerState, now time.Time) bool {
+	retention := t.opts.Config.OOMKillRetention
+	return cs.oomKills > 0 && (retention <= 0 || now.Sub(cs.lastOOMKill) <= retention)
 }
 
 // Stats returns the self-metrics.

@@ -270,6 +270,42 @@ func TestOOMKillRetention(t *testing.T) {
 	}
 }
 
+// Forget drops a gone container's TCP state at once, whatever destination_ttl says; an OOM
+// kill count within oom_kill_retention stays, under its start, and only it, until it expires.
+func TestForget(t *testing.T) {
+	tr, clk := newTestTracer(t, func(o *Options) { o.Config.OOMKillRetention = 10 * time.Minute })
+	tr.Handle(connectEv(ebpf.EventConnect, 1, 100, "10.0.0.5:1", "10.0.0.1:80"))
+	tr.Handle(connectEv(ebpf.EventClose, 1, 100, "10.0.0.5:1", "10.0.0.1:80"))
+	tr.Handle(connectEv(ebpf.EventConnect, 2, 200, "10.0.0.6:1", "10.0.0.1:80"))
+	tr.Handle(&ebpf.Event{Type: ebpf.EventOOMKill, CgroupID: 100, PID: 1, TargetPID: 7})
+	before := stats(t, tr, web.ID)
+	if before.OOMKills != 1 || len(before.Destinations) != 1 {
+		t.Fatalf("before: %+v", before)
+	}
+	if got := tr.OOMKillsRetained(); len(got) != 1 || got[0] != web.ID {
+		t.Fatalf("OOM kills retained: %v", got)
+	}
+
+	clk.t = clk.t.Add(time.Minute)
+	tr.Forget([]containers.ID{web.ID, db.ID, "/docker/unknown"})
+	after := stats(t, tr, web.ID)
+	if after.OOMKills != 1 || !after.OOMKillsStart.Equal(before.OOMKillsStart) || len(after.Destinations) != 0 || len(after.Listens) != 0 {
+		t.Fatalf("after Forget: %+v", after)
+	}
+	var cs ContainerStats
+	if tr.ContainerStats(db.ID, &cs) {
+		t.Fatalf("db without an OOM kill kept: %+v", cs)
+	}
+	clk.t = clk.t.Add(10 * time.Minute)
+	if got := tr.OOMKillsRetained(); len(got) != 0 {
+		t.Fatalf("OOM kills retained past oom_kill_retention: %v", got)
+	}
+	tr.Forget([]containers.ID{web.ID})
+	if ids := tr.ContainerIDs(); len(ids) != 0 {
+		t.Fatalf("held after the OOM retention: %v", ids)
+	}
+}
+
 func TestUnattributedAndNATErrors(t *testing.T) {
 	tr, _ := newTestTracer(t, func(o *Options) { o.NAT = &fakeNAT{err: errors.New("netlink down")} })
 	tr.Handle(connectEv(ebpf.EventConnect, 1, 555, "10.0.0.5:1", "10.0.0.1:80"))
