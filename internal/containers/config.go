@@ -13,8 +13,8 @@ type Config struct {
 	// containers are also found on demand and through process events). Default 10s.
 	ScanInterval time.Duration `mapstructure:"scan_interval"`
 	// Retention is how long a container whose processes are all gone stays queryable and
-	// listed by Containers (with GoneAt set), so its last OOM kill and final counters are
-	// reported. After it, its series stop. Default 5m.
+	// listed by Containers (with GoneAt set), so its final counters are reported. After it, its
+	// series stop (all but a recent OOM kill count: the receiver's retention.go). Default 5m.
 	Retention time.Duration `mapstructure:"retention"`
 	// IncludeOtherCgroups treats any other non-root cgroup (not a runtime's container, not a
 	// systemd service, not a user session) as a container of runtime "cgroup" with its cgroup

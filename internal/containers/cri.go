@@ -2,6 +2,7 @@ package containers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -46,6 +47,9 @@ func (c *criClient) inspect(ctx context.Context, id string) (metadata, error) {
 			Labels:   st.GetLabels(),
 			Restarts: int64(st.GetMetadata().GetAttempt()),
 			LogPath:  st.GetLogPath(),
+			// Created and not started yet counts as running: it is not gone.
+			Running: st.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING ||
+				st.GetState() == runtimeapi.ContainerState_CONTAINER_CREATED,
 		}
 		if img := st.GetImage(); img != nil && img.GetImage() != "" {
 			m.Image = img.GetImage()
@@ -95,6 +99,54 @@ func (c *criClient) fillFromSandbox(ctx context.Context, id string, m *metadata)
 	if m.PodUID == "" {
 		m.PodUID = md.GetUid()
 	}
+}
+
+// find looks for a Kubernetes container among the runtime's containers, exited ones included
+// (the runtime lists them until they are removed): the pod sandboxes of ref's namespace and pod
+// name (and pod UID, when known), their containers of ref's name. One that runs is the answer
+// (the container is not gone); otherwise the one of ref's attempt, when known, else the newest.
+// errNotFound: the runtime answered and lists none.
+func (c *criClient) find(ctx context.Context, ref criRef) (string, metadata, error) {
+	pods, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return "", metadata{}, fmt.Errorf("CRI ListPodSandbox on %s: %w", c.socket, err)
+	}
+	var best *runtimeapi.Container
+	rank := func(ctr *runtimeapi.Container) int {
+		switch {
+		case ctr.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING || ctr.GetState() == runtimeapi.ContainerState_CONTAINER_CREATED:
+			return 2
+		case ref.attempt >= 0 && int(ctr.GetMetadata().GetAttempt()) == ref.attempt:
+			return 1
+		}
+		return 0
+	}
+	for _, sb := range pods.GetItems() {
+		md := sb.GetMetadata()
+		if md.GetNamespace() != ref.namespace || md.GetName() != ref.pod || ref.uid != "" && md.GetUid() != ref.uid {
+			continue
+		}
+		list, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: sb.GetId()}})
+		if err != nil {
+			return "", metadata{}, fmt.Errorf("CRI ListContainers on %s: %w", c.socket, err)
+		}
+		for _, ctr := range list.GetContainers() {
+			if ctr.GetMetadata().GetName() != ref.container {
+				continue
+			}
+			if best == nil || rank(ctr) > rank(best) || rank(ctr) == rank(best) && ctr.GetCreatedAt() > best.GetCreatedAt() {
+				best = ctr
+			}
+		}
+	}
+	if best == nil {
+		return "", metadata{}, errNotFound
+	}
+	m, err := c.inspect(ctx, best.GetId())
+	if errors.Is(err, errNotFound) || err == nil && m.Sandbox {
+		return "", metadata{}, errNotFound // removed between the two calls
+	}
+	return best.GetId(), m, err
 }
 
 // name is the runtime's own name ("containerd", "cri-o"), asked once.

@@ -28,7 +28,9 @@
 // mount): on a cgroup v1-only host, cgroup ids name no container, ContainerByCgroupID misses
 // at once without scanning, and callers attribute by pid (ContainerByPID) instead.
 // A container whose processes are all gone gets GoneAt, stays queryable and listed for the
-// retention (its last counters are kept), then is forgotten everywhere. See ID for naming.
+// retention (its last counters are kept), then is forgotten everywhere: the receiver stops its
+// series then (receiver/codexrayreceiver, retention.go). One that exited before any scan saw it
+// is listed as gone once a source asks DescribeGone about it (gone.go). See ID for naming.
 //
 // A container restarted into a new cgroup (Kubernetes: new runtime id, same ID; docker: its
 // cgroup re-created, told apart by the directory's inode) is a new instance: a new copy is

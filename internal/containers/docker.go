@@ -23,7 +23,7 @@ type metadata struct {
 	ContainerName string
 	Restarts      int64
 	LogPath       string
-	// Running: the container has processes now (docker only; false when unknown).
+	// Running: the container runs now, or is created and about to (false when unknown).
 	Running bool
 	Runtime string // the runtime's own name, when it says ("containerd", "cri-o")
 	// Sandbox: the id is a pod sandbox (pause container), not an application container.

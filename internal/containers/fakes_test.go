@@ -55,11 +55,41 @@ func fakeDockerAt(t *testing.T, socket string, containers map[string]dockerInspe
 	return socket, requests
 }
 
-// fakeCRI answers ContainerStatus and PodSandboxStatus like containerd's CRI plugin.
+// fakeCRI answers ContainerStatus, PodSandboxStatus and their listings like containerd's CRI
+// plugin. A container's sandbox is listed in inSandbox (ListContainers filters by it).
 type fakeCRI struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	containers map[string]*runtimeapi.ContainerStatus
 	sandboxes  map[string]*runtimeapi.PodSandboxStatus
+	inSandbox  map[string]string // container id -> sandbox id
+	lists      atomic.Int64      // ListPodSandbox calls
+}
+
+func (f *fakeCRI) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	f.lists.Add(1)
+	resp := &runtimeapi.ListPodSandboxResponse{}
+	for id, st := range f.sandboxes {
+		resp.Items = append(resp.Items, &runtimeapi.PodSandbox{Id: id, Metadata: st.GetMetadata(), State: st.GetState()})
+	}
+	return resp, nil
+}
+
+func (f *fakeCRI) ListContainers(_ context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	resp := &runtimeapi.ListContainersResponse{}
+	for id, st := range f.containers {
+		sb := f.inSandbox[id]
+		if want := req.GetFilter().GetPodSandboxId(); want != "" && sb != want {
+			continue
+		}
+		if want := req.GetFilter().GetId(); want != "" && id != want {
+			continue
+		}
+		resp.Containers = append(resp.Containers, &runtimeapi.Container{
+			Id: id, PodSandboxId: sb, Metadata: st.GetMetadata(), State: st.GetState(), CreatedAt: st.GetCreatedAt(),
+			Image: st.GetImage(), ImageRef: st.GetImageRef(), Labels: st.GetLabels(),
+		})
+	}
+	return resp, nil
 }
 
 func (f *fakeCRI) ContainerStatus(_ context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
@@ -78,7 +108,11 @@ func (f *fakeCRI) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandbox
 
 func serveCRI(t *testing.T, f *fakeCRI) string {
 	t.Helper()
-	socket := shortSocket(t, "cri.sock")
+	return serveCRIAt(t, shortSocket(t, "cri.sock"), f)
+}
+
+func serveCRIAt(t *testing.T, socket string, f *fakeCRI) string {
+	t.Helper()
 	l, err := net.Listen("unix", socket)
 	if err != nil {
 		t.Fatal(err)

@@ -187,9 +187,11 @@ func (r *Registry) mergeLocked(known, e *entry, c *Container) {
 	c.st = known.st
 	continueRestarts(prev, c, r.now())
 	e.st.mu.Lock()
-	cg, pids, goneAt := e.st.cg, e.st.pids, e.st.goneAt
+	cg, pids, goneAt, fs, incomplete := e.st.cg, e.st.pids, e.st.goneAt, e.st.fs, e.st.incomplete
 	e.st.mu.Unlock()
 	known.st.mu.Lock()
+	known.st.fs = fs // unset on a container known only from its runtime (publishGone)
+	known.st.incomplete = incomplete
 	known.st.cg = cg
 	known.st.hasLast = false // the old cgroup's last reading must not stand in for the new one
 	known.st.pids = pids

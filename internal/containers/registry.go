@@ -55,7 +55,7 @@ type Registry struct {
 
 	// Containers sources asked about that the registry never saw (DescribeGone), waiting
 	// for the metadata goroutine; guarded by queueMu. goneAsked remembers recent questions.
-	goneQueue []ID
+	goneQueue []goneQuestion
 	goneAsked missCache
 
 	ctx    context.Context

@@ -100,21 +100,59 @@ func (rt *runtimes) lookup(ctx context.Context, kind cgroups.Kind, id string) (m
 	return metadata{}, false, answered
 }
 
-// ask asks one runtime; answered: it said whether it knows the id.
+// ask asks one runtime about id; answered: it said whether it knows the id.
 func (rt *runtimes) ask(ctx context.Context, ep *runtimeEndpoint, id string) (m metadata, ok, answered bool) {
+	ok, answered = rt.call(ctx, ep, func(ctx context.Context) error {
+		var err error
+		m, err = ep.client.inspect(ctx, id)
+		return err
+	})
+	return m, ok, answered
+}
+
+// findCRI looks for a Kubernetes container among the CRI runtimes' containers, exited ones
+// included (criClient.find). found: a runtime knows it, described by m, rid its runtime id;
+// answered: every runtime asked said whether it knows it (none is configured, or a socket
+// that does not exist, paused or failing, is not an answer).
+func (rt *runtimes) findCRI(ctx context.Context, ref criRef) (rid string, m metadata, found, answered bool) {
+	if rt == nil || len(rt.cri) == 0 {
+		return "", metadata{}, false, false
+	}
+	answered = true
+	for _, ep := range rt.cri {
+		c, ok := ep.client.(*criClient)
+		if !ok {
+			continue
+		}
+		ok, said := rt.call(ctx, ep, func(ctx context.Context) error {
+			var err error
+			rid, m, err = c.find(ctx, ref)
+			return err
+		})
+		if ok {
+			return rid, m, true, true
+		}
+		answered = answered && said
+	}
+	return "", metadata{}, false, answered
+}
+
+// call makes one bounded call to a runtime (errNotFound: it answered and does not know the
+// container); a failing runtime is paused, and its failure and recovery are logged once.
+func (rt *runtimes) call(ctx context.Context, ep *runtimeEndpoint, do func(context.Context) error) (ok, answered bool) {
 	now := time.Now()
 	rt.mu.Lock()
 	paused := now.Before(ep.pausedUntil)
 	rt.mu.Unlock()
 	if paused {
-		return metadata{}, false, false
+		return false, false
 	}
 	if _, err := os.Stat(ep.socket); err != nil {
-		return metadata{}, false, false // runtime not installed here (yet): nothing to log
+		return false, false // runtime not installed here (yet): nothing to log
 	}
 	ctx, cancel := context.WithTimeout(ctx, rt.timeout)
 	defer cancel()
-	m, err := ep.client.inspect(ctx, id)
+	err := do(ctx)
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	switch {
@@ -123,7 +161,7 @@ func (rt *runtimes) ask(ctx context.Context, ep *runtimeEndpoint, id string) (m 
 			ep.down = false
 			rt.logger.Info("container runtime answers again", zap.String("socket", ep.socket))
 		}
-		return m, err == nil, true
+		return err == nil, true
 	default:
 		ep.pausedUntil = time.Now().Add(runtimePause)
 		if !ep.down {
@@ -131,7 +169,7 @@ func (rt *runtimes) ask(ctx context.Context, ep *runtimeEndpoint, id string) (m 
 			rt.logger.Warn("container runtime unavailable; containers it runs get no metadata until it answers",
 				zap.String("socket", ep.socket), zap.Duration("retry_in", runtimePause), zap.Error(err))
 		}
-		return metadata{}, false, false
+		return false, false
 	}
 }
 

@@ -37,7 +37,7 @@ type ebpfRegistry interface {
 	ContainerByID(id containers.ID) (*containers.Container, bool)
 	OnProcessStart(pid uint32) (*containers.Container, bool)
 	OnProcessExit(pid uint32)
-	DescribeGone(id containers.ID)
+	DescribeGone(id containers.ID, logFile string)
 }
 
 // processQueueSize bounds process events waiting for the registry; beyond it they are dropped
@@ -330,7 +330,7 @@ func (s *ebpfSource) retainedContainers() []*containers.Container {
 		}
 		c := s.retained[id]
 		if c == nil { // forgotten before any collection saw it, or never seen running
-			s.registry.DescribeGone(id)
+			s.registry.DescribeGone(id, "")
 			c = &containers.Container{ID: id, FirstSeen: time.Now()}
 		}
 		last[id] = c

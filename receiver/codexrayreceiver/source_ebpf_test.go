@@ -132,7 +132,7 @@ func (r *selfRegistry) OnProcessExit(pid uint32) {
 	r.mu.Unlock()
 }
 
-func (r *selfRegistry) DescribeGone(containers.ID) {}
+func (r *selfRegistry) DescribeGone(containers.ID, string) {}
 
 func ownCgroupID(t *testing.T) uint64 {
 	t.Helper()

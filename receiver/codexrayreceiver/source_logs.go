@@ -280,7 +280,7 @@ func (s *logsSource) retainedContainers() []*containers.Container {
 		if _, ok := s.containerByID(id); ok {
 			continue // the registry lists it
 		}
-		s.registry.DescribeGone(id)
+		s.registry.DescribeGone(id, "")
 		out = append(out, &containers.Container{ID: id, FirstSeen: started})
 	}
 	return out
