@@ -120,3 +120,28 @@ func TestOutboundAttribution(t *testing.T) {
 		t.Errorf("unattributed %d, want %d", tr.unattributed.Load(), before+1)
 	}
 }
+
+// Forget drops a gone container's request series at once, whatever the TTL; a container that
+// serves again counts from zero.
+func TestForget(t *testing.T) {
+	dst := netip.MustParseAddrPort("10.0.0.5:80")
+	conns := &fakeConns{conns: map[uint64]fakeConn{1: {"a", dst, dst}, 2: {"b", dst, dst}}}
+	tr := New(Options{Config: DefaultConfig(), Resolver: byCgroup{}, Connections: conns})
+	exchange(tr, 1, 1, "200", 1e9)
+	exchange(tr, 2, 2, "200", 2e9)
+	ids := tr.ContainerIDs()
+	if len(ids) != 2 {
+		t.Fatalf("containers %v", ids)
+	}
+	tr.Forget([]containers.ID{"a", "unknown"})
+	if ids := tr.ContainerIDs(); len(ids) != 1 || ids[0] != "b" {
+		t.Fatalf("after Forget: %v", ids)
+	}
+	if got := outbound(tr, "a"); len(got) != 0 {
+		t.Fatalf("a's series after Forget: %v", got)
+	}
+	exchange(tr, 1, 1, "200", 3e9)
+	if got := outbound(tr, "a"); got["10.0.0.5:80 10.0.0.5:80 200"] != 1 {
+		t.Fatalf("back: %v", got)
+	}
+}

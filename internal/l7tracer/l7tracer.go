@@ -355,6 +355,22 @@ func (t *Tracer) ContainerStats(id containers.ID, st *requeststats.ContainerStat
 	return t.store.ContainerStats(string(id), st)
 }
 
+// ContainerIDs returns the containers with request series.
+func (t *Tracer) ContainerIDs() []containers.ID {
+	var out []containers.ID
+	t.store.Containers(func(id string) { out = append(out, containers.ID(id)) })
+	return out
+}
+
+// Forget drops the series of containers gone for good (the receiver calls it once the
+// registry's retention of a container is over); a container that serves again later counts
+// from zero under a later start.
+func (t *Tracer) Forget(ids []containers.ID) {
+	for _, id := range ids {
+		t.store.Forget(string(id))
+	}
+}
+
 // IPToFQDN calls fn for every ip→fqdn pair DNS answers taught.
 func (t *Tracer) IPToFQDN(fn func(ip netip.Addr, fqdn string)) { t.store.IPToFQDN(fn) }
 

@@ -15,7 +15,8 @@
 //	reader.Checkpoint(func() { saved = patterns.Snapshot(nil) }) // positions to store, counts to saved
 //	patterns.Tick(now)                       // every second: the multi-line joiners' clock
 //	patterns.Counts(id, func(c MessageCount)) // per collection: container_log_messages_total
-//	patterns.FlushPatterns(func(r PatternRecord)) // per patterns_flush_interval: pattern records
+//	patterns.FlushPatterns(hold, func(r PatternRecord)) // per patterns_flush_interval: pattern records
+//	patterns.Forget(ids)                      // containers gone for good
 //	patterns.Expire(now.Add(-cfg.StreamExpiry))
 //	reader.Shutdown() // saves checkpoints
 //

@@ -177,7 +177,7 @@ func TestJournaldLiveSystemdCat(t *testing.T) {
 		t.Fatalf("counts %v", counts)
 	}
 	var templates []string
-	pats.FlushPatterns(func(p PatternRecord) { templates = append(templates, p.Template) })
+	pats.FlushPatterns(nil, func(p PatternRecord) { templates = append(templates, p.Template) })
 	if fmt.Sprint(templates) != "[disk almost full on <*>]" {
 		t.Fatalf("templates %v", templates)
 	}

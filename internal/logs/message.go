@@ -35,6 +35,9 @@ type Message struct {
 	Time      time.Time // when the runtime or journald stamped it; zero when unknown
 	Text      string    // without the trailing newline, valid UTF-8, at most max_line_length
 	Level     Level     // from the source (journald PRIORITY); LevelUnknown: detect from Text
+	// File is the log file the message was read from ("" for journald): a container the
+	// registry never saw is described by it (containers.Registry.DescribeGone).
+	File string
 }
 
 // Sink receives messages. Sources call Message from their own goroutines, several at once;

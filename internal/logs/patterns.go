@@ -51,6 +51,8 @@ type stream struct {
 	// forgot starts again from zero with a later start.
 	start    time.Time
 	lastSeen atomic.Int64 // unix nanoseconds
+	// file is the log file of the stream's last message ("" for journald).
+	file string
 	// expired: Expire removed the stream (set under mu); a Message that looked it up just
 	// before looks again rather than count into a stream nobody reads any more.
 	expired bool
@@ -86,6 +88,9 @@ func (p *Patterns) Message(m *Message) {
 			p.add(s, m.Text, m.Level)
 		}
 		s.lastSeen.Store(now.UnixNano())
+		if m.File != "" && m.File != s.file {
+			s.file = m.File
+		}
 		s.mu.Unlock()
 		return
 	}
@@ -197,20 +202,56 @@ type MessageCount struct {
 }
 
 // Containers returns the containers with log state, including NodeID for node-level logs,
-// sorted. The receiver uses it to emit logs of containers its registry does not know.
-func (p *Patterns) Containers() []containers.ID {
+// sorted, each with the log file its output was last read from ("" when none: journald).
+func (p *Patterns) Containers() []StreamContainer {
 	p.mu.RLock()
-	seen := map[containers.ID]bool{}
-	for k := range p.streams {
-		seen[k.container] = true
+	files := map[containers.ID]string{}
+	for k, s := range p.streams {
+		s.mu.Lock()
+		if f := s.file; f != "" || files[k.container] == "" {
+			files[k.container] = f
+		}
+		s.mu.Unlock()
 	}
 	p.mu.RUnlock()
-	out := make([]containers.ID, 0, len(seen))
-	for id := range seen {
-		out = append(out, id)
+	out := make([]StreamContainer, 0, len(files))
+	for id, f := range files {
+		out = append(out, StreamContainer{ID: id, File: f})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// StreamContainer is a container with log state, and the log file its output was last read
+// from.
+type StreamContainer struct {
+	ID   containers.ID
+	File string
+}
+
+// Forget drops every stream of these containers, gone for good (the receiver calls it once the
+// registry's retention of a container is over): their counts, patterns, waiting multi-line
+// messages and unflushed pattern records. A container that logs again later counts from zero,
+// with a later MessageCount.Start; the limit totals keep what its streams dropped.
+func (p *Patterns) Forget(ids []containers.ID) {
+	if len(ids) == 0 {
+		return
+	}
+	drop := make(map[containers.ID]bool, len(ids))
+	for _, id := range ids {
+		drop[id] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, s := range p.streams {
+		if !drop[k.container] {
+			continue
+		}
+		s.mu.Lock()
+		s.expired = true
+		s.mu.Unlock()
+		delete(p.streams, k)
+	}
 }
 
 // Counts calls fn for every message count of a container, ordered by source, level and hash.
@@ -261,13 +302,16 @@ type PatternRecord struct {
 }
 
 // FlushPatterns calls fn for every pattern that matched messages since the last flush, with
-// the number of those messages, and marks them flushed.
-func (p *Patterns) FlushPatterns(fn func(PatternRecord)) {
+// the number of those messages, and marks them flushed. Streams of containers hold says to hold
+// (nil: none) are left for a later flush.
+func (p *Patterns) FlushPatterns(hold func(containers.ID) bool, fn func(PatternRecord)) {
 	p.Tick(time.Now())
 	p.mu.RLock()
 	keys := make([]streamKey, 0, len(p.streams))
 	for k := range p.streams {
-		keys = append(keys, k)
+		if hold == nil || !hold(k.container) {
+			keys = append(keys, k)
+		}
 	}
 	sort.Slice(keys, func(i, j int) bool {
 		if keys[i].container != keys[j].container {

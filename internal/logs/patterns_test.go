@@ -48,12 +48,12 @@ func TestPatternsCountsAndFlush(t *testing.T) {
 	if fmt.Sprint(node) != fmt.Sprint([]series{{SourceJournald, "warning", 1}}) {
 		t.Fatalf("node counts: %v", node)
 	}
-	if got := p.Containers(); len(got) != 2 || got[0] != NodeID || got[1] != web {
+	if got := p.Containers(); len(got) != 2 || got[0].ID != NodeID || got[1].ID != web {
 		t.Fatalf("containers: %v", got)
 	}
 
 	var records []PatternRecord
-	p.FlushPatterns(func(r PatternRecord) { records = append(records, r) })
+	p.FlushPatterns(nil, func(r PatternRecord) { records = append(records, r) })
 	if len(records) != 3 {
 		t.Fatalf("records: %+v", records)
 	}
@@ -73,7 +73,7 @@ func TestPatternsCountsAndFlush(t *testing.T) {
 	// A second flush reports only what is new, and counts since the previous record.
 	p.Message(&Message{Container: web, Source: SourceStdoutStderr, Text: "ERROR connection to 10.0.0.9:5432 refused"})
 	records = records[:0]
-	p.FlushPatterns(func(r PatternRecord) { records = append(records, r) })
+	p.FlushPatterns(nil, func(r PatternRecord) { records = append(records, r) })
 	if len(records) != 1 || records[0].Count != 1 || records[0].Template != errRec.Template {
 		t.Fatalf("second flush: %+v", records)
 	}
@@ -87,6 +87,49 @@ func TestPatternsCountsAndFlush(t *testing.T) {
 }
 
 func testPatternsConfig() logpatterns.Config { return logpatterns.DefaultConfig() }
+
+// Forget drops every stream of a container at once, whatever stream_expiry says: counts,
+// unflushed records and waiting multi-line messages; a container that logs again counts from
+// zero under a later start. A held container's records wait for a later flush. Containers
+// names the log file a container's output was last read from.
+func TestPatternsForgetAndHold(t *testing.T) {
+	const (
+		web containers.ID = "/docker/web"
+		job containers.ID = "/k8s/batch/job-x/work"
+	)
+	p := NewPatterns(testPatternsConfig(), MultilineConfig{Enabled: true, JoinerConfig: logpatterns.DefaultJoinerConfig()})
+	p.Message(&Message{Container: web, Source: SourceStdoutStderr, Stream: "stdout", Text: "INFO served", File: "/var/lib/docker/containers/w/w-json.log"})
+	p.Message(&Message{Container: job, Source: SourceStdoutStderr, Stream: "stdout", Text: "INFO started", File: "/var/log/pods/batch_job-x_u/work/0.log"})
+	p.Message(&Message{Container: job, Source: "/var/log/app.log", Text: "INFO plain"})
+	p.Message(&Message{Container: job, Source: SourceJournald, Text: "WARN from the journal"})
+	p.FlushJoiners()
+	want := []StreamContainer{{ID: web, File: "/var/lib/docker/containers/w/w-json.log"}, {ID: job, File: "/var/log/pods/batch_job-x_u/work/0.log"}}
+	if got := p.Containers(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("containers: %v", got)
+	}
+
+	var flushed []containers.ID
+	p.FlushPatterns(func(id containers.ID) bool { return id == job }, func(r PatternRecord) { flushed = append(flushed, r.Container) })
+	if fmt.Sprint(flushed) != fmt.Sprint([]containers.ID{web}) {
+		t.Fatalf("flushed while the job is held: %v", flushed)
+	}
+	first := time.Now()
+	p.Forget([]containers.ID{job, "/docker/unknown"})
+	if got := p.Containers(); len(got) != 1 || got[0].ID != web {
+		t.Fatalf("after Forget: %v", got)
+	}
+	flushed = flushed[:0]
+	p.FlushPatterns(nil, func(r PatternRecord) { flushed = append(flushed, r.Container) })
+	if len(flushed) != 0 {
+		t.Fatalf("records of a forgotten container: %v", flushed)
+	}
+	p.Message(&Message{Container: job, Source: SourceStdoutStderr, Text: "INFO started again"})
+	p.Counts(job, func(c MessageCount) {
+		if c.Count != 1 || c.Start.Before(first) {
+			t.Fatalf("back: %+v, want 1 from after %v", c, first)
+		}
+	})
+}
 
 func newTestPatterns() *Patterns { return NewPatterns(testPatternsConfig(), DefaultConfig().Multiline) }
 
@@ -135,7 +178,7 @@ func TestPatternsJoinMultilineMessages(t *testing.T) {
 		t.Fatalf("after FlushJoiners: %d messages", total)
 	}
 	var samples []string
-	p.FlushPatterns(func(r PatternRecord) {
+	p.FlushPatterns(nil, func(r PatternRecord) {
 		if r.Level == LevelError {
 			samples = append(samples, r.Sample)
 		}
@@ -241,7 +284,7 @@ func TestPatternsHeaderPerStream(t *testing.T) {
 	}
 	p.FlushJoiners()
 	got := map[string]string{}
-	p.FlushPatterns(func(r PatternRecord) { got[r.Source] += fmt.Sprintf("%s %d %s|", r.Level, r.Count, r.Template) })
+	p.FlushPatterns(nil, func(r PatternRecord) { got[r.Source] += fmt.Sprintf("%s %d %s|", r.Level, r.Count, r.Template) })
 	want := map[string]string{
 		"/var/log/syslog":  "unknown 40 Invalid user guest from <*> port <*>|",
 		SourceJournald:     "unknown 40 Started Session <*> of User root.|",

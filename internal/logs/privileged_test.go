@@ -19,7 +19,7 @@ import (
 // template looked up through a flush of the same Patterns.
 func countsOf(p *Patterns, id containers.ID) []string {
 	templates := map[string]string{}
-	p.FlushPatterns(func(r PatternRecord) {
+	p.FlushPatterns(nil, func(r PatternRecord) {
 		if r.Container == id {
 			templates[r.Hash] = r.Template
 		}

@@ -18,6 +18,7 @@ type StreamState struct {
 	Source    string        `json:"source"`
 	Start     time.Time     `json:"start"`
 	LastSeen  time.Time     `json:"last_seen"`
+	File      string        `json:"file,omitempty"` // the log file of its last message
 	Counts    []SavedCount  `json:"counts,omitempty"`
 	// PatternCounts and Flushed hold, per pattern in the extractor's order, the messages it
 	// matched and how many of them pattern records reported (FlushPatterns).
@@ -64,7 +65,7 @@ func (p *Patterns) Snapshot(wantPatterns func(container containers.ID, source st
 		}
 		st := StreamState{
 			Container: keys[i].container, Source: keys[i].source, Start: s.start,
-			LastSeen: time.Unix(0, s.lastSeen.Load()),
+			LastSeen: time.Unix(0, s.lastSeen.Load()), File: s.file,
 			Counts:   make([]SavedCount, 0, len(s.counts)),
 			Revision: s.extractor.Revision(),
 		}
@@ -121,6 +122,7 @@ func (p *Patterns) Restore(states []StreamState) {
 			counts:    make(map[countKey]uint64, len(st.Counts)),
 			flushed:   map[*logpatterns.Pattern]uint64{},
 			start:     st.Start,
+			file:      st.File,
 		}
 		s.lastSeen.Store(st.LastSeen.UnixNano())
 		for _, c := range st.Counts {

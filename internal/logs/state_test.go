@@ -25,8 +25,8 @@ func (s *memStore) clone() *memStore {
 // totalCount sums every container_log_messages_total series of p.
 func totalCount(p *Patterns) uint64 {
 	var n uint64
-	for _, id := range p.Containers() {
-		p.Counts(id, func(c MessageCount) { n += c.Count })
+	for _, c := range p.Containers() {
+		p.Counts(c.ID, func(c MessageCount) { n += c.Count })
 	}
 	return n
 }
@@ -102,6 +102,9 @@ func TestCheckpointedCountsResumeExactly(t *testing.T) {
 			p2.Restore(streams)
 			if got := totalCount(p2); got != before {
 				t.Fatalf("restored %d messages, the checkpoint had %d", got, before)
+			}
+			if got := p2.Containers(); len(got) != 1 || got[0].File != path {
+				t.Fatalf("restored streams %+v: the log file they were read from is lost", got)
 			}
 			r2 := startReader(t, cfg, nil, p2, saved)
 			<-written

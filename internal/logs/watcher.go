@@ -440,6 +440,7 @@ func (w *fileWatcher) emit(r *follower, stream string, t time.Time, text []byte)
 		Stream:    stream,
 		Time:      t,
 		Text:      clean,
+		File:      r.target.path,
 	}
 	w.stats.Messages.Add(1)
 	w.sink.Message(&w.msg)

@@ -49,7 +49,11 @@ type codexrayReceiver struct {
 	newSources func(env sourceEnv) []source
 
 	// The registry and the node description are the receiver's own: every source uses them.
-	registry         *containers.Registry
+	registry *containers.Registry
+	// listing is what collection asks of the registry (the registry itself; tests list their
+	// own containers), retention ends the series of gone containers (retention.go).
+	listing          containerListing
+	retention        *retention
 	state            *stateStore // nil without a storage extension
 	containerMetrics *containerMetrics
 	node             *nodeSource
@@ -117,7 +121,12 @@ func (r *codexrayReceiver) start(ctx context.Context, host component.Host) error
 		r.states[registryName] = stateRunning
 	}
 
-	env := sourceEnv{cfg: cfg, settings: r.settings, registry: r.registry, node: r.node, emitLogs: r.emitLogs, state: r.state}
+	r.listing = r.registry
+	r.retention = newRetention(cfg.Containers.Retention)
+	env := sourceEnv{
+		cfg: cfg, settings: r.settings, registry: r.registry, node: r.node, emitLogs: r.emitLogs, state: r.state,
+		lastListed: r.retention.lastListed,
+	}
 	r.sources = r.newSources(env)
 	for _, s := range r.sources {
 		if !s.enabled() {
@@ -219,6 +228,10 @@ func (r *codexrayReceiver) tick(ctx context.Context) {
 	var md pmetric.Metrics
 	if next != nil {
 		md = r.collect(time.Now())
+	} else {
+		// In a logs pipeline only: the series are not collected, but the sources' state still
+		// ends with the retention, and the registry still learns the containers it never saw.
+		r.retention.apply(time.Now(), r.listing.Containers(), r.runningSources(), r.listing)
 	}
 	if r.state != nil {
 		r.saveState(ctx)
@@ -251,8 +264,9 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 	running := r.runningSources()
 
 	registryRunning := r.states[registryName] == stateRunning
-	containersSeen := r.containers(running)
-	for _, c := range containersSeen {
+	listed := r.listing.Containers()
+	retained := r.retention.apply(t, listed, running, r.listing)
+	for _, c := range listed {
 		if registryRunning {
 			r.containerMetrics.recordContainer(mb, now, c)
 		}
@@ -261,14 +275,15 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 				cr.recordContainer(mb, now, c)
 			}
 		}
-		rb := mb.NewResourceBuilder()
-		setContainerResource(rb, c)
-		r.node.describeContainerNode(rb)
-		mb.EmitForResource(metadata.WithResource(rb.Emit()), withInstanceStart(pcommon.NewTimestampFromTime(c.FirstSeen)))
+		r.emitContainer(mb, c)
+	}
+	for _, rc := range retained {
+		rc.by.recordRetained(mb, now, rc.c.ID)
+		r.emitContainer(mb, rc.c)
 	}
 
 	r.node.recordNode(mb, now)
-	mb.RecordCodexrayContainersTrackedDataPoint(now, int64(len(containersSeen)))
+	mb.RecordCodexrayContainersTrackedDataPoint(now, int64(len(listed)+len(retained)))
 	mb.RecordCodexraySourceStatusDataPoint(now, 1, registryName, r.states[registryName])
 	if registryRunning {
 		r.containerMetrics.recordNode(mb, now)
@@ -289,29 +304,19 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 	return mb.Emit(metadata.WithResource(rb.Emit()))
 }
 
-// containers lists the registry's containers, then those only a source still reports.
-func (r *codexrayReceiver) containers(running []source) []*containers.Container {
-	list := r.registry.Containers()
-	var known map[containers.ID]bool
-	for _, s := range running {
-		cr, ok := s.(containerRetainer)
-		if !ok {
-			continue
-		}
-		for _, c := range cr.retainedContainers() {
-			if known == nil {
-				known = make(map[containers.ID]bool, len(list))
-				for _, k := range list {
-					known[k.ID] = true
-				}
-			}
-			if !known[c.ID] {
-				known[c.ID] = true
-				list = append(list, c)
-			}
-		}
-	}
-	return list
+// containerListing is what collection asks of the registry (*containers.Registry).
+type containerListing interface {
+	// Containers lists the live containers and those gone within the retention.
+	Containers() []*containers.Container
+	DescribeGone(id containers.ID, logFile string)
+}
+
+// emitContainer ends the resource of one container: its identity, on this node.
+func (r *codexrayReceiver) emitContainer(mb *metadata.MetricsBuilder, c *containers.Container) {
+	rb := mb.NewResourceBuilder()
+	setContainerResource(rb, c)
+	r.node.describeContainerNode(rb)
+	mb.EmitForResource(metadata.WithResource(rb.Emit()), withInstanceStart(pcommon.NewTimestampFromTime(c.FirstSeen)))
 }
 
 // sourceState is the state reported for a source; a running source that reports a

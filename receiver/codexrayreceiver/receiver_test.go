@@ -20,7 +20,6 @@ import (
 	"go.uber.org/goleak"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metricstest"
 )
@@ -263,31 +262,6 @@ func TestNodeIdentityOnContainerResources(t *testing.T) {
 	host, _ := os.Hostname()
 	assert.Equal(t, map[string]any{"host.name": host, "k8s.node.name": "node-a"}, rb.Emit().Attributes().AsRaw(),
 		"a container resource names its node, so equal container ids of two nodes stay apart")
-}
-
-// retainingSource reports containers the registry no longer knows.
-type retainingSource struct {
-	fakeSource
-	kept []*containers.Container
-}
-
-func (s *retainingSource) retainedContainers() []*containers.Container { return s.kept }
-
-func TestRetainedContainersAreReportedOnce(t *testing.T) {
-	gone := &containers.Container{ID: "/docker/oom-killed"}
-	also := &containers.Container{ID: "/docker/other"}
-	r := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), nil)
-	r.registry = &containers.Registry{} // knows nothing: every container comes from the sources
-	list := r.containers([]source{
-		&retainingSource{kept: []*containers.Container{gone, also}},
-		&fakeSource{},
-		&retainingSource{kept: []*containers.Container{gone}},
-	})
-	ids := []containers.ID{}
-	for _, c := range list {
-		ids = append(ids, c.ID)
-	}
-	assert.Equal(t, []containers.ID{"/docker/oom-killed", "/docker/other"}, ids)
 }
 
 // stoppingSource records the order of the shutdown steps.

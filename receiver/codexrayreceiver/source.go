@@ -28,6 +28,9 @@ type sourceEnv struct {
 	// state holds the previous run's state and takes the checkpoints (state.go); nil without
 	// a storage extension.
 	state *stateStore
+	// lastListed is a container as the registry last listed it (retention.go), for what a
+	// source emits between collections; nil in tests that build a source alone.
+	lastListed func(id containers.ID) (*containers.Container, bool)
 }
 
 // newSources builds the receiver's sources in start order (shutdown runs in reverse). This list
@@ -68,10 +71,39 @@ type nodeRecorder interface {
 	recordNode(mb *metadata.MetricsBuilder, now pcommon.Timestamp)
 }
 
-// containerRetainer is implemented by sources that keep reporting containers the registry
-// has already forgotten (an OOM-killed container's kill count outlives the container).
+// containerHolder is implemented by sources that keep per-container state from one collection
+// to the next (counters): the state of a container ends with its retention (retention.go).
+type containerHolder interface {
+	// heldContainers lists the containers the source holds state for, each with the log file
+	// it read the container's output from, when it knows one.
+	heldContainers() []heldContainer
+	// forgetContainers drops the state of containers gone for good.
+	forgetContainers(ids []containers.ID)
+}
+
+// heldContainer is a container a source holds state for.
+type heldContainer struct {
+	id      containers.ID
+	logFile string // "" when the source read no log file of it
+}
+
+// heldIDs are containers held by a source that reads no log file.
+func heldIDs(ids []containers.ID) []heldContainer {
+	out := make([]heldContainer, len(ids))
+	for i, id := range ids {
+		out[i] = heldContainer{id: id}
+	}
+	return out
+}
+
+// containerRetainer is implemented by a source with a metric that outlives the retention of a
+// gone container (the eBPF source: an OOM-killed container's kill count). The receiver reports
+// it alone, under the identity the registry last listed the container with (retention.go).
 type containerRetainer interface {
-	retainedContainers() []*containers.Container
+	// retainedContainers lists the containers whose metric is still reported once gone.
+	retainedContainers() []containers.ID
+	// recordRetained records that metric, and nothing else, of one of them.
+	recordRetained(mb *metadata.MetricsBuilder, now pcommon.Timestamp, id containers.ID)
 }
 
 // inputStopper is implemented by sources that must stop taking input before the receiver's

@@ -25,19 +25,18 @@ var (
 	_ containerRecorder   = (*ebpfSource)(nil)
 	_ nodeRecorder        = (*ebpfSource)(nil)
 	_ containerRetainer   = (*ebpfSource)(nil)
+	_ containerHolder     = (*ebpfSource)(nil)
 	_ degradationReporter = (*ebpfSource)(nil)
 	_ stateKeeper         = (*ebpfSource)(nil)
 	_ inputStopper        = (*ebpfSource)(nil)
 )
 
-// ebpfRegistry is what the eBPF source needs of the registry: ID lookups for the tracer, the
-// containers behind retained IDs, and process lifecycle events to keep it current.
+// ebpfRegistry is what the eBPF source needs of the registry: ID lookups for the tracer, and
+// process lifecycle events to keep it current.
 type ebpfRegistry interface {
 	tracer.Resolver
-	ContainerByID(id containers.ID) (*containers.Container, bool)
 	OnProcessStart(pid uint32) (*containers.Container, bool)
 	OnProcessExit(pid uint32)
-	DescribeGone(id containers.ID, logFile string)
 }
 
 // processQueueSize bounds process events waiting for the registry; beyond it they are dropped
@@ -59,10 +58,7 @@ type ebpfSource struct {
 	l7          *l7tracer.Tracer // nil when ebpf.l7 is off or could not start
 	l7Failure   string           // why the L7 capture could not start
 	lastRefresh pcommon.Timestamp
-	// retained are the containers behind the tracer's IDs as the registry last knew them, for
-	// when it has forgotten them (see retainedContainers).
-	retained map[containers.ID]*containers.Container
-	l7Stats  requeststats.ContainerStats // reused per container
+	l7Stats     requeststats.ContainerStats // reused per container
 
 	queue          chan tracer.ProcessEvent
 	stop           chan struct{}
@@ -76,7 +72,6 @@ func newEBPFSource(env sourceEnv) source {
 		l7cfg:    env.cfg.EBPF.L7,
 		logger:   env.settings.Logger.With(zap.String("source", "ebpf")),
 		registry: env.registry,
-		retained: map[containers.ID]*containers.Container{},
 		state:    env.state,
 	}
 }
@@ -259,6 +254,10 @@ func recordTCP(mb *metadata.MetricsBuilder, now pcommon.Timestamp, st *tracer.Co
 	for _, l := range st.Latency {
 		mb.RecordContainerNetLatencyDataPoint(now, l.RTT.Seconds(), l.DestinationIP)
 	}
+	recordOOMKills(mb, now, st)
+}
+
+func recordOOMKills(mb *metadata.MetricsBuilder, now pcommon.Timestamp, st *tracer.ContainerStats) {
 	if st.OOMKills > 0 {
 		mb.RecordContainerOomKillsDataPointWithStart(startOf(st.OOMKillsStart, now), now, int64(st.OOMKills))
 	}
@@ -311,31 +310,54 @@ func (s *ebpfSource) degradation() string {
 	return s.l7Failure
 }
 
-// retainedContainers lists the containers the tracer still reports that the registry has
-// forgotten: an OOM-killed container's kill count stays for oom_kill_retention, longer than the
-// registry keeps a gone container. They keep the name and image the registry last gave them.
-func (s *ebpfSource) retainedContainers() []*containers.Container {
+// heldContainers lists the containers the tracer holds TCP or OOM state for, and those with L7
+// request series.
+func (s *ebpfSource) heldContainers() []heldContainer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tracer == nil {
 		return nil
 	}
 	ids := s.tracer.ContainerIDs()
-	var out []*containers.Container
-	last := make(map[containers.ID]*containers.Container, len(ids))
-	for _, id := range ids {
-		if c, ok := s.registry.ContainerByID(id); ok {
-			last[id] = c // the registry lists it itself
-			continue
-		}
-		c := s.retained[id]
-		if c == nil { // forgotten before any collection saw it, or never seen running
-			s.registry.DescribeGone(id, "")
-			c = &containers.Container{ID: id, FirstSeen: time.Now()}
-		}
-		last[id] = c
-		out = append(out, c)
+	if s.l7 != nil {
+		ids = append(ids, s.l7.ContainerIDs()...)
 	}
-	s.retained = last
-	return out
+	return heldIDs(ids)
+}
+
+// forgetContainers drops the TCP state and L7 series of containers gone for good; a recent OOM
+// kill count stays (tracer.Forget).
+func (s *ebpfSource) forgetContainers(ids []containers.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tracer != nil {
+		s.tracer.Forget(ids)
+	}
+	if s.l7 != nil {
+		s.l7.Forget(ids)
+	}
+}
+
+// retainedContainers lists the containers whose OOM kill count is within oom_kill_retention of
+// their last kill: an OOM-killed container is usually gone, and its kill must stay visible.
+func (s *ebpfSource) retainedContainers() []containers.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tracer == nil {
+		return nil
+	}
+	return s.tracer.OOMKillsRetained()
+}
+
+// recordRetained records a gone container's OOM kill count, and nothing else of it.
+func (s *ebpfSource) recordRetained(mb *metadata.MetricsBuilder, now pcommon.Timestamp, id containers.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tracer == nil {
+		return
+	}
+	var st tracer.ContainerStats
+	if s.tracer.ContainerStats(id, &st) {
+		recordOOMKills(mb, now, &st)
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,10 +117,6 @@ func (r *selfRegistry) ContainerIDByPID(pid uint32) (containers.ID, bool) {
 	return selfTestContainer.ID, pid == uint32(os.Getpid())
 }
 
-func (r *selfRegistry) ContainerByID(id containers.ID) (*containers.Container, bool) {
-	return selfTestContainer, id == selfTestContainer.ID
-}
-
 func (r *selfRegistry) OnProcessStart(pid uint32) (*containers.Container, bool) {
 	r.mu.Lock()
 	r.started[pid] = true
@@ -131,8 +129,6 @@ func (r *selfRegistry) OnProcessExit(pid uint32) {
 	r.exited[pid] = true
 	r.mu.Unlock()
 }
-
-func (r *selfRegistry) DescribeGone(containers.ID, string) {}
 
 func ownCgroupID(t *testing.T) uint64 {
 	t.Helper()
@@ -286,34 +282,41 @@ func TestEBPFSourceReportsSocketsOpenBeforeStart(t *testing.T) {
 	}, 5*time.Second, 50*time.Millisecond, "the connection's close never reached the tracer")
 }
 
-// forgettingRegistry knows containers until they are forgotten.
-type forgettingRegistry struct {
-	selfRegistry
-	known map[containers.ID]*containers.Container
-}
-
-func (r *forgettingRegistry) ContainerIDByCgroupID(id uint64) (containers.ID, bool) {
-	return "/docker/web", id == 7
-}
-
-func (r *forgettingRegistry) ContainerByID(id containers.ID) (*containers.Container, bool) {
-	c, ok := r.known[id]
-	return c, ok
-}
-
-// TestEBPFSourceRetainsForgottenContainers: an OOM-killed container the registry has forgotten
-// is still reported for its kill count, with the name and image the registry last gave it.
-func TestEBPFSourceRetainsForgottenContainers(t *testing.T) {
-	web := &containers.Container{ID: "/docker/web", Name: "web", Image: "nginx:1"}
-	reg := &forgettingRegistry{known: map[containers.ID]*containers.Container{web.ID: web}}
+// TestEBPFSourceRetainsOOMKills: once the receiver forgets a gone container, the eBPF source
+// keeps only its OOM kill count, retained and recorded alone, until oom_kill_retention.
+func TestEBPFSourceRetainsOOMKills(t *testing.T) {
+	now := time.Now()
 	rcfg := NewFactory().CreateDefaultConfig().(*Config)
+	rcfg.EBPF.OOMKillRetention = time.Minute
 	src := newEBPFSource(sourceEnv{cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type)}).(*ebpfSource)
-	src.registry = reg
-	src.tracer = tracer.New(tracer.Options{Config: rcfg.EBPF.Config, Resolver: reg})
+	reg := cgroupIDResolver{7: "/docker/web", 8: "/docker/db"}
+	src.tracer = tracer.New(tracer.Options{Config: rcfg.EBPF.Config, Resolver: reg, Now: func() time.Time { return now }})
 	src.tracer.Handle(&ebpf.Event{Type: ebpf.EventOOMKill, CgroupID: 7, TargetPID: 4242})
+	src.tracer.Handle(&ebpf.Event{
+		Type: ebpf.EventConnect, Sock: 1, CgroupID: 7,
+		Source: netip.MustParseAddrPort("10.0.0.5:1"), Destination: netip.MustParseAddrPort("10.0.0.1:80"),
+	})
+	src.tracer.Handle(&ebpf.Event{
+		Type: ebpf.EventConnect, Sock: 2, CgroupID: 8,
+		Source: netip.MustParseAddrPort("10.0.0.5:2"), Destination: netip.MustParseAddrPort("10.0.0.1:80"),
+	})
+	held := func() []containers.ID {
+		var ids []containers.ID
+		for _, h := range src.heldContainers() {
+			ids = append(ids, h.id)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	assert.Equal(t, []containers.ID{"/docker/db", "/docker/web"}, held())
+	assert.Equal(t, []containers.ID{"/docker/web"}, src.retainedContainers())
 
-	assert.Empty(t, src.retainedContainers(), "the registry still lists it")
-	delete(reg.known, web.ID)
-	assert.Equal(t, []*containers.Container{web}, src.retainedContainers(), "forgotten by the registry, kept by the tracer")
-	assert.Equal(t, []*containers.Container{web}, src.retainedContainers(), "and at the next collection")
+	src.forgetContainers([]containers.ID{"/docker/web", "/docker/db"})
+	assert.Equal(t, []containers.ID{"/docker/web"}, held(), "the OOM kill count stays")
+	mb := newTestMetricsBuilder()
+	src.recordRetained(mb, pcommon.NewTimestampFromTime(now), "/docker/web")
+	assert.Equal(t, map[string]float64{"container.oom_kills": 1}, metricstest.Values(mb.Emit()), "the kill count alone")
+
+	now = now.Add(2 * time.Minute)
+	assert.Empty(t, src.retainedContainers(), "past oom_kill_retention")
 }

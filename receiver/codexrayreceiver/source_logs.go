@@ -21,7 +21,7 @@ var (
 	_ source              = (*logsSource)(nil)
 	_ containerRecorder   = (*logsSource)(nil)
 	_ nodeRecorder        = (*logsSource)(nil)
-	_ containerRetainer   = (*logsSource)(nil)
+	_ containerHolder     = (*logsSource)(nil)
 	_ inputStopper        = (*logsSource)(nil)
 	_ degradationReporter = (*logsSource)(nil)
 	_ stateKeeper         = (*logsSource)(nil)
@@ -38,10 +38,13 @@ type logsSource struct {
 	registry *containers.Registry
 	node     *nodeSource
 	emitLogs func(context.Context, plog.Logs) error
-	lb       *metadata.LogsBuilder
+	// lastListed: see sourceEnv; nil when the source runs alone (tests).
+	lastListed func(id containers.ID) (*containers.Container, bool)
+
+	flushMu sync.Mutex // one flush at a time: lb is not safe for concurrent use
+	lb      *metadata.LogsBuilder
 
 	mu       sync.Mutex
-	started  time.Time
 	startErr string // which log sources could not start; reported as the degradation
 	patterns *logs.Patterns
 	reader   *logs.Reader
@@ -56,14 +59,15 @@ type logsSource struct {
 
 func newLogsSource(env sourceEnv) source {
 	return &logsSource{
-		cfg:      env.cfg.Logs,
-		settings: env.settings.ID,
-		logger:   env.settings.Logger.With(zap.String("source", "logs")),
-		registry: env.registry,
-		node:     env.node,
-		emitLogs: env.emitLogs,
-		lb:       metadata.NewLogsBuilder(env.cfg.logsBuilderConfig(), env.settings),
-		state:    env.state,
+		cfg:        env.cfg.Logs,
+		settings:   env.settings.ID,
+		logger:     env.settings.Logger.With(zap.String("source", "logs")),
+		registry:   env.registry,
+		node:       env.node,
+		emitLogs:   env.emitLogs,
+		lastListed: env.lastListed,
+		lb:         metadata.NewLogsBuilder(env.cfg.logsBuilderConfig(), env.settings),
+		state:      env.state,
 	}
 }
 
@@ -87,7 +91,7 @@ func (s *logsSource) start(ctx context.Context, _ component.Host) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
-	s.patterns, s.reader, s.cancel, s.started = patterns, reader, cancel, time.Now()
+	s.patterns, s.reader, s.cancel = patterns, reader, cancel
 	s.mu.Unlock()
 	s.wg.Add(1)
 	go s.flushLoop(runCtx)
@@ -215,38 +219,54 @@ func (s *logsSource) currentPatterns() *logs.Patterns {
 }
 
 // flush emits one codexray.log.pattern record per pattern that matched messages since the last
-// flush, grouped in one resource per container.
+// flush, grouped in one resource per container. The records of a container the registry has
+// not described yet wait for a later flush: a record goes out under the identity the registry
+// gives, never under less.
 func (s *logsSource) flush(ctx context.Context, now time.Time) {
+	s.flushRecords(ctx, now, func(id containers.ID) bool {
+		_, ok := s.identity(id)
+		return !ok
+	})
+}
+
+// flushRecords emits the records of the containers hold does not hold; those of a container
+// without an identity are dropped.
+func (s *logsSource) flushRecords(ctx context.Context, now time.Time, hold func(containers.ID) bool) {
 	patterns := s.currentPatterns()
 	if patterns == nil {
 		return
 	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	ts := pcommon.NewTimestampFromTime(now)
 	var current containers.ID
-	first := true
+	first, known := true, false
 	emitFor := func(id containers.ID) {
 		rb := s.lb.NewResourceBuilder()
-		switch c, ok := s.containerByID(id); {
-		case id == logs.NodeID:
+		if id == logs.NodeID {
 			s.node.describeNode(rb)
-		case ok:
+		} else {
+			c, _ := s.identity(id)
 			setContainerResource(rb, c)
-			s.node.describeContainerNode(rb)
-		default:
-			rb.SetContainerID(string(id))
 			s.node.describeContainerNode(rb)
 		}
 		s.lb.EmitForResource(metadata.WithLogsResource(rb.Emit()))
 	}
-	patterns.FlushPatterns(func(r logs.PatternRecord) {
-		if !first && r.Container != current {
-			emitFor(current)
+	patterns.FlushPatterns(func(id containers.ID) bool { return id != logs.NodeID && hold(id) }, func(r logs.PatternRecord) {
+		if first || r.Container != current {
+			if !first && known {
+				emitFor(current)
+			}
+			_, known = s.identity(r.Container)
+			known = known || r.Container == logs.NodeID
+			first, current = false, r.Container
 		}
-		first, current = false, r.Container
-		s.lb.RecordCodexrayLogPatternEvent(ts, severityOf(r.Level), r.Sample, r.Hash, r.Template,
-			r.Level.String(), r.Source, int64(r.Count))
+		if known {
+			s.lb.RecordCodexrayLogPatternEvent(ts, severityOf(r.Level), r.Sample, r.Hash, r.Template,
+				r.Level.String(), r.Source, int64(r.Count))
+		}
 	})
-	if !first {
+	if !first && known {
 		emitFor(current)
 	}
 	records := s.lb.Emit()
@@ -258,36 +278,50 @@ func (s *logsSource) flush(ctx context.Context, now time.Time) {
 	}
 }
 
+// identity is the container id's records go out under: the registry's, or the one it last
+// listed the container with (a container past its retention whose last lines are flushed).
+func (s *logsSource) identity(id containers.ID) (*containers.Container, bool) {
+	if c, ok := s.registry.ContainerByID(id); ok {
+		return c, true
+	}
+	if s.lastListed != nil {
+		return s.lastListed(id)
+	}
+	return nil, false
+}
+
 // degradation says which log sources could not start (journald without cgo, say).
 func (s *logsSource) degradation() string { return s.startErr }
 
-// retainedContainers lists containers with message counts that the registry no longer knows
-// (gone past its retention, or never seen with a process): their counts are still exported.
-// The registry is asked to describe them (a one-shot container exits before a scan sees it,
-// but its runtime still tells its name and image); once it has, it lists them itself.
-func (s *logsSource) retainedContainers() []*containers.Container {
-	s.mu.Lock()
-	patterns, started := s.patterns, s.started
-	s.mu.Unlock()
+// heldContainers lists the containers with log streams, each with the log file its output was
+// last read from.
+func (s *logsSource) heldContainers() []heldContainer {
+	patterns := s.currentPatterns()
 	if patterns == nil {
 		return nil
 	}
-	var out []*containers.Container
-	for _, id := range patterns.Containers() {
-		if id == logs.NodeID {
-			continue
+	var out []heldContainer
+	for _, c := range patterns.Containers() {
+		if c.ID != logs.NodeID {
+			out = append(out, heldContainer{id: c.ID, logFile: c.File})
 		}
-		if _, ok := s.containerByID(id); ok {
-			continue // the registry lists it
-		}
-		s.registry.DescribeGone(id, "")
-		out = append(out, &containers.Container{ID: id, FirstSeen: started})
 	}
 	return out
 }
 
-func (s *logsSource) containerByID(id containers.ID) (*containers.Container, bool) {
-	return s.registry.ContainerByID(id)
+// forgetContainers drops the streams of containers gone for good, after flushing the records
+// of their last lines.
+func (s *logsSource) forgetContainers(ids []containers.ID) {
+	patterns := s.currentPatterns()
+	if patterns == nil {
+		return
+	}
+	gone := make(map[containers.ID]bool, len(ids))
+	for _, id := range ids {
+		gone[id] = true
+	}
+	s.flushRecords(context.Background(), time.Now(), func(id containers.ID) bool { return !gone[id] })
+	patterns.Forget(ids)
 }
 
 func severityOf(l logs.Level) plog.SeverityNumber {

@@ -21,6 +21,7 @@ var (
 	_ nodeRecorder        = (*taskstatsSource)(nil)
 	_ degradationReporter = (*taskstatsSource)(nil)
 	_ stateKeeper         = (*taskstatsSource)(nil)
+	_ containerHolder     = (*taskstatsSource)(nil)
 )
 
 // taskstatsSource reports per-container delay accounting (CPU run-queue delay, disk delay and,
@@ -44,6 +45,8 @@ type delayCollector interface {
 	ContainerDelays(id containers.ID) (taskstats.ContainerDelays, bool)
 	Status() taskstats.Status
 	Save() []taskstats.SavedContainer
+	ContainerIDs() []containers.ID
+	Forget(ids []containers.ID)
 	Close() error
 }
 
@@ -98,6 +101,25 @@ func (s *taskstatsSource) saveState(cp *checkpoint) {
 	saved := c.Save()
 	for i := range saved {
 		cp.put(stateDelays+string(saved[i].ID), &saved[i])
+	}
+}
+
+// heldContainers lists the containers with delay totals.
+func (s *taskstatsSource) heldContainers() []heldContainer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.collector == nil {
+		return nil
+	}
+	return heldIDs(s.collector.ContainerIDs())
+}
+
+// forgetContainers drops the delay totals of containers gone for good.
+func (s *taskstatsSource) forgetContainers(ids []containers.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.collector != nil {
+		s.collector.Forget(ids)
 	}
 }
 

@@ -153,8 +153,26 @@ func TestTaskstatsSourceWithRegistry(t *testing.T) {
 
 // fakeDelays is a delayCollector whose totals the test sets.
 type fakeDelays struct {
-	delays map[containers.ID]taskstats.ContainerDelays
-	status taskstats.Status
+	delays    map[containers.ID]taskstats.ContainerDelays
+	status    taskstats.Status
+	forgotten []containers.ID
+}
+
+func (f *fakeDelays) ContainerIDs() []containers.ID {
+	ids := make([]containers.ID, 0, len(f.delays))
+	for id := range f.delays {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (f *fakeDelays) Forget(ids []containers.ID) {
+	for _, id := range ids {
+		if _, ok := f.delays[id]; ok {
+			delete(f.delays, id)
+			f.forgotten = append(f.forgotten, id)
+		}
+	}
 }
 
 func (f *fakeDelays) Collect(time.Time) error { return nil }
