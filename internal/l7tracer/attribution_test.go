@@ -48,10 +48,8 @@ func (f *fakeConns) Connection(sock uint64) (containers.ID, netip.AddrPort, neti
 func exchange(tr *Tracer, sock, cgroup uint64, status string, ts uint64) {
 	req := "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 	resp := "HTTP/1.1 " + status + " X\r\nContent-Length: 0\r\n\r\n"
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	tr.tracker.Feed(&l7.Segment{Timestamp: ts, Sock: sock, CgroupID: cgroup, Length: uint32(len(req)), Protocol: l7.ProtocolHTTP, Flags: l7.FlagNew, Payload: []byte(req)})
-	tr.tracker.Feed(&l7.Segment{Timestamp: ts + 1e6, Sock: sock, CgroupID: cgroup, Length: uint32(len(resp)), Protocol: l7.ProtocolHTTP, Flags: l7.FlagReceived, Payload: []byte(resp)})
+	tr.Feed(&l7.Segment{Timestamp: ts, Sock: sock, CgroupID: cgroup, Length: uint32(len(req)), Protocol: l7.ProtocolHTTP, Flags: l7.FlagNew, Payload: []byte(req)})
+	tr.Feed(&l7.Segment{Timestamp: ts + 1e6, Sock: sock, CgroupID: cgroup, Length: uint32(len(resp)), Protocol: l7.ProtocolHTTP, Flags: l7.FlagReceived, Payload: []byte(resp)})
 }
 
 func outbound(tr *Tracer, id containers.ID) map[string]uint64 {

@@ -178,10 +178,7 @@ func (t *Tracer) read(p *ebpf.L7Probe) {
 				continue
 			}
 			t.mu.Lock()
-			if seg.Flags&(l7.FlagClosed|l7.FlagNew) != 0 {
-				delete(t.conns, seg.Sock) // gone, or a new connection at a reused address
-			}
-			t.tracker.Feed(&seg)
+			t.feedLocked(&seg)
 			n++
 			if n&255 == 0 && len(t.waiting) > 0 {
 				if now := time.Now(); now.After(until) {
@@ -210,6 +207,22 @@ func (t *Tracer) read(p *ebpf.L7Probe) {
 			t.decodeErrors.Add(1)
 		}
 	}
+}
+
+// Feed aggregates one segment as the ring buffer's reader does (Start). A Tracer that is not
+// started is fed only this way: the receiver's tests drive one so.
+func (t *Tracer) Feed(seg *l7.Segment) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.feedLocked(seg)
+}
+
+// feedLocked hands a segment to the Tracker; t.mu is held.
+func (t *Tracer) feedLocked(seg *l7.Segment) {
+	if seg.Flags&(l7.FlagClosed|l7.FlagNew) != 0 {
+		delete(t.conns, seg.Sock) // gone, or a new connection at a reused address
+	}
+	t.tracker.Feed(seg)
 }
 
 // Drain waits (at most timeout) until the reader has fed every record the kernel wrote

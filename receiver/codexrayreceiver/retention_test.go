@@ -15,6 +15,8 @@ import (
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/internal/ebpf"
+	"github.com/codexray/codexray-node-agent/internal/l7"
+	"github.com/codexray/codexray-node-agent/internal/l7tracer"
 	"github.com/codexray/codexray-node-agent/internal/logs"
 	"github.com/codexray/codexray-node-agent/internal/taskstats"
 	"github.com/codexray/codexray-node-agent/internal/tracer"
@@ -43,14 +45,15 @@ func (r cgroupIDResolver) ContainerIDByCgroupID(id uint64) (containers.ID, bool)
 }
 func (r cgroupIDResolver) ContainerIDByPID(uint32) (containers.ID, bool) { return "", false }
 
-// retentionBed is a receiver whose sources are real state holders (the tracer, log patterns)
-// or a fake one (delay totals), fed by hand, collected at times the test chooses.
+// retentionBed is a receiver whose sources are real state holders (the tracer, the L7 capture,
+// log patterns) or a fake one (delay totals), fed by hand, collected at times the test chooses.
 type retentionBed struct {
 	t        *testing.T
 	r        *codexrayReceiver
 	listing  *fakeListing
 	now      time.Time
 	tracer   *tracer.Tracer
+	l7       *l7tracer.Tracer
 	delays   *fakeDelays
 	patterns *logs.Patterns
 	records  *logsCapture
@@ -94,11 +97,13 @@ func newRetentionBed(t *testing.T) *retentionBed {
 		lastListed: r.retention.lastListed,
 	}
 	eb := newEBPFSource(env).(*ebpfSource)
-	b.tracer = tracer.New(tracer.Options{
-		Config: cfg.EBPF.Config, Now: func() time.Time { return b.now },
-		Resolver: cgroupIDResolver{cgWeb: retWeb.ID, cgJob: retJob.ID, cgOOM: retOOM.ID, cgAPI: retAPI.ID},
-	})
+	resolver := cgroupIDResolver{cgWeb: retWeb.ID, cgJob: retJob.ID, cgOOM: retOOM.ID, cgAPI: retAPI.ID}
+	b.tracer = tracer.New(tracer.Options{Config: cfg.EBPF.Config, Now: func() time.Time { return b.now }, Resolver: resolver})
 	eb.tracer = b.tracer
+	b.l7 = l7tracer.New(l7tracer.Options{
+		Config: cfg.EBPF.L7, Now: func() time.Time { return b.now }, Resolver: resolver, Connections: b.tracer,
+	})
+	eb.l7 = b.l7
 	ts := newTaskstatsSource(env).(*taskstatsSource)
 	ts.collector = b.delays
 	b.logs = newLogsSource(env).(*logsSource)
@@ -121,6 +126,20 @@ func (b *retentionBed) connect(cgroup uint64, sock uint64) {
 		Type: ebpf.EventClose, Sock: sock, CgroupID: cgroup,
 		Source: netip.MustParseAddrPort("10.0.0.5:40000"), Destination: netip.MustParseAddrPort("10.0.0.1:80"),
 	})
+}
+
+// request feeds one HTTP exchange of a container's to the L7 capture: outbound on a socket the
+// tracer saw it connect, or inbound (it serves).
+func (b *retentionBed) request(cgroup, sock uint64, inbound bool) {
+	req := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	reqFlags, respFlags := l7.FlagNew, l7.FlagReceived
+	if inbound {
+		reqFlags, respFlags = l7.FlagNew|l7.FlagReceived|l7.FlagServer, l7.FlagServer
+	}
+	ts := uint64(b.now.UnixNano())
+	b.l7.Feed(&l7.Segment{Timestamp: ts, Sock: sock, CgroupID: cgroup, Length: uint32(len(req)), Protocol: l7.ProtocolHTTP, Flags: reqFlags, Payload: req})
+	b.l7.Feed(&l7.Segment{Timestamp: ts + 1e6, Sock: sock, CgroupID: cgroup, Length: uint32(len(resp)), Protocol: l7.ProtocolHTTP, Flags: respFlags, Payload: resp})
 }
 
 func (b *retentionBed) log(id containers.ID, file, text string) {
@@ -203,6 +222,8 @@ func TestGoneContainersSeriesStopAfterRetention(t *testing.T) {
 	b.connect(cgWeb, 1)
 	b.connect(cgJob, 2)
 	b.connect(cgAPI, 3)
+	b.request(cgWeb, 1, false)
+	b.request(cgJob, 10, true)
 	b.tracer.Handle(&ebpf.Event{Type: ebpf.EventOOMKill, CgroupID: cgOOM, TargetPID: 7})
 	b.delays.delays[retWeb.ID] = taskstats.ContainerDelays{CPU: 1, Since: b.now}
 	b.delays.delays[retJob.ID] = taskstats.ContainerDelays{CPU: 2, Since: b.now}
@@ -215,6 +236,8 @@ func TestGoneContainersSeriesStopAfterRetention(t *testing.T) {
 			"container.info", "container.log.messages", "container.net.tcp.successful_connects", "container.resources.cpu.delay",
 		}, c.ID)
 	}
+	assert.Contains(t, names(first[string(retWeb.ID)]), "container.http.requests")
+	assert.Contains(t, names(first[string(retJob.ID)]), "container.http.inbound_requests")
 	assert.Equal(t, []string{"container.info", "container.oom_kills", "container.restarts"}, names(first[string(retOOM.ID)]))
 	apiStart, ok := value(first[string(retAPI.ID)], "container.net.tcp.successful_connects")
 	require.True(t, ok)
@@ -230,8 +253,8 @@ func TestGoneContainersSeriesStopAfterRetention(t *testing.T) {
 	assert.Equal(t, apiStart.Start, p.Start, "under its start")
 
 	// The retention of web, job and the OOM-killed container is over: the registry lists them
-	// no more. Every source still held state for them (destination_ttl 10m, stream_expiry 1h,
-	// delay totals 5m).
+	// no more. Every source still held state for them (destination_ttl 10m, L7 series_ttl,
+	// stream_expiry 1h, delay totals 5m).
 	b.listing.list = []*containers.Container{retAPI}
 	gone := b.collect(15 * time.Second)
 	for _, id := range []containers.ID{retWeb.ID, retJob.ID} {
@@ -245,6 +268,7 @@ func TestGoneContainersSeriesStopAfterRetention(t *testing.T) {
 	held := b.tracer.ContainerIDs()
 	slices.Sort(held)
 	assert.Equal(t, []containers.ID{retAPI.ID, retOOM.ID}, held, "the tracer forgot web's and the job's destinations")
+	assert.Empty(t, b.l7.ContainerIDs(), "the L7 capture forgot web's and the job's request series")
 	assert.ElementsMatch(t, []containers.ID{retWeb.ID, retJob.ID}, b.delays.forgotten)
 	assert.Empty(t, b.patterns.Containers(), "the log streams are forgotten")
 	assert.Equal(t, map[string]string{string(retJob.ID): "job-x"}, b.takeRecords(),
@@ -273,6 +297,7 @@ func TestGoneContainersSeriesStopAfterRetention(t *testing.T) {
 	back.FirstSeen = b.now
 	b.listing.list = []*containers.Container{retAPI, &back}
 	b.connect(cgWeb, 5)
+	b.request(cgWeb, 5, false)
 	b.log(retWeb.ID, "/var/lib/docker/containers/web/web-json.log", "INFO request served")
 	again := b.collect(time.Minute)
 	connects, ok := value(again[string(retWeb.ID)], "container.net.tcp.successful_connects")
@@ -284,6 +309,11 @@ func TestGoneContainersSeriesStopAfterRetention(t *testing.T) {
 	firstMessages, _ := value(first[string(retWeb.ID)], "container.log.messages")
 	assert.Equal(t, 1.0, messages.Value)
 	assert.Greater(t, messages.Start, firstMessages.Start)
+	requests, ok := value(again[string(retWeb.ID)], "container.http.requests")
+	require.True(t, ok, "%v", names(again[string(retWeb.ID)]))
+	firstRequests, _ := value(first[string(retWeb.ID)], "container.http.requests")
+	assert.Equal(t, 1.0, requests.Value)
+	assert.Greater(t, requests.Start, firstRequests.Start)
 }
 
 // A container the registry never listed (a one-shot whose log file was read): the registry is
