@@ -40,6 +40,9 @@ func main() {
 	httpSeconds := flag.Int("http-seconds", 4, "seconds of load per -http round")
 	httpRounds := flag.Int("http-rounds", 5, "untraced+traced -http round pairs")
 	httpRequests := flag.Int("http-requests", 1000000, "requests before the -http RSS is read")
+	httpServer := flag.String("http-server", "go", "the -http server: go (net/http) or nginx")
+	bpfStats := flag.Bool("bpf-stats", false, "-http: report each kernel program's runs and time per request (BPF statistics on)")
+	cpuProfile := flag.String("cpuprofile", "", "-http: write the agent's CPU profile over the runs to this file")
 	serve := flag.Bool("serve", false, "internal: serve HTTP on loopback and print the address")
 	flag.Parse()
 	if *serve {
@@ -50,7 +53,11 @@ func main() {
 		return
 	}
 	if *httpMode {
-		if err := runHTTP(*httpSeconds, *httpRounds, *httpRequests, *nat); err != nil {
+		o := httpOptions{
+			secs: *httpSeconds, rounds: *httpRounds, rssRequests: *httpRequests, nat: *nat,
+			server: *httpServer, bpfStats: *bpfStats, cpuProfile: *cpuProfile,
+		}
+		if err := runHTTP(o); err != nil {
 			fmt.Fprintln(os.Stderr, "connbench:", err)
 			os.Exit(1)
 		}

@@ -9,12 +9,12 @@
 // ebpf.l7.enabled: with L7 off nothing here runs. It shares the TCP tracer's seeded map, so
 // connections open before the agent started report the id the tracer knows them by.
 //
-// One raw tracepoint program on raw_syscalls/sys_exit (no kprobes) does the work: a syscall
-// that moved bytes is recognised by its number, and its arguments are read from the registers
-// the kernel saved at entry, which a syscall leaves as they were (arm64 keeps the first in
-// orig_x0). No program runs at syscall entry and no per-thread state is kept: every other
-// syscall costs one number comparison, a read or write that moved nothing one more. bpf_loop
-// (Linux 5.17) bounds the per-message and per-frame loops.
+// The programs run on the sock_send_length and sock_recv_length tracepoints (no kprobes), which
+// fire inside every socket send and receive with the socket and the bytes moved: nothing runs
+// for the node's other syscalls, and the socket comes without walking the fd table. The
+// syscall that moved the bytes (its number and arguments: fd, buffer, iovecs, msghdr) is read
+// from the registers the task saved at syscall entry (bpf_task_pt_regs), which a syscall leaves
+// as the caller set them. bpf_loop (Linux 5.17) bounds the per-frame loops.
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -28,6 +28,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define MSG_PEEK 2
+#define MSG_ERRQUEUE 0x2000
+#define PF_IO_WORKER 0x00000010
+#define PF_KTHREAD 0x00200000
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 
@@ -60,7 +63,6 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define L7_DETECT_ATTEMPTS 8
 #define L7_MAX_IOV 8      // iovecs gathered per message
-#define L7_MAX_MMSG 4     // messages of one sendmmsg/recvmmsg forwarded
 #define L7_H2_MAX_FRAMES 32
 #define L7_H2_BLOCK_CAPTURE 2048
 #define L7_DIGEST_BUDGET 8192 // digest bytes per syscall
@@ -119,7 +121,7 @@ struct l7_args {
 	__u64 sk;
 	__u64 buf;   // buffer, iovec array, msghdr or mmsghdr array
 	__u32 fd;
-	__u32 count; // iovcnt or vlen
+	__u32 count; // read/recvfrom: the buffer's size; readv/writev: iovcnt
 	__u8 kind;
 	__u8 udp;
 	__u8 dns;    // UDP: port 53 seen
@@ -161,7 +163,7 @@ struct l7_src {
 	__u64 base[L7_MAX_IOV];
 	__u32 len[L7_MAX_IOV];
 	__u32 n;
-	__u32 bytes; // bytes moved
+	__u32 bytes; // bytes of the message the buffers hold (≤ bytes moved)
 };
 
 // struct iovec and struct user_msghdr as user space lays them out (64-bit), without pointer
@@ -210,6 +212,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct l7_scratch);
 } l7_scratch SEC(".maps");
+
+// Where a socket's last sendmmsg or recvmmsg message was in its vector (mmsg_index).
+struct l7_mmsg_hint {
+	__u64 vec;
+	__u64 offset[2]; // the socket's flow offsets after that message
+	__u32 next;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); // struct sock *
+	__type(value, struct l7_mmsg_hint);
+} l7_mmsg_hints SEC(".maps");
 
 // Size is set by the loader.
 struct {
@@ -313,10 +330,8 @@ static __always_inline int dns_ports(struct sock *sk)
 	return BPF_CORE_READ(sk, __sk_common.skc_num) == 53 || bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) == 53;
 }
 
-// enter saves the arguments of a syscall on a socket the capture may care about: one with L7
-// state that has not been given up, a TCP socket not seen yet, or a UDP socket talking DNS.
 // Where a send names its destination: nowhere (a connected socket), a sockaddr (sendto) or the
-// msg_name of a msghdr (sendmsg, sendmmsg's first message). Read only for UDP sockets.
+// msg_name of a msghdr (sendmsg, a message of sendmmsg). Read only for UDP sockets.
 #define DEST_NONE 0
 #define DEST_SOCKADDR 1
 #define DEST_MSGHDR 2
@@ -330,45 +345,42 @@ static __always_inline __u64 msghdr_name(__u64 msg)
 	return (__u64)name;
 }
 
-// socket_args fills a with the socket behind fd when the capture may care about it: one with L7
-// state not given up, a TCP socket not seen yet, or a UDP socket talking DNS. False otherwise.
-static __always_inline int socket_args(struct l7_args *a, __u32 fd, __u32 flags, __u64 dest, int dest_kind)
+// new_socket decides whether a socket without L7 state gets some: a TCP socket, or a UDP socket
+// talking DNS (bound or connected to port 53, or sending to it). Only when the syscall's fd
+// names the socket: a kernel socket moving bytes inside a process's syscall (a network
+// filesystem's, in a write to a file) must not be taken for that syscall's buffer. It sets
+// a->udp and a->dns; on a TCP socket that fails the fd check it returns -1 (never worth
+// looking at again).
+static __always_inline int new_socket(struct l7_args *a, struct sock *sk, __u64 dest, int dest_kind)
 {
-	if (K_RECEIVED(a->kind) && (flags & MSG_PEEK))
-		return 0; // peeked bytes will be read again
-	struct sock *sk = fd_sock(fd);
-	if (!sk)
-		return 0;
-	__u64 key = (__u64)sk;
-	a->sk = key;
-	a->fd = fd;
-	struct l7_conn *c = bpf_map_lookup_elem(&l7_conns, &key);
-	if (c) {
-		if (c->protocol == L7_PROTO_NONE)
-			return 0;
-		a->udp = c->flags & L7_SEG_UDP ? 1 : 0;
-		return 1;
-	}
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
-	if (proto == IPPROTO_TCP)
+	if (proto == IPPROTO_UDP) {
+		if (!(protocols & (1u << L7_PROTO_DNS)))
+			return 0;
+		// DNS only, on a socket bound or connected to port 53, or sending to it.
+		if (dest_kind == DEST_MSGHDR)
+			dest = msghdr_name(dest);
+		if (!dns_ports(sk) && (dest_kind == DEST_NONE || sockaddr_port(dest) != 53))
+			return 0;
+		if (fd_sock(a->fd) != sk)
+			return 0;
+		a->udp = 1;
+		a->dns = 1;
 		return 1;
-	if (proto != IPPROTO_UDP || !(protocols & (1u << L7_PROTO_DNS)))
+	}
+	if (proto != IPPROTO_TCP)
 		return 0;
-	// UDP: DNS only, on a socket bound or connected to port 53, or sending to it.
-	if (dest_kind == DEST_MSGHDR)
-		dest = msghdr_name(dest);
-	if (!dns_ports(sk) && (dest_kind == DEST_NONE || sockaddr_port(dest) != 53))
-		return 0;
-	a->udp = 1;
-	a->dns = 1;
-	return 1;
+	return fd_sock(a->fd) == sk ? 1 : -1;
 }
 
-// Syscall numbers and argument registers per architecture (bpf2go sets __TARGET_ARCH_*). The
-// flavoured pt_regs structs are relocated against the running kernel's pt_regs (CO-RE).
+// Syscall numbers and argument registers per architecture (bpf2go sets __TARGET_ARCH_*); regs
+// is bpf_task_pt_regs' pointer, read with plain loads. The flavoured pt_regs struct is relocated
+// against the running kernel's (CO-RE). A 32-bit task's socket syscalls have numbers of another
+// table, none of which is one of these at a socket send or receive (ia32 read is 3, arm32 read
+// is 3, x32 numbers carry bit 30): their bytes are counted, not captured.
 #if defined(__TARGET_ARCH_arm64)
 struct pt_regs___arm64 {
 	__u64 regs[31];
@@ -385,24 +397,18 @@ struct pt_regs___arm64 {
 #define SYS_RECVMSG 212
 #define SYS_RECVMMSG 243
 #define SYS_SENDMMSG 269
-static __always_inline long syscall_nr(void *regs)
+static __always_inline long syscall_nr(struct pt_regs *regs)
 {
-	if (bpf_rdonly_cast)
-		return ((struct pt_regs___arm64 *)bpf_rdonly_cast(regs, bpf_core_type_id_kernel(struct pt_regs___arm64)))->syscallno;
-	return BPF_CORE_READ((struct pt_regs___arm64 *)regs, syscallno);
+	return ((struct pt_regs___arm64 *)regs)->syscallno;
 }
-static __always_inline void syscall_args(void *regs, __u64 arg[5])
+static __always_inline void syscall_args(struct pt_regs *regs, __u64 arg[5])
 {
-	struct pt_regs___arm64 *r = regs;
-	arg[0] = BPF_CORE_READ(r, orig_x0); // x0 holds the return value by now
-	arg[1] = BPF_CORE_READ(r, regs[1]);
-	arg[2] = BPF_CORE_READ(r, regs[2]);
-	arg[3] = BPF_CORE_READ(r, regs[3]);
-	arg[4] = BPF_CORE_READ(r, regs[4]);
-}
-static __always_inline int compat_syscall(void)
-{
-	return 0; // 32-bit tasks on arm64 raise no raw_syscalls events of this ABI's numbers
+	struct pt_regs___arm64 *r = (struct pt_regs___arm64 *)regs;
+	arg[0] = r->orig_x0; // x0 is the return value once the syscall is done
+	arg[1] = r->regs[1];
+	arg[2] = r->regs[2];
+	arg[3] = r->regs[3];
+	arg[4] = r->regs[4];
 }
 #else
 #define SYS_READ 0
@@ -415,37 +421,17 @@ static __always_inline int compat_syscall(void)
 #define SYS_RECVMSG 47
 #define SYS_RECVMMSG 299
 #define SYS_SENDMMSG 307
-// With bpf_rdonly_cast the registers are plain loads; without, one helper call each.
-static __always_inline long syscall_nr(void *regs)
+static __always_inline long syscall_nr(struct pt_regs *regs)
 {
-	if (bpf_rdonly_cast)
-		return ((struct pt_regs *)bpf_rdonly_cast(regs, bpf_core_type_id_kernel(struct pt_regs)))->orig_ax;
-	return BPF_CORE_READ((struct pt_regs *)regs, orig_ax);
+	return regs->orig_ax;
 }
-static __always_inline void syscall_args(void *regs, __u64 arg[5])
+static __always_inline void syscall_args(struct pt_regs *regs, __u64 arg[5])
 {
-	if (bpf_rdonly_cast) {
-		struct pt_regs *r = bpf_rdonly_cast(regs, bpf_core_type_id_kernel(struct pt_regs));
-		arg[0] = r->di;
-		arg[1] = r->si;
-		arg[2] = r->dx;
-		arg[3] = r->r10;
-		arg[4] = r->r8;
-		return;
-	}
-	struct pt_regs *r = regs;
-	arg[0] = BPF_CORE_READ(r, di);
-	arg[1] = BPF_CORE_READ(r, si);
-	arg[2] = BPF_CORE_READ(r, dx);
-	arg[3] = BPF_CORE_READ(r, r10);
-	arg[4] = BPF_CORE_READ(r, r8);
-}
-#define TS_COMPAT 0x0002
-// compat_syscall: a 32-bit task's syscall numbers are another table's (ia32 read is 3).
-static __always_inline int compat_syscall(void)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	return task->thread_info.status & TS_COMPAT;
+	arg[0] = regs->di;
+	arg[1] = regs->si;
+	arg[2] = regs->dx;
+	arg[3] = regs->r10;
+	arg[4] = regs->r8;
 }
 #endif
 
@@ -466,13 +452,16 @@ static __always_inline __u8 syscall_kind(long nr)
 	return 0;
 }
 
-// What the exit program hands to the per-message callback.
+// One socket send or receive: the syscall's arguments and what it moved. A sendmmsg or
+// recvmmsg is one of these per message (the tracepoints fire per message).
 struct l7_call {
 	struct l7_args a;
-	__u64 ret;
+	__u64 ret; // bytes moved
 	__u64 ts;
 	__u64 pid_tgid;
 	__u64 cgroup_id;
+	__u32 idx; // sendmmsg, recvmmsg: the message's index in the vector
+	__u32 _pad;
 };
 
 // set_iovecs fills s->src from a user iovec array of cnt entries, at most bytes in total.
@@ -481,6 +470,7 @@ static __always_inline void set_iovecs(struct l7_scratch *s, __u64 iov, __u64 cn
 	struct l7_src *src = &s->src;
 	struct l7_iovec *v = s->iov;
 	src->n = 0;
+	src->bytes = 0;
 	if (cnt == 0)
 		return;
 	if (cnt > L7_MAX_IOV)
@@ -498,6 +488,7 @@ static __always_inline void set_iovecs(struct l7_scratch *s, __u64 iov, __u64 cn
 		left -= l;
 		src->n = i + 1;
 	}
+	src->bytes = bytes - left;
 }
 
 // set_msghdr fills s->src from a user msghdr.
@@ -505,6 +496,7 @@ static __always_inline void set_msghdr(struct l7_scratch *s, __u64 msg, __u32 by
 {
 	struct l7_msghdr *h = &s->msg;
 	s->src.n = 0;
+	s->src.bytes = 0;
 	if (!msg || bpf_probe_read_user(h, sizeof(*h), (void *)msg))
 		return;
 	set_iovecs(s, h->iov, h->iovlen, bytes);
@@ -787,7 +779,7 @@ static __always_inline __u64 seeded_id(struct sock *sk)
 
 // detect runs detection on the message gathered into s->det and, on a match, initialises the
 // connection's protocol state. It returns the protocol, or 0.
-static __always_inline __u8 detect(struct l7_scratch *s, struct l7_conn *c, struct sock *sk, __u8 flow, __u64 offset, __u32 bytes)
+static __always_inline __u8 detect(struct l7_scratch *s, struct l7_conn *c, struct sock *sk, __u8 flow, __u64 offset, __u32 bytes, __u32 avail)
 {
 	struct l7_detect_input *in = &s->det;
 	in->total = bytes;
@@ -795,7 +787,7 @@ static __always_inline __u8 detect(struct l7_scratch *s, struct l7_conn *c, stru
 	in->udp = 0;
 	in->dns_port = dns_ports(sk);
 	in->last_byte = 0xff;
-	if (in->data[0] == 'Q' && bytes > in->len) {
+	if (in->data[0] == 'Q' && bytes > in->len && avail == bytes) {
 		// Postgres: a simple query ends with NUL at the syscall's last byte.
 		copy_out(s, bytes - 1, L7_DETECT_MAX + 64, 1);
 		in->last_byte = s->payload[L7_DETECT_MAX + 64];
@@ -833,11 +825,11 @@ static __always_inline __u8 detect(struct l7_scratch *s, struct l7_conn *c, stru
 	return p;
 }
 
-// l7_message handles the idx-th message of a syscall: detection, suppression and the record.
-// A global function, called directly for the syscalls that move one message.
-__attribute__((noinline)) int l7_message(struct l7_call *call, __u32 idx)
+// l7_message handles one message moved on a connection with L7 state c: detection,
+// suppression and the record. A global function: verified once for both programs.
+__attribute__((noinline)) int l7_message(struct l7_call *call, struct l7_conn *c)
 {
-	if (!call)
+	if (!call || !c)
 		return 1;
 	__u32 zero = 0;
 	struct l7_scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
@@ -849,12 +841,14 @@ __attribute__((noinline)) int l7_message(struct l7_call *call, __u32 idx)
 	__u32 bytes = call->ret;
 	switch (kind) {
 	case K_READ:
-	case K_WRITE:
 	case K_RECVFROM:
+	case K_WRITE:
 	case K_SENDTO:
 		s->src.n = 1;
 		s->src.base[0] = a->buf;
-		s->src.len[0] = bytes;
+		// A datagram read with MSG_TRUNC reports its whole length, more than the buffer holds.
+		s->src.len[0] = K_RECEIVED(kind) && bytes > a->count ? a->count : bytes;
+		s->src.bytes = s->src.len[0];
 		break;
 	case K_READV:
 	case K_WRITEV:
@@ -864,50 +858,25 @@ __attribute__((noinline)) int l7_message(struct l7_call *call, __u32 idx)
 	case K_SENDMSG:
 		set_msghdr(s, a->buf, bytes);
 		break;
-	default: { // K_RECVMMSG, K_SENDMMSG: ret is the number of messages
-		struct mmsghdr *m = (struct mmsghdr *)a->buf + (idx & (L7_MAX_MMSG - 1));
-		__u32 len = 0;
-		if (bpf_probe_read_user(&len, sizeof(len), &m->msg_len))
-			return 1;
-		bytes = len;
-		set_msghdr(s, (__u64)&m->msg_hdr, bytes);
+	default: // K_RECVMMSG, K_SENDMMSG: this message's msghdr in the vector
+		set_msghdr(s, a->buf + (__u64)call->idx * sizeof(struct mmsghdr), bytes);
 	}
-	}
-	if (!bytes || !s->src.n)
-		return 0;
 
-	__u64 key = a->sk;
-	struct sock *sk = (struct sock *)key;
-	struct l7_conn *c = bpf_map_lookup_elem(&l7_conns, &key);
-	if (!c) {
-		struct l7_conn *fresh = &s->conn;
-		__builtin_memset(fresh, 0, sizeof(*fresh));
-		fresh->id = key;
-		if (a->udp) {
-			if (!a->dns)
-				return 0;
-			fresh->protocol = L7_PROTO_DNS;
-			fresh->flags = L7_SEG_UDP | (BPF_CORE_READ(sk, __sk_common.skc_num) == 53 ? L7_SEG_SERVER : 0);
-			fresh->fresh = 1;
-		}
-		bpf_map_update_elem(&l7_conns, &key, fresh, BPF_NOEXIST);
-		c = bpf_map_lookup_elem(&l7_conns, &key);
-		if (!c)
-			return 0;
-	}
-	if (c->protocol == L7_PROTO_NONE)
-		return 0;
+	struct sock *sk = (struct sock *)a->sk;
 	struct l7_flow *fl = &c->flow[flow & 1];
 	__u64 offset = fl->offset;
 	fl->offset = offset + bytes;
+	__u32 avail = s->src.bytes; // bytes the buffers hold: what can be captured
+	if (!avail || !s->src.n)
+		return 0;
 
 	__u32 captured = 0;
 	__u8 p = c->protocol;
 	if (!p) {
-		__u32 n = bytes < L7_DETECT_MAX ? bytes : L7_DETECT_MAX;
+		__u32 n = avail < L7_DETECT_MAX ? avail : L7_DETECT_MAX;
 		copy_out(s, 0, 0, n);
 		s->det.len = n;
-		p = detect(s, c, sk, flow, offset, bytes);
+		p = detect(s, c, sk, flow, offset, bytes, avail);
 		if (!p)
 			return 0;
 		captured = n;
@@ -938,8 +907,8 @@ __attribute__((noinline)) int l7_message(struct l7_call *call, __u32 idx)
 		}
 	} else {
 		__u32 cap = capture_size(p);
-		if (cap > bytes)
-			cap = bytes;
+		if (cap > avail)
+			cap = avail;
 		if (captured < cap) // the detecting syscall gathered min(bytes, L7_DETECT_MAX) already
 			copy_out(s, captured, captured, cap - captured);
 		captured = cap;
@@ -955,62 +924,149 @@ __attribute__((noinline)) int l7_message(struct l7_call *call, __u32 idx)
 	return 0;
 }
 
-// sys_exit(struct pt_regs *regs, long ret): every syscall's exit.
-SEC("raw_tracepoint/sys_exit")
-int l7_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+// mmsg_index returns the index, in the vector of a sendmmsg or recvmmsg, of the message a
+// socket event belongs to. The tracepoints fire once per message without saying which: the
+// index continues from the socket's previous event when that was the same vector's and nothing
+// else moved on the socket since (both offsets unchanged), else it restarts at 0. A receiver
+// that only ever calls recvmmsg on a socket and gets fewer messages than it asked for makes
+// the next call's index continue from there (a known limit, CONTRACT.md §2).
+// A global function: its stack is not added to l7_message's. call has the socket, the vector
+// (buf), its length (count), the kind and the bytes moved.
+__attribute__((noinline)) __u32 mmsg_index(struct l7_call *call, __u64 sent, __u64 received)
 {
-	long ret = ctx->args[1];
+	if (!call)
+		return 0;
+	__u64 key = call->a.sk;
+	__u64 off[2] = {sent, received};
+	struct l7_mmsg_hint *h = bpf_map_lookup_elem(&l7_mmsg_hints, &key);
+	__u32 idx = 0;
+	if (h && h->vec == call->a.buf && h->offset[0] == off[0] && h->offset[1] == off[1] && h->next < call->a.count)
+		idx = h->next;
+	struct l7_mmsg_hint n = {.vec = call->a.buf, .next = idx + 1};
+	n.offset[0] = off[0];
+	n.offset[1] = off[1];
+	n.offset[K_RECEIVED(call->a.kind) ? 1 : 0] += call->ret;
+	bpf_map_update_elem(&l7_mmsg_hints, &key, &n, BPF_ANY);
+	return idx;
+}
+
+// new_conn creates the L7 state of a socket new_socket accepted (verdict 1; -1: a TCP socket
+// that is never worth looking at). A global function: verified once.
+__attribute__((noinline)) int new_conn(struct l7_call *call, int verdict)
+{
+	if (!call)
+		return 0;
+	__u32 zero = 0;
+	struct l7_scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
+	if (!s)
+		return 0;
+	__u64 key = call->a.sk;
+	struct l7_conn *fresh = &s->conn;
+	__builtin_memset(fresh, 0, sizeof(*fresh));
+	fresh->id = key;
+	if (verdict < 0) {
+		fresh->protocol = L7_PROTO_NONE;
+	} else if (call->a.udp) {
+		fresh->protocol = L7_PROTO_DNS;
+		fresh->flags = L7_SEG_UDP | (BPF_CORE_READ((struct sock *)key, __sk_common.skc_num) == 53 ? L7_SEG_SERVER : 0);
+		fresh->fresh = 1;
+	}
+	bpf_map_update_elem(&l7_conns, &key, fresh, BPF_NOEXIST);
+	return 0;
+}
+
+// sock_event handles sock_send_length / sock_recv_length(struct sock *sk, int ret, int flags):
+// bytes moved on a socket by the current task.
+static __always_inline int sock_event(struct bpf_raw_tracepoint_args *ctx, __u8 received)
+{
+	int ret = (int)ctx->args[1];
 	if (ret <= 0)
 		return 0;
-	void *regs = (void *)ctx->args[0];
-	__u8 kind = syscall_kind(syscall_nr(regs));
-	if (!kind || compat_syscall())
+	if (received && ((__u32)ctx->args[2] & (MSG_PEEK | MSG_ERRQUEUE)))
+		return 0; // peeked bytes will be read again; the error queue is not the stream
+	__u64 key = ctx->args[0];
+	struct l7_conn *c = bpf_map_lookup_elem(&l7_conns, &key);
+	if (c && c->protocol == L7_PROTO_NONE)
 		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (task->flags & (PF_KTHREAD | PF_IO_WORKER)) {
+		// No syscall of the task moved these bytes: counted, not captured.
+		if (c)
+			c->flow[received & 1].offset += ret;
+		return 0;
+	}
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u8 kind = syscall_kind(syscall_nr(regs));
+	if (!kind || K_RECEIVED(kind) != received) {
+		// Moved by another syscall (sendfile, splice, io_uring_enter): counted in the flow's
+		// offset, so that user space sees a gap, not captured.
+		if (c)
+			c->flow[received & 1].offset += ret;
+		return 0;
+	}
 	__u64 arg[5];
 	syscall_args(regs, arg);
-	struct l7_call call = {.a = {.buf = arg[1], .kind = kind}, .ret = ret};
-	__u32 flags = 0;
+	struct l7_call call = {.a = {.sk = key, .buf = arg[1], .fd = arg[0], .kind = kind}, .ret = ret};
 	__u64 dest = 0;
 	int dest_kind = DEST_NONE;
 	switch (kind) {
+	case K_READ:
+	case K_RECVFROM:
 	case K_READV:
 	case K_WRITEV:
-	case K_RECVMMSG:
-	case K_SENDMMSG:
 		call.a.count = arg[2];
-		break;
-	}
-	switch (kind) {
-	case K_RECVFROM:
-	case K_RECVMMSG:
-		flags = arg[3];
-		break;
-	case K_RECVMSG:
-		flags = arg[2];
 		break;
 	case K_SENDTO:
 		dest = arg[4];
 		dest_kind = DEST_SOCKADDR;
 		break;
 	case K_SENDMSG:
-	case K_SENDMMSG:
 		dest = arg[1];
 		dest_kind = DEST_MSGHDR;
 		break;
+	case K_RECVMMSG:
+	case K_SENDMMSG:
+		call.a.count = arg[2];
+		call.idx = mmsg_index(&call, c ? c->flow[0].offset : 0, c ? c->flow[1].offset : 0);
+		dest = arg[1] + (__u64)call.idx * sizeof(struct mmsghdr);
+		dest_kind = kind == K_SENDMMSG ? DEST_MSGHDR : DEST_NONE;
+		break;
 	}
-	if (!socket_args(&call.a, arg[0], flags, dest, dest_kind))
-		return 0;
+	struct sock *sk = (struct sock *)key;
+	if (!c) {
+		int verdict = new_socket(&call.a, sk, dest, dest_kind);
+		if (!verdict)
+			return 0;
+		new_conn(&call, verdict);
+		if (verdict < 0)
+			return 0;
+		c = bpf_map_lookup_elem(&l7_conns, &key);
+		if (!c)
+			return 0;
+	} else if (c->flags & L7_SEG_UDP) {
+		// UDP sockets get no close record: state may outlive its socket, and the address may
+		// now be another socket's. Checked on each datagram (DNS traffic is small).
+		if (fd_sock(call.a.fd) != sk)
+			return 0;
+		call.a.udp = 1;
+	}
 	call.pid_tgid = bpf_get_current_pid_tgid();
 	call.ts = bpf_ktime_get_ns();
 	call.cgroup_id = bpf_get_current_cgroup_id();
-	if (kind != K_RECVMMSG && kind != K_SENDMMSG) {
-		l7_message(&call, 0);
-		return 0;
-	}
-	for (__u32 i = 0; i < L7_MAX_MMSG; i++) // l7_message is verified once, not per message
-		if (i < ret)
-			l7_message(&call, i);
+	l7_message(&call, c);
 	return 0;
+}
+
+SEC("raw_tracepoint/sock_send_length")
+int l7_sock_send(struct bpf_raw_tracepoint_args *ctx)
+{
+	return sock_event(ctx, 0);
+}
+
+SEC("raw_tracepoint/sock_recv_length")
+int l7_sock_recv(struct bpf_raw_tracepoint_args *ctx)
+{
+	return sock_event(ctx, 1);
 }
 
 // inet_sock_set_state(sk, oldstate, newstate): a TCP connection closed. Its L7 state goes, and

@@ -40,6 +40,14 @@ type l7L7Conn struct {
 	Pad      uint32
 }
 
+type l7L7MmsgHint struct {
+	_      structs.HostLayout
+	Vec    uint64
+	Offset [2]uint64
+	Next   uint32
+	Pad    uint32
+}
+
 type l7L7Scratch struct {
 	_   structs.HostLayout
 	Seg l7L7Segment
@@ -112,11 +120,13 @@ type l7SeededKey struct {
 const (
 	l7MapL7Conns         = "l7_conns"
 	l7MapL7Counters      = "l7_counters"
+	l7MapL7MmsgHints     = "l7_mmsg_hints"
 	l7MapL7Scratch       = "l7_scratch"
 	l7MapL7Segments      = "l7_segments"
 	l7MapSeeded          = "seeded"
 	l7ProgL7SockClose    = "l7_sock_close"
-	l7ProgL7SysExit      = "l7_sys_exit"
+	l7ProgL7SockRecv     = "l7_sock_recv"
+	l7ProgL7SockSend     = "l7_sock_send"
 	l7ProgL7TestDetect   = "l7_test_detect"
 	l7VarProtocols       = "protocols"
 	l7VarSuppressAfter   = "suppress_after"
@@ -169,7 +179,8 @@ type l7Specs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type l7ProgramSpecs struct {
 	L7SockClose  *ebpf.ProgramSpec `ebpf:"l7_sock_close"`
-	L7SysExit    *ebpf.ProgramSpec `ebpf:"l7_sys_exit"`
+	L7SockRecv   *ebpf.ProgramSpec `ebpf:"l7_sock_recv"`
+	L7SockSend   *ebpf.ProgramSpec `ebpf:"l7_sock_send"`
 	L7TestDetect *ebpf.ProgramSpec `ebpf:"l7_test_detect"`
 }
 
@@ -177,11 +188,12 @@ type l7ProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type l7MapSpecs struct {
-	L7Conns    *ebpf.MapSpec `ebpf:"l7_conns"`
-	L7Counters *ebpf.MapSpec `ebpf:"l7_counters"`
-	L7Scratch  *ebpf.MapSpec `ebpf:"l7_scratch"`
-	L7Segments *ebpf.MapSpec `ebpf:"l7_segments"`
-	Seeded     *ebpf.MapSpec `ebpf:"seeded"`
+	L7Conns     *ebpf.MapSpec `ebpf:"l7_conns"`
+	L7Counters  *ebpf.MapSpec `ebpf:"l7_counters"`
+	L7MmsgHints *ebpf.MapSpec `ebpf:"l7_mmsg_hints"`
+	L7Scratch   *ebpf.MapSpec `ebpf:"l7_scratch"`
+	L7Segments  *ebpf.MapSpec `ebpf:"l7_segments"`
+	Seeded      *ebpf.MapSpec `ebpf:"seeded"`
 }
 
 // l7VariableSpecs contains global variables before they are loaded into the kernel.
@@ -216,17 +228,19 @@ func (o *l7Objects) Close() error {
 //
 // It can be passed to loadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type l7Maps struct {
-	L7Conns    *ebpf.Map `ebpf:"l7_conns"`
-	L7Counters *ebpf.Map `ebpf:"l7_counters"`
-	L7Scratch  *ebpf.Map `ebpf:"l7_scratch"`
-	L7Segments *ebpf.Map `ebpf:"l7_segments"`
-	Seeded     *ebpf.Map `ebpf:"seeded"`
+	L7Conns     *ebpf.Map `ebpf:"l7_conns"`
+	L7Counters  *ebpf.Map `ebpf:"l7_counters"`
+	L7MmsgHints *ebpf.Map `ebpf:"l7_mmsg_hints"`
+	L7Scratch   *ebpf.Map `ebpf:"l7_scratch"`
+	L7Segments  *ebpf.Map `ebpf:"l7_segments"`
+	Seeded      *ebpf.Map `ebpf:"seeded"`
 }
 
 func (m *l7Maps) Close() error {
 	return _L7Close(
 		m.L7Conns,
 		m.L7Counters,
+		m.L7MmsgHints,
 		m.L7Scratch,
 		m.L7Segments,
 		m.Seeded,
@@ -250,14 +264,16 @@ type l7Variables struct {
 // It can be passed to loadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type l7Programs struct {
 	L7SockClose  *ebpf.Program `ebpf:"l7_sock_close"`
-	L7SysExit    *ebpf.Program `ebpf:"l7_sys_exit"`
+	L7SockRecv   *ebpf.Program `ebpf:"l7_sock_recv"`
+	L7SockSend   *ebpf.Program `ebpf:"l7_sock_send"`
 	L7TestDetect *ebpf.Program `ebpf:"l7_test_detect"`
 }
 
 func (p *l7Programs) Close() error {
 	return _L7Close(
 		p.L7SockClose,
-		p.L7SysExit,
+		p.L7SockRecv,
+		p.L7SockSend,
 		p.L7TestDetect,
 	)
 }

@@ -53,7 +53,8 @@ type L7Counters struct {
 
 // l7Loaded lists what production loads of the L7 object: not the test program.
 type l7Loaded struct {
-	SysExit   *cebpf.Program `ebpf:"l7_sys_exit"`
+	SockSend  *cebpf.Program `ebpf:"l7_sock_send"`
+	SockRecv  *cebpf.Program `ebpf:"l7_sock_recv"`
 	SockClose *cebpf.Program `ebpf:"l7_sock_close"`
 	Segments  *cebpf.Map     `ebpf:"l7_segments"`
 	Counters  *cebpf.Map     `ebpf:"l7_counters"`
@@ -61,7 +62,7 @@ type l7Loaded struct {
 
 func (o *l7Loaded) close() error {
 	// Close of a nil program or map is a no-op.
-	return errors.Join(o.SysExit.Close(), o.SockClose.Close(), o.Segments.Close(), o.Counters.Close())
+	return errors.Join(o.SockSend.Close(), o.SockRecv.Close(), o.SockClose.Close(), o.Segments.Close(), o.Counters.Close())
 }
 
 // L7Probe is the loaded and attached L7 capture. Like Probe, it holds every link for its
@@ -75,9 +76,9 @@ type L7Probe struct {
 	record ringbuf.Record
 }
 
-// LoadL7 loads the L7 capture, attaches it to the raw_syscalls sys_exit and
-// inet_sock_set_state tracepoints and opens its ring buffer. Errors wrap ErrUnsupported or ErrPermission like Load's. It needs bpf_loop (Linux
-// 5.17).
+// LoadL7 loads the L7 capture, attaches it to the sock_send_length, sock_recv_length and
+// inet_sock_set_state tracepoints and opens its ring buffer. Errors wrap ErrUnsupported or
+// ErrPermission like Load's. It needs Linux 6.0 (the sock tracepoints; bpf_loop is 5.17).
 func LoadL7(opts L7Options) (*L7Probe, error) {
 	size := opts.RingBufferSize
 	if size == 0 {
@@ -110,11 +111,15 @@ func LoadL7(opts L7Options) (*L7Probe, error) {
 	for _, a := range []struct {
 		name string
 		prog *cebpf.Program
-	}{{"sys_exit", p.objs.SysExit}, {"inet_sock_set_state", p.objs.SockClose}} {
+	}{{"sock_send_length", p.objs.SockSend}, {"sock_recv_length", p.objs.SockRecv}, {"inet_sock_set_state", p.objs.SockClose}} {
 		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.name, Program: a.prog})
 		if err != nil {
 			_ = p.Close()
-			return nil, classify("attaching raw tracepoint "+a.name+" (L7)", err)
+			what := "attaching raw tracepoint " + a.name + " (L7)"
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%w: %s (Linux 6.0 or newer): %w", ErrUnsupported, what, err)
+			}
+			return nil, classify(what, err)
 		}
 		p.links = append(p.links, l)
 	}
@@ -195,6 +200,25 @@ func (p *L7Probe) Counters() (L7Counters, error) {
 		}
 	}
 	return c, nil
+}
+
+// ProgramStats returns each program's runs and run time by the tracepoint it is attached to,
+// counted while BPF statistics are enabled (EnableProgramStats).
+func (p *L7Probe) ProgramStats() (map[string]ProgramStats, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	stats := map[string]ProgramStats{}
+	for name, prog := range map[string]*cebpf.Program{"sock_send_length": p.objs.SockSend, "sock_recv_length": p.objs.SockRecv, "inet_sock_set_state": p.objs.SockClose} {
+		st, err := programStats(prog)
+		if err != nil {
+			return nil, fmt.Errorf("program stats for L7 %s: %w", name, err)
+		}
+		stats[name] = st
+	}
+	return stats, nil
 }
 
 // Close detaches the programs and releases the maps and the ring buffer; a blocked

@@ -293,22 +293,36 @@ func (p *Probe) LostEvents() (uint64, error) {
 }
 
 // RunCounts returns how often each program ran. The kernel counts only while BPF statistics
-// are enabled (cilium/ebpf EnableStats or sysctl kernel.bpf_stats_enabled=1).
+// are enabled (EnableProgramStats, or sysctl kernel.bpf_stats_enabled=1).
 func (p *Probe) RunCounts() (map[string]uint64, error) {
+	stats, err := p.ProgramStats()
+	if err != nil {
+		return nil, err
+	}
+	counts := make(map[string]uint64, len(stats))
+	for name, st := range stats {
+		counts[name] = st.Runs
+	}
+	return counts, nil
+}
+
+// ProgramStats returns each program's runs and run time by the tracepoint it is attached to,
+// counted while BPF statistics are enabled.
+func (p *Probe) ProgramStats() (map[string]ProgramStats, error) {
 	release, err := p.use()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	counts := make(map[string]uint64, len(attachments))
+	stats := make(map[string]ProgramStats, len(attachments))
 	for _, a := range attachments {
-		stats, err := a.prog(&p.objs.codexrayPrograms).Stats()
+		st, err := programStats(a.prog(&p.objs.codexrayPrograms))
 		if err != nil {
 			return nil, fmt.Errorf("program stats for %s: %w", a.name, err)
 		}
-		counts[a.name] = stats.RunCount
+		stats[a.name] = st
 	}
-	return counts, nil
+	return stats, nil
 }
 
 // Close detaches every program and releases maps and the ring buffer. It unblocks ReadEvent and

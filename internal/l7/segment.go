@@ -10,7 +10,7 @@ import (
 // syscall moved on a connection whose protocol the kernel detected (CONTRACT.md). Decode
 // fills it without allocating; Payload aliases the record.
 type Segment struct {
-	Timestamp uint64 // CLOCK_MONOTONIC ns at syscall exit
+	Timestamp uint64 // CLOCK_MONOTONIC ns when the syscall moved the bytes
 	Sock      uint64 // struct sock address: the connection identity the TCP tracer uses
 	CgroupID  uint64
 	// Offset is the number of bytes the kernel had counted in this flow of this connection

@@ -404,6 +404,16 @@ func (t *Tracer) Stats() Stats {
 	return st
 }
 
+// ProgramStats returns the kernel programs' runs and run times (internal/ebpf's
+// EnableProgramStats must be on); nil before Start.
+func (t *Tracer) ProgramStats() (map[string]ebpf.ProgramStats, error) {
+	p := t.probe.Load()
+	if p == nil {
+		return nil, nil
+	}
+	return p.ProgramStats()
+}
+
 // Close detaches from the kernel and waits for the reader. Safe if Start failed or never ran.
 func (t *Tracer) Close() error {
 	p := t.probe.Swap(nil)

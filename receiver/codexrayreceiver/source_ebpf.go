@@ -102,7 +102,7 @@ func (s *ebpfSource) start(context.Context, component.Host) error {
 }
 
 // startL7 starts the L7 capture on top of a started tracer. A kernel that cannot run it
-// (older than 5.17, no BTF) leaves the TCP metrics running: the source is degraded.
+// (older than 6.0, no BTF) leaves the TCP metrics running: the source is degraded.
 func (s *ebpfSource) startL7(t *tracer.Tracer) (*l7tracer.Tracer, string) {
 	if !s.l7cfg.Enabled {
 		return nil, ""
