@@ -74,7 +74,7 @@ bench: deps
 		echo "== eBPF tracer overhead (L7 capture on): 50,000 loopback connect/accept/close cycles, untraced vs traced"; \
 		go run ./cmd/connbench -n 50000 -rounds 3 || rc=1; \
 		echo "== L7 overhead: HTTP/1.1 keep-alive requests/s (wrk), without vs with the agent; RSS after 1 M requests"; \
-		go run ./cmd/connbench -http -http-seconds 4 -http-rounds 7 -http-requests 1000000 || rc=1; \
+		go run ./cmd/connbench -http -http-seconds 2 -http-rounds 21 -http-requests 1000000 || rc=1; \
 		$(MAKE) --no-print-directory bench-logpatterns || rc=1; \
 		echo "== log-pattern memory: 10 million unique lines"; \
 		go run ./cmd/loghub-score -dir $(LOGHUB_DIR) -flood 10000000 || rc=1; \
