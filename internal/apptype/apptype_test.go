@@ -366,3 +366,53 @@ func BenchmarkProcess(b *testing.B) {
 		}
 	})
 }
+
+// A container's types are the sorted union over its processes; a process's types are read
+// once while it runs the same executable, and forgotten once it is no longer asked about.
+func TestProcessesUnionAndCache(t *testing.T) {
+	native, goBin := nativeBinary(t), goBinary(t, false)
+	root := fakeProc(t, map[uint32][2]string{
+		100: {string(cmdline("postgres: 16/main: checkpointer ")), native},
+		101: {string(cmdline("redis-server *:6379")), native},
+		102: {string(cmdline("/app/server")), goBin},
+		103: {string(cmdline("postgres: walwriter ")), native},
+		104: {string(cmdline("sleep", "10")), native},
+	})
+	d := NewDetector(root)
+	got, unreadable := d.Processes([]uint32{100, 101, 102, 103, 104, 999}, nil)
+	if !slices.Equal(got, []string{"golang", "postgres", "redis"}) || unreadable != 0 || d.cmdlineReads != 6 {
+		t.Fatalf("first: %v, %d unreadable, %d command lines read; want [golang postgres redis], 0, 6", got, unreadable, d.cmdlineReads)
+	}
+	d.Forget()
+	got, _ = d.Processes([]uint32{100, 102}, got[:0])
+	if !slices.Equal(got, []string{"golang", "postgres"}) || d.cmdlineReads != 6 {
+		t.Fatalf("second: %v after %d command lines; want the cached [golang postgres], no read", got, d.cmdlineReads)
+	}
+	d.Forget() // 101, 103, 104 were not asked about since the previous Forget
+	if len(d.procs) != 2 {
+		t.Fatalf("cache after forgetting: %d processes, want 2", len(d.procs))
+	}
+	// The same pid running another executable (an exec) is read again.
+	exe := filepath.Join(root, "100", "exe")
+	if err := os.Remove(exe); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(goBin, exe); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = d.Processes([]uint32{100}, got[:0]); !slices.Equal(got, []string{"golang", "postgres"}) || d.cmdlineReads != 7 {
+		t.Fatalf("after an exec: %v after %d reads; want [golang postgres] read again", got, d.cmdlineReads)
+	}
+	// A command line that cannot be read of a process still there counts; an exited one does
+	// not (999 above).
+	cmd := filepath.Join(root, "101", "cmdline")
+	if err := os.Remove(cmd); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(cmd, 0o755); err != nil { // reading it fails with EISDIR
+		t.Fatal(err)
+	}
+	if got, unreadable = d.Processes([]uint32{101}, nil); unreadable != 1 || got != nil {
+		t.Fatalf("unreadable command line: %v, %d; want none, 1", got, unreadable)
+	}
+}

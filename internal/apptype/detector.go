@@ -2,6 +2,7 @@ package apptype
 
 import (
 	"os"
+	"slices"
 	"syscall"
 
 	"github.com/codexray/codexray-node-agent/internal/procfs"
@@ -27,11 +28,88 @@ type Detector struct {
 	buf      []byte
 	// elfReads counts executables opened (cache misses), for tests and benchmarks.
 	elfReads int
+	// procs caches each process's types while it runs the same executable (Processes); entries
+	// not asked about since the previous Forget are dropped by the next.
+	procs map[uint32]*cachedProcess
+	// cmdlineReads counts command lines read (Processes cache misses), for tests.
+	cmdlineReads int
+}
+
+type cachedProcess struct {
+	exe   exeKey
+	types []string
+	used  bool
 }
 
 // NewDetector reads processes below procRoot ("" means /proc).
 func NewDetector(procRoot string) *Detector {
-	return &Detector{procRoot: procfs.Root(procRoot), facts: map[exeKey]elfFacts{}, maxFacts: maxCachedExecutables, buf: make([]byte, 0, 4096)}
+	return &Detector{
+		procRoot: procfs.Root(procRoot), facts: map[exeKey]elfFacts{}, maxFacts: maxCachedExecutables,
+		buf: make([]byte, 0, 4096), procs: map[uint32]*cachedProcess{},
+	}
+}
+
+// Processes appends to dst the union of the types of processes pids (a container's), sorted,
+// each once, and returns how many of them could not be read although they still run (a process
+// that exited meanwhile is no error). A process's types are kept while it runs the same
+// executable file, so a repeated call costs one stat per process; an exec into another program
+// is seen at the next call. Call Forget once per round of calls (a collection).
+func (d *Detector) Processes(pids []uint32, dst []string) ([]string, int) {
+	start, unreadable := len(dst), 0
+	for _, pid := range pids {
+		types, err := d.cachedTypes(pid)
+		if err != nil {
+			if !procfs.Gone(err) {
+				unreadable++
+			}
+			continue
+		}
+		for _, t := range types {
+			if !slices.Contains(dst[start:], t) {
+				dst = append(dst, t)
+			}
+		}
+	}
+	slices.Sort(dst[start:])
+	return dst, unreadable
+}
+
+// Forget drops the cached types of processes Processes was not asked about since the previous
+// Forget (exited, or left the containers asked about), bounding the cache by the live processes.
+func (d *Detector) Forget() {
+	for pid, p := range d.procs {
+		if !p.used {
+			delete(d.procs, pid)
+			continue
+		}
+		p.used = false
+	}
+}
+
+func (d *Detector) cachedTypes(pid uint32) ([]string, error) {
+	key, haveKey := d.exeKeyOf(pid)
+	if p, ok := d.procs[pid]; ok && haveKey && p.exe == key {
+		p.used = true
+		return p.types, nil
+	}
+	d.cmdlineReads++
+	types, err := d.Process(pid)
+	if err != nil || !haveKey {
+		delete(d.procs, pid)
+		return types, err
+	}
+	d.procs[pid] = &cachedProcess{exe: key, types: types, used: true}
+	return types, nil
+}
+
+// exeKeyOf identifies the executable process pid runs; false when it cannot be read (a kernel
+// thread, another user's process to an unprivileged agent, an exited one).
+func (d *Detector) exeKeyOf(pid uint32) (exeKey, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(procfs.PidPath(d.procRoot, pid, "exe"), &st); err != nil {
+		return exeKey{}, false
+	}
+	return exeKey{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtimeNs: st.Mtim.Nano()}, true //nolint:unconvert // Dev is uint32 on some architectures
 }
 
 // Process returns the types of process pid, most specific first: the program (FromCmdline),
@@ -66,16 +144,14 @@ func (d *Detector) Process(pid uint32) ([]string, error) {
 // exeFacts returns the ELF facts of pid's executable, from the cache when the file was read
 // before; none when it cannot be read.
 func (d *Detector) exeFacts(pid uint32) elfFacts {
-	exe := procfs.PidPath(d.procRoot, pid, "exe")
-	var st syscall.Stat_t
-	if err := syscall.Stat(exe, &st); err != nil {
+	key, ok := d.exeKeyOf(pid)
+	if !ok {
 		return elfFacts{}
 	}
-	key := exeKey{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtimeNs: st.Mtim.Nano()} //nolint:unconvert // Dev is uint32 on some architectures
 	if f, ok := d.facts[key]; ok {
 		return f
 	}
-	f, err := os.Open(exe)
+	f, err := os.Open(procfs.PidPath(d.procRoot, pid, "exe"))
 	if err != nil {
 		return elfFacts{}
 	}

@@ -2,7 +2,6 @@ package volumes
 
 import (
 	"bytes"
-	"errors"
 	"regexp"
 	"strconv"
 	"strings"
@@ -70,12 +69,12 @@ func (r *Reader) HostMounts() (HostMounts, error) {
 // (procfs.Gone(err) when it exited), or names its malformed lines while the volumes of the
 // others are returned.
 func (r *Reader) Container(pid uint32, host HostMounts, disks nodestats.BlockDevices, sources map[string]string) ([]Volume, error) {
+	if r.hostMountNS(pid) {
+		return nil, nil // checked first: a systemd service costs two readlinks, no parse
+	}
 	b, err := procfs.ReadFile(procfs.PidPath(r.procRoot, pid, "mountinfo"), &r.buf)
 	if err != nil {
 		return nil, err
-	}
-	if r.hostMountNS(pid) {
-		return nil, nil
 	}
 	ms, perr := parseMountinfo(b, nil)
 	// The top mount at each point wins: later lines are mounted over earlier ones.
@@ -233,21 +232,17 @@ func volumeName(path string) string {
 	return ""
 }
 
-// errNoProcess is returned by ContainerOf when none of the pids could be read.
-var errNoProcess = errors.New("no process of the container could be read")
-
 // ContainerOf returns the volumes of a container from the first of its processes that can be
-// read (a process may exit between the listing and the read).
+// read (a process may exit between the listing and the read). A container whose processes all
+// exited has none, and no error.
 func (r *Reader) ContainerOf(pids []uint32, host HostMounts, disks nodestats.BlockDevices, sources map[string]string) ([]Volume, error) {
-	last := errNoProcess
 	for _, pid := range pids {
 		vs, err := r.Container(pid, host, disks, sources)
 		if err == nil || !procfs.Gone(err) {
 			return vs, err
 		}
-		last = err
 	}
-	return nil, last
+	return nil, nil
 }
 
 // String is a compact form for logs and test failures.

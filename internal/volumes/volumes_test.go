@@ -122,6 +122,9 @@ func TestContainerFixtures(t *testing.T) {
 	if err != nil || len(vs) != 3 {
 		t.Errorf("ContainerOf skipping a gone pid: %v, %v", vs, err)
 	}
+	if vs, err := r.ContainerOf([]uint32{998, 999}, host, disks, nil); vs != nil || err != nil {
+		t.Errorf("ContainerOf of exited processes only: %v, %v; want none and no error", vs, err)
+	}
 }
 
 // Without the host's mount table the source is unknown, but a docker volume below a separately
