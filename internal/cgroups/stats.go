@@ -38,7 +38,10 @@ type CPU struct {
 
 // Memory is the memory part of Stats.
 type Memory struct {
-	// RSSBytes is anonymous memory: total_rss (v1) or anon (v2).
+	// RSSBytes is resident memory as coroot-node-agent defines it: anonymous memory plus file
+	// pages mapped into processes, total_rss + total_mapped_file (v1; rss + mapped_file on
+	// kernels without the total_ keys) or anon + file_mapped (v2). The kernel's v1 document
+	// says rss alone is not the resident set; rss + mapped_file is.
 	RSSBytes uint64
 	// CacheBytes is page cache: total_cache (v1) or file (v2).
 	CacheBytes uint64
@@ -176,11 +179,13 @@ func (r *statReader) v2CPU(s *Stats, p string, withLimit bool) {
 
 func (r *statReader) v2Memory(s *Stats, p string) {
 	if data := r.read(r.fs.unified, p, "memory.stat"); data != nil {
-		var anon, file uint64
+		var anon, fileMapped, file uint64
 		err := parseKeyed(data, func(k []byte, v uint64) {
 			switch string(k) {
 			case "anon":
 				anon = v
+			case "file_mapped":
+				fileMapped = v
 			case "file":
 				file = v
 			}
@@ -189,7 +194,7 @@ func (r *statReader) v2Memory(s *Stats, p string) {
 			r.fail("memory.stat", err)
 		} else {
 			s.HasMemory = true
-			s.Memory.RSSBytes, s.Memory.CacheBytes = anon, file
+			s.Memory.RSSBytes, s.Memory.CacheBytes = anon+fileMapped, file
 		}
 	}
 	if data := r.read(r.fs.unified, p, "memory.max"); data != nil {
@@ -296,16 +301,20 @@ func (r *statReader) v1CPU(s *Stats, p Paths) {
 
 func (r *statReader) v1Memory(s *Stats, p string) {
 	if data := r.read(r.fs.memoryDir, p, "memory.stat"); data != nil {
-		var rss, cache, totalRSS, totalCache uint64
+		var rss, mapped, cache, totalRSS, totalMapped, totalCache uint64
 		var hasTotal bool
 		err := parseKeyed(data, func(k []byte, v uint64) {
 			switch string(k) {
 			case "rss":
 				rss = v
+			case "mapped_file":
+				mapped = v
 			case "cache":
 				cache = v
 			case "total_rss":
 				totalRSS, hasTotal = v, true
+			case "total_mapped_file":
+				totalMapped = v
 			case "total_cache":
 				totalCache = v
 			}
@@ -316,9 +325,9 @@ func (r *statReader) v1Memory(s *Stats, p string) {
 			s.HasMemory = true
 			// total_* include nested cgroups of the container; older kernels lack them.
 			if hasTotal {
-				rss, cache = totalRSS, totalCache
+				rss, mapped, cache = totalRSS, totalMapped, totalCache
 			}
-			s.Memory.RSSBytes, s.Memory.CacheBytes = rss, cache
+			s.Memory.RSSBytes, s.Memory.CacheBytes = rss+mapped, cache
 		}
 	}
 	if data := r.read(r.fs.memoryDir, p, "memory.limit_in_bytes"); data != nil {

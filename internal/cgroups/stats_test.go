@@ -109,13 +109,13 @@ func TestFixtureValues(t *testing.T) {
 	}{
 		{"v2", 201, Stats{
 			CPU: CPU{UsageSeconds: 1.123456, ThrottledSeconds: 0.005, LimitCores: 0.5}, HasCPU: true, HasThrottling: true,
-			Memory: Memory{RSSBytes: 1 << 20, CacheBytes: 2 << 20, LimitBytes: 64 << 20}, HasMemory: true,
+			Memory: Memory{RSSBytes: 1<<20 + 4096, CacheBytes: 2 << 20, LimitBytes: 64 << 20}, HasMemory: true, // rss: anon + file_mapped
 			IO:  []DeviceIO{{Device: "nvme0n1", Reads: 100, Writes: 200, ReadBytes: 4096000, WrittenBytes: 8192000}},
 			PSI: PSI{CPU: Pressure{0.251, 0.051}, Memory: Pressure{0.0016, 0.0008}, IO: Pressure{3.00001, 2.00001}}, HasPSI: true,
 		}},
 		{"v2", 202, Stats{
 			CPU: CPU{UsageSeconds: 2.123456, ThrottledSeconds: 0.01}, HasCPU: true, HasThrottling: true,
-			Memory: Memory{RSSBytes: 2 << 20, CacheBytes: 4 << 20}, HasMemory: true,
+			Memory: Memory{RSSBytes: 2<<20 + 4096, CacheBytes: 4 << 20}, HasMemory: true,
 			IO:  []DeviceIO{{Device: "sda", Reads: 1, ReadBytes: 1024}, {Device: "sdb", Writes: 2, WrittenBytes: 2048}},
 			PSI: PSI{CPU: Pressure{0.252, 0.052}, Memory: Pressure{0.0017, 0.0009}, IO: Pressure{3.00002, 2.00002}}, HasPSI: true,
 		}},
@@ -148,6 +148,45 @@ func TestFixtureValues(t *testing.T) {
 			}
 			if !statsEqual(got, tt.want) {
 				t.Fatalf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRSSAsCoroot: container_resources_memory_rss_bytes is coroot-node-agent's resident
+// memory, anonymous plus mapped file pages: v1 total_rss + total_mapped_file (rss + mapped_file
+// without the hierarchical keys), v2 anon + file_mapped.
+func TestRSSAsCoroot(t *testing.T) {
+	const dockerV1 = "memory/docker/ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be147/memory.stat"
+	tests := []struct {
+		name, layout, file, stat string
+		pid                      uint32
+		rss, cache               uint64
+	}{
+		{"v1 hierarchical", "v1", dockerV1, "cache 1\nrss 2\nmapped_file 3\ntotal_cache 4096\ntotal_rss 8192\ntotal_mapped_file 12288\n", 101, 8192 + 12288, 4096},
+		{"v1 without total_", "v1", dockerV1, "cache 4096\nrss 8192\nmapped_file 16384\n", 101, 8192 + 16384, 4096},
+		{
+			"v2", "v2", "system.slice/docker-7ad0369cf258be147ad0369cf258be147ad0369cf258be147ad0369cf258be14.scope/memory.stat",
+			"anon 8192\nfile 40960\nfile_mapped 12288\nshmem 0\n", 201, 8192 + 12288, 40960,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := testutil.CopyTree(t, filepath.Join(testdata, "cgroupfs", tt.layout))
+			if err := os.WriteFile(filepath.Join(root, tt.file), []byte(tt.stat), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := Open(Config{Root: root, ProcRoot: filepath.Join(testdata, "proc", tt.layout)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := f.ProcessPaths(tt.pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := f.Stats(p)
+			if err != nil || !s.HasMemory || s.Memory.RSSBytes != tt.rss || s.Memory.CacheBytes != tt.cache {
+				t.Fatalf("memory %+v (has %v, %v); want rss %d, cache %d", s.Memory, s.HasMemory, err, tt.rss, tt.cache)
 			}
 		})
 	}

@@ -17,9 +17,10 @@ type Config struct {
 	// series stop (all but a recent OOM kill count: the receiver's retention.go). Default 5m.
 	Retention time.Duration `mapstructure:"retention"`
 	// IncludeOtherCgroups treats any other non-root cgroup (not a runtime's container, not a
-	// systemd service, not a user session) as a container of runtime "cgroup" with its cgroup
-	// path as ID. Default true: processes that an operator or a test put into a hand-made
-	// cgroup stay attributable.
+	// systemd service, not a user session: a transient scope, a VM, a cgroup made by hand) as a
+	// container of runtime "cgroup" with its cgroup path as ID. Default false, as
+	// coroot-node-agent reports containers and systemd services only; turn it on to attribute
+	// processes an operator put into a cgroup of their own.
 	IncludeOtherCgroups bool `mapstructure:"include_other_cgroups"`
 	// DockerSocket is dockerd's API socket; "" disables docker metadata.
 	// Default "/var/run/docker.sock".
@@ -46,7 +47,7 @@ func DefaultConfig() Config {
 	return Config{
 		ScanInterval:            10 * time.Second,
 		Retention:               5 * time.Minute,
-		IncludeOtherCgroups:     true,
+		IncludeOtherCgroups:     false,
 		DockerSocket:            "/var/run/docker.sock",
 		CRISockets:              []string{"/run/containerd/containerd.sock", "/run/crio/crio.sock"},
 		RuntimeTimeout:          2 * time.Second,

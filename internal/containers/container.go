@@ -79,6 +79,11 @@ type Container struct {
 	RestartsSince time.Time
 
 	LogPath string // docker json-file or CRI log file, when known
+	// Env holds the environment variables of the container that name it elsewhere (Nomad's
+	// NOMAD_ALLOC_ID, NOMAD_GROUP_NAME, NOMAD_JOB_NAME, NOMAD_NAMESPACE, NOMAD_TASK_NAME, from
+	// dockerd), not its whole environment; nil when it has none. Shared between copies; never
+	// modified after publication.
+	Env map[string]string
 
 	st *state // live state shared by every published copy
 }

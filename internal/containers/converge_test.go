@@ -411,7 +411,9 @@ func TestRestartedContainerSeenWhileMovedConverges(t *testing.T) {
 func TestOtherCgroupConvergesFromItsProcesses(t *testing.T) {
 	const path = "/codexray-test-moving"
 	h := newHost(t, "hybrid", path)
-	r := startAt(t, testConfig(), h.root, h.proc, nil)
+	cfg := testConfig()
+	cfg.IncludeOtherCgroups = true // a hand-made cgroup is a container only then
+	r := startAt(t, cfg, h.root, h.proc, nil)
 	h.createContainer(t, "memory", "cpu", "cpuacct")
 	h.moveProcess(t, movingPID, "memory")
 	c, ok := r.OnProcessStart(movingPID)

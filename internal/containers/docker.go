@@ -25,7 +25,8 @@ type metadata struct {
 	LogPath       string
 	// Running: the container runs now, or is created and about to (false when unknown).
 	Running bool
-	Runtime string // the runtime's own name, when it says ("containerd", "cri-o")
+	Env     map[string]string // see Container.Env
+	Runtime string            // the runtime's own name, when it says ("containerd", "cri-o")
 	// Sandbox: the id is a pod sandbox (pause container), not an application container.
 	Sandbox bool
 }
@@ -80,10 +81,35 @@ type dockerInspect struct {
 	State        struct {
 		Running bool
 	}
-	Config struct {
-		Image  string
-		Labels map[string]string
+	Config dockerConfig
+}
+
+// dockerConfig is the part of an inspected container's Config the agent uses.
+type dockerConfig struct {
+	Image  string
+	Labels map[string]string
+	Env    []string // NAME=value
+}
+
+// keptEnv are the environment variables Container.Env keeps.
+var keptEnv = map[string]bool{
+	"NOMAD_ALLOC_ID": true, "NOMAD_GROUP_NAME": true, "NOMAD_JOB_NAME": true, "NOMAD_NAMESPACE": true, "NOMAD_TASK_NAME": true,
+}
+
+// envOf keeps the variables of keptEnv from a "NAME=value" list.
+func envOf(list []string) map[string]string {
+	var env map[string]string
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !keptEnv[k] {
+			continue
+		}
+		if env == nil {
+			env = make(map[string]string, len(keptEnv))
+		}
+		env[k] = v
 	}
+	return env
 }
 
 // maxDockerResponse bounds what a (possibly misbehaving) socket can make the agent read.
@@ -119,6 +145,7 @@ func (d *dockerClient) inspect(ctx context.Context, id string) (metadata, error)
 		Restarts: in.RestartCount,
 		LogPath:  in.LogPath,
 		Running:  in.State.Running,
+		Env:      envOf(in.Config.Env),
 	}
 	m.fillFromKubernetesLabels()
 	if m.Labels["io.kubernetes.docker.type"] == "podsandbox" {

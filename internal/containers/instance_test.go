@@ -1,9 +1,11 @@
 package containers
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -268,5 +270,57 @@ func TestRegistryInPrivateCgroupNamespace(t *testing.T) {
 	}
 	if st := lost.Stats(); st.NamespaceSkipped < 12 || st.ProcessErrors != 0 {
 		t.Fatalf("self stats with an unresolved namespace: %+v; want the 12 processes skipped", st)
+	}
+}
+
+// TestSystemdUnitRestartsCounted: systemd removes a unit's cgroup when the unit stops and
+// creates a new one when it starts again. No runtime counts a unit's restarts, so the registry
+// counts each re-created cgroup it sees: container.restarts grows by one per restart under an
+// unchanged start, while the unit's cgroup counters start again with the new instance.
+func TestSystemdUnitRestartsCounted(t *testing.T) {
+	const unitID = ID("/system.slice/nginx.service")
+	for _, via := range []string{"scan", "process event"} {
+		t.Run(via, func(t *testing.T) {
+			root := testutil.CopyTree(t, filepath.Join(testdata, "cgroupfs", "v2"))
+			proc := copyProc(t)
+			clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			r := startAt(t, testConfig(), root, proc, clk)
+			first, ok := r.ContainerByID(unitID)
+			if !ok || first.Restarts != 0 || first.Runtime != "systemd" {
+				t.Fatalf("before: %+v %v", first, ok)
+			}
+			pid := 206 // nginx.service's process in the fixture
+			for restart := 1; restart <= 2; restart++ {
+				clk.add(time.Minute)
+				dir := filepath.Join(root, "system.slice", "nginx.service")
+				oldInode := inode(t, dir)
+				_ = os.RemoveAll(filepath.Join(proc, strconv.Itoa(pid)))
+				r.OnProcessExit(uint32(pid))
+				// The old directory stays in use meanwhile, so the new one gets another inode.
+				if err := os.Rename(dir, fmt.Sprintf("%s.old%d", dir, restart)); err != nil {
+					t.Fatal(err)
+				}
+				writeCgroup(t, dir, "1000")
+				if inode(t, dir) == oldInode {
+					t.Fatal("the re-created directory has the old inode")
+				}
+				pid++
+				writeProc(t, proc, strconv.Itoa(pid), "0::/system.slice/nginx.service\n")
+				if via == "scan" {
+					r.Scan()
+				} else if _, ok := r.OnProcessStart(uint32(pid)); !ok {
+					t.Fatal("the restarted unit's process is not attributed")
+				}
+				c, ok := r.ContainerByID(unitID)
+				if !ok || c.Restarts != int64(restart) || !c.RestartsSince.Equal(first.RestartsSince) || !c.FirstSeen.Equal(clk.now()) {
+					t.Fatalf("after restart %d: %+v; want restarts %d since %v, first seen now", restart, c, restart, first.RestartsSince)
+				}
+			}
+			// A scan that finds the same cgroup again is no restart.
+			r.Scan()
+			if c, _ := r.ContainerByID(unitID); c.Restarts != 2 {
+				t.Fatalf("a rescan counted a restart: %d", c.Restarts)
+			}
+		})
 	}
 }

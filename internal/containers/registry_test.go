@@ -1,6 +1,7 @@
 package containers
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -89,10 +90,9 @@ func TestRegistryFixtureWithRuntimes(t *testing.T) {
 	dockerSock, _ := fakeDocker(t, map[string]dockerInspect{
 		id1: {
 			Name: "/web", RestartCount: 2, LogPath: "/var/lib/docker/containers/" + id1 + "/" + id1 + "-json.log",
-			Config: struct {
-				Image  string
-				Labels map[string]string
-			}{Image: "nginx:1.27", Labels: map[string]string{"app": "web"}},
+			Config: dockerConfig{Image: "nginx:1.27", Labels: map[string]string{"app": "web"}, Env: []string{
+				"PATH=/usr/bin", "NOMAD_JOB_NAME=shop", "NOMAD_TASK_NAME=web", "NOMAD_ALLOC_ID=", "SECRET=x",
+			}},
 		},
 	})
 	criSock := serveCRI(t, &fakeCRI{
@@ -128,6 +128,13 @@ func TestRegistryFixtureWithRuntimes(t *testing.T) {
 	}
 	if c.Processes() != 2 {
 		t.Fatalf("docker container has %d processes, want 2 (pids 201, 209)", c.Processes())
+	}
+	// Only the Nomad variables are kept of its environment, an empty one too.
+	if want := map[string]string{"NOMAD_JOB_NAME": "shop", "NOMAD_TASK_NAME": "web", "NOMAD_ALLOC_ID": ""}; !maps.Equal(c.Env, want) {
+		t.Fatalf("docker container env %v, want %v", c.Env, want)
+	}
+	if pids := r.PIDsByContainer(); !slices.Equal(pids[c.ID], []uint32{201, 209}) || len(pids["/system.slice/nginx.service"]) == 0 {
+		t.Fatalf("PIDsByContainer: %v", pids)
 	}
 	s, err := c.Resources()
 	if err != nil || s.CPU.LimitCores != 0.5 || s.Memory.LimitBytes != 64<<20 || s.CPU.UsageSeconds != 1.123456 {
@@ -310,16 +317,16 @@ func TestRegistryOtherCgroupsSwitch(t *testing.T) {
 	proc := copyProc(t)
 	writeProc(t, proc, "500", "0::/codexray-test-1\n")
 	writeProc(t, proc, "501", "0::/user.slice/user-1000.slice/session-2.scope\n")
-	on := startFixture(t, testConfig(), proc, nil)
+	cfg := testConfig()
+	cfg.IncludeOtherCgroups = true
+	on := startFixture(t, cfg, proc, nil)
 	if c, ok := on.ContainerByPID(500); !ok || c.ID != "/codexray-test-1" || c.Runtime != "cgroup" {
 		t.Fatalf("other cgroup with the switch on: %+v %v", c, ok)
 	}
 	if _, ok := on.ContainerByPID(501); ok {
 		t.Fatal("a user session is not a container")
 	}
-	cfg := testConfig()
-	cfg.IncludeOtherCgroups = false
-	off := startFixture(t, cfg, proc, nil)
+	off := startFixture(t, testConfig(), proc, nil) // the default, as in coroot-node-agent
 	if _, ok := off.ContainerByPID(500); ok {
 		t.Fatal("other cgroup tracked with the switch off")
 	}

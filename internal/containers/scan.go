@@ -251,9 +251,15 @@ func (r *Registry) newInstance(e *entry, key string, o *observation) bool {
 }
 
 // restartEntry publishes a new instance of a container whose cgroup was re-created under the
-// same path, with the metadata it had; the fresh restart count follows from the queue.
+// same path, with the metadata it had; a runtime's fresh restart count follows from the queue.
+// A systemd unit (or another cgroup) has no runtime to count its restarts: systemd removes a
+// unit's cgroup when the unit stops and creates it anew when it starts, so each re-created
+// cgroup the registry sees is one restart.
 func (r *Registry) restartEntry(e *entry, o *observation) {
 	c := *e.cur.Load()
+	if k := e.identity().Kind; k == cgroups.KindSystemd || k == cgroups.KindOther {
+		c.Restarts++
+	}
 	r.repoint(e, &c, o)
 	r.enqueueMetadata(e)
 }
@@ -304,7 +310,7 @@ func continueRestarts(prev, c *Container, now time.Time) {
 }
 
 func applyMetadata(c *Container, m metadata) {
-	c.Name, c.Image, c.Labels, c.Restarts, c.LogPath = m.Name, m.Image, m.Labels, m.Restarts, m.LogPath
+	c.Name, c.Image, c.Labels, c.Restarts, c.LogPath, c.Env = m.Name, m.Image, m.Labels, m.Restarts, m.LogPath, m.Env
 	c.PodName, c.Namespace, c.ContainerName = m.PodName, m.Namespace, m.ContainerName
 	if m.PodUID != "" {
 		c.PodUID = m.PodUID

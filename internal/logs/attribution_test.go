@@ -56,12 +56,30 @@ func TestContainerOfCgroup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id, c, ok := containerOfCgroup(tt.lookup, tt.path)
+			id, c, ok := containerOfCgroup(tt.lookup, tt.path, true)
 			if id != tt.want || (c != nil) != tt.wantKnown || ok == tt.wantNode {
 				t.Fatalf("got %q (registry's: %v, container: %v), want %q (registry's: %v, container: %v)",
 					id, c != nil, ok, tt.want, tt.wantKnown, !tt.wantNode)
 			}
 		})
+	}
+}
+
+// Without containers.include_other_cgroups, entries of cgroups that are neither a runtime's
+// container nor a service are the node's, as the registry reports no such cgroup.
+func TestContainerOfCgroupWithoutOtherCgroups(t *testing.T) {
+	for path, want := range map[string]containers.ID{
+		"/machine.slice/machine-vm1.scope":                           NodeID,
+		"/process_api/7b7dbf92":                                      NodeID,
+		"/system.slice/run-r3f2a.scope":                              NodeID,
+		"/system.slice/nginx.service":                                "/system.slice/nginx.service",
+		"/system.slice/docker-" + testCgroupID + ".scope":            containers.ID("/docker/" + testCgroupID),
+		"/kubepods/besteffort/pod" + testPodUID + "/" + testCgroupID: containers.ID("/kubepods/" + testPodUID + "/" + testCgroupID),
+	} {
+		id, _, ok := containerOfCgroup(noLookup{}, path, false)
+		if id != want || ok != (want != NodeID) {
+			t.Errorf("%s: got %q (container: %v), want %q", path, id, ok, want)
+		}
 	}
 }
 
@@ -90,7 +108,7 @@ func TestUnitCgroupPath(t *testing.T) {
 		"docker-" + testCgroupID + ".scope": containers.ID("/docker/" + testCgroupID),
 		"getty@tty1.service":                "/system.slice/system-getty.slice/getty@tty1.service",
 	} {
-		if got, _, _ := containerOfCgroup(noLookup{}, unitCgroupPath(unit)); got != want {
+		if got, _, _ := containerOfCgroup(noLookup{}, unitCgroupPath(unit), true); got != want {
 			t.Errorf("unit %q: got %q, want %q", unit, got, want)
 		}
 	}

@@ -31,6 +31,13 @@ type Config struct {
 	// over Include.
 	Exclude []string `mapstructure:"exclude"`
 
+	// OtherCgroups is the registry's containers.include_other_cgroups, set by the receiver:
+	// whether the journal entries of a cgroup that is neither a runtime's container nor a
+	// systemd service (a transient scope, a VM, a hand-made cgroup) belong to that cgroup as
+	// their container. When false they are the node's, like the registry, which then does not
+	// report such cgroups either.
+	OtherCgroups bool `mapstructure:"-"`
+
 	// MaxLineLength caps one message in bytes (after joining docker 16 KiB chunks and CRI P
 	// lines); the rest is dropped and the message is counted as truncated. Default 65536.
 	MaxLineLength int `mapstructure:"max_line_length"`

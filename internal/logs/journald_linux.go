@@ -194,7 +194,7 @@ func (s *journaldSource) attribute() (id containers.ID, names []string, dockerDr
 // containerOfCgroup attributes an entry of a cgroup, returning the names the include/exclude
 // globs see.
 func (s *journaldSource) containerOfCgroup(cgroup, unit string) (containers.ID, []string) {
-	id, c, ok := containerOfCgroup(s.lookup, cgroup)
+	id, c, ok := containerOfCgroup(s.lookup, cgroup, s.cfg.OtherCgroups)
 	switch {
 	case c != nil:
 		return id, []string{c.Name, string(id), unit}

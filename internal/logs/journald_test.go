@@ -101,12 +101,14 @@ func TestJournaldFixtureAttribution(t *testing.T) {
 }
 
 // Entries carrying _SYSTEMD_CGROUP are attributed to the ID the registry gives the container
-// of that cgroup: a templated unit in its own slice, a scope outside system.slice, a CRI
-// container by its registry ID, a session to the node; the cgroup wins over a reused _PID.
+// of that cgroup: a templated unit in its own slice, a scope outside system.slice (with
+// include_other_cgroups on), a CRI container by its registry ID, a session to the node; the
+// cgroup wins over a reused _PID.
 func TestJournaldCgroupAttribution(t *testing.T) {
 	file := fixtureJournalFrom(t, "testdata/journal-cgroup.export")
 	cfg := testConfig()
 	cfg.Journald.Enabled = true
+	cfg.OtherCgroups = true
 	lookup := &fakeLookup{
 		byRuntime: map[string]*containers.Container{testCgroupID: {ID: "/k8s/shop/api-1/api", Name: "api"}},
 		// pid 4242 wrote as nginx, exited; the registry knows the pid as another container now.

@@ -78,12 +78,17 @@ func criContainerID(namespace, pod, container string) containers.ID {
 // container; for a runtime's container, the registry's own entry when it knows the runtime id
 // (its ID may carry Kubernetes names); otherwise the ID the registry gives a container without
 // runtime metadata (see containers.ID). It returns NodeID and ok false for cgroups that are no
-// container: the root, user sessions, init.scope, a pod's own cgroup, runtime helpers.
-func containerOfCgroup(lookup ContainerLookup, path string) (id containers.ID, c *containers.Container, ok bool) {
+// container: the root, user sessions, init.scope, a pod's own cgroup, runtime helpers, and
+// other cgroups unless otherCgroups (Config.OtherCgroups).
+func containerOfCgroup(lookup ContainerLookup, path string, otherCgroups bool) (id containers.ID, c *containers.Container, ok bool) {
 	ident := cgroups.Identify(path)
 	switch ident.Kind {
 	case cgroups.KindNone:
 		return NodeID, nil, false
+	case cgroups.KindOther:
+		if !otherCgroups {
+			return NodeID, nil, false
+		}
 	case cgroups.KindDocker, cgroups.KindContainerd, cgroups.KindCRIO, cgroups.KindPodman, cgroups.KindKubepods:
 		if c, ok := lookup.ContainerByRuntimeID(ident.ID); ok {
 			return c.ID, c, true
@@ -91,9 +96,8 @@ func containerOfCgroup(lookup ContainerLookup, path string) (id containers.ID, c
 	}
 	// A systemd service, and any other cgroup, is its cgroup path (e.g.
 	// "/system.slice/system-getty.slice/getty@tty1.service", "/machine.slice/machine-vm1.scope").
-	// Other cgroups count as containers in the registry only with include_other_cgroups; their
-	// journal entries are attributed to them regardless, so a VM's or a transient scope's logs
-	// are not mixed into the node's.
+	// Other cgroups count as containers only with include_other_cgroups, here as in the
+	// registry.
 	return containers.IDOf(ident), nil, true
 }
 

@@ -2,9 +2,11 @@ package logs
 
 import (
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/internal/logpatterns"
@@ -45,6 +47,8 @@ type stream struct {
 	// joiners join multi-line messages per runtime stream (stdout and stderr interleave).
 	joiners map[string]*logpatterns.Joiner
 	counts  map[countKey]uint64
+	// samples holds each count's sample label, fixed by its first message (SampleLabel).
+	samples map[countKey]string
 	// flushed is each pattern's Count at the last flush.
 	flushed map[*logpatterns.Pattern]uint64
 	// start is when the stream was created: its counts began at zero then. A stream Expire
@@ -111,6 +115,7 @@ func (p *Patterns) stream(key streamKey) *stream {
 		s = &stream{
 			extractor: logpatterns.NewExtractor(p.cfg),
 			counts:    map[countKey]uint64{},
+			samples:   map[countKey]string{},
 			flushed:   map[*logpatterns.Pattern]uint64{},
 			start:     now,
 		}
@@ -142,7 +147,11 @@ func (p *Patterns) add(s *stream, text string, hint Level) {
 	if hint != LevelUnknown {
 		level = hint
 	}
-	s.counts[countKey{level, pattern.Hash}]++
+	k := countKey{level, pattern.Hash}
+	if _, seen := s.counts[k]; !seen {
+		s.samples[k] = SampleLabel(pattern.Sample)
+	}
+	s.counts[k]++
 	if pattern == s.extractor.Overflow() {
 		p.overflowed.Add(1)
 	}
@@ -195,7 +204,10 @@ type MessageCount struct {
 	Source      string
 	Level       Level
 	PatternHash string
-	Count       uint64
+	// Sample is the series' sample label: the first message of its pattern when the series
+	// began (SampleLabel). It never changes while the series lives, so it adds no series.
+	Sample string
+	Count  uint64
 	// Start is when the stream (container, source) was created, counting from zero: the start
 	// timestamp of the sum. After Expire forgot a stream, its new counts carry a later Start.
 	Start time.Time
@@ -274,7 +286,7 @@ func (p *Patterns) Counts(id containers.ID, fn func(MessageCount)) {
 		s.mu.Lock()
 		out := make([]MessageCount, 0, len(s.counts))
 		for k, n := range s.counts {
-			out = append(out, MessageCount{Source: mine[i].source, Level: k.level, PatternHash: k.hash, Count: n, Start: s.start})
+			out = append(out, MessageCount{Source: mine[i].source, Level: k.level, PatternHash: k.hash, Sample: s.samples[k], Count: n, Start: s.start})
 		}
 		s.mu.Unlock()
 		sort.Slice(out, func(a, b int) bool {
@@ -372,3 +384,21 @@ func (p *Patterns) Expire(before time.Time) int {
 // were counted under the overflow pattern (logpatterns.OverflowHash) instead, since the
 // aggregator was created (streams Expire forgot included): it never decreases.
 func (p *Patterns) Overflowed() uint64 { return p.overflowed.Load() }
+
+// SampleLabelLength bounds a sample label in bytes: long enough to recognise a message, short
+// enough for a Prometheus label on every series of container_log_messages_total.
+const SampleLabelLength = 256
+
+// SampleLabel makes a pattern's sample message a label value: invalid UTF-8 replaced (a label
+// must be UTF-8), cut to SampleLabelLength bytes at a character boundary.
+func SampleLabel(sample string) string {
+	sample = strings.ToValidUTF8(sample, "\uFFFD")
+	if len(sample) <= SampleLabelLength {
+		return sample
+	}
+	cut := SampleLabelLength
+	for cut > 0 && !utf8.RuneStart(sample[cut]) {
+		cut--
+	}
+	return sample[:cut]
+}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/internal/logpatterns"
@@ -300,4 +301,66 @@ func TestPatternsHeaderPerStream(t *testing.T) {
 	if strings.Join(levels, ",") != "warning 40" {
 		t.Errorf("app levels %v: the header's level counts", levels)
 	}
+}
+
+// TestPatternsSampleLabel: each series of container_log_messages_total carries its pattern's
+// first message as its sample label, fixed for the series' life (no added series), bounded
+// and valid UTF-8.
+func TestPatternsSampleLabel(t *testing.T) {
+	p := NewPatterns(logpatterns.DefaultConfig(), MultilineConfig{})
+	const web containers.ID = "/docker/web"
+	for i := range 4 {
+		p.Message(&Message{Container: web, Source: SourceStdoutStderr, Text: fmt.Sprintf("ERROR connection to 10.0.0.%d:5432 refused", i)})
+	}
+	long := "INFO " + strings.Repeat("é", 200) + " done" // 405 bytes, 2-byte characters
+	p.Message(&Message{Container: web, Source: SourceStdoutStderr, Text: long})
+	p.Message(&Message{Container: web, Source: SourceStdoutStderr, Text: "WARN bad byte \xff here"})
+	samples := map[string]string{}
+	series := 0
+	p.Counts(web, func(c MessageCount) {
+		series++
+		samples[c.Level.String()] = c.Sample
+	})
+	if series != 3 {
+		t.Fatalf("%d series, want 3: a sample adds none", series)
+	}
+	if samples["error"] != "ERROR connection to 10.0.0.0:5432 refused" {
+		t.Errorf("error sample %q, want the pattern's first message", samples["error"])
+	}
+	info := samples["info"]
+	if len(info) > SampleLabelLength || len(info) < SampleLabelLength-1 || !utf8.ValidString(info) || !strings.HasPrefix(long, info) {
+		t.Errorf("long sample: %d bytes %q; want a valid prefix of at most %d bytes", len(info), info, SampleLabelLength)
+	}
+	if samples["warning"] != "WARN bad byte \uFFFD here" {
+		t.Errorf("invalid UTF-8 sample %q", samples["warning"])
+	}
+}
+
+func TestSampleLabel(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                            "",
+		"plain":                       "plain",
+		"\xff\xfe":                    "\uFFFD",
+		strings.Repeat("a", 300):      strings.Repeat("a", SampleLabelLength),
+		"x" + strings.Repeat("日", 90): "x" + strings.Repeat("日", 85), // 1+255 bytes; the 86th character would end at 259
+	} {
+		if got := SampleLabel(in); got != want {
+			t.Errorf("SampleLabel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzSampleLabel(f *testing.F) {
+	f.Add("ERROR connection refused")
+	f.Add(strings.Repeat("é", 200))
+	f.Add("\xff\x80abc")
+	f.Fuzz(func(t *testing.T, in string) {
+		got := SampleLabel(in)
+		if len(got) > SampleLabelLength || !utf8.ValidString(got) {
+			t.Fatalf("SampleLabel(%q) = %q: %d bytes, valid %v", in, got, len(got), utf8.ValidString(got))
+		}
+		if utf8.ValidString(in) && !strings.HasPrefix(in, got) {
+			t.Fatalf("SampleLabel(%q) = %q is not a prefix of valid input", in, got)
+		}
+	})
 }

@@ -41,6 +41,8 @@ type SavedCount struct {
 	Level Level  `json:"l,omitempty"`
 	Hash  string `json:"h"`
 	Count uint64 `json:"n"`
+	// Sample is the series' sample label: a restarted agent keeps it, so the series goes on.
+	Sample string `json:"s,omitempty"`
 }
 
 // Snapshot returns the state of every stream. wantPatterns tells, per stream and extractor
@@ -70,7 +72,7 @@ func (p *Patterns) Snapshot(wantPatterns func(container containers.ID, source st
 			Revision: s.extractor.Revision(),
 		}
 		for k, n := range s.counts {
-			st.Counts = append(st.Counts, SavedCount{Level: k.level, Hash: k.hash, Count: n})
+			st.Counts = append(st.Counts, SavedCount{Level: k.level, Hash: k.hash, Count: n, Sample: s.samples[k]})
 		}
 		// In a fixed order: a stream whose counts did not change saves the same bytes.
 		slices.SortFunc(st.Counts, func(a, b SavedCount) int {
@@ -120,13 +122,18 @@ func (p *Patterns) Restore(states []StreamState) {
 		s := &stream{
 			extractor: logpatterns.NewExtractor(p.cfg),
 			counts:    make(map[countKey]uint64, len(st.Counts)),
+			samples:   make(map[countKey]string, len(st.Counts)),
 			flushed:   map[*logpatterns.Pattern]uint64{},
 			start:     st.Start,
 			file:      st.File,
 		}
 		s.lastSeen.Store(st.LastSeen.UnixNano())
 		for _, c := range st.Counts {
-			s.counts[countKey{c.Level, c.Hash}] += c.Count
+			k := countKey{c.Level, c.Hash}
+			s.counts[k] += c.Count
+			if _, ok := s.samples[k]; !ok {
+				s.samples[k] = SampleLabel(c.Sample) // bounded again: the record is the storage's
+			}
 		}
 		if st.Patterns != nil {
 			s.extractor.Restore(*st.Patterns, st.PatternCounts, st.Overflow)

@@ -170,3 +170,30 @@ func TestSnapshotIsStable(t *testing.T) {
 		}
 	}
 }
+
+// A restored stream keeps each series' sample label (a changed label would start a new
+// series), and new patterns after the restore get theirs.
+func TestRestoredSamplesStay(t *testing.T) {
+	const web = "/docker/web"
+	p := NewPatterns(logpatterns.DefaultConfig(), MultilineConfig{})
+	for i := range 3 {
+		p.Message(&Message{Container: web, Source: SourceStdoutStderr, Text: fmt.Sprintf("ERROR connection to 10.0.0.%d:5432 refused", i)})
+	}
+	b, err := json.Marshal(p.Snapshot(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []StreamState
+	if err := json.Unmarshal(b, &states); err != nil {
+		t.Fatal(err)
+	}
+	r := NewPatterns(logpatterns.DefaultConfig(), MultilineConfig{})
+	r.Restore(states)
+	r.Message(&Message{Container: web, Source: SourceStdoutStderr, Text: "WARN disk 91% full"})
+	got := map[string]string{}
+	r.Counts(web, func(c MessageCount) { got[c.Level.String()] = fmt.Sprintf("%d %s", c.Count, c.Sample) })
+	want := map[string]string{"error": "3 ERROR connection to 10.0.0.0:5432 refused", "warning": "1 WARN disk 91% full"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after a restore: %v, want %v", got, want)
+	}
+}

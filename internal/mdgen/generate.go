@@ -154,8 +154,14 @@ func NewResourceBuilder(rac ResourceAttributesConfig) *ResourceBuilder {
 `)
 	for _, name := range sortedKeys(md.ResourceAttributes) {
 		a := md.ResourceAttributes[name]
-		fmt.Fprintf(&b, "// Set%s sets %s: %s Empty values are not set.\nfunc (rb *ResourceBuilder) Set%s(val string) {\n\tif rb.config.%s.Enabled && val != \"\" {\n\t\trb.res.Attributes().PutStr(%q, val)\n\t}\n}\n\n",
-			goName(name), name, a.Description, goName(name), goName(name), name)
+		key := md.resourceKey(name)
+		if a.Type == "slice" {
+			fmt.Fprintf(&b, "// Set%s sets %s (key %s): %s Empty values are not set.\nfunc (rb *ResourceBuilder) Set%s(vals ...string) {\n\tif !rb.config.%s.Enabled || len(vals) == 0 {\n\t\treturn\n\t}\n\ts := rb.res.Attributes().PutEmptySlice(%q)\n\ts.EnsureCapacity(len(vals))\n\tfor _, v := range vals {\n\t\ts.AppendEmpty().SetStr(v)\n\t}\n}\n\n",
+				goName(name), name, key, a.Description, goName(name), goName(name), key)
+			continue
+		}
+		fmt.Fprintf(&b, "// Set%s sets %s (key %s): %s Empty values are not set.\nfunc (rb *ResourceBuilder) Set%s(val string) {\n\tif rb.config.%s.Enabled && val != \"\" {\n\t\trb.res.Attributes().PutStr(%q, val)\n\t}\n}\n\n",
+			goName(name), name, key, a.Description, goName(name), goName(name), key)
 	}
 	b.WriteString("// Emit returns the built resource and starts a new one.\nfunc (rb *ResourceBuilder) Emit() pcommon.Resource {\n\tr := rb.res\n\trb.res = pcommon.NewResource()\n\treturn r\n}\n")
 	return b.String()
@@ -505,10 +511,10 @@ func genDocs(md *Metadata) string {
 		a := md.Attributes[n]
 		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", n, md.attrKey(n), a.Type, strings.Join(a.Enum, ", "), a.Description)
 	}
-	b.WriteString("\n## Resource attributes\n\n| Name | Type | Enabled | Description |\n|---|---|---|---|\n")
+	b.WriteString("\n## Resource attributes\n\nSwitched by name (`resource_attributes: {<name>: {enabled: true}}`), emitted under their key.\n\n| Name | Key | Type | Enabled | Description |\n|---|---|---|---|---|\n")
 	for _, n := range sortedKeys(md.ResourceAttributes) {
 		a := md.ResourceAttributes[n]
-		fmt.Fprintf(&b, "| `%s` | %s | %v | %s |\n", n, a.Type, a.Enabled, a.Description)
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %v | %s |\n", n, md.resourceKey(n), a.Type, a.Enabled, a.Description)
 	}
 	b.WriteString("\n## Events (log records)\n\n| Event | Enabled | Attributes | Description |\n|---|---|---|---|\n")
 	for _, n := range sortedKeys(md.Events) {
@@ -518,6 +524,12 @@ func genDocs(md *Metadata) string {
 			attrs = append(attrs, "`"+md.attrKey(a)+"`")
 		}
 		fmt.Fprintf(&b, "| `%s` | %v | %s | %s |\n", n, e.Enabled, strings.Join(attrs, ", "), e.Description)
+	}
+	if len(md.CorootDifferences) > 0 {
+		b.WriteString("\n## Differences from coroot-node-agent\n\nThe Prometheus names above equal coroot-node-agent's for the same data. Where the values or labels\ndeliberately differ, it is said here (`coroot_differences` in `metadata.yaml`).\n\n")
+		for _, d := range md.CorootDifferences {
+			fmt.Fprintf(&b, "- **%s**: %s\n", d.Topic, strings.TrimSpace(d.Text))
+		}
 	}
 	return b.String()
 }

@@ -71,6 +71,30 @@ func TestPrometheusNamesMatchCoroot(t *testing.T) {
 		"container.rabbitmq.messages":                               "container_rabbitmq_messages_total",
 		"container.nats.messages":                                   "container_nats_messages_total",
 		"ip_to_fqdn":                                                "ip_to_fqdn",
+		"node.agent_info":                                           "node_agent_info",
+		"node.resources.cpu.usage":                                  "node_resources_cpu_usage_seconds_total",
+		"node.resources.cpu.logical_cores":                          "node_resources_cpu_logical_cores",
+		"node.resources.memory.total":                               "node_resources_memory_total_bytes",
+		"node.resources.memory.free":                                "node_resources_memory_free_bytes",
+		"node.resources.memory.available":                           "node_resources_memory_available_bytes",
+		"node.resources.memory.cached":                              "node_resources_memory_cached_bytes",
+		"node.resources.disk.reads":                                 "node_resources_disk_reads_total",
+		"node.resources.disk.writes":                                "node_resources_disk_writes_total",
+		"node.resources.disk.read_bytes":                            "node_resources_disk_read_bytes_total",
+		"node.resources.disk.written_bytes":                         "node_resources_disk_written_bytes_total",
+		"node.resources.disk.read_time":                             "node_resources_disk_read_time_seconds_total",
+		"node.resources.disk.write_time":                            "node_resources_disk_write_time_seconds_total",
+		"node.resources.disk.io_time":                               "node_resources_disk_io_time_seconds_total",
+		"node.net.received_bytes":                                   "node_net_received_bytes_total",
+		"node.net.transmitted_bytes":                                "node_net_transmitted_bytes_total",
+		"node.net.received_packets":                                 "node_net_received_packets_total",
+		"node.net.transmitted_packets":                              "node_net_transmitted_packets_total",
+		"node.net.interface_up":                                     "node_net_interface_up",
+		"node.net.interface_ip":                                     "node_net_interface_ip",
+		"container.application_type":                                "container_application_type",
+		"container.resources.disk.size":                             "container_resources_disk_size_bytes",
+		"container.resources.disk.used":                             "container_resources_disk_used_bytes",
+		"container.resources.disk.reserved":                         "container_resources_disk_reserved_bytes",
 	}
 	for name, prom := range want {
 		m, ok := md.Metrics[name]
@@ -91,6 +115,10 @@ func TestParseMetadataRejectsMistakes(t *testing.T) {
 		{"delta histogram", "type: x\nmetrics:\n  a:\n    description: d\n    unit: s\n    histogram: {value_type: double, aggregation_temporality: delta, bucket_bounds: [1]}\n", "histograms are double and cumulative"},
 		{"no unit", "type: x\nmetrics:\n  a:\n    description: d\n    gauge: {value_type: int}\n", "unit is missing"},
 		{"bad value type", "type: x\nmetrics:\n  a:\n    description: d\n    unit: s\n    gauge: {value_type: string}\n", "value_type must be int or double"},
+		{"one Go name twice", "type: x\nresource_attributes:\n  container.id: {type: string}\n  container_id: {type: string}\n", "same Go name"},
+		{"one key twice", "type: x\nresource_attributes:\n  container.id: {type: string}\n  coroot.id: {type: string, name_override: container.id}\n", "same key container.id"},
+		{"bad resource type", "type: x\nresource_attributes:\n  a: {type: int}\n", "string or slice"},
+		{"difference without text", "type: x\ncoroot_differences:\n  - topic: t\n", "topic and text are required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,4 +145,31 @@ func TestGoNames(t *testing.T) {
 	} {
 		assert.Equal(t, want, paramName(in))
 	}
+}
+
+// A resource attribute with name_override is switched by its name and emitted under its key; a
+// slice attribute is emitted as a list; coroot_differences become their own documentation
+// section.
+func TestResourceKeysSlicesAndDifferences(t *testing.T) {
+	md, err := ParseMetadata([]byte(`type: x
+resource_attributes:
+  coroot.container_id: {type: string, name_override: container_id, description: d., enabled: false}
+  container.image.tags: {type: slice, description: t., enabled: true}
+coroot_differences:
+  - {topic: "memory", text: "KiB, not kB."}
+`))
+	require.NoError(t, err)
+	files, err := Generate(md, "scope")
+	require.NoError(t, err)
+	res := string(files["internal/metadata/generated_resource.go"])
+	assert.Contains(t, res, `func (rb *ResourceBuilder) SetCorootContainerID(val string)`)
+	assert.Contains(t, res, `rb.res.Attributes().PutStr("container_id", val)`)
+	assert.Contains(t, res, `func (rb *ResourceBuilder) SetContainerImageTags(vals ...string)`)
+	assert.Contains(t, res, `PutEmptySlice("container.image.tags")`)
+	cfg := string(files["internal/metadata/generated_config.go"])
+	assert.Contains(t, cfg, "`mapstructure:\"coroot.container_id\"`")
+	doc := string(files["documentation.md"])
+	assert.Contains(t, doc, "| `coroot.container_id` | `container_id` | string | false | d. |")
+	assert.Contains(t, doc, "## Differences from coroot-node-agent")
+	assert.Contains(t, doc, "- **memory**: KiB, not kB.")
 }

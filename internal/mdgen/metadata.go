@@ -20,6 +20,16 @@ type Metadata struct {
 	Attributes         map[string]*Attribute `yaml:"attributes"`
 	Metrics            map[string]*Metric    `yaml:"metrics"`
 	Events             map[string]*Event     `yaml:"events"`
+	// CorootDifferences are the deliberate differences from coroot-node-agent's metrics of the
+	// same names, rendered as their own section of documentation.md.
+	CorootDifferences []Difference `yaml:"coroot_differences"`
+}
+
+// Difference is one deliberate difference from coroot-node-agent: what it concerns and how
+// codexray differs, and why.
+type Difference struct {
+	Topic string `yaml:"topic"`
+	Text  string `yaml:"text"`
 }
 
 // Attribute is a resource, data point or event attribute.
@@ -86,9 +96,26 @@ func (md *Metadata) validate() error {
 	if md.Type == "" {
 		errs = append(errs, errors.New("type is empty"))
 	}
-	for name, a := range md.ResourceAttributes {
-		if a.Type != "string" {
-			errs = append(errs, fmt.Errorf("resource attribute %s: only string is supported, got %q", name, a.Type))
+	goNames, keys := map[string]string{}, map[string]string{}
+	for _, name := range sortedKeys(md.ResourceAttributes) {
+		a := md.ResourceAttributes[name]
+		if a.Type != "string" && a.Type != "slice" {
+			errs = append(errs, fmt.Errorf("resource attribute %s: type must be string or slice (of strings), got %q", name, a.Type))
+		}
+		// Two attributes with one Go name (container.id and container_id) or one emitted key
+		// would overwrite each other.
+		if other, ok := goNames[goName(name)]; ok {
+			errs = append(errs, fmt.Errorf("resource attributes %s and %s have the same Go name: rename one and give it a name_override", other, name))
+		}
+		goNames[goName(name)] = name
+		if other, ok := keys[md.resourceKey(name)]; ok {
+			errs = append(errs, fmt.Errorf("resource attributes %s and %s are emitted under the same key %s", other, name, md.resourceKey(name)))
+		}
+		keys[md.resourceKey(name)] = name
+	}
+	for i, d := range md.CorootDifferences {
+		if d.Topic == "" || d.Text == "" {
+			errs = append(errs, fmt.Errorf("coroot_differences[%d]: topic and text are required", i))
 		}
 	}
 	for name, a := range md.Attributes {
@@ -167,7 +194,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // initialisms keep Go names idiomatic: container.id -> ContainerID.
 var initialisms = map[string]string{
 	"id": "ID", "ip": "IP", "tcp": "TCP", "cpu": "CPU", "io": "IO", "os": "OS", "uid": "UID",
-	"url": "URL", "k8s": "K8s", "ipv4": "IPV4", "http": "HTTP", "dns": "DNS", "fqdn": "FQDN",
+	"url": "URL", "k8s": "K8s", "ipv4": "IPV4", "http": "HTTP", "dns": "DNS", "fqdn": "FQDN", "uuid": "UUID",
 }
 
 // goName turns "container.net.tcp.successful_connects" into "ContainerNetTCPSuccessfulConnects".
@@ -193,6 +220,15 @@ func paramName(attr string) string {
 // attrKey is the attribute key as emitted (name_override wins).
 func (md *Metadata) attrKey(name string) string {
 	if a := md.Attributes[name]; a != nil && a.NameOverride != "" {
+		return a.NameOverride
+	}
+	return name
+}
+
+// resourceKey is the resource attribute key as emitted (name_override wins): coroot's labels
+// (machine_id, container_id) are switched as coroot.machine_id, coroot.container_id.
+func (md *Metadata) resourceKey(name string) string {
+	if a := md.ResourceAttributes[name]; a != nil && a.NameOverride != "" {
 		return a.NameOverride
 	}
 	return name

@@ -26,7 +26,7 @@ type Config struct {
 	// CollectionInterval is how often metrics are collected and pushed. Default 15s.
 	CollectionInterval time.Duration `mapstructure:"collection_interval"`
 
-	// Node says where the host's files are, for node_info and node_uptime_seconds.
+	// Node says where the host's files are, for the node's metrics and identity.
 	Node NodeConfig `mapstructure:"node"`
 
 	// Storage names a storage extension (e.g. file_storage) that keeps the receiver's state
@@ -39,6 +39,7 @@ type Config struct {
 	Taskstats  taskstats.Config  `mapstructure:"taskstats"`
 	Cgroups    cgroups.Config    `mapstructure:"cgroups"`
 	Containers containers.Config `mapstructure:"containers"`
+	Processes  ProcessesConfig   `mapstructure:"processes"`
 	Logs       logs.Config       `mapstructure:"logs"`
 	Cloud      cloudmeta.Config  `mapstructure:"cloud"`
 
@@ -52,11 +53,15 @@ type Config struct {
 // elsewhere (e.g. /host/proc); hostPID pods can keep /proc.
 type NodeConfig struct {
 	// ProcRoot is the host's procfs. Default /proc. It is the one proc_root users set: every
-	// section's proc_root (ebpf, taskstats, cgroups, logs.files) left empty takes this value,
+	// section's proc_root (ebpf, taskstats, cgroups, processes, logs.files) left empty takes this value,
 	// so in a pod `node: {proc_root: /host/proc}` points every source at the host's procfs.
 	ProcRoot string `mapstructure:"proc_root"`
-	// MachineIDPaths are tried in order for host.id. Default /etc/machine-id,
-	// /var/lib/dbus/machine-id.
+	// SysRoot is the host's sysfs, for interface states and the DMI product_uuid. Default /sys
+	// (in a hostNetwork pod its own /sys shows the host's interfaces).
+	SysRoot string `mapstructure:"sys_root"`
+	// MachineIDPaths are tried in order for the machine id (host.id outside a cloud, coroot's
+	// machine_id) after the host root's /etc/machine-id and /var/lib/dbus/machine-id (read
+	// through <proc_root>/1/root). Default /etc/machine-id, /var/lib/dbus/machine-id.
 	MachineIDPaths []string `mapstructure:"machine_id_paths"`
 }
 
@@ -93,6 +98,9 @@ func (c *Config) Validate() error {
 	if c.Node.ProcRoot == "" {
 		errs = append(errs, errors.New("node.proc_root must not be empty"))
 	}
+	if c.Node.SysRoot == "" {
+		errs = append(errs, errors.New("node.sys_root must not be empty"))
+	}
 	errs = append(errs, c.checkPaths()...)
 	if c.Storage != "" && c.Logs.Storage != "" && c.Storage != c.Logs.Storage {
 		errs = append(errs, fmt.Errorf("storage %q and logs.storage %q name different extensions: set storage only (logs.storage is its older name)", c.Storage, c.Logs.Storage))
@@ -122,10 +130,12 @@ func (c *Config) checkPaths() []error {
 		read         bool
 	}{
 		{"node.proc_root", c.Node.ProcRoot, true},
+		{"node.sys_root", c.Node.SysRoot, true},
 		{"cgroups.root", c.Cgroups.Root, true}, // the registry always runs
 		{"cgroups.proc_root", c.Cgroups.ProcRoot, true},
 		{"ebpf.proc_root", c.EBPF.ProcRoot, c.EBPF.Enabled},
 		{"taskstats.proc_root", c.Taskstats.ProcRoot, c.Taskstats.Enabled},
+		{"processes.proc_root", c.Processes.ProcRoot, c.Processes.Enabled},
 		{"logs.files.proc_root", c.Logs.Files.ProcRoot, logsOn && c.Logs.Files.Enabled && c.Logs.Files.AttributeWriters},
 		{"logs.journald.directory", c.Logs.Journald.Directory, logsOn && c.Logs.Journald.Enabled},
 	} {
@@ -144,8 +154,8 @@ func (c *Config) checkPaths() []error {
 	return errs
 }
 
-// procfsWithProcesses checks, for a source that attributes processes (the registry, ebpf,
-// taskstats), that its procfs lists processes. A directory that exists but lists none (an
+// procfsWithProcesses checks, for a source that reads processes (the registry, ebpf,
+// taskstats, processes), that its procfs lists processes. A directory that exists but lists none (an
 // empty mount point where the host's /proc was meant to be) passes validation; the source
 // then fails at start with this reason instead of running on nothing.
 func (c *Config) procfsWithProcesses(source string) error {
@@ -158,6 +168,8 @@ func (c *Config) procfsWithProcesses(source string) error {
 		own = c.EBPF.ProcRoot
 	case "taskstats":
 		own = c.Taskstats.ProcRoot
+	case "processes":
+		own = c.Processes.ProcRoot
 	default:
 		return nil
 	}
@@ -191,7 +203,7 @@ func (c *Config) storageExtension() string {
 // names another one explicitly. c itself is not changed.
 func (c *Config) withProcRoots() *Config {
 	r := *c
-	for _, root := range [...]*string{&r.EBPF.ProcRoot, &r.Taskstats.ProcRoot, &r.Cgroups.ProcRoot, &r.Logs.Files.ProcRoot} {
+	for _, root := range [...]*string{&r.EBPF.ProcRoot, &r.Taskstats.ProcRoot, &r.Cgroups.ProcRoot, &r.Processes.ProcRoot, &r.Logs.Files.ProcRoot} {
 		if *root == "" {
 			*root = c.Node.ProcRoot
 		}

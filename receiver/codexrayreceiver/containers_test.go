@@ -75,7 +75,7 @@ func TestContainersSourceRecordsResources(t *testing.T) {
 		"container.resources.cpu.usage":                          1.123456,
 		"container.resources.cpu.throttled":                      0.005,
 		"container.resources.cpu.limit_cores":                    0.5,
-		"container.resources.memory.rss":                         1 << 20,
+		"container.resources.memory.rss":                         1<<20 + 4096, // anon + file_mapped
 		"container.resources.memory.cache":                       2 << 20,
 		"container.resources.memory.limit":                       64 << 20,
 		"container.resources.disk.reads{device=nvme0n1}":         100,
@@ -101,12 +101,14 @@ func TestContainerMetricsGolden(t *testing.T) {
 	list := reg.Containers()
 	slices.SortFunc(list, func(a, b *containers.Container) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	require.NotEmpty(t, list)
-	mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	cfg := metadata.DefaultMetricsBuilderConfig()
+	cfg.ResourceAttributes.CorootContainerID.Enabled, cfg.ResourceAttributes.CorootAppID.Enabled = true, true
+	mb := metadata.NewMetricsBuilder(cfg, receivertest.NewNopSettings(metadata.Type))
 	now := pcommon.NewTimestampFromTime(time.Now())
 	for _, c := range list {
 		src.recordContainer(mb, now, c)
 		rb := mb.NewResourceBuilder()
-		setContainerResource(rb, c)
+		describeContainer(rb, c, corootNamesOf(c, time.Now()))
 		mb.EmitForResource(metadata.WithResource(rb.Emit()))
 	}
 	src.recordNode(mb, now)
@@ -202,8 +204,8 @@ func serveFakeCRI(t *testing.T, f *fakeCRIRuntime) string {
 // start timestamp every instance counter of it carries (failing when they differ).
 func containerResource(t *testing.T, md pmetric.Metrics, id string) (map[string]float64, pcommon.Timestamp) {
 	t.Helper()
-	one, ok := metricstest.Resource(md, "container.id", id)
-	require.True(t, ok, "no resource with container.id %s", id)
+	one, ok := metricstest.Resource(md, "codexray.container.id", id)
+	require.True(t, ok, "no resource with codexray.container.id %s", id)
 	var start pcommon.Timestamp
 	for _, p := range metricstest.Points(one) {
 		if p.Type != pmetric.MetricTypeSum || !instanceCounters[p.Name] {
@@ -221,8 +223,8 @@ func containerResource(t *testing.T, md pmetric.Metrics, id string) (map[string]
 // with this container.id.
 func sumStart(t *testing.T, md pmetric.Metrics, id, name string) pcommon.Timestamp {
 	t.Helper()
-	one, ok := metricstest.Resource(md, "container.id", id)
-	require.True(t, ok, "no resource with container.id %s", id)
+	one, ok := metricstest.Resource(md, "codexray.container.id", id)
+	require.True(t, ok, "no resource with codexray.container.id %s", id)
 	var starts []pcommon.Timestamp
 	for _, p := range metricstest.Points(one) {
 		if p.Name == name {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,15 +114,16 @@ func TestShortLivedCRIContainerHasItsIdentity(t *testing.T) {
 
 	id := "/k8s/" + ns + "/" + podName + "/work"
 	identity := map[string]string{
-		"container.id": id, "k8s.namespace.name": ns, "k8s.pod.name": podName, "k8s.pod.uid": uid,
-		"k8s.container.name": "work", "container.image.name": "docker.io/" + testutil.DockerImage, "container.runtime": "containerd",
+		"codexray.container.id": id, "container.id": ctrID, "k8s.namespace.name": ns, "k8s.pod.name": podName, "k8s.pod.uid": uid,
+		"k8s.container.name": "work", "container.image.name": "docker.io/" + strings.TrimSuffix(testutil.DockerImage, ":1"),
+		"container.runtime.name": "containerd",
 	}
 	// pointsOf returns every point of the container so far.
 	pointsOf := func() []metricstest.Point {
 		var out []metricstest.Point
 		for _, md := range metricsSink.AllMetrics() {
 			for _, p := range metricstest.Points(md) {
-				if v, _ := p.Resource.Get("container.id"); v.Str() == id {
+				if v, _ := p.Resource.Get("codexray.container.id"); v.Str() == id {
 					out = append(out, p)
 				}
 			}
@@ -155,7 +157,7 @@ func TestShortLivedCRIContainerHasItsIdentity(t *testing.T) {
 		for _, l := range logsSink.AllLogs() {
 			for i := 0; i < l.ResourceLogs().Len(); i++ {
 				res := l.ResourceLogs().At(i).Resource().Attributes()
-				if v, _ := res.Get("container.id"); v.Str() != id {
+				if v, _ := res.Get("codexray.container.id"); v.Str() != id {
 					continue
 				}
 				for k, want := range identity {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -103,7 +104,7 @@ func (r *codexrayReceiver) start(ctx context.Context, host component.Host) error
 	r.cancel = cancel
 	start := time.Now()
 	r.mb = metadata.NewMetricsBuilder(r.cfg.MetricsBuilderConfig, r.settings, metadata.WithStartTime(pcommon.NewTimestampFromTime(start)))
-	r.node = newNodeSource(r.cfg.Node, start)
+	r.node = newNodeSource(r.cfg.Node, start, r.settings.BuildInfo.Version, r.logger)
 	cfg := r.cfg.withProcRoots()
 	var failed []error
 
@@ -143,6 +144,7 @@ func (r *codexrayReceiver) start(ctx context.Context, host component.Host) error
 		}
 		r.states[s.name()] = stateRunning
 	}
+	r.node.attach(r.runningSources())
 	if len(failed) > 0 {
 		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(errors.Join(failed...)))
 	}
@@ -266,7 +268,30 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 	registryRunning := r.states[registryName] == stateRunning
 	listed := r.listing.Containers()
 	retained := r.retention.apply(t, listed, running, r.listing)
-	for _, c := range listed {
+	corootOn := r.cfg.ResourceAttributes.CorootContainerID.Enabled
+	var names []corootNames
+	var skip []bool
+	if corootOn {
+		// Listed and retained containers share coroot's names: one container_id is one series.
+		all := slices.Clone(listed)
+		for _, rc := range retained {
+			all = append(all, rc.c)
+		}
+		names, skip = assignCorootNames(all, t)
+	}
+	corootOf := func(i int) (corootNames, bool) {
+		if !corootOn {
+			return corootNames{}, true
+		}
+		return names[i], !skip[i]
+	}
+	reported := 0
+	for i, c := range listed {
+		coroot, report := corootOf(i)
+		if !report {
+			continue
+		}
+		reported++
 		if registryRunning {
 			r.containerMetrics.recordContainer(mb, now, c)
 		}
@@ -275,15 +300,20 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 				cr.recordContainer(mb, now, c)
 			}
 		}
-		r.emitContainer(mb, c)
+		r.emitContainer(mb, c, coroot)
 	}
-	for _, rc := range retained {
+	for j, rc := range retained {
+		coroot, report := corootOf(len(listed) + j)
+		if !report {
+			continue
+		}
+		reported++
 		rc.by.recordRetained(mb, now, rc.c.ID)
-		r.emitContainer(mb, rc.c)
+		r.emitContainer(mb, rc.c, coroot)
 	}
 
 	r.node.recordNode(mb, now)
-	mb.RecordCodexrayContainersTrackedDataPoint(now, int64(len(listed)+len(retained)))
+	mb.RecordCodexrayContainersTrackedDataPoint(now, int64(reported))
 	mb.RecordCodexraySourceStatusDataPoint(now, 1, registryName, r.states[registryName])
 	if registryRunning {
 		r.containerMetrics.recordNode(mb, now)
@@ -291,16 +321,13 @@ func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
 	for _, s := range r.sources {
 		mb.RecordCodexraySourceStatusDataPoint(now, 1, s.name(), r.sourceState(s))
 	}
-	rb := mb.NewResourceBuilder()
-	r.node.describeNode(rb)
 	for _, s := range running {
 		if nr, ok := s.(nodeRecorder); ok {
 			nr.recordNode(mb, now)
 		}
-		if nd, ok := s.(nodeDescriber); ok {
-			nd.describeNode(rb)
-		}
 	}
+	rb := mb.NewResourceBuilder()
+	r.node.describeNode(rb)
 	return mb.Emit(metadata.WithResource(rb.Emit()))
 }
 
@@ -312,9 +339,9 @@ type containerListing interface {
 }
 
 // emitContainer ends the resource of one container: its identity, on this node.
-func (r *codexrayReceiver) emitContainer(mb *metadata.MetricsBuilder, c *containers.Container) {
+func (r *codexrayReceiver) emitContainer(mb *metadata.MetricsBuilder, c *containers.Container, coroot corootNames) {
 	rb := mb.NewResourceBuilder()
-	setContainerResource(rb, c)
+	describeContainer(rb, c, coroot)
 	r.node.describeContainerNode(rb)
 	mb.EmitForResource(metadata.WithResource(rb.Emit()), withInstanceStart(pcommon.NewTimestampFromTime(c.FirstSeen)))
 }
@@ -386,17 +413,6 @@ func withInstanceStart(start pcommon.Timestamp) metadata.ResourceMetricsOption {
 			}
 		}
 	}
-}
-
-func setContainerResource(rb *metadata.ResourceBuilder, c *containers.Container) {
-	rb.SetContainerID(string(c.ID))
-	rb.SetContainerName(c.Name)
-	rb.SetContainerImageName(c.Image)
-	rb.SetContainerRuntime(c.Runtime)
-	rb.SetK8sPodName(c.PodName)
-	rb.SetK8sPodUID(c.PodUID)
-	rb.SetK8sNamespaceName(c.Namespace)
-	rb.SetK8sContainerName(c.ContainerName)
 }
 
 // emitLogs hands log records to the logs pipeline, if the receiver is in one.

@@ -16,10 +16,12 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.uber.org/goleak"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/codexray/codexray-node-agent/internal/nodestats"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metricstest"
 )
@@ -34,6 +36,7 @@ func onlyNode(t *testing.T, cfg *Config) {
 	t.Helper()
 	cfg.EBPF.Enabled = false
 	cfg.Taskstats.Enabled = false
+	cfg.Processes.Enabled = false
 	cfg.Cgroups.Enabled = false
 	cfg.Logs.Enabled = false
 	cfg.Cloud.Enabled = false
@@ -59,7 +62,7 @@ func TestEmptyProcfsFailsItsSources(t *testing.T) {
 	onlyNode(t, cfg)
 	cfg.Cgroups.ProcRoot = ""
 	cfg.Node.ProcRoot = t.TempDir()
-	cfg.EBPF.Enabled, cfg.Taskstats.Enabled = true, true
+	cfg.EBPF.Enabled, cfg.Taskstats.Enabled, cfg.Processes.Enabled = true, true, true
 	require.NoError(t, cfg.Validate())
 	sink := new(consumertest.MetricsSink)
 	r := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), nil)
@@ -71,10 +74,11 @@ func TestEmptyProcfsFailsItsSources(t *testing.T) {
 	require.NoError(t, r.Shutdown(context.Background()))
 
 	assert.Equal(t, map[string]string{
-		registryName: stateFailed, "ebpf": stateFailed, "taskstats": stateFailed, "logs": stateDisabled, "cloud": stateDisabled,
+		registryName: stateFailed, "ebpf": stateFailed, "taskstats": stateFailed, "processes": stateFailed,
+		"logs": stateDisabled, "cloud": stateDisabled,
 	}, r.states)
 	require.Len(t, reported, 1)
-	for _, src := range []string{registryName, "ebpf", "taskstats"} {
+	for _, src := range []string{registryName, "ebpf", "taskstats", "processes"} {
 		assert.ErrorContains(t, reported[0].Err(), src+`: node.proc_root "`+cfg.Node.ProcRoot+`" lists no processes`)
 	}
 }
@@ -157,29 +161,6 @@ func TestCollectsNodeInfoAndSelfMetrics(t *testing.T) {
 	assert.Equal(t, int64(0), tracked.Gauge().DataPoints().At(0).IntValue())
 }
 
-func TestParseUptime(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    float64
-		wantErr bool
-	}{
-		{"12345.67 54321.00\n", 12345.67, false},
-		{"0.01 0.00", 0.01, false},
-		{"", 0, true},
-		{"abc 1", 0, true},
-		{"-5 1", 0, true},
-	}
-	for _, tt := range tests {
-		got, err := parseUptime(tt.in)
-		if tt.wantErr {
-			assert.Error(t, err, tt.in)
-			continue
-		}
-		require.NoError(t, err, tt.in)
-		assert.InDelta(t, tt.want, got, 1e-9)
-	}
-}
-
 // fakeSource stands in for a real source in lifecycle tests.
 type fakeSource struct {
 	id       string
@@ -243,25 +224,100 @@ type statusHost struct {
 func (h *statusHost) GetExtensions() map[component.ID]component.Component { return nil }
 func (h *statusHost) Report(ev *componentstatus.Event)                    { h.report(ev) }
 
-// TestNodeGolden: node_info, node_uptime_seconds and the node resource from a fixture host.
-func TestNodeGolden(t *testing.T) {
+// fixtureNode is the node part over testdata/node: a host with eth0 (up), enp0s3 (down), sda
+// and the loop devices, whose interface addresses come from fixture data instead of the
+// machine's own network.
+func fixtureNode(t *testing.T) *nodeSource {
+	t.Helper()
 	t.Setenv(k8sNodeNameEnv, "node-a")
-	n := newNodeSource(NodeConfig{ProcRoot: "testdata/node/proc", MachineIDPaths: []string{"testdata/node/missing", "testdata/node/machine-id"}}, time.Now())
-	mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	cfg := NodeConfig{
+		ProcRoot: "testdata/node/proc", SysRoot: "testdata/node/sys",
+		MachineIDPaths: []string{"testdata/node/missing", "testdata/node/machine-id"},
+	}
+	n := newNodeSource(cfg, time.Now(), "0.1.0-test", nil)
+	n.reader = nodestats.New(nodestats.Config{ProcRoot: cfg.ProcRoot, SysRoot: cfg.SysRoot}, func(names []string) (map[string][]string, error) {
+		return map[string][]string{"eth0": {"10.0.0.5", "2001:db8::5"}}, nil
+	})
+	return n
+}
+
+// TestNodeGolden: node_info, node_agent_info, node_uptime_seconds, coroot's node resources
+// (CPU by mode, cores, memory, whole disks, physical-like interfaces) and the node resource,
+// with coroot's labels on, from a fixture host.
+func TestNodeGolden(t *testing.T) {
+	n := fixtureNode(t)
+	cfg := metadata.DefaultMetricsBuilderConfig()
+	cfg.ResourceAttributes.CorootMachineID.Enabled = true
+	cfg.ResourceAttributes.CorootSystemUUID.Enabled = true
+	mb := metadata.NewMetricsBuilder(cfg, receivertest.NewNopSettings(metadata.Type))
 	n.recordNode(mb, pcommon.NewTimestampFromTime(time.Now()))
 	rb := mb.NewResourceBuilder()
 	n.describeNode(rb)
-	metricstest.Golden(t, mb.Emit(metadata.WithResource(rb.Emit())), "testdata/golden/node.txt")
+	md := mb.Emit(metadata.WithResource(rb.Emit()))
+	metricstest.Golden(t, md, "testdata/golden/node.txt")
+
+	// The headline numbers, apart from the golden file: coroot-node-agent's units.
+	got := metricValues(t, md)
+	for key, want := range map[string]float64{
+		"node.resources.cpu.usage{mode=user}":                   22.55, // USER_HZ 100
+		"node.resources.cpu.logical_cores":                      4,
+		"node.resources.disk.read_bytes{device=sda}":            9550688 * 512,
+		"node.resources.disk.io_time{device=sda}":               3376.34,
+		"node.net.received_bytes{interface=eth0}":               697816251,
+		"node.net.interface_up{interface=eth0}":                 1,
+		"node.net.interface_up{interface=enp0s3}":               0,
+		"node.net.interface_ip{interface=eth0,ip=10.0.0.5}":     1,
+		"node.agent_info{version=0.1.0-test}":                   1,
+		"codexray.source.errors{reason=unreadable,source=node}": 0,
+	} {
+		assert.InDelta(t, want, got[key], 1e-6, key)
+	}
+	for key := range got {
+		for _, absent := range []string{"device=sda1", "device=loop0", "interface=lo", "interface=docker0"} {
+			assert.NotContains(t, key, absent, "coroot-node-agent reports whole disks and physical-like interfaces only")
+		}
+	}
 }
 
+// TestNodeCountersStartAtBoot: the node's counters count from boot, so their start timestamp
+// is the boot time (now - uptime), not the receiver's start.
+func TestNodeCountersStartAtBoot(t *testing.T) {
+	n := fixtureNode(t)
+	mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	now := time.Now()
+	n.recordNode(mb, pcommon.NewTimestampFromTime(now))
+	md := mb.Emit()
+	uptime := metricValues(t, md)["node.uptime"]
+	require.Greater(t, uptime, 0.0)
+	var sums int
+	for _, p := range metricstest.Points(md) {
+		if p.Type != pmetric.MetricTypeSum || !strings.HasPrefix(p.Name, "node.") {
+			continue
+		}
+		sums++
+		boot := now.Add(-time.Duration(uptime * float64(time.Second)))
+		assert.WithinDuration(t, boot, p.Start.AsTime(), 2*time.Second, p.Key())
+	}
+	assert.Greater(t, sums, 10)
+}
+
+// TestNodeIdentityOnContainerResources: every container resource names its node — host.name,
+// host.id (the machine id outside a cloud), k8s.node.name and, with coroot's labels on,
+// machine_id and system_uuid.
 func TestNodeIdentityOnContainerResources(t *testing.T) {
-	t.Setenv(k8sNodeNameEnv, "node-a")
-	n := newNodeSource(NodeConfig{ProcRoot: "/proc"}, time.Now())
+	n := fixtureNode(t)
 	rb := metadata.NewResourceBuilder(metadata.DefaultResourceAttributesConfig())
 	n.describeContainerNode(rb)
-	host, _ := os.Hostname()
-	assert.Equal(t, map[string]any{"host.name": host, "k8s.node.name": "node-a"}, rb.Emit().Attributes().AsRaw(),
-		"a container resource names its node, so equal container ids of two nodes stay apart")
+	assert.Equal(t, map[string]any{"host.name": "node-a.example", "host.id": "3f2a9b0c6d1e4f5a8b7c9d0e1f2a3b4c", "k8s.node.name": "node-a"},
+		rb.Emit().Attributes().AsRaw(), "a container resource names its node, so equal container ids of two nodes stay apart")
+
+	cfg := metadata.DefaultResourceAttributesConfig()
+	cfg.CorootMachineID.Enabled, cfg.CorootSystemUUID.Enabled = true, true
+	rb = metadata.NewResourceBuilder(cfg)
+	n.describeContainerNode(rb)
+	attrs := rb.Emit().Attributes().AsRaw()
+	assert.Equal(t, "3f2a9b0c6d1e4f5a8b7c9d0e1f2a3b4c", attrs["machine_id"])
+	assert.Equal(t, "4C4C4544-0042-3510-8056-B2C04F4E3732", attrs["system_uuid"])
 }
 
 // stoppingSource records the order of the shutdown steps.

@@ -87,7 +87,7 @@ func newRetentionBed(t *testing.T) *retentionBed {
 	}
 	r := newReceiver(cfg, set, nil)
 	r.mb = metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, set, metadata.WithStartTime(pcommon.NewTimestampFromTime(b.now.Add(-time.Hour))))
-	r.node = newNodeSource(cfg.Node, b.now)
+	r.node = newNodeSource(cfg.Node, b.now, "", nil)
 	r.listing = b.listing
 	r.retention = newRetention(cfg.Containers.Retention)
 	r.containerMetrics = newContainerMetrics(cfg.Cgroups, &containers.Registry{}, zap.NewNop())
@@ -153,7 +153,7 @@ func (b *retentionBed) collect(d time.Duration) map[string][]metricstest.Point {
 	md := b.r.collect(b.now)
 	out := map[string][]metricstest.Point{}
 	for _, p := range metricstest.Points(md) {
-		id, _ := p.Resource.Get("container.id")
+		id, _ := p.Resource.Get("codexray.container.id")
 		out[id.Str()] = append(out[id.Str()], p)
 	}
 	return out
@@ -173,7 +173,7 @@ func (b *retentionBed) takeRecords() map[string]string {
 	for _, l := range b.records.logs {
 		for i := 0; i < l.ResourceLogs().Len(); i++ {
 			res := l.ResourceLogs().At(i).Resource().Attributes()
-			id, _ := res.Get("container.id")
+			id, _ := res.Get("codexray.container.id")
 			pod, _ := res.Get("k8s.pod.name")
 			out[id.Str()] = pod.Str()
 		}
@@ -262,7 +262,7 @@ func TestGoneContainersSeriesStopAfterRetention(t *testing.T) {
 	}
 	assert.Equal(t, []string{"container.oom_kills"}, names(gone[string(retOOM.ID)]), "the OOM-killed container: its kill count only")
 	assert.Equal(t, "oomer", resourceAttr(gone[string(retOOM.ID)], "container.name"))
-	assert.Equal(t, "hog:1", resourceAttr(gone[string(retOOM.ID)], "container.image.name"))
+	assert.Equal(t, "hog", resourceAttr(gone[string(retOOM.ID)], "container.image.name"), "the image name without its tag (container.image.tags)")
 	tracked, _ := value(gone[""], "codexray.containers.tracked")
 	assert.Equal(t, 2.0, tracked.Value, "api, and the OOM-killed container")
 	held := b.tracer.ContainerIDs()

@@ -40,6 +40,7 @@ func newSources(env sourceEnv) []source {
 	return []source{
 		newEBPFSource(env), // its process events keep the registry current
 		newTaskstatsSource(env),
+		newProcessesSource(env),
 		newLogsSource(env),
 		newCloudSource(env),
 	}
@@ -120,9 +121,17 @@ type degradationReporter interface {
 	degradation() string
 }
 
-// nodeDescriber is implemented by sources that add attributes to the node resource.
+// nodeDescriber is implemented by sources that add attributes to the node resource. It is
+// called from the collection and from the logs source's flush: it must be safe for both.
 type nodeDescriber interface {
 	describeNode(rb *metadata.ResourceBuilder)
+}
+
+// containerNodeDescriber is implemented by sources that add what they know of the node to
+// every container resource (the cloud source: host.id, coroot's az and region). Like
+// nodeDescriber, safe from any goroutine.
+type containerNodeDescriber interface {
+	describeContainerNode(rb *metadata.ResourceBuilder)
 }
 
 // startOf is the start timestamp of a cumulative series whose count began at created.

@@ -12,9 +12,10 @@ import (
 )
 
 var (
-	_ source        = (*cloudSource)(nil)
-	_ nodeRecorder  = (*cloudSource)(nil)
-	_ nodeDescriber = (*cloudSource)(nil)
+	_ source                 = (*cloudSource)(nil)
+	_ nodeRecorder           = (*cloudSource)(nil)
+	_ nodeDescriber          = (*cloudSource)(nil)
+	_ containerNodeDescriber = (*cloudSource)(nil)
 )
 
 // cloudSource publishes the node's cloud identity: node_cloud_info and the cloud.* / host.type
@@ -65,6 +66,7 @@ func (s *cloudSource) describeNode(rb *metadata.ResourceBuilder) {
 	if !ok {
 		return
 	}
+	rb.SetHostID(md.InstanceID) // the semantic conventions' host.id on a cloud
 	// Only attributes with a value: an empty cloud.region is worse than none.
 	attrs := md.ResourceAttributes()
 	for key, set := range map[string]func(string){
@@ -78,5 +80,20 @@ func (s *cloudSource) describeNode(rb *metadata.ResourceBuilder) {
 		if v, ok := attrs[key]; ok {
 			set(v)
 		}
+	}
+}
+
+// describeContainerNode names the node of a container resource the way a cloud names it:
+// host.id is the instance id, and coroot-node-agent's az and region labels are set once the
+// metadata has both (it adds neither otherwise).
+func (s *cloudSource) describeContainerNode(rb *metadata.ResourceBuilder) {
+	md, ok := s.watcher.Current()
+	if !ok {
+		return
+	}
+	rb.SetHostID(md.InstanceID)
+	if md.Region != "" && md.AvailabilityZone != "" {
+		rb.SetCorootAz(md.AvailabilityZone)
+		rb.SetCorootRegion(md.Region)
 	}
 }

@@ -83,7 +83,15 @@ func TestCloudSourceRecordsNodeCloudInfoAndResource(t *testing.T) {
 		"cloud.region":            "europe-west1",
 		"cloud.availability_zone": "europe-west1-b",
 		"host.type":               "e2-standard-4",
+		"host.id":                 "4520031799277581759", // the semantic conventions: the instance id on a cloud
 	}, res)
+
+	// Container resources name the node by its instance id too, and carry coroot's az and
+	// region labels (when switched on) once the metadata has both.
+	crb := allAttributes()
+	src.describeContainerNode(crb)
+	assert.Equal(t, map[string]any{"host.id": "4520031799277581759", "az": "europe-west1-b", "region": "europe-west1"},
+		crb.Emit().Attributes().AsRaw())
 
 	info := metricstest.Metric(t, md, "node.cloud_info")
 	require.Equal(t, 1, info.Gauge().DataPoints().Len())

@@ -40,6 +40,8 @@ type logsSource struct {
 	emitLogs func(context.Context, plog.Logs) error
 	// lastListed: see sourceEnv; nil when the source runs alone (tests).
 	lastListed func(id containers.ID) (*containers.Container, bool)
+	// corootLabels: coroot's container_id is on (the Prometheus output for Coroot).
+	corootLabels bool
 
 	flushMu sync.Mutex // one flush at a time: lb is not safe for concurrent use
 	lb      *metadata.LogsBuilder
@@ -58,8 +60,10 @@ type logsSource struct {
 }
 
 func newLogsSource(env sourceEnv) source {
+	cfg := env.cfg.Logs
+	cfg.OtherCgroups = env.cfg.Containers.IncludeOtherCgroups
 	return &logsSource{
-		cfg:        env.cfg.Logs,
+		cfg:        cfg,
 		settings:   env.settings.ID,
 		logger:     env.settings.Logger.With(zap.String("source", "logs")),
 		registry:   env.registry,
@@ -68,6 +72,8 @@ func newLogsSource(env sourceEnv) source {
 		lastListed: env.lastListed,
 		lb:         metadata.NewLogsBuilder(env.cfg.logsBuilderConfig(), env.settings),
 		state:      env.state,
+
+		corootLabels: env.cfg.ResourceAttributes.CorootContainerID.Enabled,
 	}
 }
 
@@ -247,7 +253,7 @@ func (s *logsSource) flushRecords(ctx context.Context, now time.Time, hold func(
 			s.node.describeNode(rb)
 		} else {
 			c, _ := s.identity(id)
-			setContainerResource(rb, c)
+			describeContainer(rb, c, corootNamesOf(c, now))
 			s.node.describeContainerNode(rb)
 		}
 		s.lb.EmitForResource(metadata.WithLogsResource(rb.Emit()))
@@ -353,7 +359,7 @@ func (s *logsSource) recordContainer(mb *metadata.MetricsBuilder, now pcommon.Ti
 func recordMessageCounts(mb *metadata.MetricsBuilder, now pcommon.Timestamp, patterns *logs.Patterns, id containers.ID) {
 	patterns.Counts(id, func(c logs.MessageCount) {
 		mb.RecordContainerLogMessagesDataPointWithStart(startOf(c.Start, now), now, int64(c.Count),
-			c.Source, c.Level.String(), c.PatternHash)
+			c.Source, c.Level.String(), c.PatternHash, c.Sample)
 	})
 }
 
@@ -366,7 +372,11 @@ func (s *logsSource) recordNode(mb *metadata.MetricsBuilder, now pcommon.Timesta
 	if patterns == nil || reader == nil {
 		return
 	}
-	recordMessageCounts(mb, now, patterns, logs.NodeID)
+	if !s.corootLabels {
+		// Coroot reads container_log_messages_total per container_id: node-level lines would
+		// be container series without one (their pattern records still go out).
+		recordMessageCounts(mb, now, patterns, logs.NodeID)
+	}
 	st := reader.Stats()
 	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.Truncated.Load()), "log_line_length")
 	mb.RecordCodexrayLimitsDroppedDataPoint(now, int64(st.FilesSkipped.Load()), "log_open_files")

@@ -55,7 +55,7 @@ func newTestLogsSource(t *testing.T, dir string, capture *logsCapture) *logsSour
 	filesOnly(t, &rcfg.Logs, dir)
 	env := sourceEnv{
 		cfg: rcfg, settings: receivertest.NewNopSettings(metadata.Type), registry: &containers.Registry{},
-		node: newNodeSource(rcfg.Node, time.Now()),
+		node: newNodeSource(rcfg.Node, time.Now(), "", nil),
 	}
 	if capture != nil {
 		env.emitLogs = capture.emit

@@ -82,7 +82,7 @@ func TestAgentRunsWithDocumentedCapabilities(t *testing.T) {
 		if last, err = scrape(addr(promPort)); err != nil {
 			return false, err
 		}
-		err = checkAgentMetrics(last, sources, w)
+		err = checkAgentMetrics(last, sources, w, corootLabels) // config/default.yaml
 		return err == nil, err
 	})
 	t.Logf("sources running with %v: %v", granted, sources)

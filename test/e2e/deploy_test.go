@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -286,11 +287,18 @@ func TestManifestShape(t *testing.T) {
 			t.Errorf("%s pipeline: receivers %v exporters %v; want codexray pushed through otlp_grpc", signal, recv, exp)
 		}
 	}
-	if exp := asStrings(configValue(cfg, "service", "pipelines", "metrics", "exporters")); !slices.Contains(exp, "prometheus") {
-		t.Errorf("metrics pipeline exporters %v: want prometheus too", exp)
+	// Prometheus in its own pipeline, keeping coroot-node-agent's labels that the OTLP
+	// pipelines remove.
+	if exp := asStrings(configValue(cfg, "service", "pipelines", "metrics/prometheus", "exporters")); !slices.Equal(exp, []string{"prometheus"}) {
+		t.Errorf("metrics/prometheus pipeline exporters %v: want prometheus", exp)
 	}
-	// The same resource_constant_labels as config/default.yaml, so both ways of scraping give
-	// the same series.
+	for _, p := range []string{"metrics", "logs"} {
+		if procs := asStrings(configValue(cfg, "service", "pipelines", p, "processors")); !slices.Contains(procs, "resource/semconv") {
+			t.Errorf("%s pipeline processors %v: want resource/semconv, so OTLP gets no coroot labels", p, procs)
+		}
+	}
+	// The same receiver labels and resource_constant_labels as config/default.yaml, so both
+	// ways of scraping give the same series.
 	var def map[string]any
 	b, err := os.ReadFile(filepath.Join(repoRoot(t), "config", "default.yaml"))
 	if err != nil {
@@ -303,6 +311,10 @@ func TestManifestShape(t *testing.T) {
 	got := asStrings(configValue(cfg, "exporters", "prometheus", "resource_constant_labels", "included"))
 	if len(want) == 0 || !slices.Equal(got, want) {
 		t.Errorf("prometheus resource_constant_labels.included = %v, want config/default.yaml's %v", got, want)
+	}
+	wantAttrs := configValue(def, "receivers", "codexray", "resource_attributes")
+	if gotAttrs := configValue(cfg, "receivers", "codexray", "resource_attributes"); wantAttrs == nil || !reflect.DeepEqual(gotAttrs, wantAttrs) {
+		t.Errorf("codexray resource_attributes = %v, want config/default.yaml's %v", gotAttrs, wantAttrs)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ exporters:
   prometheus:
     endpoint: %s
     resource_constant_labels:
-      included: [container.id, container.name, container.runtime, host.name]
+      included: [container.id, codexray.container.id, container.runtime.name, host.name]
   debug:
     verbosity: detailed
 service:
@@ -77,9 +78,10 @@ service:
 		if last, err = scrape(addr(promPort)); err != nil {
 			return false, err
 		}
-		return checkAgentMetrics(last, sources, w) == nil, checkAgentMetrics(last, sources, w)
+		err = checkAgentMetrics(last, sources, w, semconvLabels)
+		return err == nil, err
 	})
-	if err := checkAgentMetrics(last, sources, w); err != nil {
+	if err := checkAgentMetrics(last, sources, w, semconvLabels); err != nil {
 		t.Fatal(err)
 	}
 	// host_metrics travels the same pipeline.
@@ -103,7 +105,7 @@ service:
 		}
 		recs := logRecordsByResource(string(out))
 		for _, r := range recs {
-			if r.attrs["container.id"] == w.id && r.attrs["container.runtime"] == "docker" && r.records > 0 &&
+			if r.attrs["container.id"] == w.id && r.attrs["container.runtime.name"] == "docker" && r.records > 0 &&
 				strings.Contains(r.text, "codexray-e2e request") {
 				return true, nil
 			}
@@ -165,10 +167,21 @@ func hasSource(sources []string, names ...string) bool {
 
 var tracerNames = []string{"ebpf", "tracer", "tcp"}
 
-// checkAgentMetrics is what both end-to-end tests demand of the agent's metrics, wherever
+// labelScheme says how a scraped exposition names containers.
+type labelScheme int
+
+const (
+	// corootLabels: config/default.yaml, coroot-node-agent's container_id (/docker/<name>).
+	corootLabels labelScheme = iota
+	// semconvLabels: an OTLP backend exporting container.id (the runtime's id) and
+	// container.runtime.name as labels.
+	semconvLabels
+)
+
+// checkAgentMetrics is what the end-to-end tests demand of the agent's metrics, wherever
 // they were scraped: node_info, every source running, and each known source's metrics for
-// the workload container.
-func checkAgentMetrics(s []sample, sources []string, w *workload) error {
+// the workload container, named as the scheme names it.
+func checkAgentMetrics(s []sample, sources []string, w *workload, scheme labelScheme) error {
 	var errs []error
 	if len(findSamples(s, "node_info", nil)) != 1 {
 		errs = append(errs, errors.New("no node_info"))
@@ -186,7 +199,10 @@ func checkAgentMetrics(s []sample, sources []string, w *workload) error {
 			}
 		}
 	}
-	c := map[string]string{"container_id": w.id}
+	c, oom := map[string]string{"container_id": "/docker/" + w.name}, map[string]string{"container_id": "/docker/" + w.oomName}
+	if scheme == semconvLabels {
+		c, oom = map[string]string{"container_id": w.id}, map[string]string{"container_id": w.oomID}
+	}
 	positive := func(name string, labels map[string]string) {
 		got := findSamples(s, name, labels)
 		var sum float64
@@ -205,8 +221,10 @@ func checkAgentMetrics(s []sample, sources []string, w *workload) error {
 	if hasSource(sources, "containers") {
 		present("container_info", c)
 		positive("container_resources_cpu_usage_seconds_total", c)
-		// container_runtime comes from the container's resource (container.runtime).
-		present("container_info", map[string]string{"container_id": w.id, "container_runtime": "docker"})
+		if scheme == semconvLabels {
+			// container_runtime_name comes from the container's resource (container.runtime.name).
+			present("container_info", map[string]string{"container_id": w.id, "container_runtime_name": "docker"})
+		}
 	}
 	if hasSource(sources, "taskstats") {
 		present("container_resources_cpu_delay_seconds_total", c)
@@ -216,10 +234,10 @@ func checkAgentMetrics(s []sample, sources []string, w *workload) error {
 		positive("container_log_messages_total", c)
 	}
 	if hasSource(sources, tracerNames...) {
-		positive("container_net_tcp_successful_connects_total", map[string]string{"container_id": w.id, "destination": addr(w.port)})
+		positive("container_net_tcp_successful_connects_total", map[string]string{"container_id": c["container_id"], "destination": addr(w.port)})
 		present("container_net_tcp_listen_info", nil)
 		if w.oomID != "" {
-			positive("container_oom_kills_total", map[string]string{"container_id": w.oomID})
+			positive("container_oom_kills_total", oom)
 		}
 	}
 	return errors.Join(errs...)
@@ -228,9 +246,9 @@ func checkAgentMetrics(s []sample, sources []string, w *workload) error {
 // workload is a docker container the test runs: it logs, burns a little CPU and connects
 // over TCP to a listener of the test on 127.0.0.1 (host network).
 type workload struct {
-	id    string // container.id as the agent names a docker container
-	port  int
-	oomID string // container.id of the OOM-killed container, once started
+	id, name       string // the container's runtime id (container.id) and name
+	port           int
+	oomID, oomName string // the same of the OOM-killed container, once started
 	// oomWanted: only a tracer reports OOM kills; without one the kill is not provoked.
 	oomWanted bool
 }
@@ -260,9 +278,13 @@ func startWorkload(t testing.TB, sources []string) *workload {
 
 	script := fmt.Sprintf(`i=0; while :; do i=$((i+1)); echo "codexray-e2e request $i served in $((i %% 7)) ms";
 echo ping | nc -w 1 127.0.0.1 %d >/dev/null 2>&1; j=0; while [ $j -lt 3000 ]; do j=$((j+1)); done; sleep 0.2; done`, port)
-	id := dockerRun(t, "--network", "host", testutil.DockerImage, "sh", "-c", script)
-	return &workload{id: "/docker/" + id, port: port, oomWanted: hasSource(sources, tracerNames...)}
+	name := fmt.Sprintf("cx-e2e-%d-%d", os.Getpid(), workloadSeq.Add(1))
+	id := dockerRun(t, "--name", name, "--network", "host", testutil.DockerImage, "sh", "-c", script)
+	return &workload{id: id, name: name, port: port, oomWanted: hasSource(sources, tracerNames...)}
 }
+
+// workloadSeq numbers the workloads of one test binary, for unique container names.
+var workloadSeq atomic.Int64
 
 // startOOMKill runs a container that the kernel's OOM killer kills (20 MiB limit, unbounded
 // allocation), when a tracer is there to see it.
@@ -271,9 +293,9 @@ func (w *workload) startOOMKill(t testing.TB) {
 	if !w.oomWanted {
 		return
 	}
-	id := dockerRun(t, "--network", "none", "-m", "20m", "--memory-swap", "20m", testutil.DockerImage,
+	w.oomName = w.name + "-oom"
+	w.oomID = dockerRun(t, "--name", w.oomName, "--network", "none", "-m", "20m", "--memory-swap", "20m", testutil.DockerImage,
 		"sh", "-c", "sleep 2; tail /dev/zero")
-	w.oomID = "/docker/" + id
 }
 
 // dockerRun starts a labelled, detached container and removes it at cleanup.

@@ -38,6 +38,7 @@ type MetricsConfig struct {
 	CodexrayLimitsDropped                                 MetricConfig `mapstructure:"codexray.limits.dropped"`
 	CodexraySourceErrors                                  MetricConfig `mapstructure:"codexray.source.errors"`
 	CodexraySourceStatus                                  MetricConfig `mapstructure:"codexray.source.status"`
+	ContainerApplicationType                              MetricConfig `mapstructure:"container.application_type"`
 	ContainerCassandraInboundQueries                      MetricConfig `mapstructure:"container.cassandra.inbound_queries"`
 	ContainerCassandraInboundQueriesDurationSecondsTotal  MetricConfig `mapstructure:"container.cassandra.inbound_queries.duration_seconds_total"`
 	ContainerCassandraQueries                             MetricConfig `mapstructure:"container.cassandra.queries"`
@@ -101,6 +102,9 @@ type MetricsConfig struct {
 	ContainerResourcesDiskDelay                           MetricConfig `mapstructure:"container.resources.disk.delay"`
 	ContainerResourcesDiskReadBytes                       MetricConfig `mapstructure:"container.resources.disk.read_bytes"`
 	ContainerResourcesDiskReads                           MetricConfig `mapstructure:"container.resources.disk.reads"`
+	ContainerResourcesDiskReserved                        MetricConfig `mapstructure:"container.resources.disk.reserved"`
+	ContainerResourcesDiskSize                            MetricConfig `mapstructure:"container.resources.disk.size"`
+	ContainerResourcesDiskUsed                            MetricConfig `mapstructure:"container.resources.disk.used"`
 	ContainerResourcesDiskWrites                          MetricConfig `mapstructure:"container.resources.disk.writes"`
 	ContainerResourcesDiskWrittenBytes                    MetricConfig `mapstructure:"container.resources.disk.written_bytes"`
 	ContainerResourcesIOPressureWaiting                   MetricConfig `mapstructure:"container.resources.io.pressure.waiting"`
@@ -117,8 +121,28 @@ type MetricsConfig struct {
 	ContainerZookeeperRequests                            MetricConfig `mapstructure:"container.zookeeper.requests"`
 	ContainerZookeeperRequestsDurationSecondsTotal        MetricConfig `mapstructure:"container.zookeeper.requests.duration_seconds_total"`
 	IPToFQDN                                              MetricConfig `mapstructure:"ip_to_fqdn"`
+	NodeAgentInfo                                         MetricConfig `mapstructure:"node.agent_info"`
 	NodeCloudInfo                                         MetricConfig `mapstructure:"node.cloud_info"`
 	NodeInfo                                              MetricConfig `mapstructure:"node.info"`
+	NodeNetInterfaceIP                                    MetricConfig `mapstructure:"node.net.interface_ip"`
+	NodeNetInterfaceUp                                    MetricConfig `mapstructure:"node.net.interface_up"`
+	NodeNetReceivedBytes                                  MetricConfig `mapstructure:"node.net.received_bytes"`
+	NodeNetReceivedPackets                                MetricConfig `mapstructure:"node.net.received_packets"`
+	NodeNetTransmittedBytes                               MetricConfig `mapstructure:"node.net.transmitted_bytes"`
+	NodeNetTransmittedPackets                             MetricConfig `mapstructure:"node.net.transmitted_packets"`
+	NodeResourcesCPULogicalCores                          MetricConfig `mapstructure:"node.resources.cpu.logical_cores"`
+	NodeResourcesCPUUsage                                 MetricConfig `mapstructure:"node.resources.cpu.usage"`
+	NodeResourcesDiskIOTime                               MetricConfig `mapstructure:"node.resources.disk.io_time"`
+	NodeResourcesDiskReadBytes                            MetricConfig `mapstructure:"node.resources.disk.read_bytes"`
+	NodeResourcesDiskReadTime                             MetricConfig `mapstructure:"node.resources.disk.read_time"`
+	NodeResourcesDiskReads                                MetricConfig `mapstructure:"node.resources.disk.reads"`
+	NodeResourcesDiskWriteTime                            MetricConfig `mapstructure:"node.resources.disk.write_time"`
+	NodeResourcesDiskWrites                               MetricConfig `mapstructure:"node.resources.disk.writes"`
+	NodeResourcesDiskWrittenBytes                         MetricConfig `mapstructure:"node.resources.disk.written_bytes"`
+	NodeResourcesMemoryAvailable                          MetricConfig `mapstructure:"node.resources.memory.available"`
+	NodeResourcesMemoryCached                             MetricConfig `mapstructure:"node.resources.memory.cached"`
+	NodeResourcesMemoryFree                               MetricConfig `mapstructure:"node.resources.memory.free"`
+	NodeResourcesMemoryTotal                              MetricConfig `mapstructure:"node.resources.memory.total"`
 	NodeUptime                                            MetricConfig `mapstructure:"node.uptime"`
 }
 
@@ -135,6 +159,7 @@ func DefaultMetricsConfig() MetricsConfig {
 		CodexrayLimitsDropped:                                 MetricConfig{Enabled: true},
 		CodexraySourceErrors:                                  MetricConfig{Enabled: true},
 		CodexraySourceStatus:                                  MetricConfig{Enabled: true},
+		ContainerApplicationType:                              MetricConfig{Enabled: true},
 		ContainerCassandraInboundQueries:                      MetricConfig{Enabled: true},
 		ContainerCassandraInboundQueriesDurationSecondsTotal:  MetricConfig{Enabled: true},
 		ContainerCassandraQueries:                             MetricConfig{Enabled: true},
@@ -198,6 +223,9 @@ func DefaultMetricsConfig() MetricsConfig {
 		ContainerResourcesDiskDelay:                           MetricConfig{Enabled: true},
 		ContainerResourcesDiskReadBytes:                       MetricConfig{Enabled: true},
 		ContainerResourcesDiskReads:                           MetricConfig{Enabled: true},
+		ContainerResourcesDiskReserved:                        MetricConfig{Enabled: true},
+		ContainerResourcesDiskSize:                            MetricConfig{Enabled: true},
+		ContainerResourcesDiskUsed:                            MetricConfig{Enabled: true},
 		ContainerResourcesDiskWrites:                          MetricConfig{Enabled: true},
 		ContainerResourcesDiskWrittenBytes:                    MetricConfig{Enabled: true},
 		ContainerResourcesIOPressureWaiting:                   MetricConfig{Enabled: true},
@@ -213,10 +241,30 @@ func DefaultMetricsConfig() MetricsConfig {
 		ContainerZookeeperInboundRequestsDurationSecondsTotal: MetricConfig{Enabled: true},
 		ContainerZookeeperRequests:                            MetricConfig{Enabled: true},
 		ContainerZookeeperRequestsDurationSecondsTotal:        MetricConfig{Enabled: true},
-		IPToFQDN:      MetricConfig{Enabled: true},
-		NodeCloudInfo: MetricConfig{Enabled: true},
-		NodeInfo:      MetricConfig{Enabled: true},
-		NodeUptime:    MetricConfig{Enabled: true},
+		IPToFQDN:                      MetricConfig{Enabled: true},
+		NodeAgentInfo:                 MetricConfig{Enabled: true},
+		NodeCloudInfo:                 MetricConfig{Enabled: true},
+		NodeInfo:                      MetricConfig{Enabled: true},
+		NodeNetInterfaceIP:            MetricConfig{Enabled: true},
+		NodeNetInterfaceUp:            MetricConfig{Enabled: true},
+		NodeNetReceivedBytes:          MetricConfig{Enabled: true},
+		NodeNetReceivedPackets:        MetricConfig{Enabled: true},
+		NodeNetTransmittedBytes:       MetricConfig{Enabled: true},
+		NodeNetTransmittedPackets:     MetricConfig{Enabled: true},
+		NodeResourcesCPULogicalCores:  MetricConfig{Enabled: true},
+		NodeResourcesCPUUsage:         MetricConfig{Enabled: true},
+		NodeResourcesDiskIOTime:       MetricConfig{Enabled: true},
+		NodeResourcesDiskReadBytes:    MetricConfig{Enabled: true},
+		NodeResourcesDiskReadTime:     MetricConfig{Enabled: true},
+		NodeResourcesDiskReads:        MetricConfig{Enabled: true},
+		NodeResourcesDiskWriteTime:    MetricConfig{Enabled: true},
+		NodeResourcesDiskWrites:       MetricConfig{Enabled: true},
+		NodeResourcesDiskWrittenBytes: MetricConfig{Enabled: true},
+		NodeResourcesMemoryAvailable:  MetricConfig{Enabled: true},
+		NodeResourcesMemoryCached:     MetricConfig{Enabled: true},
+		NodeResourcesMemoryFree:       MetricConfig{Enabled: true},
+		NodeResourcesMemoryTotal:      MetricConfig{Enabled: true},
+		NodeUptime:                    MetricConfig{Enabled: true},
 	}
 }
 
@@ -232,10 +280,19 @@ type ResourceAttributesConfig struct {
 	CloudPlatform         ResourceAttributeConfig `mapstructure:"cloud.platform"`
 	CloudProvider         ResourceAttributeConfig `mapstructure:"cloud.provider"`
 	CloudRegion           ResourceAttributeConfig `mapstructure:"cloud.region"`
+	CodexrayContainerID   ResourceAttributeConfig `mapstructure:"codexray.container.id"`
+	CodexraySystemdUnit   ResourceAttributeConfig `mapstructure:"codexray.systemd.unit"`
 	ContainerID           ResourceAttributeConfig `mapstructure:"container.id"`
 	ContainerImageName    ResourceAttributeConfig `mapstructure:"container.image.name"`
+	ContainerImageTags    ResourceAttributeConfig `mapstructure:"container.image.tags"`
 	ContainerName         ResourceAttributeConfig `mapstructure:"container.name"`
-	ContainerRuntime      ResourceAttributeConfig `mapstructure:"container.runtime"`
+	ContainerRuntimeName  ResourceAttributeConfig `mapstructure:"container.runtime.name"`
+	CorootAppID           ResourceAttributeConfig `mapstructure:"coroot.app_id"`
+	CorootAz              ResourceAttributeConfig `mapstructure:"coroot.az"`
+	CorootContainerID     ResourceAttributeConfig `mapstructure:"coroot.container_id"`
+	CorootMachineID       ResourceAttributeConfig `mapstructure:"coroot.machine_id"`
+	CorootRegion          ResourceAttributeConfig `mapstructure:"coroot.region"`
+	CorootSystemUUID      ResourceAttributeConfig `mapstructure:"coroot.system_uuid"`
 	HostID                ResourceAttributeConfig `mapstructure:"host.id"`
 	HostName              ResourceAttributeConfig `mapstructure:"host.name"`
 	HostType              ResourceAttributeConfig `mapstructure:"host.type"`
@@ -255,10 +312,19 @@ func DefaultResourceAttributesConfig() ResourceAttributesConfig {
 		CloudPlatform:         ResourceAttributeConfig{Enabled: true},
 		CloudProvider:         ResourceAttributeConfig{Enabled: true},
 		CloudRegion:           ResourceAttributeConfig{Enabled: true},
+		CodexrayContainerID:   ResourceAttributeConfig{Enabled: true},
+		CodexraySystemdUnit:   ResourceAttributeConfig{Enabled: true},
 		ContainerID:           ResourceAttributeConfig{Enabled: true},
 		ContainerImageName:    ResourceAttributeConfig{Enabled: true},
+		ContainerImageTags:    ResourceAttributeConfig{Enabled: true},
 		ContainerName:         ResourceAttributeConfig{Enabled: true},
-		ContainerRuntime:      ResourceAttributeConfig{Enabled: true},
+		ContainerRuntimeName:  ResourceAttributeConfig{Enabled: true},
+		CorootAppID:           ResourceAttributeConfig{Enabled: false},
+		CorootAz:              ResourceAttributeConfig{Enabled: false},
+		CorootContainerID:     ResourceAttributeConfig{Enabled: false},
+		CorootMachineID:       ResourceAttributeConfig{Enabled: false},
+		CorootRegion:          ResourceAttributeConfig{Enabled: false},
+		CorootSystemUUID:      ResourceAttributeConfig{Enabled: false},
 		HostID:                ResourceAttributeConfig{Enabled: true},
 		HostName:              ResourceAttributeConfig{Enabled: true},
 		HostType:              ResourceAttributeConfig{Enabled: true},

@@ -431,6 +431,48 @@ func newCodexraySourceStatus(cfg MetricConfig) metricCodexraySourceStatus {
 	return m
 }
 
+type metricContainerApplicationType struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerApplicationType) init() {
+	m.data.SetName("container.application_type")
+	m.data.SetDescription("What the container runs (value 1 per type), the union over its processes of the type told by each one's command line and executable.")
+	m.data.SetUnit("")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerApplicationType) recordDataPoint(start, ts pcommon.Timestamp, val int64, applicationTypeAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("application_type", applicationTypeAttributeValue)
+}
+
+func (m *metricContainerApplicationType) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerApplicationType(cfg MetricConfig) metricContainerApplicationType {
+	m := metricContainerApplicationType{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricContainerCassandraInboundQueries struct {
 	data     pmetric.Metric
 	config   MetricConfig
@@ -1421,7 +1463,7 @@ func (m *metricContainerLogMessages) init() {
 	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
 }
 
-func (m *metricContainerLogMessages) recordDataPoint(start, ts pcommon.Timestamp, val int64, sourceAttributeValue string, levelAttributeValue string, patternHashAttributeValue string) {
+func (m *metricContainerLogMessages) recordDataPoint(start, ts pcommon.Timestamp, val int64, sourceAttributeValue string, levelAttributeValue string, patternHashAttributeValue string, sampleAttributeValue string) {
 	if !m.config.Enabled {
 		return
 	}
@@ -1432,6 +1474,7 @@ func (m *metricContainerLogMessages) recordDataPoint(start, ts pcommon.Timestamp
 	dp.Attributes().PutStr("source", sourceAttributeValue)
 	dp.Attributes().PutStr("level", levelAttributeValue)
 	dp.Attributes().PutStr("pattern_hash", patternHashAttributeValue)
+	dp.Attributes().PutStr("sample", sampleAttributeValue)
 }
 
 func (m *metricContainerLogMessages) emit(metrics pmetric.MetricSlice) {
@@ -3303,6 +3346,138 @@ func newContainerResourcesDiskReads(cfg MetricConfig) metricContainerResourcesDi
 	return m
 }
 
+type metricContainerResourcesDiskReserved struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerResourcesDiskReserved) init() {
+	m.data.SetName("container.resources.disk.reserved")
+	m.data.SetDescription("Space of a file system mounted into the container that is free but reserved for root (size = used + available + reserved).")
+	m.data.SetUnit("By")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerResourcesDiskReserved) recordDataPoint(start, ts pcommon.Timestamp, val int64, mountPointAttributeValue string, deviceAttributeValue string, volumeAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("mount_point", mountPointAttributeValue)
+	dp.Attributes().PutStr("device", deviceAttributeValue)
+	dp.Attributes().PutStr("volume", volumeAttributeValue)
+}
+
+func (m *metricContainerResourcesDiskReserved) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerResourcesDiskReserved(cfg MetricConfig) metricContainerResourcesDiskReserved {
+	m := metricContainerResourcesDiskReserved{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerResourcesDiskSize struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerResourcesDiskSize) init() {
+	m.data.SetName("container.resources.disk.size")
+	m.data.SetDescription("Size of a file system on a block device mounted into the container (a volume or bind mount).")
+	m.data.SetUnit("By")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerResourcesDiskSize) recordDataPoint(start, ts pcommon.Timestamp, val int64, mountPointAttributeValue string, deviceAttributeValue string, volumeAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("mount_point", mountPointAttributeValue)
+	dp.Attributes().PutStr("device", deviceAttributeValue)
+	dp.Attributes().PutStr("volume", volumeAttributeValue)
+}
+
+func (m *metricContainerResourcesDiskSize) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerResourcesDiskSize(cfg MetricConfig) metricContainerResourcesDiskSize {
+	m := metricContainerResourcesDiskSize{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricContainerResourcesDiskUsed struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricContainerResourcesDiskUsed) init() {
+	m.data.SetName("container.resources.disk.used")
+	m.data.SetDescription("Used space of a file system mounted into the container (size minus free).")
+	m.data.SetUnit("By")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricContainerResourcesDiskUsed) recordDataPoint(start, ts pcommon.Timestamp, val int64, mountPointAttributeValue string, deviceAttributeValue string, volumeAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("mount_point", mountPointAttributeValue)
+	dp.Attributes().PutStr("device", deviceAttributeValue)
+	dp.Attributes().PutStr("volume", volumeAttributeValue)
+}
+
+func (m *metricContainerResourcesDiskUsed) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newContainerResourcesDiskUsed(cfg MetricConfig) metricContainerResourcesDiskUsed {
+	m := metricContainerResourcesDiskUsed{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricContainerResourcesDiskWrites struct {
 	data     pmetric.Metric
 	config   MetricConfig
@@ -3609,7 +3784,7 @@ type metricContainerResourcesMemoryRss struct {
 
 func (m *metricContainerResourcesMemoryRss) init() {
 	m.data.SetName("container.resources.memory.rss")
-	m.data.SetDescription("Anonymous and swap cache memory of the container.")
+	m.data.SetDescription("Resident memory of the container as coroot-node-agent defines it, anonymous memory plus file pages mapped into processes — cgroup v1 total_rss + total_mapped_file, v2 anon + file_mapped.")
 	m.data.SetUnit("By")
 	m.data.SetEmptyGauge()
 }
@@ -3733,7 +3908,7 @@ type metricContainerRestarts struct {
 
 func (m *metricContainerRestarts) init() {
 	m.data.SetName("container.restarts")
-	m.data.SetDescription("Container restarts as reported by its runtime.")
+	m.data.SetDescription("Container restarts — the runtime's count (a CRI container's attempt, dockerd's RestartCount); for a systemd unit or another cgroup, the times its cgroup was seen re-created under the same path (systemd removes a unit's cgroup when it stops and creates a new one when it starts again).")
 	m.data.SetUnit("{restart}")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)
@@ -3997,6 +4172,48 @@ func newIPToFQDN(cfg MetricConfig) metricIPToFQDN {
 	return m
 }
 
+type metricNodeAgentInfo struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeAgentInfo) init() {
+	m.data.SetName("node.agent_info")
+	m.data.SetDescription("The agent's version (value 1).")
+	m.data.SetUnit("")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeAgentInfo) recordDataPoint(start, ts pcommon.Timestamp, val int64, versionAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("version", versionAttributeValue)
+}
+
+func (m *metricNodeAgentInfo) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeAgentInfo(cfg MetricConfig) metricNodeAgentInfo {
+	m := metricNodeAgentInfo{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricNodeCloudInfo struct {
 	data     pmetric.Metric
 	config   MetricConfig
@@ -4091,6 +4308,819 @@ func newNodeInfo(cfg MetricConfig) metricNodeInfo {
 	return m
 }
 
+type metricNodeNetInterfaceIP struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeNetInterfaceIP) init() {
+	m.data.SetName("node.net.interface_ip")
+	m.data.SetDescription("An address of a physical-like network interface (value 1); link-local and multicast addresses are left out.")
+	m.data.SetUnit("")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeNetInterfaceIP) recordDataPoint(start, ts pcommon.Timestamp, val int64, interfaceAttributeValue string, ipAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("interface", interfaceAttributeValue)
+	dp.Attributes().PutStr("ip", ipAttributeValue)
+}
+
+func (m *metricNodeNetInterfaceIP) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeNetInterfaceIP(cfg MetricConfig) metricNodeNetInterfaceIP {
+	m := metricNodeNetInterfaceIP{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeNetInterfaceUp struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeNetInterfaceUp) init() {
+	m.data.SetName("node.net.interface_up")
+	m.data.SetDescription("Whether a physical-like network interface is up (1) or not (0), from its operstate.")
+	m.data.SetUnit("")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeNetInterfaceUp) recordDataPoint(start, ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("interface", interfaceAttributeValue)
+}
+
+func (m *metricNodeNetInterfaceUp) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeNetInterfaceUp(cfg MetricConfig) metricNodeNetInterfaceUp {
+	m := metricNodeNetInterfaceUp{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeNetReceivedBytes struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeNetReceivedBytes) init() {
+	m.data.SetName("node.net.received_bytes")
+	m.data.SetDescription("Bytes received per physical-like network interface (/proc/net/dev of the host's network namespace).")
+	m.data.SetUnit("By")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeNetReceivedBytes) recordDataPoint(start, ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("interface", interfaceAttributeValue)
+}
+
+func (m *metricNodeNetReceivedBytes) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeNetReceivedBytes(cfg MetricConfig) metricNodeNetReceivedBytes {
+	m := metricNodeNetReceivedBytes{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeNetReceivedPackets struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeNetReceivedPackets) init() {
+	m.data.SetName("node.net.received_packets")
+	m.data.SetDescription("Packets received per physical-like network interface.")
+	m.data.SetUnit("{packet}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeNetReceivedPackets) recordDataPoint(start, ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("interface", interfaceAttributeValue)
+}
+
+func (m *metricNodeNetReceivedPackets) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeNetReceivedPackets(cfg MetricConfig) metricNodeNetReceivedPackets {
+	m := metricNodeNetReceivedPackets{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeNetTransmittedBytes struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeNetTransmittedBytes) init() {
+	m.data.SetName("node.net.transmitted_bytes")
+	m.data.SetDescription("Bytes transmitted per physical-like network interface.")
+	m.data.SetUnit("By")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeNetTransmittedBytes) recordDataPoint(start, ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("interface", interfaceAttributeValue)
+}
+
+func (m *metricNodeNetTransmittedBytes) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeNetTransmittedBytes(cfg MetricConfig) metricNodeNetTransmittedBytes {
+	m := metricNodeNetTransmittedBytes{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeNetTransmittedPackets struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeNetTransmittedPackets) init() {
+	m.data.SetName("node.net.transmitted_packets")
+	m.data.SetDescription("Packets transmitted per physical-like network interface.")
+	m.data.SetUnit("{packet}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeNetTransmittedPackets) recordDataPoint(start, ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("interface", interfaceAttributeValue)
+}
+
+func (m *metricNodeNetTransmittedPackets) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeNetTransmittedPackets(cfg MetricConfig) metricNodeNetTransmittedPackets {
+	m := metricNodeNetTransmittedPackets{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesCPULogicalCores struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesCPULogicalCores) init() {
+	m.data.SetName("node.resources.cpu.logical_cores")
+	m.data.SetDescription("Logical CPU cores of the node.")
+	m.data.SetUnit("{core}")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricNodeResourcesCPULogicalCores) recordDataPoint(start, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+func (m *metricNodeResourcesCPULogicalCores) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesCPULogicalCores(cfg MetricConfig) metricNodeResourcesCPULogicalCores {
+	m := metricNodeResourcesCPULogicalCores{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesCPUUsage struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesCPUUsage) init() {
+	m.data.SetName("node.resources.cpu.usage")
+	m.data.SetDescription("CPU time of all logical cores by mode (/proc/stat).")
+	m.data.SetUnit("s")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeResourcesCPUUsage) recordDataPoint(start, ts pcommon.Timestamp, val float64, modeAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetDoubleValue(val)
+	dp.Attributes().PutStr("mode", modeAttributeValue)
+}
+
+func (m *metricNodeResourcesCPUUsage) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesCPUUsage(cfg MetricConfig) metricNodeResourcesCPUUsage {
+	m := metricNodeResourcesCPUUsage{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesDiskIOTime struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesDiskIOTime) init() {
+	m.data.SetName("node.resources.disk.io_time")
+	m.data.SetDescription("Time the disk had IO in flight (its rate is the utilisation).")
+	m.data.SetUnit("s")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeResourcesDiskIOTime) recordDataPoint(start, ts pcommon.Timestamp, val float64, deviceAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetDoubleValue(val)
+	dp.Attributes().PutStr("device", deviceAttributeValue)
+}
+
+func (m *metricNodeResourcesDiskIOTime) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesDiskIOTime(cfg MetricConfig) metricNodeResourcesDiskIOTime {
+	m := metricNodeResourcesDiskIOTime{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesDiskReadBytes struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesDiskReadBytes) init() {
+	m.data.SetName("node.resources.disk.read_bytes")
+	m.data.SetDescription("Bytes read per whole disk (512-byte sectors).")
+	m.data.SetUnit("By")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeResourcesDiskReadBytes) recordDataPoint(start, ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("device", deviceAttributeValue)
+}
+
+func (m *metricNodeResourcesDiskReadBytes) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesDiskReadBytes(cfg MetricConfig) metricNodeResourcesDiskReadBytes {
+	m := metricNodeResourcesDiskReadBytes{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesDiskReadTime struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesDiskReadTime) init() {
+	m.data.SetName("node.resources.disk.read_time")
+	m.data.SetDescription("Time spent reading per whole disk.")
+	m.data.SetUnit("s")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeResourcesDiskReadTime) recordDataPoint(start, ts pcommon.Timestamp, val float64, deviceAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetDoubleValue(val)
+	dp.Attributes().PutStr("device", deviceAttributeValue)
+}
+
+func (m *metricNodeResourcesDiskReadTime) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesDiskReadTime(cfg MetricConfig) metricNodeResourcesDiskReadTime {
+	m := metricNodeResourcesDiskReadTime{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesDiskReads struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesDiskReads) init() {
+	m.data.SetName("node.resources.disk.reads")
+	m.data.SetDescription("Reads completed per whole disk (/proc/diskstats).")
+	m.data.SetUnit("{operation}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeResourcesDiskReads) recordDataPoint(start, ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("device", deviceAttributeValue)
+}
+
+func (m *metricNodeResourcesDiskReads) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesDiskReads(cfg MetricConfig) metricNodeResourcesDiskReads {
+	m := metricNodeResourcesDiskReads{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesDiskWriteTime struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesDiskWriteTime) init() {
+	m.data.SetName("node.resources.disk.write_time")
+	m.data.SetDescription("Time spent writing per whole disk.")
+	m.data.SetUnit("s")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeResourcesDiskWriteTime) recordDataPoint(start, ts pcommon.Timestamp, val float64, deviceAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetDoubleValue(val)
+	dp.Attributes().PutStr("device", deviceAttributeValue)
+}
+
+func (m *metricNodeResourcesDiskWriteTime) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesDiskWriteTime(cfg MetricConfig) metricNodeResourcesDiskWriteTime {
+	m := metricNodeResourcesDiskWriteTime{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesDiskWrites struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesDiskWrites) init() {
+	m.data.SetName("node.resources.disk.writes")
+	m.data.SetDescription("Writes completed per whole disk.")
+	m.data.SetUnit("{operation}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeResourcesDiskWrites) recordDataPoint(start, ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("device", deviceAttributeValue)
+}
+
+func (m *metricNodeResourcesDiskWrites) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesDiskWrites(cfg MetricConfig) metricNodeResourcesDiskWrites {
+	m := metricNodeResourcesDiskWrites{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesDiskWrittenBytes struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesDiskWrittenBytes) init() {
+	m.data.SetName("node.resources.disk.written_bytes")
+	m.data.SetDescription("Bytes written per whole disk (512-byte sectors).")
+	m.data.SetUnit("By")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+}
+
+func (m *metricNodeResourcesDiskWrittenBytes) recordDataPoint(start, ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+	dp.Attributes().PutStr("device", deviceAttributeValue)
+}
+
+func (m *metricNodeResourcesDiskWrittenBytes) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Sum().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesDiskWrittenBytes(cfg MetricConfig) metricNodeResourcesDiskWrittenBytes {
+	m := metricNodeResourcesDiskWrittenBytes{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesMemoryAvailable struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesMemoryAvailable) init() {
+	m.data.SetName("node.resources.memory.available")
+	m.data.SetDescription("Memory available for new work without swapping (MemAvailable).")
+	m.data.SetUnit("By")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricNodeResourcesMemoryAvailable) recordDataPoint(start, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+func (m *metricNodeResourcesMemoryAvailable) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesMemoryAvailable(cfg MetricConfig) metricNodeResourcesMemoryAvailable {
+	m := metricNodeResourcesMemoryAvailable{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesMemoryCached struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesMemoryCached) init() {
+	m.data.SetName("node.resources.memory.cached")
+	m.data.SetDescription("Page cache (Cached).")
+	m.data.SetUnit("By")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricNodeResourcesMemoryCached) recordDataPoint(start, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+func (m *metricNodeResourcesMemoryCached) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesMemoryCached(cfg MetricConfig) metricNodeResourcesMemoryCached {
+	m := metricNodeResourcesMemoryCached{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesMemoryFree struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesMemoryFree) init() {
+	m.data.SetName("node.resources.memory.free")
+	m.data.SetDescription("Unused memory (MemFree).")
+	m.data.SetUnit("By")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricNodeResourcesMemoryFree) recordDataPoint(start, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+func (m *metricNodeResourcesMemoryFree) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesMemoryFree(cfg MetricConfig) metricNodeResourcesMemoryFree {
+	m := metricNodeResourcesMemoryFree{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNodeResourcesMemoryTotal struct {
+	data     pmetric.Metric
+	config   MetricConfig
+	capacity int
+}
+
+func (m *metricNodeResourcesMemoryTotal) init() {
+	m.data.SetName("node.resources.memory.total")
+	m.data.SetDescription("Memory of the node (MemTotal).")
+	m.data.SetUnit("By")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricNodeResourcesMemoryTotal) recordDataPoint(start, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+func (m *metricNodeResourcesMemoryTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.capacity = max(m.capacity, m.data.Gauge().DataPoints().Len())
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newNodeResourcesMemoryTotal(cfg MetricConfig) metricNodeResourcesMemoryTotal {
+	m := metricNodeResourcesMemoryTotal{config: cfg}
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricNodeUptime struct {
 	data     pmetric.Metric
 	config   MetricConfig
@@ -4148,6 +5178,7 @@ type MetricsBuilder struct {
 	metricCodexrayLimitsDropped                                 metricCodexrayLimitsDropped
 	metricCodexraySourceErrors                                  metricCodexraySourceErrors
 	metricCodexraySourceStatus                                  metricCodexraySourceStatus
+	metricContainerApplicationType                              metricContainerApplicationType
 	metricContainerCassandraInboundQueries                      metricContainerCassandraInboundQueries
 	metricContainerCassandraInboundQueriesDurationSecondsTotal  metricContainerCassandraInboundQueriesDurationSecondsTotal
 	metricContainerCassandraQueries                             metricContainerCassandraQueries
@@ -4211,6 +5242,9 @@ type MetricsBuilder struct {
 	metricContainerResourcesDiskDelay                           metricContainerResourcesDiskDelay
 	metricContainerResourcesDiskReadBytes                       metricContainerResourcesDiskReadBytes
 	metricContainerResourcesDiskReads                           metricContainerResourcesDiskReads
+	metricContainerResourcesDiskReserved                        metricContainerResourcesDiskReserved
+	metricContainerResourcesDiskSize                            metricContainerResourcesDiskSize
+	metricContainerResourcesDiskUsed                            metricContainerResourcesDiskUsed
 	metricContainerResourcesDiskWrites                          metricContainerResourcesDiskWrites
 	metricContainerResourcesDiskWrittenBytes                    metricContainerResourcesDiskWrittenBytes
 	metricContainerResourcesIOPressureWaiting                   metricContainerResourcesIOPressureWaiting
@@ -4227,8 +5261,28 @@ type MetricsBuilder struct {
 	metricContainerZookeeperRequests                            metricContainerZookeeperRequests
 	metricContainerZookeeperRequestsDurationSecondsTotal        metricContainerZookeeperRequestsDurationSecondsTotal
 	metricIPToFQDN                                              metricIPToFQDN
+	metricNodeAgentInfo                                         metricNodeAgentInfo
 	metricNodeCloudInfo                                         metricNodeCloudInfo
 	metricNodeInfo                                              metricNodeInfo
+	metricNodeNetInterfaceIP                                    metricNodeNetInterfaceIP
+	metricNodeNetInterfaceUp                                    metricNodeNetInterfaceUp
+	metricNodeNetReceivedBytes                                  metricNodeNetReceivedBytes
+	metricNodeNetReceivedPackets                                metricNodeNetReceivedPackets
+	metricNodeNetTransmittedBytes                               metricNodeNetTransmittedBytes
+	metricNodeNetTransmittedPackets                             metricNodeNetTransmittedPackets
+	metricNodeResourcesCPULogicalCores                          metricNodeResourcesCPULogicalCores
+	metricNodeResourcesCPUUsage                                 metricNodeResourcesCPUUsage
+	metricNodeResourcesDiskIOTime                               metricNodeResourcesDiskIOTime
+	metricNodeResourcesDiskReadBytes                            metricNodeResourcesDiskReadBytes
+	metricNodeResourcesDiskReadTime                             metricNodeResourcesDiskReadTime
+	metricNodeResourcesDiskReads                                metricNodeResourcesDiskReads
+	metricNodeResourcesDiskWriteTime                            metricNodeResourcesDiskWriteTime
+	metricNodeResourcesDiskWrites                               metricNodeResourcesDiskWrites
+	metricNodeResourcesDiskWrittenBytes                         metricNodeResourcesDiskWrittenBytes
+	metricNodeResourcesMemoryAvailable                          metricNodeResourcesMemoryAvailable
+	metricNodeResourcesMemoryCached                             metricNodeResourcesMemoryCached
+	metricNodeResourcesMemoryFree                               metricNodeResourcesMemoryFree
+	metricNodeResourcesMemoryTotal                              metricNodeResourcesMemoryTotal
 	metricNodeUptime                                            metricNodeUptime
 }
 
@@ -4257,6 +5311,7 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricCodexrayLimitsDropped:            newCodexrayLimitsDropped(mbc.Metrics.CodexrayLimitsDropped),
 		metricCodexraySourceErrors:             newCodexraySourceErrors(mbc.Metrics.CodexraySourceErrors),
 		metricCodexraySourceStatus:             newCodexraySourceStatus(mbc.Metrics.CodexraySourceStatus),
+		metricContainerApplicationType:         newContainerApplicationType(mbc.Metrics.ContainerApplicationType),
 		metricContainerCassandraInboundQueries: newContainerCassandraInboundQueries(mbc.Metrics.ContainerCassandraInboundQueries),
 		metricContainerCassandraInboundQueriesDurationSecondsTotal:  newContainerCassandraInboundQueriesDurationSecondsTotal(mbc.Metrics.ContainerCassandraInboundQueriesDurationSecondsTotal),
 		metricContainerCassandraQueries:                             newContainerCassandraQueries(mbc.Metrics.ContainerCassandraQueries),
@@ -4320,6 +5375,9 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricContainerResourcesDiskDelay:                           newContainerResourcesDiskDelay(mbc.Metrics.ContainerResourcesDiskDelay),
 		metricContainerResourcesDiskReadBytes:                       newContainerResourcesDiskReadBytes(mbc.Metrics.ContainerResourcesDiskReadBytes),
 		metricContainerResourcesDiskReads:                           newContainerResourcesDiskReads(mbc.Metrics.ContainerResourcesDiskReads),
+		metricContainerResourcesDiskReserved:                        newContainerResourcesDiskReserved(mbc.Metrics.ContainerResourcesDiskReserved),
+		metricContainerResourcesDiskSize:                            newContainerResourcesDiskSize(mbc.Metrics.ContainerResourcesDiskSize),
+		metricContainerResourcesDiskUsed:                            newContainerResourcesDiskUsed(mbc.Metrics.ContainerResourcesDiskUsed),
 		metricContainerResourcesDiskWrites:                          newContainerResourcesDiskWrites(mbc.Metrics.ContainerResourcesDiskWrites),
 		metricContainerResourcesDiskWrittenBytes:                    newContainerResourcesDiskWrittenBytes(mbc.Metrics.ContainerResourcesDiskWrittenBytes),
 		metricContainerResourcesIOPressureWaiting:                   newContainerResourcesIOPressureWaiting(mbc.Metrics.ContainerResourcesIOPressureWaiting),
@@ -4335,10 +5393,30 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricContainerZookeeperInboundRequestsDurationSecondsTotal: newContainerZookeeperInboundRequestsDurationSecondsTotal(mbc.Metrics.ContainerZookeeperInboundRequestsDurationSecondsTotal),
 		metricContainerZookeeperRequests:                            newContainerZookeeperRequests(mbc.Metrics.ContainerZookeeperRequests),
 		metricContainerZookeeperRequestsDurationSecondsTotal:        newContainerZookeeperRequestsDurationSecondsTotal(mbc.Metrics.ContainerZookeeperRequestsDurationSecondsTotal),
-		metricIPToFQDN:      newIPToFQDN(mbc.Metrics.IPToFQDN),
-		metricNodeCloudInfo: newNodeCloudInfo(mbc.Metrics.NodeCloudInfo),
-		metricNodeInfo:      newNodeInfo(mbc.Metrics.NodeInfo),
-		metricNodeUptime:    newNodeUptime(mbc.Metrics.NodeUptime),
+		metricIPToFQDN:                      newIPToFQDN(mbc.Metrics.IPToFQDN),
+		metricNodeAgentInfo:                 newNodeAgentInfo(mbc.Metrics.NodeAgentInfo),
+		metricNodeCloudInfo:                 newNodeCloudInfo(mbc.Metrics.NodeCloudInfo),
+		metricNodeInfo:                      newNodeInfo(mbc.Metrics.NodeInfo),
+		metricNodeNetInterfaceIP:            newNodeNetInterfaceIP(mbc.Metrics.NodeNetInterfaceIP),
+		metricNodeNetInterfaceUp:            newNodeNetInterfaceUp(mbc.Metrics.NodeNetInterfaceUp),
+		metricNodeNetReceivedBytes:          newNodeNetReceivedBytes(mbc.Metrics.NodeNetReceivedBytes),
+		metricNodeNetReceivedPackets:        newNodeNetReceivedPackets(mbc.Metrics.NodeNetReceivedPackets),
+		metricNodeNetTransmittedBytes:       newNodeNetTransmittedBytes(mbc.Metrics.NodeNetTransmittedBytes),
+		metricNodeNetTransmittedPackets:     newNodeNetTransmittedPackets(mbc.Metrics.NodeNetTransmittedPackets),
+		metricNodeResourcesCPULogicalCores:  newNodeResourcesCPULogicalCores(mbc.Metrics.NodeResourcesCPULogicalCores),
+		metricNodeResourcesCPUUsage:         newNodeResourcesCPUUsage(mbc.Metrics.NodeResourcesCPUUsage),
+		metricNodeResourcesDiskIOTime:       newNodeResourcesDiskIOTime(mbc.Metrics.NodeResourcesDiskIOTime),
+		metricNodeResourcesDiskReadBytes:    newNodeResourcesDiskReadBytes(mbc.Metrics.NodeResourcesDiskReadBytes),
+		metricNodeResourcesDiskReadTime:     newNodeResourcesDiskReadTime(mbc.Metrics.NodeResourcesDiskReadTime),
+		metricNodeResourcesDiskReads:        newNodeResourcesDiskReads(mbc.Metrics.NodeResourcesDiskReads),
+		metricNodeResourcesDiskWriteTime:    newNodeResourcesDiskWriteTime(mbc.Metrics.NodeResourcesDiskWriteTime),
+		metricNodeResourcesDiskWrites:       newNodeResourcesDiskWrites(mbc.Metrics.NodeResourcesDiskWrites),
+		metricNodeResourcesDiskWrittenBytes: newNodeResourcesDiskWrittenBytes(mbc.Metrics.NodeResourcesDiskWrittenBytes),
+		metricNodeResourcesMemoryAvailable:  newNodeResourcesMemoryAvailable(mbc.Metrics.NodeResourcesMemoryAvailable),
+		metricNodeResourcesMemoryCached:     newNodeResourcesMemoryCached(mbc.Metrics.NodeResourcesMemoryCached),
+		metricNodeResourcesMemoryFree:       newNodeResourcesMemoryFree(mbc.Metrics.NodeResourcesMemoryFree),
+		metricNodeResourcesMemoryTotal:      newNodeResourcesMemoryTotal(mbc.Metrics.NodeResourcesMemoryTotal),
+		metricNodeUptime:                    newNodeUptime(mbc.Metrics.NodeUptime),
 	}
 	for _, op := range options {
 		op(mb)
@@ -4400,6 +5478,7 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricCodexrayLimitsDropped.emit(ils.Metrics())
 	mb.metricCodexraySourceErrors.emit(ils.Metrics())
 	mb.metricCodexraySourceStatus.emit(ils.Metrics())
+	mb.metricContainerApplicationType.emit(ils.Metrics())
 	mb.metricContainerCassandraInboundQueries.emit(ils.Metrics())
 	mb.metricContainerCassandraInboundQueriesDurationSecondsTotal.emit(ils.Metrics())
 	mb.metricContainerCassandraQueries.emit(ils.Metrics())
@@ -4463,6 +5542,9 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricContainerResourcesDiskDelay.emit(ils.Metrics())
 	mb.metricContainerResourcesDiskReadBytes.emit(ils.Metrics())
 	mb.metricContainerResourcesDiskReads.emit(ils.Metrics())
+	mb.metricContainerResourcesDiskReserved.emit(ils.Metrics())
+	mb.metricContainerResourcesDiskSize.emit(ils.Metrics())
+	mb.metricContainerResourcesDiskUsed.emit(ils.Metrics())
 	mb.metricContainerResourcesDiskWrites.emit(ils.Metrics())
 	mb.metricContainerResourcesDiskWrittenBytes.emit(ils.Metrics())
 	mb.metricContainerResourcesIOPressureWaiting.emit(ils.Metrics())
@@ -4479,8 +5561,28 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricContainerZookeeperRequests.emit(ils.Metrics())
 	mb.metricContainerZookeeperRequestsDurationSecondsTotal.emit(ils.Metrics())
 	mb.metricIPToFQDN.emit(ils.Metrics())
+	mb.metricNodeAgentInfo.emit(ils.Metrics())
 	mb.metricNodeCloudInfo.emit(ils.Metrics())
 	mb.metricNodeInfo.emit(ils.Metrics())
+	mb.metricNodeNetInterfaceIP.emit(ils.Metrics())
+	mb.metricNodeNetInterfaceUp.emit(ils.Metrics())
+	mb.metricNodeNetReceivedBytes.emit(ils.Metrics())
+	mb.metricNodeNetReceivedPackets.emit(ils.Metrics())
+	mb.metricNodeNetTransmittedBytes.emit(ils.Metrics())
+	mb.metricNodeNetTransmittedPackets.emit(ils.Metrics())
+	mb.metricNodeResourcesCPULogicalCores.emit(ils.Metrics())
+	mb.metricNodeResourcesCPUUsage.emit(ils.Metrics())
+	mb.metricNodeResourcesDiskIOTime.emit(ils.Metrics())
+	mb.metricNodeResourcesDiskReadBytes.emit(ils.Metrics())
+	mb.metricNodeResourcesDiskReadTime.emit(ils.Metrics())
+	mb.metricNodeResourcesDiskReads.emit(ils.Metrics())
+	mb.metricNodeResourcesDiskWriteTime.emit(ils.Metrics())
+	mb.metricNodeResourcesDiskWrites.emit(ils.Metrics())
+	mb.metricNodeResourcesDiskWrittenBytes.emit(ils.Metrics())
+	mb.metricNodeResourcesMemoryAvailable.emit(ils.Metrics())
+	mb.metricNodeResourcesMemoryCached.emit(ils.Metrics())
+	mb.metricNodeResourcesMemoryFree.emit(ils.Metrics())
+	mb.metricNodeResourcesMemoryTotal.emit(ils.Metrics())
 	mb.metricNodeUptime.emit(ils.Metrics())
 	for _, op := range options {
 		op(rm)
@@ -4583,6 +5685,11 @@ func (mb *MetricsBuilder) RecordCodexraySourceErrorsDataPointWithStart(start, ts
 // RecordCodexraySourceStatusDataPoint adds a data point to codexray.source.status.
 func (mb *MetricsBuilder) RecordCodexraySourceStatusDataPoint(ts pcommon.Timestamp, val int64, codexraySourceAttributeValue string, stateAttributeValue string) {
 	mb.metricCodexraySourceStatus.recordDataPoint(mb.startTime, ts, val, codexraySourceAttributeValue, stateAttributeValue)
+}
+
+// RecordContainerApplicationTypeDataPoint adds a data point to container.application_type.
+func (mb *MetricsBuilder) RecordContainerApplicationTypeDataPoint(ts pcommon.Timestamp, val int64, applicationTypeAttributeValue string) {
+	mb.metricContainerApplicationType.recordDataPoint(mb.startTime, ts, val, applicationTypeAttributeValue)
 }
 
 // RecordContainerCassandraInboundQueriesDataPoint adds a data point to container.cassandra.inbound_queries.
@@ -4791,13 +5898,13 @@ func (mb *MetricsBuilder) RecordContainerKafkaRequestsDurationSecondsTotalDataPo
 }
 
 // RecordContainerLogMessagesDataPoint adds a data point to container.log.messages.
-func (mb *MetricsBuilder) RecordContainerLogMessagesDataPoint(ts pcommon.Timestamp, val int64, sourceAttributeValue string, levelAttributeValue string, patternHashAttributeValue string) {
-	mb.metricContainerLogMessages.recordDataPoint(mb.startTime, ts, val, sourceAttributeValue, levelAttributeValue, patternHashAttributeValue)
+func (mb *MetricsBuilder) RecordContainerLogMessagesDataPoint(ts pcommon.Timestamp, val int64, sourceAttributeValue string, levelAttributeValue string, patternHashAttributeValue string, sampleAttributeValue string) {
+	mb.metricContainerLogMessages.recordDataPoint(mb.startTime, ts, val, sourceAttributeValue, levelAttributeValue, patternHashAttributeValue, sampleAttributeValue)
 }
 
 // RecordContainerLogMessagesDataPointWithStart adds a data point to container.log.messages whose accumulation began at start.
-func (mb *MetricsBuilder) RecordContainerLogMessagesDataPointWithStart(start, ts pcommon.Timestamp, val int64, sourceAttributeValue string, levelAttributeValue string, patternHashAttributeValue string) {
-	mb.metricContainerLogMessages.recordDataPoint(start, ts, val, sourceAttributeValue, levelAttributeValue, patternHashAttributeValue)
+func (mb *MetricsBuilder) RecordContainerLogMessagesDataPointWithStart(start, ts pcommon.Timestamp, val int64, sourceAttributeValue string, levelAttributeValue string, patternHashAttributeValue string, sampleAttributeValue string) {
+	mb.metricContainerLogMessages.recordDataPoint(start, ts, val, sourceAttributeValue, levelAttributeValue, patternHashAttributeValue, sampleAttributeValue)
 }
 
 // RecordContainerMemcachedInboundQueriesDataPoint adds a data point to container.memcached.inbound_queries.
@@ -5190,6 +6297,21 @@ func (mb *MetricsBuilder) RecordContainerResourcesDiskReadsDataPointWithStart(st
 	mb.metricContainerResourcesDiskReads.recordDataPoint(start, ts, val, deviceAttributeValue)
 }
 
+// RecordContainerResourcesDiskReservedDataPoint adds a data point to container.resources.disk.reserved.
+func (mb *MetricsBuilder) RecordContainerResourcesDiskReservedDataPoint(ts pcommon.Timestamp, val int64, mountPointAttributeValue string, deviceAttributeValue string, volumeAttributeValue string) {
+	mb.metricContainerResourcesDiskReserved.recordDataPoint(mb.startTime, ts, val, mountPointAttributeValue, deviceAttributeValue, volumeAttributeValue)
+}
+
+// RecordContainerResourcesDiskSizeDataPoint adds a data point to container.resources.disk.size.
+func (mb *MetricsBuilder) RecordContainerResourcesDiskSizeDataPoint(ts pcommon.Timestamp, val int64, mountPointAttributeValue string, deviceAttributeValue string, volumeAttributeValue string) {
+	mb.metricContainerResourcesDiskSize.recordDataPoint(mb.startTime, ts, val, mountPointAttributeValue, deviceAttributeValue, volumeAttributeValue)
+}
+
+// RecordContainerResourcesDiskUsedDataPoint adds a data point to container.resources.disk.used.
+func (mb *MetricsBuilder) RecordContainerResourcesDiskUsedDataPoint(ts pcommon.Timestamp, val int64, mountPointAttributeValue string, deviceAttributeValue string, volumeAttributeValue string) {
+	mb.metricContainerResourcesDiskUsed.recordDataPoint(mb.startTime, ts, val, mountPointAttributeValue, deviceAttributeValue, volumeAttributeValue)
+}
+
 // RecordContainerResourcesDiskWritesDataPoint adds a data point to container.resources.disk.writes.
 func (mb *MetricsBuilder) RecordContainerResourcesDiskWritesDataPoint(ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
 	mb.metricContainerResourcesDiskWrites.recordDataPoint(mb.startTime, ts, val, deviceAttributeValue)
@@ -5330,6 +6452,11 @@ func (mb *MetricsBuilder) RecordIPToFQDNDataPoint(ts pcommon.Timestamp, val int6
 	mb.metricIPToFQDN.recordDataPoint(mb.startTime, ts, val, ipAttributeValue, fqdnAttributeValue)
 }
 
+// RecordNodeAgentInfoDataPoint adds a data point to node.agent_info.
+func (mb *MetricsBuilder) RecordNodeAgentInfoDataPoint(ts pcommon.Timestamp, val int64, versionAttributeValue string) {
+	mb.metricNodeAgentInfo.recordDataPoint(mb.startTime, ts, val, versionAttributeValue)
+}
+
 // RecordNodeCloudInfoDataPoint adds a data point to node.cloud_info.
 func (mb *MetricsBuilder) RecordNodeCloudInfoDataPoint(ts pcommon.Timestamp, val int64, providerAttributeValue string, accountIDAttributeValue string, instanceIDAttributeValue string, instanceTypeAttributeValue string, instanceLifeCycleAttributeValue string, regionAttributeValue string, availabilityZoneAttributeValue string, availabilityZoneIDAttributeValue string, localIPV4AttributeValue string, publicIPV4AttributeValue string) {
 	mb.metricNodeCloudInfo.recordDataPoint(mb.startTime, ts, val, providerAttributeValue, accountIDAttributeValue, instanceIDAttributeValue, instanceTypeAttributeValue, instanceLifeCycleAttributeValue, regionAttributeValue, availabilityZoneAttributeValue, availabilityZoneIDAttributeValue, localIPV4AttributeValue, publicIPV4AttributeValue)
@@ -5338,6 +6465,161 @@ func (mb *MetricsBuilder) RecordNodeCloudInfoDataPoint(ts pcommon.Timestamp, val
 // RecordNodeInfoDataPoint adds a data point to node.info.
 func (mb *MetricsBuilder) RecordNodeInfoDataPoint(ts pcommon.Timestamp, val int64, hostnameAttributeValue string, kernelVersionAttributeValue string) {
 	mb.metricNodeInfo.recordDataPoint(mb.startTime, ts, val, hostnameAttributeValue, kernelVersionAttributeValue)
+}
+
+// RecordNodeNetInterfaceIPDataPoint adds a data point to node.net.interface_ip.
+func (mb *MetricsBuilder) RecordNodeNetInterfaceIPDataPoint(ts pcommon.Timestamp, val int64, interfaceAttributeValue string, ipAttributeValue string) {
+	mb.metricNodeNetInterfaceIP.recordDataPoint(mb.startTime, ts, val, interfaceAttributeValue, ipAttributeValue)
+}
+
+// RecordNodeNetInterfaceUpDataPoint adds a data point to node.net.interface_up.
+func (mb *MetricsBuilder) RecordNodeNetInterfaceUpDataPoint(ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	mb.metricNodeNetInterfaceUp.recordDataPoint(mb.startTime, ts, val, interfaceAttributeValue)
+}
+
+// RecordNodeNetReceivedBytesDataPoint adds a data point to node.net.received_bytes.
+func (mb *MetricsBuilder) RecordNodeNetReceivedBytesDataPoint(ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	mb.metricNodeNetReceivedBytes.recordDataPoint(mb.startTime, ts, val, interfaceAttributeValue)
+}
+
+// RecordNodeNetReceivedBytesDataPointWithStart adds a data point to node.net.received_bytes whose accumulation began at start.
+func (mb *MetricsBuilder) RecordNodeNetReceivedBytesDataPointWithStart(start, ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	mb.metricNodeNetReceivedBytes.recordDataPoint(start, ts, val, interfaceAttributeValue)
+}
+
+// RecordNodeNetReceivedPacketsDataPoint adds a data point to node.net.received_packets.
+func (mb *MetricsBuilder) RecordNodeNetReceivedPacketsDataPoint(ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	mb.metricNodeNetReceivedPackets.recordDataPoint(mb.startTime, ts, val, interfaceAttributeValue)
+}
+
+// RecordNodeNetReceivedPacketsDataPointWithStart adds a data point to node.net.received_packets whose accumulation began at start.
+func (mb *MetricsBuilder) RecordNodeNetReceivedPacketsDataPointWithStart(start, ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	mb.metricNodeNetReceivedPackets.recordDataPoint(start, ts, val, interfaceAttributeValue)
+}
+
+// RecordNodeNetTransmittedBytesDataPoint adds a data point to node.net.transmitted_bytes.
+func (mb *MetricsBuilder) RecordNodeNetTransmittedBytesDataPoint(ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	mb.metricNodeNetTransmittedBytes.recordDataPoint(mb.startTime, ts, val, interfaceAttributeValue)
+}
+
+// RecordNodeNetTransmittedBytesDataPointWithStart adds a data point to node.net.transmitted_bytes whose accumulation began at start.
+func (mb *MetricsBuilder) RecordNodeNetTransmittedBytesDataPointWithStart(start, ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	mb.metricNodeNetTransmittedBytes.recordDataPoint(start, ts, val, interfaceAttributeValue)
+}
+
+// RecordNodeNetTransmittedPacketsDataPoint adds a data point to node.net.transmitted_packets.
+func (mb *MetricsBuilder) RecordNodeNetTransmittedPacketsDataPoint(ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	mb.metricNodeNetTransmittedPackets.recordDataPoint(mb.startTime, ts, val, interfaceAttributeValue)
+}
+
+// RecordNodeNetTransmittedPacketsDataPointWithStart adds a data point to node.net.transmitted_packets whose accumulation began at start.
+func (mb *MetricsBuilder) RecordNodeNetTransmittedPacketsDataPointWithStart(start, ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
+	mb.metricNodeNetTransmittedPackets.recordDataPoint(start, ts, val, interfaceAttributeValue)
+}
+
+// RecordNodeResourcesCPULogicalCoresDataPoint adds a data point to node.resources.cpu.logical_cores.
+func (mb *MetricsBuilder) RecordNodeResourcesCPULogicalCoresDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricNodeResourcesCPULogicalCores.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordNodeResourcesCPUUsageDataPoint adds a data point to node.resources.cpu.usage.
+func (mb *MetricsBuilder) RecordNodeResourcesCPUUsageDataPoint(ts pcommon.Timestamp, val float64, modeAttributeValue string) {
+	mb.metricNodeResourcesCPUUsage.recordDataPoint(mb.startTime, ts, val, modeAttributeValue)
+}
+
+// RecordNodeResourcesCPUUsageDataPointWithStart adds a data point to node.resources.cpu.usage whose accumulation began at start.
+func (mb *MetricsBuilder) RecordNodeResourcesCPUUsageDataPointWithStart(start, ts pcommon.Timestamp, val float64, modeAttributeValue string) {
+	mb.metricNodeResourcesCPUUsage.recordDataPoint(start, ts, val, modeAttributeValue)
+}
+
+// RecordNodeResourcesDiskIOTimeDataPoint adds a data point to node.resources.disk.io_time.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskIOTimeDataPoint(ts pcommon.Timestamp, val float64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskIOTime.recordDataPoint(mb.startTime, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskIOTimeDataPointWithStart adds a data point to node.resources.disk.io_time whose accumulation began at start.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskIOTimeDataPointWithStart(start, ts pcommon.Timestamp, val float64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskIOTime.recordDataPoint(start, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskReadBytesDataPoint adds a data point to node.resources.disk.read_bytes.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskReadBytesDataPoint(ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskReadBytes.recordDataPoint(mb.startTime, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskReadBytesDataPointWithStart adds a data point to node.resources.disk.read_bytes whose accumulation began at start.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskReadBytesDataPointWithStart(start, ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskReadBytes.recordDataPoint(start, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskReadTimeDataPoint adds a data point to node.resources.disk.read_time.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskReadTimeDataPoint(ts pcommon.Timestamp, val float64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskReadTime.recordDataPoint(mb.startTime, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskReadTimeDataPointWithStart adds a data point to node.resources.disk.read_time whose accumulation began at start.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskReadTimeDataPointWithStart(start, ts pcommon.Timestamp, val float64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskReadTime.recordDataPoint(start, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskReadsDataPoint adds a data point to node.resources.disk.reads.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskReadsDataPoint(ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskReads.recordDataPoint(mb.startTime, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskReadsDataPointWithStart adds a data point to node.resources.disk.reads whose accumulation began at start.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskReadsDataPointWithStart(start, ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskReads.recordDataPoint(start, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskWriteTimeDataPoint adds a data point to node.resources.disk.write_time.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskWriteTimeDataPoint(ts pcommon.Timestamp, val float64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskWriteTime.recordDataPoint(mb.startTime, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskWriteTimeDataPointWithStart adds a data point to node.resources.disk.write_time whose accumulation began at start.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskWriteTimeDataPointWithStart(start, ts pcommon.Timestamp, val float64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskWriteTime.recordDataPoint(start, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskWritesDataPoint adds a data point to node.resources.disk.writes.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskWritesDataPoint(ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskWrites.recordDataPoint(mb.startTime, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskWritesDataPointWithStart adds a data point to node.resources.disk.writes whose accumulation began at start.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskWritesDataPointWithStart(start, ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskWrites.recordDataPoint(start, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskWrittenBytesDataPoint adds a data point to node.resources.disk.written_bytes.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskWrittenBytesDataPoint(ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskWrittenBytes.recordDataPoint(mb.startTime, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesDiskWrittenBytesDataPointWithStart adds a data point to node.resources.disk.written_bytes whose accumulation began at start.
+func (mb *MetricsBuilder) RecordNodeResourcesDiskWrittenBytesDataPointWithStart(start, ts pcommon.Timestamp, val int64, deviceAttributeValue string) {
+	mb.metricNodeResourcesDiskWrittenBytes.recordDataPoint(start, ts, val, deviceAttributeValue)
+}
+
+// RecordNodeResourcesMemoryAvailableDataPoint adds a data point to node.resources.memory.available.
+func (mb *MetricsBuilder) RecordNodeResourcesMemoryAvailableDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricNodeResourcesMemoryAvailable.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordNodeResourcesMemoryCachedDataPoint adds a data point to node.resources.memory.cached.
+func (mb *MetricsBuilder) RecordNodeResourcesMemoryCachedDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricNodeResourcesMemoryCached.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordNodeResourcesMemoryFreeDataPoint adds a data point to node.resources.memory.free.
+func (mb *MetricsBuilder) RecordNodeResourcesMemoryFreeDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricNodeResourcesMemoryFree.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordNodeResourcesMemoryTotalDataPoint adds a data point to node.resources.memory.total.
+func (mb *MetricsBuilder) RecordNodeResourcesMemoryTotalDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricNodeResourcesMemoryTotal.recordDataPoint(mb.startTime, ts, val)
 }
 
 // RecordNodeUptimeDataPoint adds a data point to node.uptime.

@@ -15,126 +15,194 @@ func NewResourceBuilder(rac ResourceAttributesConfig) *ResourceBuilder {
 	return &ResourceBuilder{config: rac, res: pcommon.NewResource()}
 }
 
-// SetCloudAccountID sets cloud.account.id: Cloud account, project or subscription id. Empty values are not set.
+// SetCloudAccountID sets cloud.account.id (key cloud.account.id): Cloud account, project or subscription id. Empty values are not set.
 func (rb *ResourceBuilder) SetCloudAccountID(val string) {
 	if rb.config.CloudAccountID.Enabled && val != "" {
 		rb.res.Attributes().PutStr("cloud.account.id", val)
 	}
 }
 
-// SetCloudAvailabilityZone sets cloud.availability_zone: Cloud availability zone. Empty values are not set.
+// SetCloudAvailabilityZone sets cloud.availability_zone (key cloud.availability_zone): Cloud availability zone. Empty values are not set.
 func (rb *ResourceBuilder) SetCloudAvailabilityZone(val string) {
 	if rb.config.CloudAvailabilityZone.Enabled && val != "" {
 		rb.res.Attributes().PutStr("cloud.availability_zone", val)
 	}
 }
 
-// SetCloudPlatform sets cloud.platform: Cloud platform (aws_ec2, gcp_compute_engine, azure.vm, ...). Empty values are not set.
+// SetCloudPlatform sets cloud.platform (key cloud.platform): Cloud platform (aws_ec2, gcp_compute_engine, azure.vm, ...). Empty values are not set.
 func (rb *ResourceBuilder) SetCloudPlatform(val string) {
 	if rb.config.CloudPlatform.Enabled && val != "" {
 		rb.res.Attributes().PutStr("cloud.platform", val)
 	}
 }
 
-// SetCloudProvider sets cloud.provider: Cloud provider (aws, gcp, azure, hetzner, ...). Empty values are not set.
+// SetCloudProvider sets cloud.provider (key cloud.provider): Cloud provider (aws, gcp, azure, hetzner, ...). Empty values are not set.
 func (rb *ResourceBuilder) SetCloudProvider(val string) {
 	if rb.config.CloudProvider.Enabled && val != "" {
 		rb.res.Attributes().PutStr("cloud.provider", val)
 	}
 }
 
-// SetCloudRegion sets cloud.region: Cloud region. Empty values are not set.
+// SetCloudRegion sets cloud.region (key cloud.region): Cloud region. Empty values are not set.
 func (rb *ResourceBuilder) SetCloudRegion(val string) {
 	if rb.config.CloudRegion.Enabled && val != "" {
 		rb.res.Attributes().PutStr("cloud.region", val)
 	}
 }
 
-// SetContainerID sets container.id: The agent's container identity, e.g. /docker/<id>, /k8s/<namespace>/<pod>/<container>, /system.slice/<unit>. Empty values are not set.
+// SetCodexrayContainerID sets codexray.container.id (key codexray.container.id): The agent's identity of what it watches as a container, stable for its life — /k8s/<namespace>/<pod>/<container> (kept across restarts), /docker/<id>, /containerd/<id>, /crio/<id>, /podman/<id>, /kubepods/<pod uid>/<id>, /system.slice/<unit>, or a cgroup path when logs or containers.include_other_cgroups name one. On every container resource and log record. Empty values are not set.
+func (rb *ResourceBuilder) SetCodexrayContainerID(val string) {
+	if rb.config.CodexrayContainerID.Enabled && val != "" {
+		rb.res.Attributes().PutStr("codexray.container.id", val)
+	}
+}
+
+// SetCodexraySystemdUnit sets codexray.systemd.unit (key codexray.systemd.unit): The systemd unit of a service's resource (nginx.service); such a resource has no container.* attributes. Empty values are not set.
+func (rb *ResourceBuilder) SetCodexraySystemdUnit(val string) {
+	if rb.config.CodexraySystemdUnit.Enabled && val != "" {
+		rb.res.Attributes().PutStr("codexray.systemd.unit", val)
+	}
+}
+
+// SetContainerID sets container.id (key container.id): The container runtime's id of the container (64 hex digits for docker, containerd, CRI-O and podman), the value an OpenTelemetry SDK's container detector reports from inside the container. Not set for systemd units and other cgroups, which are no containers. Empty values are not set.
 func (rb *ResourceBuilder) SetContainerID(val string) {
 	if rb.config.ContainerID.Enabled && val != "" {
 		rb.res.Attributes().PutStr("container.id", val)
 	}
 }
 
-// SetContainerImageName sets container.image.name: Container image. Empty values are not set.
+// SetContainerImageName sets container.image.name (key container.image.name): Image name without tag or digest (docker.io/library/nginx). Empty values are not set.
 func (rb *ResourceBuilder) SetContainerImageName(val string) {
 	if rb.config.ContainerImageName.Enabled && val != "" {
 		rb.res.Attributes().PutStr("container.image.name", val)
 	}
 }
 
-// SetContainerName sets container.name: Container name as the runtime knows it (or the systemd unit). Empty values are not set.
+// SetContainerImageTags sets container.image.tags (key container.image.tags): The tag the container's image reference names, when it names one. Empty values are not set.
+func (rb *ResourceBuilder) SetContainerImageTags(vals ...string) {
+	if !rb.config.ContainerImageTags.Enabled || len(vals) == 0 {
+		return
+	}
+	s := rb.res.Attributes().PutEmptySlice("container.image.tags")
+	s.EnsureCapacity(len(vals))
+	for _, v := range vals {
+		s.AppendEmpty().SetStr(v)
+	}
+}
+
+// SetContainerName sets container.name (key container.name): Container name as its runtime knows it (for a Kubernetes container, its name in the pod spec). Empty values are not set.
 func (rb *ResourceBuilder) SetContainerName(val string) {
 	if rb.config.ContainerName.Enabled && val != "" {
 		rb.res.Attributes().PutStr("container.name", val)
 	}
 }
 
-// SetContainerRuntime sets container.runtime: docker, containerd, crio, podman, systemd or cgroup. Empty values are not set.
-func (rb *ResourceBuilder) SetContainerRuntime(val string) {
-	if rb.config.ContainerRuntime.Enabled && val != "" {
-		rb.res.Attributes().PutStr("container.runtime", val)
+// SetContainerRuntimeName sets container.runtime.name (key container.runtime.name): The container runtime (docker, containerd, cri-o, podman); not set when no runtime described the container. Empty values are not set.
+func (rb *ResourceBuilder) SetContainerRuntimeName(val string) {
+	if rb.config.ContainerRuntimeName.Enabled && val != "" {
+		rb.res.Attributes().PutStr("container.runtime.name", val)
 	}
 }
 
-// SetHostID sets host.id: Node machine id (/etc/machine-id). Empty values are not set.
+// SetCorootAppID sets coroot.app_id (key app_id): coroot-node-agent's app_id label — /k8s/<namespace>/<workload> for a pod of a Deployment, DaemonSet or StatefulSet; absent otherwise. Empty values are not set.
+func (rb *ResourceBuilder) SetCorootAppID(val string) {
+	if rb.config.CorootAppID.Enabled && val != "" {
+		rb.res.Attributes().PutStr("app_id", val)
+	}
+}
+
+// SetCorootAz sets coroot.az (key az): coroot-node-agent's az label on container series — the cloud availability zone, set only once the cloud metadata has both a zone and a region. Empty values are not set.
+func (rb *ResourceBuilder) SetCorootAz(val string) {
+	if rb.config.CorootAz.Enabled && val != "" {
+		rb.res.Attributes().PutStr("az", val)
+	}
+}
+
+// SetCorootContainerID sets coroot.container_id (key container_id): coroot-node-agent's container_id label on container series — /k8s/<namespace>/<pod>/<container>, /k8s-cronjob/<namespace>/<cronjob>/<container>, /swarm/<namespace>/<service>/<slot>, /nomad/…, /docker/<name> (any named non-Kubernetes container), /system.slice/<unit>; where coroot-node-agent would not report the container, the agent's own id (codexray.container.id). Empty values are not set.
+func (rb *ResourceBuilder) SetCorootContainerID(val string) {
+	if rb.config.CorootContainerID.Enabled && val != "" {
+		rb.res.Attributes().PutStr("container_id", val)
+	}
+}
+
+// SetCorootMachineID sets coroot.machine_id (key machine_id): coroot-node-agent's machine_id label on every series, node and container — the host's /etc/machine-id (read through the host's root, then /var/lib/dbus/machine-id, then the DMI product_uuid), dashes removed. Coroot keys nodes by it. Empty values are not set.
+func (rb *ResourceBuilder) SetCorootMachineID(val string) {
+	if rb.config.CorootMachineID.Enabled && val != "" {
+		rb.res.Attributes().PutStr("machine_id", val)
+	}
+}
+
+// SetCorootRegion sets coroot.region (key region): coroot-node-agent's region label on container series — the cloud region, set only once the cloud metadata has both a zone and a region. Empty values are not set.
+func (rb *ResourceBuilder) SetCorootRegion(val string) {
+	if rb.config.CorootRegion.Enabled && val != "" {
+		rb.res.Attributes().PutStr("region", val)
+	}
+}
+
+// SetCorootSystemUUID sets coroot.system_uuid (key system_uuid): coroot-node-agent's system_uuid label on every series — the DMI product_uuid (the value kube-state-metrics reports for the node), empty when absent. Empty values are not set.
+func (rb *ResourceBuilder) SetCorootSystemUUID(val string) {
+	if rb.config.CorootSystemUUID.Enabled && val != "" {
+		rb.res.Attributes().PutStr("system_uuid", val)
+	}
+}
+
+// SetHostID sets host.id (key host.id): The node per the semantic conventions — the cloud provider's instance id on a cloud (once its metadata service answered), elsewhere the machine id (/etc/machine-id of the host); on container resources too. Empty values are not set.
 func (rb *ResourceBuilder) SetHostID(val string) {
 	if rb.config.HostID.Enabled && val != "" {
 		rb.res.Attributes().PutStr("host.id", val)
 	}
 }
 
-// SetHostName sets host.name: Node hostname; on container resources too, so containers of different nodes never share a series. Empty values are not set.
+// SetHostName sets host.name (key host.name): Node hostname; on container resources too, so containers of different nodes never share a series. Empty values are not set.
 func (rb *ResourceBuilder) SetHostName(val string) {
 	if rb.config.HostName.Enabled && val != "" {
 		rb.res.Attributes().PutStr("host.name", val)
 	}
 }
 
-// SetHostType sets host.type: Cloud instance type. Empty values are not set.
+// SetHostType sets host.type (key host.type): Cloud instance type. Empty values are not set.
 func (rb *ResourceBuilder) SetHostType(val string) {
 	if rb.config.HostType.Enabled && val != "" {
 		rb.res.Attributes().PutStr("host.type", val)
 	}
 }
 
-// SetK8sContainerName sets k8s.container.name: Kubernetes container name. Empty values are not set.
+// SetK8sContainerName sets k8s.container.name (key k8s.container.name): Kubernetes container name. Empty values are not set.
 func (rb *ResourceBuilder) SetK8sContainerName(val string) {
 	if rb.config.K8sContainerName.Enabled && val != "" {
 		rb.res.Attributes().PutStr("k8s.container.name", val)
 	}
 }
 
-// SetK8sNamespaceName sets k8s.namespace.name: Kubernetes namespace. Empty values are not set.
+// SetK8sNamespaceName sets k8s.namespace.name (key k8s.namespace.name): Kubernetes namespace. Empty values are not set.
 func (rb *ResourceBuilder) SetK8sNamespaceName(val string) {
 	if rb.config.K8sNamespaceName.Enabled && val != "" {
 		rb.res.Attributes().PutStr("k8s.namespace.name", val)
 	}
 }
 
-// SetK8sNodeName sets k8s.node.name: Kubernetes node name, from the K8S_NODE_NAME environment variable (the downward API in the DaemonSet manifest). Empty values are not set.
+// SetK8sNodeName sets k8s.node.name (key k8s.node.name): Kubernetes node name, from the K8S_NODE_NAME environment variable (the downward API in the DaemonSet manifest). Empty values are not set.
 func (rb *ResourceBuilder) SetK8sNodeName(val string) {
 	if rb.config.K8sNodeName.Enabled && val != "" {
 		rb.res.Attributes().PutStr("k8s.node.name", val)
 	}
 }
 
-// SetK8sPodName sets k8s.pod.name: Kubernetes pod name. Empty values are not set.
+// SetK8sPodName sets k8s.pod.name (key k8s.pod.name): Kubernetes pod name. Empty values are not set.
 func (rb *ResourceBuilder) SetK8sPodName(val string) {
 	if rb.config.K8sPodName.Enabled && val != "" {
 		rb.res.Attributes().PutStr("k8s.pod.name", val)
 	}
 }
 
-// SetK8sPodUID sets k8s.pod.uid: Kubernetes pod UID. Empty values are not set.
+// SetK8sPodUID sets k8s.pod.uid (key k8s.pod.uid): Kubernetes pod UID. Empty values are not set.
 func (rb *ResourceBuilder) SetK8sPodUID(val string) {
 	if rb.config.K8sPodUID.Enabled && val != "" {
 		rb.res.Attributes().PutStr("k8s.pod.uid", val)
 	}
 }
 
-// SetOSType sets os.type: Operating system type (linux). Empty values are not set.
+// SetOSType sets os.type (key os.type): Operating system type (linux). Empty values are not set.
 func (rb *ResourceBuilder) SetOSType(val string) {
 	if rb.config.OSType.Enabled && val != "" {
 		rb.res.Attributes().PutStr("os.type", val)
