@@ -31,10 +31,12 @@ const (
 
 // Query is one of Coroot's node-agent queries.
 type Query struct {
-	Name           string   `yaml:"name"`
-	PromQL         string   `yaml:"query"`
-	Metrics        []string `yaml:"metrics"`
-	Labels         []string `yaml:"labels"`
+	Name    string   `yaml:"name"`
+	PromQL  string   `yaml:"query"`
+	Metrics []string `yaml:"metrics"`
+	Labels  []string `yaml:"labels"`
+	// AgentLabels are labels coroot-node-agent's series of the query carry that Coroot drops.
+	AgentLabels    []string `yaml:"agent_labels"`
 	RequiredLabels []string `yaml:"required_labels"`
 	IdentityAny    []string `yaml:"identity_any"`
 	Feature        string   `yaml:"feature"`
