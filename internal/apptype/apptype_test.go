@@ -367,6 +367,47 @@ func BenchmarkProcess(b *testing.B) {
 	})
 }
 
+// BenchmarkContainerTypes is one collection's work for a container of ten running Go
+// processes: Processes with its per-process cache (the steady state: a stat per process)
+// against reading every process again with Process (what a collection would cost uncached).
+func BenchmarkContainerTypes(b *testing.B) {
+	goBin := goBinary(b, false)
+	pids := make([]uint32, 0, 10)
+	for range 10 {
+		cmd := exec.Command(goBin)
+		stdin, _ := cmd.StdinPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+		pids = append(pids, uint32(cmd.Process.Pid))
+	}
+	time.Sleep(100 * time.Millisecond)
+	b.Run("cached", func(b *testing.B) {
+		d := NewDetector("")
+		var types []string
+		b.ReportAllocs()
+		for b.Loop() {
+			types, _ = d.Processes(pids, types[:0])
+			d.Forget()
+		}
+		if !slices.Equal(types, []string{"golang"}) {
+			b.Fatalf("types %v", types)
+		}
+	})
+	b.Run("read every time", func(b *testing.B) {
+		d := NewDetector("")
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, pid := range pids {
+				if _, err := d.Process(pid); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}
+
 // A container's types are the sorted union over its processes; a process's types are read
 // once while it runs the same executable, and forgotten once it is no longer asked about.
 func TestProcessesUnionAndCache(t *testing.T) {

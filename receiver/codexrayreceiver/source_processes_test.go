@@ -22,7 +22,7 @@ import (
 // processesFixture is the cgroup v2 fixture host with two processes of its docker container
 // given command lines, executables and a mount table: nginx (pid 201) with a docker named
 // volume on sda1 at /data, and redis (pid 209).
-func processesFixture(t *testing.T) (*processesSource, *containers.Registry, *containers.Container) {
+func processesFixture(t testing.TB) (*processesSource, *containers.Registry, *containers.Container) {
 	t.Helper()
 	testdata, err := filepath.Abs("../../testdata")
 	require.NoError(t, err)
@@ -108,4 +108,17 @@ func TestProcessesSourceSwitchedOff(t *testing.T) {
 	mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
 	src.recordContainer(mb, pcommon.NewTimestampFromTime(time.Now()), c)
 	assert.Equal(t, 0, mb.Emit().MetricCount())
+}
+
+// BenchmarkProcessesSource is one collection of the processes source for the fixture's docker
+// container (two processes, their types cached after the first round; one volume: mount table
+// and statfs), the registry's pid index read once per collection as the receiver does.
+func BenchmarkProcessesSource(b *testing.B) {
+	src, _, c := processesFixture(b)
+	mb := metadata.NewMetricsBuilder(metadata.DefaultMetricsBuilderConfig(), receivertest.NewNopSettings(metadata.Type))
+	b.ReportAllocs()
+	for b.Loop() {
+		src.recordContainer(mb, pcommon.NewTimestampFromTime(time.Now()), c)
+		mb.Emit()
+	}
 }
