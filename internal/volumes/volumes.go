@@ -115,14 +115,22 @@ func (r *Reader) Container(pid uint32, host HostMounts, disks nodestats.BlockDev
 	return res, nil
 }
 
-// hostMountNS reports whether pid shares pid 1's mount namespace. When either link cannot be
-// read (pid 1's namespaces are not readable everywhere) it cannot tell and says no.
+// hostMountNS reports whether pid shares the host's mount namespace: pid 1's, or, where pid
+// 1's namespaces cannot be read (some sandboxes deny them even to root), the agent's own, which
+// is the host's when the agent runs on the host (in a pod, hostPID makes pid 1's readable).
+// When pid's own link cannot be read it cannot tell and says no.
 func (r *Reader) hostMountNS(pid uint32) bool {
 	var b1, b2 []byte
 	host, err1 := procfs.ReadLink(r.procRoot+"/1/ns/mnt", &b1)
+	if err1 != nil {
+		host, err1 = procfs.ReadLink(selfMountNS, &b1)
+	}
 	own, err2 := procfs.ReadLink(procfs.PidPath(r.procRoot, pid, "ns/mnt"), &b2)
 	return err1 == nil && err2 == nil && bytes.Equal(host, own)
 }
+
+// selfMountNS is the agent's own mount namespace link (a variable for tests).
+var selfMountNS = "/proc/self/ns/mnt"
 
 // keep decides which mounts are volumes: those of a block device (major number other than 0).
 // Pseudo and virtual file systems (proc, sysfs, tmpfs, cgroup, mqueue, devpts), the overlay

@@ -242,3 +242,39 @@ func BenchmarkContainer(b *testing.B) {
 		}
 	}
 }
+
+// A process in the host's mount namespace (a systemd service) has no volumes of its own: the
+// host is pid 1's namespace, or the agent's own where pid 1's cannot be read.
+func TestHostMountNamespaceHasNoVolumes(t *testing.T) {
+	for _, pid1Readable := range []bool{true, false} {
+		root := procFixture(t, map[uint32]string{100: "docker.mountinfo", 200: "docker.mountinfo"})
+		self := filepath.Join(t.TempDir(), "mnt")
+		require := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		require(os.Symlink("mnt:[4026531841]", self))
+		if pid1Readable {
+			require(os.MkdirAll(filepath.Join(root, "1", "ns"), 0o755))
+			require(os.Symlink("mnt:[4026531841]", filepath.Join(root, "1", "ns", "mnt")))
+		}
+		old := selfMountNS
+		selfMountNS = self
+		t.Cleanup(func() { selfMountNS = old })
+		for pid, ns := range map[uint32]string{100: "mnt:[4026531841]", 200: "mnt:[4026532999]"} {
+			require(os.MkdirAll(filepath.Join(root, strconv.Itoa(int(pid)), "ns"), 0o755))
+			require(os.Symlink(ns, filepath.Join(root, strconv.Itoa(int(pid)), "ns", "mnt")))
+		}
+		r := New(root)
+		host, _ := r.HostMounts()
+		disks, _ := nodestats.ReadBlockDevices(root)
+		if vs, err := r.Container(100, host, disks, nil); vs != nil || err != nil {
+			t.Errorf("pid 1 readable %v: a process of the host's namespace has volumes %v, %v", pid1Readable, vs, err)
+		}
+		if vs, err := r.Container(200, host, disks, nil); len(vs) == 0 || err != nil {
+			t.Errorf("pid 1 readable %v: a container's volumes: %v, %v", pid1Readable, vs, err)
+		}
+	}
+}
