@@ -74,7 +74,7 @@ func TestAgentRunsWithDocumentedCapabilities(t *testing.T) {
 		}
 	}
 
-	w.startOOMKill(t)
+	w.startOOMKill(t, agent, addr(promPort))
 	var last []sample
 	waitFor(context.Background(), t, "every source running and its metrics under the reduced capability set", 120*time.Second, func() (bool, error) {
 		agent.requireRunning(t)

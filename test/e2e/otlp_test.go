@@ -67,7 +67,7 @@ service:
 		"CODEXRAY_COLLECTION_INTERVAL=2s",
 		"CODEXRAY_HEALTH_ENDPOINT=" + addr(freePort(t)),
 	}, bin, "--config", filepath.Join(repoRoot(t), "config", "otlp.yaml"), "--config", testOverlay(t))
-	w.startOOMKill(t)
+	w.startOOMKill(t, agent, addr(promPort))
 
 	ctx := context.Background()
 	var last []sample
@@ -287,12 +287,18 @@ echo ping | nc -w 1 127.0.0.1 %d >/dev/null 2>&1; j=0; while [ $j -lt 3000 ]; do
 var workloadSeq atomic.Int64
 
 // startOOMKill runs a container that the kernel's OOM killer kills (20 MiB limit, unbounded
-// allocation), when a tracer is there to see it.
-func (w *workload) startOOMKill(t testing.TB) {
+// allocation), when a tracer is there to see it: once the eBPF source reports running in the
+// exposition at metricsAddr (a kill before the tracer attached is seen by no one).
+func (w *workload) startOOMKill(t testing.TB, agent *loggedProcess, metricsAddr string) {
 	t.Helper()
 	if !w.oomWanted {
 		return
 	}
+	waitFor(context.Background(), t, "the eBPF source running before the OOM kill", 90*time.Second, func() (bool, error) {
+		agent.requireRunning(t)
+		s, err := scrape(metricsAddr)
+		return len(findSamples(s, "codexray_source_status", map[string]string{"source": "ebpf", "state": "running"})) > 0, err
+	})
 	w.oomName = w.name + "-oom"
 	w.oomID = dockerRun(t, "--name", w.oomName, "--network", "none", "-m", "20m", "--memory-swap", "20m", testutil.DockerImage,
 		"sh", "-c", "sleep 2; tail /dev/zero")
