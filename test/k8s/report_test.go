@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ func (w *workloads) expectations() []expectation {
 
 // byContainer selects a container's points of one metric.
 func byContainer(id, metric string) func(*Point) bool {
-	return func(p *Point) bool { return p.Resource["container.id"] == id && p.Metric == metric }
+	return func(p *Point) bool { return p.Resource["codexray.container.id"] == id && p.Metric == metric }
 }
 
 func maxValue(pts []Point) float64 {
@@ -69,13 +70,14 @@ func checkContainer(b *Backend, e expectation) error {
 		return fmt.Errorf("%s: no container.info", id)
 	}
 	want := map[string]string{
-		"k8s.namespace.name":   workloadNS,
-		"k8s.pod.name":         e.pod.Metadata.Name,
-		"k8s.pod.uid":          e.pod.Metadata.UID,
-		"k8s.container.name":   e.container,
-		"k8s.node.name":        cluster.NodeName,
-		"container.runtime":    "containerd",
-		"container.image.name": cluster.BusyboxImage,
+		"k8s.namespace.name":     workloadNS,
+		"k8s.pod.name":           e.pod.Metadata.Name,
+		"k8s.pod.uid":            e.pod.Metadata.UID,
+		"k8s.container.name":     e.container,
+		"k8s.node.name":          cluster.NodeName,
+		"container.runtime.name": "containerd",
+		// The semantic conventions' name is without the tag (container.image.tags holds it).
+		"container.image.name": strings.TrimSuffix(cluster.BusyboxImage, ":1"),
 	}
 	// Every point, the retained ones after the container ended included, carries them.
 	for k, v := range want {
@@ -153,13 +155,13 @@ func checkReport(ctx context.Context, api *cluster.Client, b *Backend, w *worklo
 	logger := expectation{pod: w.logger, container: "app"}.id()
 	for _, level := range []string{"warning", "error", "info"} {
 		pts := b.Points(func(p *Point) bool {
-			return p.Resource["container.id"] == logger && p.Metric == "container.log.messages" && p.Attrs["level"] == level
+			return p.Resource["codexray.container.id"] == logger && p.Metric == "container.log.messages" && p.Attrs["level"] == level
 		})
 		if maxValue(pts) <= 0 {
 			errs = append(errs, fmt.Errorf("%s: no container.log.messages with level %s", logger, level))
 		}
 		recs := b.Logs(func(r *LogRecord) bool {
-			return r.Resource["container.id"] == logger && r.Attrs["level"] == level && r.Attrs["template"] != "" &&
+			return r.Resource["codexray.container.id"] == logger && r.Attrs["level"] == level && r.Attrs["template"] != "" &&
 				r.Resource["k8s.pod.name"] == "logger" && r.Resource["k8s.namespace.name"] == workloadNS
 		})
 		if len(recs) == 0 {
@@ -195,7 +197,7 @@ func checkReport(ctx context.Context, api *cluster.Client, b *Backend, w *worklo
 	}
 
 	// The node: its name from the downward API, and every source up in the pod.
-	node := b.Points(func(p *Point) bool { return p.Metric == "node.info" && p.Resource["container.id"] == "" })
+	node := b.Points(func(p *Point) bool { return p.Metric == "node.info" && p.Resource["codexray.container.id"] == "" })
 	if len(node) == 0 || node[len(node)-1].Resource["k8s.node.name"] != cluster.NodeName {
 		errs = append(errs, fmt.Errorf("node.info with k8s.node.name %s: %d points", cluster.NodeName, len(node)))
 	}
@@ -215,7 +217,9 @@ func checkReport(ctx context.Context, api *cluster.Client, b *Backend, w *worklo
 }
 
 // checkPrometheus scrapes the agent's Prometheus port on the node (host network: the pod
-// IP is the node's) and finds each pod there under its Kubernetes names.
+// IP is the node's) and finds each pod there as coroot-node-agent names it (container_id
+// /k8s/<namespace>/<pod>/<container>, app_id of the Deployment's pods), on a node named by
+// machine_id.
 func checkPrometheus(w *workloads) error {
 	samples, err := testutil.Scrape(net.JoinHostPort(cluster.NodeIP, "9464"))
 	if err != nil {
@@ -235,23 +239,27 @@ func checkPrometheus(w *workloads) error {
 	list := w.expectations()
 	for i := range list {
 		e := &list[i]
-		labels := map[string]string{
-			"container_id": e.id(), "k8s_namespace_name": workloadNS,
-			"k8s_pod_name": e.pod.Metadata.Name, "k8s_container_name": e.container, "k8s_pod_uid": e.pod.Metadata.UID,
+		labels := map[string]string{"container_id": e.id()}
+		if e.container == "httpd" { // a pod of the Deployment "web": Coroot groups them by app_id
+			labels["app_id"] = "/k8s/" + workloadNS + "/web"
 		}
 		need("container_info", labels, 1)
 		if e.memoryLimit > 0 {
 			need("container_resources_memory_limit_bytes", labels, e.memoryLimit)
 		}
 	}
-	need("container_oom_kills_total", map[string]string{"k8s_pod_name": "oom"}, 1)
-	need("container_restarts_total", map[string]string{"k8s_pod_name": "oom"}, 1)
-	need("container_log_messages_total", map[string]string{"k8s_pod_name": "logger", "level": "error"}, 1)
+	oom := map[string]string{"container_id": "/k8s/" + workloadNS + "/" + w.oom.Metadata.Name + "/hog"}
+	need("container_oom_kills_total", oom, 1)
+	need("container_restarts_total", oom, 1)
+	need("container_log_messages_total", map[string]string{"container_id": "/k8s/" + workloadNS + "/" + w.logger.Metadata.Name + "/app", "level": "error"}, 1)
 	need("container_net_tcp_successful_connects_total", map[string]string{
-		"k8s_pod_name": "client",
+		"container_id": "/k8s/" + workloadNS + "/" + w.client.Metadata.Name + "/client",
 		"destination":  net.JoinHostPort(w.serviceIP, "80"),
 	}, 1)
-	need("node_info", nil, 1)
+	node := testutil.FindSamples(samples, "node_info", nil)
+	if len(node) != 1 || node[0].Labels["machine_id"] == "" {
+		errs = append(errs, fmt.Errorf("node_info: %+v; want one series with machine_id", node))
+	}
 	return errors.Join(errs...)
 }
 
@@ -376,7 +384,7 @@ const scanInterval = 10 * time.Second
 // a collection) and never after retention, a scan and two collections.
 func seriesStop(t *testing.T, b *Backend, id string, endedFrom, endedBy time.Time) {
 	t.Helper()
-	pts := b.Points(func(p *Point) bool { return p.Resource["container.id"] == id })
+	pts := b.Points(func(p *Point) bool { return p.Resource["codexray.container.id"] == id })
 	if len(pts) == 0 {
 		t.Errorf("%s: no points at all", id)
 		return
