@@ -27,7 +27,7 @@ exporters:
   prometheus:
     endpoint: %s
     resource_constant_labels:
-      included: [container.id, container.name, container.image.name]
+      included: [codexray.container.id, container.name, container.image.name]
 service:
   telemetry: {metrics: {level: none}}
   pipelines:
@@ -59,12 +59,13 @@ service:
 		if err != nil {
 			return false, err
 		}
-		found := findSamples(s, "container_log_messages_total", map[string]string{"container_id": id})
+		found := findSamples(s, "container_log_messages_total", map[string]string{"codexray_container_id": id})
 		if len(found) != 1 || found[0].Value != 1 {
 			return false, fmt.Errorf("series %+v", found)
 		}
 		l := found[0].Labels
-		return l["container_name"] == name && l["container_image_name"] == testutil.DockerImage,
+		// container.image.name is without the tag, as the semantic conventions have it.
+		return l["container_name"] == name && l["container_image_name"] == strings.TrimSuffix(testutil.DockerImage, ":1"),
 			fmt.Errorf("labels %v", l)
 	})
 }

@@ -50,7 +50,7 @@ exporters:
   prometheus:
     endpoint: %s
     resource_constant_labels:
-      included: [container.id]
+      included: [codexray.container.id]
 service:
   extensions: [file_storage]
   telemetry: {metrics: {level: none}}
@@ -79,7 +79,7 @@ service:
 	agent := startLoggedProcess(t, nil, bin, "--config", config)
 	b.awaitAgent(agent)
 	const logSeries, tcpSeries = "container_log_messages_total", "container_net_tcp_successful_connects_total"
-	tcpLabels := map[string]string{"container_id": "/docker/" + client, "destination": server}
+	tcpLabels := map[string]string{"codexray_container_id": "/docker/" + client, "destination": server}
 	var logLabels map[string]string
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -91,7 +91,7 @@ service:
 	writer := dockerRun(t, "--network", "none", testutil.DockerImage, "sh", "-c", fmt.Sprintf(
 		`per=%d; for s in $(seq 0 %d); do seq $((s*per)) $((s*per+per-1)) | sed 's/^/INFO request /; s/$/ served/'; sleep 1; done`,
 		restartLines/restartSeconds, restartSeconds-1))
-	logLabels = map[string]string{"container_id": "/docker/" + writer}
+	logLabels = map[string]string{"codexray_container_id": "/docker/" + writer}
 	started := time.Now()
 
 	// SIGTERM at a random moment of the first third, right after 300 connects: the last
@@ -276,7 +276,7 @@ exporters:
   prometheus:
     endpoint: %s
     resource_constant_labels:
-      included: [container.id]
+      included: [codexray.container.id]
 service:
   telemetry: {metrics: {level: none}}
   pipelines:
@@ -303,7 +303,7 @@ service:
 `, addr(otlpPort))))
 	b := &backendView{t: t, addr: addr(promPort)}
 	b.awaitAgent(backend) // the agent's first collection went through the backend
-	labels := map[string]string{"container_id": "/docker/" + writer}
+	labels := map[string]string{"codexray_container_id": "/docker/" + writer}
 	out, err := exec.Command("docker", "logs", writer).CombinedOutput()
 	for deadline := time.Now().Add(30 * time.Second); strings.Count(string(out), "\n") < lines; {
 		if time.Now().After(deadline) || err != nil {
