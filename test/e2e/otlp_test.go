@@ -235,7 +235,7 @@ func checkAgentMetrics(s []sample, sources []string, w *workload, scheme labelSc
 	}
 	if hasSource(sources, tracerNames...) {
 		positive("container_net_tcp_successful_connects_total", map[string]string{"container_id": c["container_id"], "destination": addr(w.port)})
-		present("container_net_tcp_listen_info", nil)
+		present("container_net_tcp_listen_info", c)
 		if w.oomID != "" {
 			positive("container_oom_kills_total", oom)
 		}
@@ -276,8 +276,11 @@ func startWorkload(t testing.TB, sources []string) *workload {
 	t.Cleanup(func() { l.Close(); wg.Wait() })
 	port := l.Addr().(*net.TCPAddr).Port
 
-	script := fmt.Sprintf(`i=0; while :; do i=$((i+1)); echo "codexray-e2e request $i served in $((i %% 7)) ms";
-echo ping | nc -w 1 127.0.0.1 %d >/dev/null 2>&1; j=0; while [ $j -lt 3000 ]; do j=$((j+1)); done; sleep 0.2; done`, port)
+	// The container also listens (busybox httpd on a port below the ephemeral range), so its
+	// own listen address is reported: the test's listener is in no container.
+	script := fmt.Sprintf(`mkdir -p /tmp/www && httpd -f -p 127.0.0.1:%d -h /tmp/www &
+i=0; while :; do i=$((i+1)); echo "codexray-e2e request $i served in $((i %% 7)) ms";
+echo ping | nc -w 1 127.0.0.1 %d >/dev/null 2>&1; j=0; while [ $j -lt 3000 ]; do j=$((j+1)); done; sleep 0.2; done`, freeServicePort(t), port)
 	name := fmt.Sprintf("cx-e2e-%d-%d", os.Getpid(), workloadSeq.Add(1))
 	id := dockerRun(t, "--name", name, "--network", "host", testutil.DockerImage, "sh", "-c", script)
 	return &workload{id: id, name: name, port: port, oomWanted: hasSource(sources, tracerNames...)}
