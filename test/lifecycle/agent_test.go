@@ -29,7 +29,7 @@ type batch struct {
 	// at is the collection time (the data points' timestamp); received is when the sink got
 	// the batch: every cgroup file behind it was read between the two.
 	at, received time.Time
-	containers   map[string]*containerPoints // by container.id
+	containers   map[string]*containerPoints // by codexray.container.id
 	node         map[string]float64          // node-level points, keyed "metric{attr=value,...}"
 }
 
@@ -130,7 +130,7 @@ func (a *agent) consume(_ context.Context, md pmetric.Metrics) error {
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
-		idv, isContainer := rm.Resource().Attributes().Get("container.id")
+		idv, isContainer := rm.Resource().Attributes().Get("codexray.container.id")
 		var cp *containerPoints
 		if isContainer {
 			cp = &containerPoints{values: map[string]float64{}, starts: map[string]time.Time{}, attrs: map[string][]string{}}

@@ -31,7 +31,7 @@ const (
 // runtime, and what every collection must therefore show.
 type instance struct {
 	name    string // for messages
-	id      string // the agent's container.id
+	id      string // the agent's codexray.container.id
 	cgroup  string // its cgroup path below each hierarchy root
 	pid     int
 	started time.Time // when the runtime started its process

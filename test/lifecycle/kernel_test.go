@@ -26,7 +26,7 @@ type kernelReading struct {
 	nrThrottled uint64  // cpu.stat nr_throttled
 	quota       int64   // cpu.cfs_quota_us (v1) or cpu.max quota (v2); -1 unlimited
 	period      int64   // cpu.cfs_period_us or cpu.max period
-	rss, cache  uint64  // memory.stat total_rss/total_cache (v1) or anon/file (v2)
+	rss, cache  uint64  // memory.stat total_rss+total_mapped_file/total_cache (v1) or anon+file_mapped/file (v2): RSS as coroot-node-agent defines it
 	memLimit    uint64  // memory.limit_in_bytes or memory.max; 0 unlimited
 }
 
@@ -66,7 +66,7 @@ func readKernel(path string) kernelReading {
 		}
 		ms, err := keyed(filepath.Join(dir, "memory.stat"))
 		fail(err)
-		k.rss, k.cache = ms["anon"], ms["file"]
+		k.rss, k.cache = ms["anon"]+ms["file_mapped"], ms["file"]
 		lim, err := os.ReadFile(filepath.Join(dir, "memory.max"))
 		fail(err)
 		if s := strings.TrimSpace(string(lim)); s != "max" {
@@ -87,7 +87,7 @@ func readKernel(path string) kernelReading {
 	k.quota, k.period = atoi(strings.TrimSpace(string(q))), atoi(strings.TrimSpace(string(p)))
 	ms, err := keyed(filepath.Join(cgroupRoot, "memory", path, "memory.stat"))
 	fail(err)
-	k.rss, k.cache = ms["total_rss"], ms["total_cache"]
+	k.rss, k.cache = ms["total_rss"]+ms["total_mapped_file"], ms["total_cache"]
 	lim, err := os.ReadFile(filepath.Join(cgroupRoot, "memory", path, "memory.limit_in_bytes"))
 	fail(err)
 	if v := uint64(atoi(strings.TrimSpace(string(lim)))); v < 1<<62 {

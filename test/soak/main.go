@@ -324,7 +324,7 @@ exporters:
     endpoint: 127.0.0.1:%d
     metric_expiration: 1m
     resource_constant_labels:
-      included: [container.id, container.name, container.image.name, container.runtime, k8s.pod.name, k8s.pod.uid, k8s.namespace.name, k8s.container.name, host.name]
+      included: [container.id, codexray.container.id, container.name, container.image.name, container.runtime.name, k8s.pod.name, k8s.pod.uid, k8s.namespace.name, k8s.container.name, host.name]
   debug:
     verbosity: basic
 extensions:
