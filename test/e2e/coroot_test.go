@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -25,12 +26,14 @@ import (
 // workload: an HTTP server (on a wildcard address, with a named volume and CPU and memory
 // limits) and a client (over the host network, also failing to connect to a closed port and
 // retransmitting SYNs to a dropped one), a Kubernetes-shaped pod of a Deployment running a
-// client, and an OOM-killed container. It then runs Coroot's node-agent queries
+// client, an OOM-killed container, and Redis, Memcached, PostgreSQL and DNS servers with a client
+// of them all (the host's programs in containers). It then runs Coroot's node-agent queries
 // (test/coroot/queries.yaml) against that Prometheus: every provided query must return series,
 // every series must carry the query's required labels and no label coroot-node-agent's series
 // lack, and the workload must be named as coroot-node-agent names it; a connection to the
 // server must carry, in the query's joins_listen label, a listen_addr of the server (how Coroot
-// draws the service map). L7, GPU, DNS and the language runtimes are listed as not yet provided.
+// draws the service map). What is not provided yet (L7 protocols beyond HTTP, Postgres, Redis and
+// Memcached, GPU, the language runtimes) is listed as not yet provided, never as passing.
 func TestCorootAcceptance(t *testing.T) {
 	testutil.RequireDocker(t)
 	testutil.RequireContainerd(t)
@@ -60,6 +63,7 @@ func TestCorootAcceptance(t *testing.T) {
 	podLogs := t.TempDir()
 	pod := startCRIPod(t, "cxc-api-7d9f8b6c5d-x2x4z", "cx-coroot", podLogs)
 	pod.run(t, "client", "client", url)
+	l7 := startL7Servers(t, suffix)
 
 	promPort, exporterPort := freePort(t), freePort(t)
 	overlay := writeFile(t, "coroot-overlay.yaml", fmt.Sprintf(`
@@ -104,7 +108,7 @@ scrape_configs:
 		machineID: machineID,
 		web:       "/docker/" + web, client: "/docker/" + client, oom: "/docker/" + oom,
 		podClient: "/k8s/cx-coroot/" + pod.name + "/client", podApp: "/k8s/cx-coroot/cxc-api",
-		volume: volume, server: fmt.Sprintf("127.0.0.1:%d", serverPort),
+		volume: volume, server: fmt.Sprintf("127.0.0.1:%d", serverPort), l7: l7,
 	}
 	var results []queryResult
 	for deadline := time.Now().Add(180 * time.Second); ; time.Sleep(time.Second) {
@@ -126,8 +130,84 @@ type corootExpectations struct {
 	web, client, oom, podClient, podApp string
 	volume                              string
 	server                              string // the server's address as its clients dial it
-	// serverListens are the web container's listen_addr values (container_net_tcp_listen_info).
-	serverListens []string
+	l7                                  *l7Servers
+	// listens are the listen_addr values (container_net_tcp_listen_info) of the workload's
+	// servers, by the address their clients dial.
+	listens map[string][]string
+}
+
+// l7Servers are the workload's servers of the protocols Coroot's L7 queries read, in docker
+// containers on the host's network, and one client container that talks to all of them.
+type l7Servers struct {
+	client                          string // its container_id
+	redis, memcached, postgres, dns l7Server
+}
+
+type l7Server struct {
+	id, addr string // container_id, the address its client dials
+}
+
+// startL7Servers starts redis, memcached, postgres and dnsmasq (the host's Debian programs)
+// in containers of their own, and a client container that, every half second, sets and gets a
+// redis key, sets and gets a memcached key, selects from postgres and resolves a name that
+// dnsmasq answers. Each client command opens its own connection, so the L7 capture sees them
+// begin whenever the agent started.
+func startL7Servers(t testing.TB, suffix string) *l7Servers {
+	t.Helper()
+	for _, prog := range []string{"redis-server", "redis-cli", "memcached", "dnsmasq"} {
+		_, err := exec.LookPath(prog)
+		testutil.SkipUnlessPrivileged(t, err == nil, "%s not installed (scripts/install-deps.sh installs it): %v", prog, err)
+	}
+	pgBins, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	testutil.SkipUnlessPrivileged(t, len(pgBins) > 0, "postgresql server not installed (scripts/install-deps.sh installs it)")
+	pgBin := pgBins[len(pgBins)-1]
+	s := &l7Servers{}
+	named := func(what string) (string, string) {
+		name := "cxc-" + what + "-" + suffix
+		return name, "/docker/" + name
+	}
+
+	var name string
+	rp, mp, pp := freeServicePort(t), freeServicePort(t), freeServicePort(t)
+	name, s.redis.id = named("redis")
+	s.redis.addr = fmt.Sprintf("127.0.0.1:%d", rp)
+	hostProgramContainer(t, name, nil, "redis-server", "--port", strconv.Itoa(rp), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", "/tmp")
+	name, s.memcached.id = named("memcached")
+	s.memcached.addr = fmt.Sprintf("127.0.0.1:%d", mp)
+	hostProgramContainer(t, name, nil, "memcached", "-l", "127.0.0.1", "-p", strconv.Itoa(mp), "-U", "0", "-u", "nobody")
+	name, s.postgres.id = named("postgres")
+	s.postgres.addr = fmt.Sprintf("127.0.0.1:%d", pp)
+	pgDir := t.TempDir()
+	if err := os.Chmod(pgDir, 0o777); err != nil { // the postgres user writes its cluster there
+		t.Fatal(err)
+	}
+	pgUser, err := user.Lookup("postgres") // docker resolves names in the image, which has none
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostProgramContainer(t, name, []string{"--user", pgUser.Uid + ":" + pgUser.Gid, "-v", pgDir + ":/pg"}, "sh", "-c", fmt.Sprintf(
+		"%[1]s/initdb -D /pg/data -A trust -U postgres --no-sync >/dev/null && exec %[1]s/postgres -D /pg/data -p %[2]d -k /pg -c listen_addresses=127.0.0.1 -c fsync=off",
+		pgBin, pp))
+	// DNS is told by port 53: dnsmasq listens there on a loopback address of its own.
+	dnsIP := fmt.Sprintf("127.54.%d.1", os.Getpid()%200+1)
+	name, s.dns.id = named("dns")
+	s.dns.addr = dnsIP + ":53"
+	hostProgramContainer(t, name, nil, "dnsmasq", "-k", "--conf-file=/dev/null", "--listen-address="+dnsIP, "--bind-interfaces",
+		"--port=53", "--no-resolv", "--no-hosts", "--address=/web.cx.test/10.1.2.3", "--local=/test/", "-u", "root",
+		"--pid-file=/tmp/dnsmasq.pid")
+	for _, srv := range []l7Server{s.redis, s.memcached, s.postgres, s.dns} {
+		waitListening(t, srv.addr, 60*time.Second)
+	}
+
+	name, s.client = named("l7client")
+	hostProgramContainer(t, name, nil, "sh", "-c", fmt.Sprintf(`while :; do
+redis-cli -h 127.0.0.1 -p %[1]d set cx v >/dev/null; redis-cli -h 127.0.0.1 -p %[1]d get cx >/dev/null
+printf 'set cx 0 0 1\r\nx\r\nget cx\r\nquit\r\n' | nc 127.0.0.1 %[2]d >/dev/null
+%[5]s/psql -h 127.0.0.1 -p %[3]d -U postgres -qAtc 'select 1' >/dev/null
+nslookup web.cx.test %[4]s >/dev/null
+sleep 0.5; done`, rp, mp, pp, dnsIP, pgBin))
+	return s
 }
 
 // queryResult is one query's outcome.
@@ -153,10 +233,12 @@ func failures(rs []queryResult) error {
 var identityLabels = []string{"machine_id", "system_uuid", "container_id", "app_id", "az", "region", "job", "instance", "__name__"}
 
 func runCorootQueries(prom string, queries []coroot.Query, want corootExpectations) []queryResult {
-	listens, _ := promQuery(prom, fmt.Sprintf(`%s{container_id=%q}`, coroot.ListenInfo, want.web))
-	want.serverListens = want.serverListens[:0]
-	for _, l := range listens {
-		want.serverListens = append(want.serverListens, l.Metric["listen_addr"])
+	want.listens = map[string][]string{}
+	for _, srv := range []l7Server{{want.web, want.server}, want.l7.redis, want.l7.memcached, want.l7.postgres} {
+		listens, _ := promQuery(prom, fmt.Sprintf(`%s{container_id=%q}`, coroot.ListenInfo, srv.id))
+		for _, l := range listens {
+			want.listens[srv.addr] = append(want.listens[srv.addr], l.Metric["listen_addr"])
+		}
 	}
 	out := make([]queryResult, 0, len(queries))
 	for i := range queries {
@@ -234,8 +316,9 @@ func checkWorkload(q *coroot.Query, series []promSample, want corootExpectations
 			return fmt.Errorf("machine_id %q, want the host's /etc/machine-id %q", m, want.machineID)
 		}
 		// The service map: Coroot finds the server of a connection by this label.
-		if q.JoinsListen != "" && s.Metric["destination"] == want.server && !slices.Contains(want.serverListens, s.Metric[q.JoinsListen]) {
-			return fmt.Errorf("%s %q of a connection to the server is none of its listen_addr %v: Coroot would not find the server", q.JoinsListen, s.Metric[q.JoinsListen], want.serverListens)
+		if listens, ours := want.listens[s.Metric["destination"]]; q.JoinsListen != "" && ours && !slices.Contains(listens, s.Metric[q.JoinsListen]) {
+			return fmt.Errorf("%s %q of a connection to %s is none of its server's listen_addr %v: Coroot would not find the server",
+				q.JoinsListen, s.Metric[q.JoinsListen], s.Metric["destination"], listens)
 		}
 	}
 	web, client := map[string]string{"container_id": want.web}, map[string]string{"container_id": want.client}
@@ -267,10 +350,31 @@ func checkWorkload(q *coroot.Query, series []promSample, want corootExpectations
 		return need(client)
 	case "container_net_tcp_retransmits":
 		return need(client)
+	case "ip_to_fqdn":
+		return need(map[string]string{"ip": "10.1.2.3", "fqdn": "web.cx.test"})
+	case "container_dns_requests_total", "container_dns_requests_latency":
+		return need(map[string]string{"container_id": want.l7.client})
 	case coroot.ListenInfo:
 		// The server listens on 0.0.0.0: reported at the addresses of its network namespace
 		// (the host's here, loopback included), as its clients dial it.
 		return need(map[string]string{"container_id": want.web, "listen_addr": want.server})
+	}
+	// L7: the client's requests to each server (outbound, by destination) and the server's
+	// own view (inbound).
+	for proto, srv := range map[string]l7Server{
+		"http": {want.web, want.server}, "redis": want.l7.redis, "memcached": want.l7.memcached, "postgres": want.l7.postgres,
+	} {
+		if !strings.HasPrefix(q.Name, "container_"+proto+"_") {
+			continue
+		}
+		if strings.Contains(q.Name, "_inbound_") {
+			return need(map[string]string{"container_id": srv.id})
+		}
+		client := want.l7.client
+		if proto == "http" {
+			client = want.client
+		}
+		return need(map[string]string{"container_id": client, "destination": srv.addr})
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ exporters:
   prometheus:
     endpoint: %s
     resource_constant_labels:
-      included: [container.id]
+      included: [codexray.container.id]
 service:
   telemetry:
     metrics:
@@ -90,7 +90,7 @@ service:
 		}
 		got = map[string]float64{}
 		for _, s := range samples {
-			if s.Name == "container_http_requests_total" && s.Labels["container_id"] == id && s.Labels["destination"] == dst {
+			if s.Name == "container_http_requests_total" && s.Labels["codexray_container_id"] == id && s.Labels["destination"] == dst {
 				got[s.Labels["status"]] += s.Value
 			}
 		}
@@ -100,7 +100,7 @@ service:
 	les := map[string]float64{}
 	var count, sum float64
 	for _, s := range samples {
-		if s.Labels["container_id"] != id || s.Labels["destination"] != dst {
+		if s.Labels["codexray_container_id"] != id || s.Labels["destination"] != dst {
 			continue
 		}
 		switch s.Name {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/codexray/codexray-node-agent/internal/testutil"
 )
@@ -76,6 +77,37 @@ func dockerWorkload(t testing.TB, name string, extra []string, args ...string) s
 	t.Helper()
 	opts := append([]string{"--name", name, "--network", "host", "-v", workloadBinary(t) + ":/cxworkload:ro"}, extra...)
 	return dockerRun(t, append(append(opts, testutil.DockerImage, "/cxworkload"), args...)...)
+}
+
+// hostBinaries are the docker run options that let a busybox container run the host's own
+// programs (redis-server, postgres, psql, memcached, dnsmasq from Debian's packages): the host's
+// /usr, /lib and /lib64 and its users, read-only.
+var hostBinaries = []string{
+	"-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro",
+	"-v", "/etc/passwd:/etc/passwd:ro", "-v", "/etc/group:/etc/group:ro",
+}
+
+// hostProgramContainer runs a host program in a named docker container on the host's network
+// (removed at cleanup) and returns its 64-hex id.
+func hostProgramContainer(t testing.TB, name string, extra []string, args ...string) string {
+	t.Helper()
+	opts := append(append([]string{"--name", name, "--network", "host"}, hostBinaries...), extra...)
+	return dockerRun(t, append(append(opts, testutil.DockerImage), args...)...)
+}
+
+// waitListening waits until something accepts TCP connections at addr.
+func waitListening(t testing.TB, addr string, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(100 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens at %s after %s: %v", addr, timeout, err)
+		}
+	}
 }
 
 // criPod is a pod sandbox of the testbed containerd on the host's network, in the kubepods
