@@ -24,8 +24,12 @@ type Status string
 const (
 	// Provided means the acceptance test must find series with the required labels.
 	Provided Status = "provided"
-	// NotYetProvided means the feature (L7, GPU, language runtimes, DNS) is other work; the test
-	// lists the query as not provided, never as passing.
+	// NotChecked means codexray emits the query's metrics but the acceptance workload does not
+	// run what they measure (a server of the protocol); the test lists the query as not
+	// checked, never as passing.
+	NotChecked Status = "not_checked"
+	// NotYetProvided means codexray has no source of the query's metrics (GPU, language
+	// runtimes, a protocol without a parser); the test fails if the query returns series.
 	NotYetProvided Status = "not_yet_provided"
 )
 
@@ -43,7 +47,9 @@ type Query struct {
 	ProvidedBy     string   `yaml:"provided_by"`
 	Status         Status   `yaml:"status"`
 	Needs          string   `yaml:"needs"`
-	Note           string   `yaml:"note"`
+	// Why says, for a query that is not provided, what provides it or why nothing does.
+	Why  string `yaml:"why"`
+	Note string `yaml:"note"`
 	// JoinsListen is the label by which Coroot finds the server of a connection: between two
 	// workloads, its value must equal a listen_addr of ListenInfo on the server ("" when the
 	// query has no destination).
@@ -63,10 +69,14 @@ func (q Query) WithRange(window string) string {
 
 // Queries parses queries.yaml and checks that each entry is complete.
 func Queries() ([]Query, error) {
+	return parseQueries(queriesYAML)
+}
+
+func parseQueries(data []byte) ([]Query, error) {
 	var doc struct {
 		Queries []Query `yaml:"queries"`
 	}
-	if err := yaml.Unmarshal(queriesYAML, &doc); err != nil {
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("parsing queries.yaml: %w", err)
 	}
 	seen := map[string]bool{}
@@ -77,8 +87,10 @@ func Queries() ([]Query, error) {
 			return nil, fmt.Errorf("query %q: name, query and metrics are required", q.Name)
 		case seen[q.Name]:
 			return nil, fmt.Errorf("query %q listed twice", q.Name)
-		case q.Status != Provided && q.Status != NotYetProvided:
-			return nil, fmt.Errorf("query %q: status %q is neither %q nor %q", q.Name, q.Status, Provided, NotYetProvided)
+		case q.Status != Provided && q.Status != NotChecked && q.Status != NotYetProvided:
+			return nil, fmt.Errorf("query %q: status %q is none of %q, %q, %q", q.Name, q.Status, Provided, NotChecked, NotYetProvided)
+		case (q.Status == Provided) != (q.Why == ""):
+			return nil, fmt.Errorf("query %q: status %s with why %q: a query that is not provided says why, a provided one does not", q.Name, q.Status, q.Why)
 		case q.Status == Provided && len(q.RequiredLabels) == 0:
 			return nil, fmt.Errorf("query %q: a provided query needs required_labels", q.Name)
 		case q.JoinsListen != "" && q.JoinsListen != "destination" && q.JoinsListen != "actual_destination":
