@@ -122,7 +122,7 @@ scrape_configs:
 	}
 	reportCoroot(t, results)
 	if err := failures(results); err != nil {
-		t.Fatalf("provided Coroot queries failing after 180 s:\n%v", err)
+		t.Fatalf("Coroot queries failing after 180 s:\n%v", err)
 	}
 }
 
