@@ -112,7 +112,7 @@ func (s kernellessEBPF) connect(pid uint32, sock uint64) {
 	t.Handle(&ebpf.Event{Type: ebpf.EventClose, Sock: sock, PID: pid, Source: src, Destination: dst})
 }
 
-// collection is one collection the sink received: its time and the points by container.id.
+// collection is one collection the sink received: its time and the points by codexray.container.id.
 type collection struct {
 	at     time.Time
 	points map[string][]metricstest.Point
@@ -123,7 +123,7 @@ func collections(sink *consumertest.MetricsSink) []collection {
 	for _, md := range sink.AllMetrics() {
 		c := collection{points: map[string][]metricstest.Point{}}
 		for _, p := range metricstest.Points(md) {
-			id, _ := p.Resource.Get("container.id")
+			id, _ := p.Resource.Get("codexray.container.id")
 			c.points[id.Str()] = append(c.points[id.Str()], p)
 			c.at = p.Time.AsTime()
 		}
@@ -279,7 +279,9 @@ func TestAgentRestartReportsContainersWithinRetention(t *testing.T) {
 		return len(sourceCounters(c.points[ctrA])) >= 2 && len(sourceCounters(c.points[ctrB])) >= 2
 	}, 5*time.Second, 10*time.Millisecond, "both containers reported with their log and TCP counts")
 	attrsA := containerAttrs(last(sink1).points[ctrA])
-	for k, v := range map[string]string{"container.name": "billing", "container.image.name": "shop/billing:3", "container.runtime": "docker"} {
+	for k, v := range map[string]string{
+		"container.id": idA, "container.name": "billing", "container.image.name": "shop/billing", "container.runtime.name": "docker",
+	} {
 		assert.Equal(t, v, attrsA[k], k)
 	}
 
