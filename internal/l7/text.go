@@ -26,6 +26,14 @@ func (lb *lineBuf) takeLine(d []byte, ts uint64) (line, rest []byte, complete bo
 		lb.lineTs = ts
 	}
 	nl := bytes.IndexByte(d, '\n')
+	if lb.lineLen == 0 && nl >= 0 {
+		// the whole line is in this chunk: no copy (the line is used before the chunk goes)
+		line = d[:min(nl, lineKeep)]
+		if nl <= lineKeep && nl > 0 && line[nl-1] == '\r' {
+			line = line[:nl-1]
+		}
+		return line, d[nl+1:], true
+	}
 	part := d
 	if nl >= 0 {
 		part = d[:nl]
