@@ -71,6 +71,7 @@ type Stats struct {
 type attribution struct {
 	id          containers.ID
 	dst, actual netip.AddrPort
+	recent      *requeststats.Recent // the series the connection's last request went to
 }
 
 // waiting is an outbound request whose connection the TCP tracer did not know yet: its
@@ -108,6 +109,7 @@ type Tracer struct {
 	mu      sync.Mutex // the Tracker, the cache and the waiting requests
 	tracker *l7.Tracker
 	conns   map[uint64]attribution
+	inbound map[uint64]*requeststats.Recent // per served connection, as attribution.recent
 	waiting []waiting
 
 	probe   atomic.Pointer[ebpf.L7Probe] // set by Start
@@ -122,7 +124,7 @@ func New(opts Options) *Tracer {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	t := &Tracer{opts: opts, now: opts.Now, log: opts.Logger, conns: map[uint64]attribution{}}
+	t := &Tracer{opts: opts, now: opts.Now, log: opts.Logger, conns: map[uint64]attribution{}, inbound: map[uint64]*requeststats.Recent{}}
 	if t.now == nil {
 		t.now = time.Now
 	}
@@ -221,6 +223,7 @@ func (t *Tracer) Feed(seg *l7.Segment) {
 func (t *Tracer) feedLocked(seg *l7.Segment) {
 	if seg.Flags&(l7.FlagClosed|l7.FlagNew) != 0 {
 		delete(t.conns, seg.Sock) // gone, or a new connection at a reused address
+		delete(t.inbound, seg.Sock)
 	}
 	t.tracker.Feed(seg)
 }
@@ -257,7 +260,7 @@ func (t *Tracer) onRequest(r *l7.Request) {
 	}
 	if r.Inbound() {
 		if id, ok := t.attribute(r.CgroupID, r.PID); ok {
-			t.store.Record(string(id), r.Protocol, true, requeststats.Destination{}, r.Status, r.Method, d)
+			t.store.RecordRecent(t.inboundRecent(r.Sock), string(id), r.Protocol, true, requeststats.Destination{}, r.Status, r.Method, d)
 		}
 		return
 	}
@@ -294,9 +297,22 @@ func (t *Tracer) connection(sock uint64, want containers.ID) (attribution, bool)
 	if len(t.conns) >= maxCachedConnections {
 		clear(t.conns)
 	}
-	a := attribution{id: id, dst: dst, actual: actual}
+	a := attribution{id: id, dst: dst, actual: actual, recent: &requeststats.Recent{}}
 	t.conns[sock] = a
 	return a, true
+}
+
+// inboundRecent returns the series cache of a served connection; t.mu is held.
+func (t *Tracer) inboundRecent(sock uint64) *requeststats.Recent {
+	rc := t.inbound[sock]
+	if rc == nil {
+		if len(t.inbound) >= maxCachedConnections {
+			clear(t.inbound)
+		}
+		rc = &requeststats.Recent{}
+		t.inbound[sock] = rc
+	}
+	return rc
 }
 
 func (t *Tracer) recordOutbound(a attribution, proto l7.Protocol, status l7.Status, method l7.Method, d time.Duration) {
@@ -304,7 +320,7 @@ func (t *Tracer) recordOutbound(a attribution, proto l7.Protocol, status l7.Stat
 	if fqdn, ok := t.store.LookupFQDN(a.dst.Addr()); ok {
 		dst.FQDN = fqdn
 	}
-	t.store.Record(string(a.id), proto, false, dst, status, method, d)
+	t.store.RecordRecent(a.recent, string(a.id), proto, false, dst, status, method, d)
 }
 
 // retryWaiting records the waiting requests whose connection the TCP tracer now knows and

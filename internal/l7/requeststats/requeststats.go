@@ -10,6 +10,7 @@
 //
 //	s := requeststats.New(requeststats.Config{}, time.Now)
 //	s.Record(containerID, l7.ProtocolHTTP, false, dst, l7.HTTPStatus(200), l7.MethodNone, d)
+//	s.RecordRecent(&conn.recent, containerID, ...) // the same, through a connection's cache
 //	s.RecordDNS(containerID, false, info, d) // info from an l7.Request of ProtocolDNS
 //	var cs requeststats.ContainerStats
 //	s.ContainerStats(containerID, &cs) // at each collection, reusing cs
@@ -186,6 +187,7 @@ type Store struct {
 
 	mu         sync.Mutex
 	containers map[string]*containerState
+	gen        uint64 // advanced when a request series or a container is deleted: Recents go stale
 	ips        map[netip.Addr]ipEntry
 
 	droppedSeries, foldedDomains, droppedDNS, droppedIPs, expired, skippedAAAA atomic.Uint64
@@ -244,10 +246,27 @@ func family(p l7.Protocol) l7.Protocol {
 	return p
 }
 
+// Recent is a caller's cache of the series a request was last counted in, so that the next
+// request with the same labels is counted without looking the series up: one per connection,
+// whose requests mostly repeat their labels. The zero value is empty; a Recent must not be
+// used by two goroutines at once, nor with two Stores.
+type Recent struct {
+	gen       uint64
+	container string
+	key       seriesKey
+	cnt       *counter
+	hist      *histogram // nil for protocols without a histogram
+}
+
 // Record counts one request (or message) of a container. Inbound requests carry no
 // destination. RabbitMQ and NATS messages have no duration (coroot has no histogram). DNS
 // requests go to RecordDNS: their series have other labels; Record ignores them.
 func (s *Store) Record(container string, proto l7.Protocol, inbound bool, dst Destination, status l7.Status, method l7.Method, d time.Duration) {
+	s.RecordRecent(nil, container, proto, inbound, dst, status, method, d)
+}
+
+// RecordRecent is Record through rc (nil: none), the cache of the caller's connection.
+func (s *Store) RecordRecent(rc *Recent, container string, proto l7.Protocol, inbound bool, dst Destination, status l7.Status, method l7.Method, d time.Duration) {
 	if proto == l7.ProtocolDNS {
 		return
 	}
@@ -260,10 +279,22 @@ func (s *Store) Record(container string, proto l7.Protocol, inbound bool, dst De
 		dst = Destination{}
 	}
 	now := s.now()
+	k := seriesKey{proto: proto, inbound: inbound, dst: dst, status: status, method: method}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if rc != nil && rc.cnt != nil && rc.gen == s.gen && rc.key == k && rc.container == container {
+		rc.cnt.n++
+		rc.cnt.lastActive = now
+		if rc.hist != nil {
+			rc.hist.observe(d)
+			rc.hist.lastActive = now
+		}
+		return
+	}
+	if rc != nil {
+		rc.cnt = nil // filled again below once both series are found
+	}
 	c := s.container(container)
-	k := seriesKey{proto: proto, inbound: inbound, dst: dst, status: status, method: method}
 	cnt := c.requests[k]
 	if cnt == nil {
 		if c.series() >= s.cfg.MaxSeriesPerContainer {
@@ -279,6 +310,7 @@ func (s *Store) Record(container string, proto l7.Protocol, inbound bool, dst De
 	cnt.n++
 	cnt.lastActive = now
 	if names.Duration == "" {
+		rc.fill(s.gen, container, k, cnt, nil)
 		return
 	}
 	hk := histKey{proto: proto, inbound: inbound, dst: dst}
@@ -293,6 +325,13 @@ func (s *Store) Record(container string, proto l7.Protocol, inbound bool, dst De
 	}
 	h.observe(d)
 	h.lastActive = now
+	rc.fill(s.gen, container, k, cnt, h)
+}
+
+func (rc *Recent) fill(gen uint64, container string, k seriesKey, cnt *counter, h *histogram) {
+	if rc != nil {
+		*rc = Recent{gen: gen, container: container, key: k, cnt: cnt, hist: h}
+	}
 }
 
 // labels returns the destination and actual_destination label values.
@@ -456,6 +495,7 @@ func (s *Store) Forget(container string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.containers, container)
+	s.gen++
 }
 
 // Expire forgets what has been idle for longer than the TTL. Series that come back start
@@ -469,12 +509,14 @@ func (s *Store) Expire(now time.Time) {
 			if now.Sub(v.lastActive) > ttl {
 				delete(c.requests, k)
 				s.expired.Add(1)
+				s.gen++
 			}
 		}
 		for k, v := range c.durations {
 			if now.Sub(v.lastActive) > ttl {
 				delete(c.durations, k)
 				s.expired.Add(1)
+				s.gen++
 			}
 		}
 		for k, v := range c.dns {
@@ -495,6 +537,7 @@ func (s *Store) Expire(now time.Time) {
 		}
 		if len(c.requests) == 0 && len(c.durations) == 0 && len(c.dns) == 0 && c.dnsDur[0] == nil && c.dnsDur[1] == nil {
 			delete(s.containers, id)
+			s.gen++
 		}
 	}
 	for ip, e := range s.ips {
