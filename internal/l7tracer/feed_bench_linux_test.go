@@ -34,6 +34,9 @@ func BenchmarkFeedHTTPKeepAlive(b *testing.B) {
 		fc.conns[uint64(100+i)] = fakeConn{"bench", dst, dst}
 	}
 	tr := New(Options{Config: DefaultConfig(), Resolver: everyoneIn{}, Connections: fc})
+	tr.mu.Lock()
+	tr.syncClock() // requests are timed from the kernel's timestamps, as the reader does
+	tr.mu.Unlock()
 
 	type flow struct {
 		sock   uint64

@@ -111,6 +111,10 @@ type Tracer struct {
 	conns   map[uint64]attribution
 	inbound map[uint64]*requeststats.Recent // per served connection, as attribution.recent
 	waiting []waiting
+	// While the reader runs, a request's wall time is the kernel's timestamp (CLOCK_MONOTONIC)
+	// of its end from this pair, taken again every retryEvery: no clock read per request.
+	wallBase time.Time
+	monoBase uint64
 
 	probe   atomic.Pointer[ebpf.L7Probe] // set by Start
 	done    chan struct{}
@@ -169,6 +173,9 @@ func (t *Tracer) read(p *ebpf.L7Probe) {
 	defer close(t.done)
 	var seg l7.Segment
 	until := time.Now().Add(retryEvery)
+	t.mu.Lock()
+	t.syncClock()
+	t.mu.Unlock()
 	n := 0
 	for {
 		rec, err := p.ReadRecordUntil(until)
@@ -182,9 +189,10 @@ func (t *Tracer) read(p *ebpf.L7Probe) {
 			t.mu.Lock()
 			t.feedLocked(&seg)
 			n++
-			if n&255 == 0 && len(t.waiting) > 0 {
+			if n&255 == 0 {
 				if now := time.Now(); now.After(until) {
 					t.retryWaiting(now)
+					t.syncClock()
 					until = now.Add(retryEvery)
 				}
 			}
@@ -193,6 +201,7 @@ func (t *Tracer) read(p *ebpf.L7Probe) {
 			now := time.Now()
 			t.mu.Lock()
 			t.retryWaiting(now)
+			t.syncClock()
 			t.mu.Unlock()
 			until = now.Add(retryEvery)
 		case errors.Is(err, ebpf.ErrFlushed):
@@ -209,6 +218,21 @@ func (t *Tracer) read(p *ebpf.L7Probe) {
 			t.decodeErrors.Add(1)
 		}
 	}
+}
+
+// syncClock takes the wall and kernel clocks' pair requests are timed from; t.mu is held.
+func (t *Tracer) syncClock() {
+	if mono, err := monotonicNow(); err == nil {
+		t.wallBase, t.monoBase = t.now(), mono
+	}
+}
+
+// requestTime is when r ended on the wall clock; t.mu is held.
+func (t *Tracer) requestTime(r *l7.Request) time.Time {
+	if t.wallBase.IsZero() {
+		return t.now() // fed without the reader (Feed): the timestamps are not the kernel's
+	}
+	return t.wallBase.Add(time.Duration(int64(r.End - t.monoBase)))
 }
 
 // Feed aggregates one segment as the ring buffer's reader does (Start). A Tracer that is not
@@ -260,7 +284,7 @@ func (t *Tracer) onRequest(r *l7.Request) {
 	}
 	if r.Inbound() {
 		if id, ok := t.attribute(r.CgroupID, r.PID); ok {
-			t.store.RecordRecent(t.inboundRecent(r.Sock), string(id), r.Protocol, true, requeststats.Destination{}, r.Status, r.Method, d)
+			t.store.RecordRecent(t.inboundRecent(r.Sock), t.requestTime(r), string(id), r.Protocol, true, requeststats.Destination{}, r.Status, r.Method, d)
 		}
 		return
 	}
@@ -269,7 +293,7 @@ func (t *Tracer) onRequest(r *l7.Request) {
 		return
 	}
 	if a, ok := t.connection(r.Sock, id); ok {
-		t.recordOutbound(a, r.Protocol, r.Status, r.Method, d)
+		t.recordOutbound(a, t.requestTime(r), r.Protocol, r.Status, r.Method, d)
 		return
 	}
 	if len(t.waiting) >= maxWaiting {
@@ -315,12 +339,12 @@ func (t *Tracer) inboundRecent(sock uint64) *requeststats.Recent {
 	return rc
 }
 
-func (t *Tracer) recordOutbound(a attribution, proto l7.Protocol, status l7.Status, method l7.Method, d time.Duration) {
+func (t *Tracer) recordOutbound(a attribution, at time.Time, proto l7.Protocol, status l7.Status, method l7.Method, d time.Duration) {
 	dst := requeststats.Destination{Addr: a.dst, Actual: a.actual}
 	if fqdn, ok := t.store.LookupFQDN(a.dst.Addr()); ok {
 		dst.FQDN = fqdn
 	}
-	t.store.RecordRecent(a.recent, string(a.id), proto, false, dst, status, method, d)
+	t.store.RecordRecent(a.recent, at, string(a.id), proto, false, dst, status, method, d)
 }
 
 // retryWaiting records the waiting requests whose connection the TCP tracer now knows and
@@ -329,7 +353,7 @@ func (t *Tracer) retryWaiting(now time.Time) {
 	kept := t.waiting[:0]
 	for _, w := range t.waiting {
 		if a, ok := t.connection(w.sock, w.id); ok {
-			t.recordOutbound(a, w.proto, w.status, w.method, w.duration)
+			t.recordOutbound(a, time.Time{}, w.proto, w.status, w.method, w.duration)
 			continue
 		}
 		if now.Sub(w.since) > waitFor {

@@ -86,7 +86,7 @@ func TestRecentCountsAsRecord(t *testing.T) {
 			if r.inbound {
 				rc = &in
 			}
-			cached.RecordRecent(rc, r.container, r.proto, r.inbound, r.dst, l7.HTTPStatus(r.status), r.method, d)
+			cached.RecordRecent(rc, clk.t, r.container, r.proto, r.inbound, r.dst, l7.HTTPStatus(r.status), r.method, d)
 		}
 		for _, id := range []string{"c", "d"} {
 			want, got := snapshot(plain, id), snapshot(cached, id)

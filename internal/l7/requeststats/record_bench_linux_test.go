@@ -53,8 +53,8 @@ func BenchmarkRecordRecentBothEnds(b *testing.B) {
 	b.ReportAllocs()
 	cpu0 := threadCPU()
 	for b.Loop() {
-		s.RecordRecent(&out, id, l7.ProtocolHTTP, false, dst, l7.HTTPStatus(200), l7.MethodNone, time.Millisecond)
-		s.RecordRecent(&in, id, l7.ProtocolHTTP, true, Destination{}, l7.HTTPStatus(200), l7.MethodNone, time.Millisecond)
+		s.RecordRecent(&out, time.Time{}, id, l7.ProtocolHTTP, false, dst, l7.HTTPStatus(200), l7.MethodNone, time.Millisecond)
+		s.RecordRecent(&in, time.Time{}, id, l7.ProtocolHTTP, true, Destination{}, l7.HTTPStatus(200), l7.MethodNone, time.Millisecond)
 	}
 	b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 	var cs ContainerStats

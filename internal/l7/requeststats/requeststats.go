@@ -262,11 +262,16 @@ type Recent struct {
 // destination. RabbitMQ and NATS messages have no duration (coroot has no histogram). DNS
 // requests go to RecordDNS: their series have other labels; Record ignores them.
 func (s *Store) Record(container string, proto l7.Protocol, inbound bool, dst Destination, status l7.Status, method l7.Method, d time.Duration) {
-	s.RecordRecent(nil, container, proto, inbound, dst, status, method, d)
+	s.record(nil, time.Time{}, container, proto, inbound, dst, status, method, d)
 }
 
-// RecordRecent is Record through rc (nil: none), the cache of the caller's connection.
-func (s *Store) RecordRecent(rc *Recent, container string, proto l7.Protocol, inbound bool, dst Destination, status l7.Status, method l7.Method, d time.Duration) {
+// RecordRecent is Record through rc (nil: none), the cache of the caller's connection, at
+// time now (zero: the Store's clock), which the caller may know without reading a clock.
+func (s *Store) RecordRecent(rc *Recent, now time.Time, container string, proto l7.Protocol, inbound bool, dst Destination, status l7.Status, method l7.Method, d time.Duration) {
+	s.record(rc, now, container, proto, inbound, dst, status, method, d)
+}
+
+func (s *Store) record(rc *Recent, now time.Time, container string, proto l7.Protocol, inbound bool, dst Destination, status l7.Status, method l7.Method, d time.Duration) {
 	if proto == l7.ProtocolDNS {
 		return
 	}
@@ -278,7 +283,9 @@ func (s *Store) RecordRecent(rc *Recent, container string, proto l7.Protocol, in
 		}
 		dst = Destination{}
 	}
-	now := s.now()
+	if now.IsZero() {
+		now = s.now()
+	}
 	k := seriesKey{proto: proto, inbound: inbound, dst: dst, status: status, method: method}
 	s.mu.Lock()
 	defer s.mu.Unlock()
