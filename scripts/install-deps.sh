@@ -21,10 +21,13 @@ generate_pkgs=(clang llvm libbpf-dev)
 # conntrack for the retransmit and NAT tests, curl for the run and deploy checks, and the CNI
 # plugins (bridge, host-local, loopback) of the single-node cluster of `make e2e-k8s`.
 # The L7 tests run real servers and clients from Debian (redis-server and redis-cli, postgres
-# and psql, nginx, memcached, dnsmasq); wrk loads HTTP for the L7 overhead benchmark (make bench).
+# and psql, nginx, memcached, dnsmasq, mariadbd and mysql, rabbitmq-server, nats-server, ZooKeeper
+# and its JRE); wrk loads HTTP for the L7 overhead benchmark (make bench). The -core MariaDB
+# packages carry the server and client without a service of their own.
 test_pkgs=(bpftool docker.io containerd busybox-static prometheus systemd-journal-remote iptables iproute2
 	conntrack curl ca-certificates containernetworking-plugins redis-server redis-tools postgresql
-	postgresql-client nginx-light memcached dnsmasq-base wrk)
+	postgresql-client nginx-light memcached dnsmasq-base mariadb-server-core mariadb-client-core
+	rabbitmq-server nats-server zookeeper default-jre-headless wrk)
 
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(test)

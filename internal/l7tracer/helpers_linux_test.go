@@ -3,6 +3,7 @@ package l7tracer
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -126,17 +127,30 @@ func runHelper(role, arg string) error {
 		}
 		defer conn.Close()
 		for _, m := range strings.Fields(methods) {
-			err := conn.Invoke(context.Background(), "/test.Svc/"+m, &emptypb.Empty{}, &emptypb.Empty{})
+			ctx, cancel := context.WithCancel(context.Background())
+			if m == "Hang" {
+				// The call is cancelled before the server answers: the client resets the stream
+				// (RST_STREAM, CANCEL). A cancel rather than a deadline: with a grpc-timeout
+				// header the server could answer DeadlineExceeded first.
+				time.AfterFunc(2*injectedDelay, cancel)
+			}
+			err := conn.Invoke(ctx, "/test.Svc/"+m, &emptypb.Empty{}, &emptypb.Empty{})
+			cancel()
 			if err != nil && status.Code(err) == codes.Unavailable {
 				return err
 			}
 		}
 		return nil
-	case "dns-client":
-		// A queries only (ip4), over UDP to the server's address.
+	case "dns-client", "dns-tcp-client":
+		// A queries only (ip4) to the server's address, over UDP or TCP (Go's resolver
+		// frames its messages for a stream connection).
 		server, names, _ := strings.Cut(arg, " ")
+		network := "udp"
+		if role == "dns-tcp-client" {
+			network = "tcp"
+		}
 		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "udp", server)
+			return (&net.Dialer{}).DialContext(ctx, network, server)
 		}}
 		for _, n := range strings.Fields(names) {
 			_, _ = r.LookupIP(context.Background(), "ip4", n)
@@ -160,6 +174,81 @@ func runHelper(role, arg string) error {
 			}
 		}
 		return nil
+	case "nats-client":
+		// CONNECT in verbose mode (every command answered +OK), a subscription, the
+		// |-separated messages published to it one at a time, then every MSG read back.
+		addr, script, _ := strings.Cut(arg, " ")
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		await := func(prefix string) error {
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return err
+				}
+				if strings.HasPrefix(line, "-ERR") {
+					return errors.New(strings.TrimSpace(line))
+				}
+				if strings.HasPrefix(line, prefix) {
+					if prefix == "MSG" {
+						_, err = br.ReadString('\n') // the payload
+					}
+					return err
+				}
+			}
+		}
+		msgs := strings.Split(script, "|")
+		if _, err := io.WriteString(c, "CONNECT {\"verbose\":true,\"pedantic\":false}\r\nSUB l7test 1\r\n"); err != nil {
+			return err
+		}
+		for range 2 {
+			if err := await("+OK"); err != nil {
+				return err
+			}
+		}
+		for _, m := range msgs {
+			if _, err := fmt.Fprintf(c, "PUB l7test %d\r\n%s\r\n", len(m), m); err != nil {
+				return err
+			}
+			if err := await("+OK"); err != nil {
+				return err
+			}
+		}
+		for range msgs {
+			if err := await("MSG"); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "fixture-server":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		fmt.Println(ln.Addr().String())
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			err = runFixture(c, arg, true)
+			_ = c.Close()
+			if err != nil {
+				return err
+			}
+		}
+	case "fixture-client":
+		addr, name, _ := strings.Cut(arg, " ")
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return runFixture(c, name, false)
 	case "pgx-client":
 		// The extended query protocol: one round trip (Parse, Bind, Execute, Sync) per query.
 		dsn, queries, _ := strings.Cut(arg, " ")
@@ -193,6 +282,9 @@ func grpcServer() *grpc.Server {
 			return status.Error(codes.NotFound, "no such thing")
 		case "/test.Svc/Slow":
 			time.Sleep(injectedDelay)
+		case "/test.Svc/Hang":
+			<-stream.Context().Done() // the client's RST_STREAM
+			return stream.Context().Err()
 		}
 		return stream.SendMsg(&emptypb.Empty{})
 	}))

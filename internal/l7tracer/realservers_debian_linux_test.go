@@ -93,10 +93,16 @@ func psql(script string) func(*testing.T, *cgroup, string) {
 }
 
 func pgxClient(queries string) func(*testing.T, *cgroup, string) {
+	return pgxClientSSL(queries, "disable")
+}
+
+// pgxClientSSL runs pgx with an sslmode: "prefer" asks the server for TLS first (an
+// SSLRequest, which a server without TLS refuses with 'N').
+func pgxClientSSL(queries, sslmode string) func(*testing.T, *cgroup, string) {
 	return func(t *testing.T, cg *cgroup, addr string) {
 		t.Helper()
 		host, port, _ := strings.Cut(addr, ":")
-		dsn := fmt.Sprintf("postgres://postgres@%s:%s/postgres?sslmode=disable", host, port)
+		dsn := fmt.Sprintf("postgres://postgres@%s:%s/postgres?sslmode=%s", host, port, sslmode)
 		cmd := cg.command(t, "", os.Args[0], dsn+" "+queries)
 		cmd.Env = append(os.Environ(), helperEnv+"=pgx-client")
 		run(t, cmd)
@@ -175,5 +181,57 @@ func dnsmasqServer(t *testing.T, cg *cgroup) string {
 		"--pid-file="+filepath.Join(t.TempDir(), "dnsmasq.pid")))
 	addr := ip + ":53"
 	waitListening(t, addr, 10*time.Second) // dnsmasq answers TCP too
+	return addr
+}
+
+// mariadbServer initialises a data directory and runs mariadbd on a free port, without grant
+// tables (any user, no password).
+func mariadbServer(t *testing.T, cg *cgroup) string {
+	t.Helper()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	run(t, cg.command(t, "", "mariadb-install-db", "--no-defaults", "--datadir="+data, "--user=root",
+		"--auth-root-authentication-method=normal", "--skip-test-db"))
+	port := freePort(t)
+	startProcess(t, cg.command(t, "", "mariadbd", "--no-defaults", "--datadir="+data, "--user=root",
+		fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1", "--socket="+filepath.Join(dir, "sock"),
+		"--pid-file="+filepath.Join(dir, "pid"), "--skip-grant-tables", "--skip-log-bin", "--innodb-buffer-pool-size=16M"))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, 30*time.Second)
+	return addr
+}
+
+// mysqlCLI runs the statements with the mysql client in batch mode (COM_QUERY each),
+// carrying on after an error.
+func mysqlCLI(script string) func(*testing.T, *cgroup, string) {
+	return func(t *testing.T, cg *cgroup, addr string) {
+		t.Helper()
+		host, port, _ := strings.Cut(addr, ":")
+		cmd := cg.command(t, "", "mysql", "--no-defaults", "--force", "-h", host, "-P", port, "-u", "root", "mysql")
+		cmd.Stdin = strings.NewReader(script)
+		_, _ = cmd.CombinedOutput() // the failing statement makes it exit 1: expected
+	}
+}
+
+// rabbitmqServer runs a RabbitMQ node of its own (name, ports, epmd port, directories and
+// cookie of the test; no plugins) and waits for its AMQP listener: about 8 s.
+func rabbitmqServer(t *testing.T, cg *cgroup) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "plugins"), []byte("[].\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cmd := cg.command(t, "", "/usr/lib/rabbitmq/bin/rabbitmq-server")
+	cmd.Env = append(os.Environ(), "HOME="+dir,
+		fmt.Sprintf("RABBITMQ_NODENAME=l7test%d@localhost", port), "RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
+		fmt.Sprintf("RABBITMQ_NODE_PORT=%d", port), fmt.Sprintf("RABBITMQ_DIST_PORT=%d", freePort(t)),
+		fmt.Sprintf("ERL_EPMD_PORT=%d", freePort(t)), "RABBITMQ_MNESIA_BASE="+filepath.Join(dir, "mnesia"),
+		"RABBITMQ_LOG_BASE="+filepath.Join(dir, "log"), "RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(dir, "plugins"),
+		"RABBITMQ_CONFIG_FILE="+filepath.Join(dir, "rabbitmq"), "RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(dir, "advanced.config"),
+		"RABBITMQ_CONF_ENV_FILE="+filepath.Join(dir, "env"))
+	startProcess(t, cmd) // epmd, which it starts as a daemon, stays in the cgroup: killed with it
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, 60*time.Second)
 	return addr
 }

@@ -40,10 +40,13 @@ type serverCase struct {
 	// client runs the client workload against addr in cg until it is done.
 	client func(t *testing.T, cg *cgroup, addr string)
 	proto  l7.Protocol // the metrics family (HTTP/2 and gRPC count as HTTP)
-	// out and in are the expected counts per status label at the client and at the server.
+	// out and in are the expected counts per status label ("method status" for RabbitMQ and
+	// NATS) at the client and at the server.
 	out, in map[string]uint64
-	slow    uint64 // requests made slow by injectedDelay
-	needs   string // an executable the case needs (installed by scripts/install-deps.sh)
+	// expect, when set, gives out and in once the client is done (counts a peer reported).
+	expect func(t *testing.T) (out, in map[string]uint64)
+	slow   uint64 // requests made slow by injectedDelay
+	needs  string // an executable the case needs (installed by scripts/install-deps.sh)
 	// dns: the counts are DNS's, "type domain status" at the client and "status" at the
 	// server, and ipToFQDN the pair its answers teach.
 	dns      bool
@@ -110,6 +113,57 @@ func serverCases() []serverCase {
 			server:   dnsmasqServer, client: helperClient("dns-client", "example.test example.test missing.test"),
 		},
 		{
+			// h2c and gRPC: the call to Hang gives up before an answer, and the client resets
+			// the stream (RST_STREAM CANCEL): grpc:Canceled at both ends, after 2×injectedDelay.
+			name: "grpc-go with a stream reset", proto: l7.ProtocolHTTP,
+			out: map[string]uint64{"grpc:OK": 2, "grpc:Canceled": 1}, in: map[string]uint64{"grpc:OK": 2, "grpc:Canceled": 1}, slow: 1,
+			server: helperServer("grpc-server"), client: helperClient("grpc-client", "Get Hang Get"),
+		},
+		{
+			// The mysql CLI in batch mode: COM_QUERY per statement; a missing table fails.
+			name: "mariadb with the mysql CLI", proto: l7.ProtocolMySQL, needs: "mariadbd",
+			out: map[string]uint64{"ok": 3, "failed": 1}, in: map[string]uint64{"ok": 3, "failed": 1}, slow: 1,
+			server: mariadbServer, client: mysqlCLI("SELECT 1;\nSELECT SLEEP(0.06);\nSELECT * FROM no_such_table;\nSELECT 2;\n"),
+		},
+		{
+			// The binary protocol (go-sql-driver/mysql): 3 prepares (one fails on a missing
+			// table), 3 executes (one sleeps); COM_STMT_CLOSE gets no answer.
+			name: "mariadb with prepared statements", proto: l7.ProtocolMySQL, needs: "mariadbd",
+			out: map[string]uint64{"ok": 5, "failed": 1}, in: map[string]uint64{"ok": 5, "failed": 1}, slow: 1,
+			server: mariadbServer, client: func(t *testing.T, cg *cgroup, addr string) {
+				peerClient(t, cg, "mysql-client", "root@tcp("+addr+")/mysql")
+			},
+		},
+		{
+			// AMQP 0-9-1: three messages published and delivered back (amqp091-go); coroot
+			// counts messages at the client only.
+			name: "rabbitmq-server with amqp091-go", proto: l7.ProtocolRabbitMQ, needs: "/usr/lib/rabbitmq/bin/rabbitmq-server",
+			out: map[string]uint64{"produce ok": 3, "consume ok": 3}, in: map[string]uint64{},
+			server: rabbitmqServer, client: func(t *testing.T, cg *cgroup, addr string) {
+				peerClient(t, cg, "amqp-client", "amqp://guest:guest@"+addr+"/")
+			},
+		},
+		{
+			// CQL v4 from the specification: OPTIONS and STARTUP (not counted), two queries,
+			// one delayed, two in flight answered in the other order (one error).
+			name: "cassandra v4 fixture", proto: l7.ProtocolCassandra,
+			out: map[string]uint64{"ok": 3, "failed": 1}, in: map[string]uint64{"ok": 3, "failed": 1}, slow: 1,
+			server: helperServer("fixture-server", "cql-v4"), client: helperClient("fixture-client", "cql-v4"),
+		},
+		{
+			// ClickHouse native: Hello (not counted), a query, a delayed one, an exception, a
+			// ping (not counted).
+			name: "clickhouse fixture", proto: l7.ProtocolClickHouse,
+			out: map[string]uint64{"ok": 2, "failed": 1}, in: map[string]uint64{"ok": 2, "failed": 1}, slow: 1,
+			server: helperServer("fixture-server", "clickhouse"), client: helperClient("fixture-client", "clickhouse"),
+		},
+		{
+			// pgx with sslmode=prefer: an SSLRequest answered 'N', then the queries in clear.
+			name: "postgresql with pgx after an SSLRequest", proto: l7.ProtocolPostgres, needs: "psql",
+			out: map[string]uint64{"ok": 3, "failed": 1}, in: map[string]uint64{"ok": 3, "failed": 1}, slow: 1,
+			server: postgresServer, client: pgxClientSSL("SELECT 1; SELECT pg_sleep(0.06); SELECT * FROM no_such_table; SELECT 2", "prefer"),
+		},
+		{
 			name: "postgresql with psql (simple query)", proto: l7.ProtocolPostgres, needs: "psql",
 			out: map[string]uint64{"ok": 3, "failed": 1}, in: map[string]uint64{"ok": 3, "failed": 1}, slow: 1,
 			server: postgresServer, client: psql("SELECT 1;\nSELECT pg_sleep(0.06);\nSELECT * FROM no_such_table;\nSELECT 2;\n"),
@@ -135,6 +189,9 @@ func TestRealServers(t *testing.T) {
 			srv, cl := newCgroup(t, cgroups, fmt.Sprintf("s%d", i)), newCgroup(t, cgroups, fmt.Sprintf("c%d", i))
 			addr := tc.server(t, srv)
 			tc.client(t, cl, addr)
+			if tc.expect != nil {
+				tc.out, tc.in = tc.expect(t)
+			}
 			if tc.dns {
 				checkDNS(t, lt, cl.id, false, tc.out)
 				checkDNS(t, lt, srv.id, true, tc.in)
@@ -154,7 +211,11 @@ func checkEnd(t *testing.T, lt *Tracer, id containers.ID, proto l7.Protocol, inb
 		out := map[string]uint64{}
 		for _, r := range st.Requests {
 			if r.Inbound == inbound && (inbound || r.Destination == dst) {
-				out[r.Protocol.String()+" "+r.Status.Label()] += r.Count
+				key := r.Protocol.String() + " " + r.Status.Label()
+				if m := r.Method.String(); m != "" {
+					key = r.Protocol.String() + " " + m + " " + r.Status.Label()
+				}
+				out[key] += r.Count
 			}
 		}
 		return out
@@ -177,6 +238,9 @@ func checkEnd(t *testing.T, lt *Tracer, id containers.ID, proto l7.Protocol, inb
 			t.Fatalf("inbound=%v: counts %v, want %v (stats %+v)", inbound, got, wantKeys, lt.Stats())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if l7.Metrics(proto).Duration == "" {
+		return // RabbitMQ and NATS: messages, no durations
 	}
 	var hist *requeststats.DurationHistogram
 	for i := range st.Durations {
@@ -306,6 +370,8 @@ func newCgroup(t *testing.T, r *cgroupResolver, name string) *cgroup {
 	r.mu.Unlock()
 	t.Cleanup(func() {
 		_ = syscall.Close(fd)
+		// What the servers left behind (daemons they forked, such as RabbitMQ's epmd).
+		_ = os.WriteFile(filepath.Join(path, "cgroup.kill"), []byte("1"), 0o644)
 		for i := 0; i < 50 && os.Remove(path) != nil; i++ { // processes may still be exiting
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -358,10 +424,11 @@ func run(t *testing.T, cmd *exec.Cmd) {
 	}
 }
 
-func helperServer(role string) func(*testing.T, *cgroup) string {
+// helperServer starts a server role of this test binary; arg, when given, is its argument.
+func helperServer(role string, arg ...string) func(*testing.T, *cgroup) string {
 	return func(t *testing.T, cg *cgroup) string {
 		t.Helper()
-		cmd := cg.command(t, "", os.Args[0])
+		cmd := cg.command(t, "", os.Args[0], arg...)
 		cmd.Env = append(os.Environ(), helperEnv+"="+role)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
