@@ -122,6 +122,12 @@ func TestKafka(t *testing.T) {
 	produceRespV9 := func(code uint16) string {
 		return "\x02" + kafkaCompactString("orders") + "\x02" + be32(0) + be16(code) + be64str(42) + be64str(0) + be64str(0) + "\x01\x00" + "\x01" + "\x00\x00" + "\x00" + be32(0) + "\x00"
 	}
+	// v13 names topics by id (KIP-516), as franz-go 1.20+ and Kafka 4 do.
+	topicID := "0123456789abcdef"
+	produceV13 := "\x00" + be16(1) + be32(1500) + "\x02" + topicID + "\x02" + be32(0) + "\x00" + "\x00"
+	produceRespV13 := func(code uint16) string {
+		return "\x02" + topicID + "\x02" + be32(0) + be16(code) + be64str(42) + be64str(0) + be64str(0) + "\x01\x00" + "\x01" + "\x00\x00" + "\x00" + be32(0) + "\x00"
+	}
 	fetchResp := func(code uint16) string { return be32(0) + be16(code) + be32(0) + be32(0) }
 
 	runConvCases(t, []convCase{
@@ -140,6 +146,11 @@ func TestKafka(t *testing.T) {
 				at(4).write(kafkaRequest(1, 11, 12, false, be32(0))).at(5).read(kafkaResponse(12, false, fetchResp(0))).
 				at(6).write(kafkaRequest(1, 11, 13, false, be32(0))).at(9).read(kafkaResponse(13, false, fetchResp(1)))
 		}, []got{r("ok", 1), r("failed", 1), r("ok", 1), r("failed", 3)}, nil},
+		{"Produce v13 with topic ids", func() *conv {
+			return newConv(t, ProtocolKafka, RoleClient).
+				at(0).write(kafkaRequest(0, 13, 40, true, produceV13)).at(1).read(kafkaResponse(40, true, produceRespV13(0))).
+				at(2).write(kafkaRequest(0, 13, 41, true, produceV13)).at(4).read(kafkaResponse(41, true, produceRespV13(29)))
+		}, []got{r("ok", 1), r("failed", 2)}, nil},
 		{"in flight requests, acks=0, a response beyond the capture", func() *conv {
 			big := kafkaResponse(21, false, fetchResp(0)+strings.Repeat("r", 20000))
 			p := splitAt(big, 8000)
@@ -212,6 +223,13 @@ func TestCassandra(t *testing.T) {
 				at(2).write(cqlSegment(cql(5, 0, 2, cqlOpQuery, query("SELECT 1"))+cql(5, 0, 3, cqlOpQuery, query("SELECT 2")), true)).
 				at(5).read(cqlSegment(cql(0x85, 0, 2, cqlOpResult, rows)+cql(0x85, 0, 3, cqlOpError, errBody), true))
 		}, []got{r("ok", 3), r("failed", 3)}, nil},
+		{"v5 first seen at its first segment (the kernel does not detect the handshake's v5 frames)", func() *conv {
+			return newConv(t, ProtocolCassandra, RoleClient).lose(Sent, 9).lose(Received, 11).lose(Sent, 30).lose(Received, 9).
+				at(2).write(cqlSegment(cql(5, 0, 7, cqlOpQuery, query("SELECT 1")), true)).
+				at(5).read(cqlSegment(cql(0x85, 0, 7, cqlOpResult, rows), true)).
+				at(6).write(cqlSegment(cql(5, 0, 8, cqlOpQuery, query("SELEKT")), true)).
+				at(10).read(cqlSegment(cql(0x85, 0, 8, cqlOpError, errBody), true))
+		}, []got{r("ok", 3), r("failed", 4)}, nil},
 		{"server side", func() *conv {
 			return newConv(t, ProtocolCassandra, RoleServer).at(0).read(cql(4, 0, 9, cqlOpQuery, query("SELECT 1"))).at(1).write(cql(0x84, 0, 9, cqlOpResult, rows))
 		}, []got{rs("ok", 1)}, nil},

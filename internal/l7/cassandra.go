@@ -133,11 +133,18 @@ func (p *cassandraParser) resyncAt(c *Conn, f Flow, d []byte) bool {
 	if len(d) < cqlHeaderSize {
 		return false
 	}
+	request := f == c.role.requestFlow()
 	if p.seg[f] {
 		_, _, ok := cqlSegmentHeader(d)
 		return ok
 	}
-	return cqlFrameValid(d, f == c.role.requestFlow())
+	if cqlFrameValid(d, request) {
+		return true
+	}
+	// A v5 flow first seen at a segment: the kernel detects v5 there, its handshake being in
+	// v4 framing with version 5. frameLength then switches the flow to segments.
+	_, _, ok := cqlSegmentHeader(d)
+	return ok && len(d) >= cqlSegHeaderSize+cqlHeaderSize && d[cqlSegHeaderSize]&0x7f == 5 && cqlFrameValid(d[cqlSegHeaderSize:], request)
 }
 
 func (p *cassandraParser) message(c *Conn, f Flow, ts uint64, d []byte, n uint64) {

@@ -172,15 +172,17 @@ func kafkaErrorCode(d []byte, key, ver uint16) (int16, bool) {
 		r.skip(4)
 		return r.int16()
 	case kafkaAPIProduce:
-		if ver > 12 {
-			return 0, false // topic ids instead of names (KIP-516): not read
-		}
-		// responses: [topic: name, [partition: index int32, error_code int16, ...]]
+		// responses: [topic: name (v13: a 16-byte topic id, KIP-516), [partition: index int32,
+		// error_code int16, ...]]
 		if flexible {
 			if n, ok := r.uvarint(); !ok || n < 2 {
 				return 0, false
 			}
-			r.skipCompactString()
+			if ver >= 13 {
+				r.skip(16)
+			} else {
+				r.skipCompactString()
+			}
 			if n, ok := r.uvarint(); !ok || n < 2 {
 				return 0, false
 			}
