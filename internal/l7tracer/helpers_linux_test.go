@@ -176,54 +176,57 @@ func runHelper(role, arg string) error {
 		return nil
 	case "nats-client":
 		// CONNECT in verbose mode (every command answered +OK), a subscription, the
-		// |-separated messages published to it one at a time, then every MSG read back.
+		// |-separated messages published to it one at a time (each after the +OK of the
+		// previous), then every MSG read back. A MSG may come before the +OK of its PUB.
 		addr, script, _ := strings.Cut(arg, " ")
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		br := bufio.NewReader(c)
-		await := func(prefix string) error {
-			for {
+		var oks, delivered int
+		await := func(wantOKs, wantMsgs int) error {
+			for oks < wantOKs || delivered < wantMsgs {
 				line, err := br.ReadString('\n')
 				if err != nil {
-					return err
+					return fmt.Errorf("after %d +OK and %d MSG: %w", oks, delivered, err)
 				}
-				if strings.HasPrefix(line, "-ERR") {
+				switch {
+				case strings.HasPrefix(line, "-ERR"):
 					return errors.New(strings.TrimSpace(line))
-				}
-				if strings.HasPrefix(line, prefix) {
-					if prefix == "MSG" {
-						_, err = br.ReadString('\n') // the payload
+				case strings.HasPrefix(line, "+OK"):
+					oks++
+				case strings.HasPrefix(line, "MSG"):
+					delivered++
+					if _, err := br.ReadString('\n'); err != nil { // the payload
+						return err
 					}
-					return err
+				case strings.HasPrefix(line, "PING"):
+					if _, err := io.WriteString(c, "PONG\r\n"); err != nil {
+						return err
+					}
 				}
 			}
+			return nil
 		}
 		msgs := strings.Split(script, "|")
 		if _, err := io.WriteString(c, "CONNECT {\"verbose\":true,\"pedantic\":false}\r\nSUB l7test 1\r\n"); err != nil {
 			return err
 		}
-		for range 2 {
-			if err := await("+OK"); err != nil {
-				return err
-			}
+		if err := await(2, 0); err != nil {
+			return err
 		}
-		for _, m := range msgs {
+		for i, m := range msgs {
 			if _, err := fmt.Fprintf(c, "PUB l7test %d\r\n%s\r\n", len(m), m); err != nil {
 				return err
 			}
-			if err := await("+OK"); err != nil {
+			if err := await(3+i, 0); err != nil {
 				return err
 			}
 		}
-		for range msgs {
-			if err := await("MSG"); err != nil {
-				return err
-			}
-		}
-		return nil
+		return await(0, len(msgs))
 	case "fixture-server":
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

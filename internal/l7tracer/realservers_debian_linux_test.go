@@ -235,3 +235,42 @@ func rabbitmqServer(t *testing.T, cg *cgroup) string {
 	waitListening(t, addr, 60*time.Second)
 	return addr
 }
+
+// zookeeperServer runs a standalone ZooKeeper (Debian's jar) on a free loopback port.
+func zookeeperServer(t *testing.T, cg *cgroup) string {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	cfg := filepath.Join(dir, "zoo.cfg")
+	conf := fmt.Sprintf("tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n", filepath.Join(dir, "data"), port)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startProcess(t, cg.command(t, "", "java", "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
+		"org.apache.zookeeper.server.ZooKeeperServerMain", cfg))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, 60*time.Second)
+	return addr
+}
+
+// zkCli runs the commands with ZooKeeper's own CLI, one session.
+func zkCli(commands string) func(*testing.T, *cgroup, string) {
+	return func(t *testing.T, cg *cgroup, addr string) {
+		t.Helper()
+		cmd := cg.command(t, "", "/usr/share/zookeeper/bin/zkCli.sh", "-waitforconnection", "-server", addr)
+		cmd.Stdin = strings.NewReader(commands)
+		out, _ := cmd.CombinedOutput() // a refused command sets its exit status: expected
+		if !strings.Contains(string(out), "Created") {
+			t.Fatalf("zkCli: %s", out)
+		}
+	}
+}
+
+func natsServer(t *testing.T, cg *cgroup) string {
+	t.Helper()
+	port := freePort(t)
+	startProcess(t, cg.command(t, "", "nats-server", "-a", "127.0.0.1", "-p", fmt.Sprint(port)))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, 10*time.Second)
+	return addr
+}

@@ -120,6 +120,16 @@ func serverCases() []serverCase {
 			server: helperServer("grpc-server"), client: helperClient("grpc-client", "Get Hang Get"),
 		},
 		{
+			// DNS over TCP: Go's resolver frames its queries for a stream connection. Nothing
+			// at dnsmasq: it reads the 2-byte length a byte at a time, then the message, and the
+			// kernel side detects a protocol within one syscall's bytes (a known gap).
+			name: "dnsmasq over TCP", proto: l7.ProtocolDNS, needs: "dnsmasq", dns: true,
+			out:      map[string]uint64{"TypeA example.test ok": 2, "TypeA missing.test nxdomain": 1},
+			in:       map[string]uint64{},
+			ipToFQDN: [2]string{"10.1.2.3", "example.test"},
+			server:   dnsmasqServer, client: helperClient("dns-tcp-client", "example.test example.test missing.test"),
+		},
+		{
 			// The mysql CLI in batch mode: COM_QUERY per statement; a missing table fails.
 			name: "mariadb with the mysql CLI", proto: l7.ProtocolMySQL, needs: "mariadbd",
 			out: map[string]uint64{"ok": 3, "failed": 1}, in: map[string]uint64{"ok": 3, "failed": 1}, slow: 1,
@@ -144,11 +154,46 @@ func serverCases() []serverCase {
 			},
 		},
 		{
+			// NATS: three messages published to a subscription of the same connection.
+			name: "nats-server", proto: l7.ProtocolNATS, needs: "nats-server",
+			out: map[string]uint64{"produce ok": 3, "consume ok": 3}, in: map[string]uint64{},
+			server: natsServer, client: helperClient("nats-client", "one|two|three"),
+		},
+		{
+			// zkCli: create, get, get of a missing node (NONODE answers the question: ok), set,
+			// an ACL that leaves only reading, a set refused (NOAUTH: failed). ZooKeeper has no
+			// request that waits on the server's side: no slow one. Nothing at the server: it
+			// reads each request's 4-byte length alone, then its body, and the kernel side
+			// detects a protocol within one syscall's bytes (a known gap).
+			name: "zookeeper with zkCli", proto: l7.ProtocolZooKeeper, needs: "/usr/share/zookeeper/bin/zkCli.sh",
+			out: map[string]uint64{"ok": 5, "failed": 1}, in: map[string]uint64{},
+			server: zookeeperServer, client: zkCli("create /l7test x\nget /l7test\nget /l7missing\nset /l7test y\nsetAcl /l7test world:anyone:r\nset /l7test z\n"),
+		},
+		kafkaCase(),
+		{
+			// FerretDB (SQLite) with a raw OP_MSG client: hello, insert, find, a delayed find,
+			// an unknown command (ok: 0), a duplicate key (writeErrors). FerretDB listens on a
+			// Unix socket; the server end measured is peers' TCP forwarder in front of it, in
+			// the same process (the delay is the forwarder's).
+			name: "ferretdb with OP_MSG", proto: l7.ProtocolMongo,
+			out: map[string]uint64{"ok": 4, "failed": 2}, in: map[string]uint64{"ok": 4, "failed": 2}, slow: 1,
+			server: peerServer("ferretdb", func(t *testing.T) string { return t.TempDir() }),
+			client: func(t *testing.T, cg *cgroup, addr string) { peerClient(t, cg, "mongo-client", addr) },
+		},
+		{
 			// CQL v4 from the specification: OPTIONS and STARTUP (not counted), two queries,
 			// one delayed, two in flight answered in the other order (one error).
 			name: "cassandra v4 fixture", proto: l7.ProtocolCassandra,
 			out: map[string]uint64{"ok": 3, "failed": 1}, in: map[string]uint64{"ok": 3, "failed": 1}, slow: 1,
 			server: helperServer("fixture-server", "cql-v4"), client: helperClient("fixture-client", "cql-v4"),
+		},
+		{
+			// CQL v5: the handshake in v4 framing, then segments with CRC24 headers (one the
+			// Python driver wrote), two envelopes in one segment. The kernel detects the
+			// connection at its first segment (not at the handshake's version-5 frames).
+			name: "cassandra v5 fixture", proto: l7.ProtocolCassandra,
+			out: map[string]uint64{"ok": 3, "failed": 1}, in: map[string]uint64{"ok": 3, "failed": 1}, slow: 1,
+			server: helperServer("fixture-server", "cql-v5"), client: helperClient("fixture-client", "cql-v5"),
 		},
 		{
 			// ClickHouse native: Hello (not counted), a query, a delayed one, an exception, a
@@ -247,6 +292,9 @@ func checkEnd(t *testing.T, lt *Tracer, id containers.ID, proto l7.Protocol, inb
 		if h := &st.Durations[i]; h.Inbound == inbound && (inbound || h.Destination == dst) {
 			hist = h
 		}
+	}
+	if total == 0 && hist == nil {
+		return // an end the capture does not see (the known gaps of the cases)
 	}
 	if hist == nil || hist.Count != total {
 		t.Fatalf("inbound=%v: histogram %+v, want %d observations", inbound, hist, total)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/codexray/codexray-node-agent/internal/l7"
 )
 
 // The servers and clients of testdata/peers, a module of its own (FerretDB, franz-go's kfake
@@ -79,4 +81,41 @@ func peerClient(t *testing.T, cg *cgroup, role, arg string) string {
 		t.Fatalf("peers %s %s: %v: %s", role, arg, err, msg)
 	}
 	return string(out)
+}
+
+// kafkaCase is franz-go's client producing to a kfake broker: the expected counts are what
+// the client read (its broker-read hook) and what the broker answered, which must agree;
+// one produce is refused (TOPIC_AUTHORIZATION_FAILED), one delayed. Nothing at the broker:
+// it reads each request's 4-byte size alone, then its body (as Kafka's own broker does), and
+// the kernel side detects a protocol within one syscall's bytes (a known gap).
+func kafkaCase() serverCase {
+	var stats string
+	var responses int
+	return serverCase{
+		name: "kfake with franz-go", proto: l7.ProtocolKafka, slow: 1,
+		server: peerServer("kafka-broker", func(t *testing.T) string {
+			stats = filepath.Join(t.TempDir(), "stats")
+			return stats
+		}),
+		client: func(t *testing.T, cg *cgroup, addr string) {
+			out := peerClient(t, cg, "kafka-client", addr)
+			if _, err := fmt.Sscanf(out, "responses %d", &responses); err != nil {
+				t.Fatalf("kafka-client printed %q: %v", out, err)
+			}
+		},
+		expect: func(t *testing.T) (out, in map[string]uint64) {
+			b, err := os.ReadFile(stats)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var requests, failed int
+			if _, err := fmt.Sscanf(string(b), "requests %d failed %d", &requests, &failed); err != nil {
+				t.Fatalf("broker stats %q: %v", b, err)
+			}
+			if requests != responses || failed != 1 || requests < 6 {
+				t.Fatalf("the broker answered %d requests (%d refused), the client read %d responses", requests, failed, responses)
+			}
+			return map[string]uint64{"ok": uint64(requests - failed), "failed": uint64(failed)}, map[string]uint64{}
+		},
+	}
 }
