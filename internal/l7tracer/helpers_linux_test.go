@@ -33,7 +33,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removePeers()
+	os.Exit(code)
 }
 
 // injectedDelay is what the servers add to the requests the tests mark slow.

@@ -141,6 +141,7 @@ func serverCases() []serverCase {
 			name: "mariadb with prepared statements", proto: l7.ProtocolMySQL, needs: "mariadbd",
 			out: map[string]uint64{"ok": 5, "failed": 1}, in: map[string]uint64{"ok": 5, "failed": 1}, slow: 1,
 			server: mariadbServer, client: func(t *testing.T, cg *cgroup, addr string) {
+				t.Helper()
 				peerClient(t, cg, "mysql-client", "root@tcp("+addr+")/mysql")
 			},
 		},
@@ -150,6 +151,7 @@ func serverCases() []serverCase {
 			name: "rabbitmq-server with amqp091-go", proto: l7.ProtocolRabbitMQ, needs: "/usr/lib/rabbitmq/bin/rabbitmq-server",
 			out: map[string]uint64{"produce ok": 3, "consume ok": 3}, in: map[string]uint64{},
 			server: rabbitmqServer, client: func(t *testing.T, cg *cgroup, addr string) {
+				t.Helper()
 				peerClient(t, cg, "amqp-client", "amqp://guest:guest@"+addr+"/")
 			},
 		},
@@ -177,8 +179,14 @@ func serverCases() []serverCase {
 			// the same process (the delay is the forwarder's).
 			name: "ferretdb with OP_MSG", proto: l7.ProtocolMongo,
 			out: map[string]uint64{"ok": 4, "failed": 2}, in: map[string]uint64{"ok": 4, "failed": 2}, slow: 1,
-			server: peerServer("ferretdb", func(t *testing.T) string { return t.TempDir() }),
-			client: func(t *testing.T, cg *cgroup, addr string) { peerClient(t, cg, "mongo-client", addr) },
+			server: peerServer("ferretdb", func(t *testing.T) string {
+				t.Helper()
+				return t.TempDir()
+			}),
+			client: func(t *testing.T, cg *cgroup, addr string) {
+				t.Helper()
+				peerClient(t, cg, "mongo-client", addr)
+			},
 		},
 		{
 			// CQL v4 from the specification: OPTIONS and STARTUP (not counted), two queries,

@@ -2,6 +2,7 @@ package l7tracer
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,13 +42,20 @@ func peersBinary(t *testing.T) string {
 		cmd.Dir = filepath.Join("testdata", "peers")
 		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			peers.err = fmt.Errorf("building testdata/peers: %v: %s", err, out)
+			peers.err = fmt.Errorf("building testdata/peers: %w: %s", err, out)
 		}
 	})
 	if peers.err != nil {
 		t.Fatal(peers.err)
 	}
 	return peers.path
+}
+
+// removePeers removes the built binary once the tests are done (TestMain).
+func removePeers() {
+	if peers.path != "" {
+		_ = os.RemoveAll(filepath.Dir(peers.path))
+	}
 }
 
 // peerServer starts a server role of peers in cg; it prints its address first.
@@ -75,7 +83,8 @@ func peerClient(t *testing.T, cg *cgroup, role, arg string) string {
 	out, err := cg.command(t, "", peersBinary(t), role, arg).Output()
 	if err != nil {
 		msg := ""
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			msg = string(ee.Stderr)
 		}
 		t.Fatalf("peers %s %s: %v: %s", role, arg, err, msg)
@@ -94,16 +103,19 @@ func kafkaCase() serverCase {
 	return serverCase{
 		name: "kfake with franz-go", proto: l7.ProtocolKafka, slow: 1,
 		server: peerServer("kafka-broker", func(t *testing.T) string {
+			t.Helper()
 			stats = filepath.Join(t.TempDir(), "stats")
 			return stats
 		}),
 		client: func(t *testing.T, cg *cgroup, addr string) {
+			t.Helper()
 			out := peerClient(t, cg, "kafka-client", addr)
 			if _, err := fmt.Sscanf(out, "responses %d", &responses); err != nil {
 				t.Fatalf("kafka-client printed %q: %v", out, err)
 			}
 		},
 		expect: func(t *testing.T) (out, in map[string]uint64) {
+			t.Helper()
 			b, err := os.ReadFile(stats)
 			if err != nil {
 				t.Fatal(err)
