@@ -201,18 +201,6 @@ func mariadbServer(t *testing.T, cg *cgroup) string {
 	return addr
 }
 
-// mysqlCLI runs the statements with the mysql client in batch mode (COM_QUERY each),
-// carrying on after an error.
-func mysqlCLI(script string) func(*testing.T, *cgroup, string) {
-	return func(t *testing.T, cg *cgroup, addr string) {
-		t.Helper()
-		host, port, _ := strings.Cut(addr, ":")
-		cmd := cg.command(t, "", "mysql", "--no-defaults", "--force", "-h", host, "-P", port, "-u", "root", "mysql")
-		cmd.Stdin = strings.NewReader(script)
-		_, _ = cmd.CombinedOutput() // the failing statement makes it exit 1: expected
-	}
-}
-
 // rabbitmqServer runs a RabbitMQ node of its own (name, ports, epmd port, directories and
 // cookie of the test; no plugins) and waits for its AMQP listener: about 8 s.
 func rabbitmqServer(t *testing.T, cg *cgroup) string {

@@ -62,6 +62,8 @@ func run(role, arg string) error {
 		return amqpClient(arg)
 	case "mysql-client":
 		return mysqlClient(arg)
+	case "mysql-query-client":
+		return mysqlQueryClient(arg)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }
@@ -407,6 +409,34 @@ func mysqlClient(dsn string) error {
 	_ = slow.Close()
 	if _, err := db.PrepareContext(ctx, "SELECT * FROM no_such_table WHERE x = ?"); err == nil || !strings.Contains(err.Error(), "no_such_table") {
 		return fmt.Errorf("preparing a statement on a missing table: %v", err)
+	}
+	return nil
+}
+
+// mysqlQueryClient sends statements without arguments, which go-sql-driver/mysql sends as
+// COM_QUERY (the text protocol), on one connection: SELECT 1, a slow one (SLEEP(0.06)), one
+// on a missing table (an ERR packet), SELECT 2. The test expects 3 ok and 1 failed.
+func mysqlQueryClient(dsn string) error {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	ctx := context.Background()
+	for _, q := range []string{"SELECT 1", fmt.Sprintf("SELECT SLEEP(%g)", injectedDelay.Seconds()), "SELECT * FROM no_such_table", "SELECT 2"} {
+		rows, err := db.QueryContext(ctx, q)
+		if err != nil {
+			if strings.Contains(q, "no_such_table") && strings.Contains(err.Error(), "no_such_table") {
+				continue
+			}
+			return fmt.Errorf("%s: %w", q, err)
+		}
+		for rows.Next() {
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
