@@ -125,7 +125,8 @@ struct l7_args {
 	__u8 kind;
 	__u8 udp;
 	__u8 dns;    // UDP: port 53 seen
-	__u8 _pad[5];
+	__u8 _pad;
+	__u32 ino;   // UDP: the socket's inode number (new_socket)
 };
 
 // HTTP/2 frame digest state of one flow (internal/l7's HTTP2Digester).
@@ -155,7 +156,7 @@ struct l7_conn {
 	__u8 flags;    // L7_SEG_SERVER, L7_SEG_UDP
 	__u8 attempts;
 	__u8 fresh;    // L7_SEG_NEW still to be sent
-	__u32 _pad;
+	__u32 ino;     // UDP: the inode number of the socket the state was made for (sock_event)
 };
 
 // The bytes of the syscall (or of one message of sendmmsg/recvmmsg) as a list of user buffers.
@@ -286,9 +287,10 @@ static __always_inline void count(__u32 slot)
 // read directly (a load instead of a helper call); without it fd_sock reads with helpers.
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
-// fd_sock returns the socket behind fd of the current task, or 0 for any other file. It runs
+// fd_sock_ino returns the socket behind fd of the current task, or 0 for any other file, and
+// the low 32 bits of the socket's inode number in *ino. It runs
 // for every read and write of every process, so it reads through BTF pointers where it can.
-static __always_inline struct sock *fd_sock(__u32 fd)
+static __always_inline struct sock *fd_sock_ino(__u32 fd, __u32 *ino)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct fdtable *fdt = task->files->fdt;
@@ -302,12 +304,14 @@ static __always_inline struct sock *fd_sock(__u32 fd)
 		struct file *ff = bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
 		if ((ff->f_inode->i_mode & S_IFMT) != S_IFSOCK)
 			return 0;
+		*ino = ff->f_inode->i_ino;
 		struct socket *sock = bpf_rdonly_cast(ff->private_data, bpf_core_type_id_kernel(struct socket));
 		return sock->sk;
 	}
 	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
 	if ((mode & S_IFMT) != S_IFSOCK)
 		return 0;
+	*ino = BPF_CORE_READ(f, f_inode, i_ino);
 	struct socket *sock = BPF_CORE_READ(f, private_data);
 	return BPF_CORE_READ(sock, sk);
 }
@@ -365,7 +369,7 @@ static __always_inline int new_socket(struct l7_args *a, struct sock *sk, __u64 
 			dest = msghdr_name(dest);
 		if (!dns_ports(sk) && (dest_kind == DEST_NONE || sockaddr_port(dest) != 53))
 			return 0;
-		if (fd_sock(a->fd) != sk)
+		if (fd_sock_ino(a->fd, &a->ino) != sk)
 			return 0;
 		a->udp = 1;
 		a->dns = 1;
@@ -373,7 +377,7 @@ static __always_inline int new_socket(struct l7_args *a, struct sock *sk, __u64 
 	}
 	if (proto != IPPROTO_TCP)
 		return 0;
-	return fd_sock(a->fd) == sk ? 1 : -1;
+	return fd_sock_ino(a->fd, &a->ino) == sk ? 1 : -1;
 }
 
 // Syscall numbers and argument registers per architecture (bpf2go sets __TARGET_ARCH_*); regs
@@ -961,6 +965,12 @@ __attribute__((noinline)) int new_conn(struct l7_call *call, int verdict)
 	if (!s)
 		return 0;
 	__u64 key = call->a.sk;
+	// No state for a closed TCP socket: its close event has passed (a peer's reset during this
+	// write), so nothing would delete the state, and the next socket at this address would
+	// inherit its protocol, role and offsets. Checked here, in a function of its own, because
+	// sock_event's stack is at the limit.
+	if (!call->a.udp && BPF_CORE_READ((struct sock *)key, __sk_common.skc_state) == TCP_CLOSE)
+		return 0;
 	struct l7_conn *fresh = &s->conn;
 	__builtin_memset(fresh, 0, sizeof(*fresh));
 	fresh->id = key;
@@ -970,9 +980,19 @@ __attribute__((noinline)) int new_conn(struct l7_call *call, int verdict)
 		fresh->protocol = L7_PROTO_DNS;
 		fresh->flags = L7_SEG_UDP | (BPF_CORE_READ((struct sock *)key, __sk_common.skc_num) == 53 ? L7_SEG_SERVER : 0);
 		fresh->fresh = 1;
+		fresh->ino = call->a.ino;
 	}
 	bpf_map_update_elem(&l7_conns, &key, fresh, BPF_NOEXIST);
 	return 0;
+}
+
+// call_names_sock says whether the call's fd is the event's socket, and sets call->a.ino. A
+// global function: its stack is not added to sock_event's, which is at the limit.
+__attribute__((noinline)) int call_names_sock(struct l7_call *call)
+{
+	if (!call)
+		return 0;
+	return fd_sock_ino(call->a.fd, &call->a.ino) == (struct sock *)call->a.sk;
 }
 
 // sock_event handles sock_send_length / sock_recv_length(struct sock *sk, int ret, int flags):
@@ -1033,6 +1053,19 @@ static __always_inline int sock_event(struct bpf_raw_tracepoint_args *ctx, __u8 
 		break;
 	}
 	struct sock *sk = (struct sock *)key;
+	if (c && (c->flags & L7_SEG_UDP)) {
+		// UDP sockets get no close record: state may outlive its socket, and the address may
+		// now be another socket's (then the fd names another socket, or the same address with
+		// another inode). Checked on each datagram (DNS traffic is small).
+		if (!call_names_sock(&call))
+			return 0;
+		if (call.a.ino != c->ino) {
+			bpf_map_delete_elem(&l7_conns, &key);
+			c = 0;
+		} else {
+			call.a.udp = 1;
+		}
+	}
 	if (!c) {
 		int verdict = new_socket(&call.a, sk, dest, dest_kind);
 		if (!verdict)
@@ -1043,12 +1076,6 @@ static __always_inline int sock_event(struct bpf_raw_tracepoint_args *ctx, __u8 
 		c = bpf_map_lookup_elem(&l7_conns, &key);
 		if (!c)
 			return 0;
-	} else if (c->flags & L7_SEG_UDP) {
-		// UDP sockets get no close record: state may outlive its socket, and the address may
-		// now be another socket's. Checked on each datagram (DNS traffic is small).
-		if (fd_sock(call.a.fd) != sk)
-			return 0;
-		call.a.udp = 1;
 	}
 	call.pid_tgid = bpf_get_current_pid_tgid();
 	call.ts = bpf_ktime_get_ns();

@@ -37,7 +37,7 @@ type l7L7Conn struct {
 	Flags    uint8
 	Attempts uint8
 	Fresh    uint8
-	Pad      uint32
+	Ino      uint32
 }
 
 type l7L7MmsgHint struct {
