@@ -424,6 +424,18 @@ func (t *Tracer) Forget(ids []containers.ID) {
 	}
 }
 
+// Save returns every container's request series and the ip→fqdn pairs, for a restarted
+// agent to continue (Restore).
+func (t *Tracer) Save() ([]requeststats.SavedContainer, []requeststats.SavedFQDN) {
+	return t.store.Save(), t.store.SaveFQDNs()
+}
+
+// Restore continues the series of a previous run (requeststats.Store.Restore); call it before
+// Start.
+func (t *Tracer) Restore(saved []requeststats.SavedContainer, fqdns []requeststats.SavedFQDN) error {
+	return t.store.Restore(saved, fqdns)
+}
+
 // IPToFQDN calls fn for every ip→fqdn pair DNS answers taught.
 func (t *Tracer) IPToFQDN(fn func(ip netip.Addr, fqdn string)) { t.store.IPToFQDN(fn) }
 

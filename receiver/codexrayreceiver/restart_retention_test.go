@@ -24,6 +24,7 @@ import (
 
 	"github.com/codexray/codexray-node-agent/internal/containers"
 	"github.com/codexray/codexray-node-agent/internal/ebpf"
+	"github.com/codexray/codexray-node-agent/internal/l7"
 	"github.com/codexray/codexray-node-agent/internal/testutil"
 	"github.com/codexray/codexray-node-agent/internal/tracer"
 	"github.com/codexray/codexray-node-agent/receiver/codexrayreceiver/internal/metadata"
@@ -86,9 +87,10 @@ func (d *fakeDockerd) questions(id string) int {
 }
 
 // kernellessEBPF is the eBPF source without its kernel side, so the test runs unprivileged:
-// start builds the tracer and restores the saved TCP state as the source's start does, and the
-// test feeds the tracer the events the kernel would. Everything else (records, saved state,
-// retention) is the source's own.
+// start builds the tracer and restores the saved TCP state as the source's start does, builds
+// the L7 capture with the source's own newL7 (which restores the saved request series), and the
+// test feeds both what the kernel would. Everything else (records, saved state, retention) is
+// the source's own.
 type kernellessEBPF struct{ *ebpfSource }
 
 func (s kernellessEBPF) start(context.Context, component.Host) error {
@@ -99,8 +101,20 @@ func (s kernellessEBPF) start(context.Context, component.Host) error {
 	s.stop = make(chan struct{}) // closed by shutdown; no process worker runs
 	s.mu.Lock()
 	s.tracer = t
+	if s.l7cfg.Enabled {
+		s.l7 = s.newL7(t)
+	}
 	s.mu.Unlock()
 	return nil
+}
+
+// request feeds the L7 capture one HTTP exchange of a process: outbound on a socket connect
+// made, or inbound.
+func (s kernellessEBPF) request(pid uint32, sock uint64, inbound bool) {
+	s.mu.Lock()
+	lt := s.l7
+	s.mu.Unlock()
+	feedHTTP(lt, time.Now(), l7.Segment{Sock: sock, PID: pid}, inbound)
 }
 
 func (s kernellessEBPF) connect(pid uint32, sock uint64) {
@@ -110,6 +124,46 @@ func (s kernellessEBPF) connect(pid uint32, sock uint64) {
 	src, dst := netip.MustParseAddrPort("10.0.0.5:40000"), netip.MustParseAddrPort("10.0.0.1:5432")
 	t.Handle(&ebpf.Event{Type: ebpf.EventConnect, Sock: sock, PID: pid, Duration: time.Millisecond, Source: src, Destination: dst})
 	t.Handle(&ebpf.Event{Type: ebpf.EventClose, Sock: sock, PID: pid, Source: src, Destination: dst})
+}
+
+// histogramPoint is a cumulative histogram data point as a restart must continue it.
+type histogramPoint struct {
+	start       pcommon.Timestamp
+	count       uint64
+	sum         float64
+	bucketCount string
+}
+
+// histograms returns a container's histogram points of the sink's last collection, by metric
+// name and attributes.
+func histograms(sink *consumertest.MetricsSink, container string) map[string]histogramPoint {
+	all := sink.AllMetrics()
+	if len(all) == 0 {
+		return nil
+	}
+	out := map[string]histogramPoint{}
+	rms := all[len(all)-1].ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		if id, _ := rms.At(i).Resource().Attributes().Get("codexray.container.id"); id.Str() != container {
+			continue
+		}
+		sms := rms.At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			for k := 0; k < sms.At(j).Metrics().Len(); k++ {
+				m := sms.At(j).Metrics().At(k)
+				if m.Type() != pmetric.MetricTypeHistogram {
+					continue
+				}
+				for l := 0; l < m.Histogram().DataPoints().Len(); l++ {
+					dp := m.Histogram().DataPoints().At(l)
+					out[fmt.Sprint(m.Name(), dp.Attributes().AsRaw())] = histogramPoint{
+						start: dp.StartTimestamp(), count: dp.Count(), sum: dp.Sum(), bucketCount: fmt.Sprint(dp.BucketCounts().AsRaw()),
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 // collection is one collection the sink received: its time and the points by codexray.container.id.
@@ -274,10 +328,19 @@ func TestAgentRestartReportsContainersWithinRetention(t *testing.T) {
 	eb1.connect(pidA, 1)
 	eb1.connect(pidA, 2)
 	eb1.connect(pidB, 3)
+	eb1.request(pidA, 1, false) // to the destination A connected to
+	eb1.request(pidA, 2, false)
+	eb1.request(pidA, 10, true)
+	eb1.request(pidB, 11, true)
+	const (
+		httpOut = "container.http.requests{actual_destination=10.0.0.1:5432,destination=10.0.0.1:5432,status=200}"
+		httpIn  = "container.http.inbound_requests{status=200}"
+	)
 	require.Eventually(t, func() bool {
 		c := last(sink1)
-		return len(sourceCounters(c.points[ctrA])) >= 2 && len(sourceCounters(c.points[ctrB])) >= 2
-	}, 5*time.Second, 10*time.Millisecond, "both containers reported with their log and TCP counts")
+		a, b := sourceCounters(c.points[ctrA]), sourceCounters(c.points[ctrB])
+		return len(a) >= 2 && len(b) >= 2 && a[httpOut].Value == 2 && a[httpIn].Value == 1 && b[httpIn].Value == 1
+	}, 5*time.Second, 10*time.Millisecond, "both containers reported with their log, TCP and HTTP counts")
 	attrsA := containerAttrs(last(sink1).points[ctrA])
 	for k, v := range map[string]string{
 		"container.id": idA, "container.name": "billing", "container.image.name": "shop/billing", "container.runtime.name": "docker",
@@ -292,6 +355,7 @@ func TestAgentRestartReportsContainersWithinRetention(t *testing.T) {
 		return ok && !c.GoneAt().IsZero()
 	}, 5*time.Second, 10*time.Millisecond)
 	require.NotEmpty(t, saved(idB), "B's state is saved while it is within its retention")
+	require.Contains(t, saved(idB), stateL7+ctrB, "B's request series are saved while it is within its retention")
 	require.Eventually(t, func() bool {
 		_, reported := last(sink1).points[ctrB]
 		return !reported && len(saved(idB)) == 0
@@ -320,9 +384,11 @@ func TestAgentRestartReportsContainersWithinRetention(t *testing.T) {
 	finalA := sourceCounters(final.points[ctrA])
 	require.NotEmpty(t, finalA, "A is within its retention at the stop")
 	assert.NotContains(t, final.points, ctrB)
-	assert.NotEmpty(t, saved(idA))
+	assert.Contains(t, saved(idA), stateL7+ctrA)
 	assert.Empty(t, saved(idB))
 	askedB := dockerd.questions(idB)
+	histA := histograms(sink1, ctrA)
+	require.Len(t, histA, 2, "A's HTTP histograms, outbound and inbound")
 
 	// The agent is down; then it restarts on the same storage. A runs no more, B neither; their
 	// log files are still there, as dockerd keeps them until the containers are removed.
@@ -345,6 +411,9 @@ func TestAgentRestartReportsContainersWithinRetention(t *testing.T) {
 		assert.GreaterOrEqual(t, after.Value, before.Value, "%s went below what was reported before the restart", key)
 	}
 	assert.Equal(t, 2.0, againA["container.net.tcp.successful_connects{actual_destination=10.0.0.1:5432,destination=10.0.0.1:5432}"].Value, "%v", againA)
+	assert.Equal(t, 2.0, againA[httpOut].Value, "%v", againA)
+	assert.Equal(t, 1.0, againA[httpIn].Value, "%v", againA)
+	assert.Equal(t, histA, histograms(sink2, ctrA), "A's request histograms continue under their starts, with their buckets")
 
 	// For the retention counted from the restart, then no more: its series stop, its saved
 	// state goes.

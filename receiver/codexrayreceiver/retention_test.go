@@ -131,15 +131,23 @@ func (b *retentionBed) connect(cgroup uint64, sock uint64) {
 // request feeds one HTTP exchange of a container's to the L7 capture: outbound on a socket the
 // tracer saw it connect, or inbound (it serves).
 func (b *retentionBed) request(cgroup, sock uint64, inbound bool) {
+	feedHTTP(b.l7, b.now, l7.Segment{Sock: sock, CgroupID: cgroup}, inbound)
+}
+
+// feedHTTP feeds lt one HTTP exchange of 1 ms at time at, on the connection (and of the
+// process or cgroup) of seg: outbound, or inbound (the container serves).
+func feedHTTP(lt *l7tracer.Tracer, at time.Time, seg l7.Segment, inbound bool) {
 	req := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 	reqFlags, respFlags := l7.FlagNew, l7.FlagReceived
 	if inbound {
 		reqFlags, respFlags = l7.FlagNew|l7.FlagReceived|l7.FlagServer, l7.FlagServer
 	}
-	ts := uint64(b.now.UnixNano())
-	b.l7.Feed(&l7.Segment{Timestamp: ts, Sock: sock, CgroupID: cgroup, Length: uint32(len(req)), Protocol: l7.ProtocolHTTP, Flags: reqFlags, Payload: req})
-	b.l7.Feed(&l7.Segment{Timestamp: ts + 1e6, Sock: sock, CgroupID: cgroup, Length: uint32(len(resp)), Protocol: l7.ProtocolHTTP, Flags: respFlags, Payload: resp})
+	first, second := seg, seg
+	first.Timestamp, first.Length, first.Protocol, first.Flags, first.Payload = uint64(at.UnixNano()), uint32(len(req)), l7.ProtocolHTTP, reqFlags, req
+	second.Timestamp, second.Length, second.Protocol, second.Flags, second.Payload = uint64(at.UnixNano())+1e6, uint32(len(resp)), l7.ProtocolHTTP, respFlags, resp
+	lt.Feed(&first)
+	lt.Feed(&second)
 }
 
 func (b *retentionBed) log(id containers.ID, file, text string) {

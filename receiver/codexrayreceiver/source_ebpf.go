@@ -107,12 +107,28 @@ func (s *ebpfSource) startL7(t *tracer.Tracer) (*l7tracer.Tracer, string) {
 	if !s.l7cfg.Enabled {
 		return nil, ""
 	}
-	lt := l7tracer.New(l7tracer.Options{Config: s.l7cfg, Resolver: s.registry, Connections: t, Logger: s.logger})
+	lt := s.newL7(t)
 	if err := lt.Start(t.Probe()); err != nil {
 		s.logger.Warn("L7 capture unavailable: no request metrics", zap.Error(err))
 		return nil, "L7 capture unavailable (" + err.Error() + "): no request metrics"
 	}
 	return lt, ""
+}
+
+// newL7 builds the L7 capture over t, continuing the request series of the previous run.
+func (s *ebpfSource) newL7(t *tracer.Tracer) *l7tracer.Tracer {
+	lt := l7tracer.New(l7tracer.Options{Config: s.l7cfg, Resolver: s.registry, Connections: t, Logger: s.logger})
+	if s.state == nil {
+		return lt
+	}
+	var fqdns []requeststats.SavedFQDN
+	for _, f := range decodeRecords[[]requeststats.SavedFQDN](s.state, stateL7FQDN, s.logger) {
+		fqdns = append(fqdns, f...)
+	}
+	if err := lt.Restore(decodeRecords[requeststats.SavedContainer](s.state, stateL7, s.logger), fqdns); err != nil {
+		s.logger.Warn("saved L7 request series skipped; they start from zero", zap.Error(err))
+	}
+	return lt
 }
 
 func (s *ebpfSource) enqueueProcess(e tracer.ProcessEvent) {
@@ -179,16 +195,27 @@ func (s *ebpfSource) stopInput(context.Context) {
 	}
 }
 
-// saveState saves every container's TCP and OOM counters.
+// saveState saves every container's TCP and OOM counters and L7 request series, and the
+// node's ip→fqdn pairs (the "fqdn:port" destinations of those series).
 func (s *ebpfSource) saveState(cp *checkpoint) {
 	s.mu.Lock()
-	t := s.tracer
+	t, lt := s.tracer, s.l7
 	s.mu.Unlock()
 	if t == nil {
 		return
 	}
 	for _, c := range t.Save() {
 		cp.put(stateTCP+string(c.ID), c)
+	}
+	if lt == nil {
+		return
+	}
+	series, fqdns := lt.Save()
+	for _, c := range series {
+		cp.put(stateL7+c.ID, c)
+	}
+	if len(fqdns) > 0 {
+		cp.put(stateL7FQDN, fqdns)
 	}
 }
 

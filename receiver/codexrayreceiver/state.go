@@ -17,9 +17,9 @@ import (
 
 // The receiver's state across restarts. With a storage extension (the `storage` option), the
 // cumulative state of every source (log message counts, pattern identities, TCP and OOM
-// counters, delay totals, each with its start time) and the log read positions are saved
-// together, in one storage batch, at every checkpoint; a restarted agent restores them before
-// its sources start and continues every counter under its old start time.
+// counters, L7 request series, delay totals, each with its start time) and the log read
+// positions are saved together, in one storage batch, at every checkpoint; a restarted agent
+// restores them before its sources start and continues every counter under its old start time.
 //
 // A checkpoint is taken at every collection, after the collection is recorded and before it is
 // pushed, and at shutdown after the last collection. The log positions and the log counts it
@@ -43,6 +43,8 @@ const (
 	stateLogStreams  = "state/logs/"
 	stateLogPatterns = "state/patterns/"
 	stateTCP         = "state/tcp/"
+	stateL7          = "state/l7/"
+	stateL7FQDN      = "state/l7-fqdn" // the node's ip→fqdn pairs, one record
 	stateDelays      = "state/delays/"
 )
 

@@ -16,6 +16,8 @@
 //	s.ContainerStats(containerID, &cs) // at each collection, reusing cs
 //	s.IPToFQDN(func(ip netip.Addr, fqdn string) { ... })
 //	s.Expire(now)
+//	saved, fqdns := s.Save(), s.SaveFQDNs() // at a checkpoint; a restarted agent's new Store:
+//	err := s.Restore(saved, fqdns)          // before its first request
 package requeststats
 
 import (
