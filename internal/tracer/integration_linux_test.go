@@ -299,8 +299,8 @@ func freePort(t *testing.T) int {
 func TestTracerRetransmits(t *testing.T) {
 	tr, _ := startTracer(t, nil)
 	port := freePort(t)
-	iptables(t, "filter", "INPUT", "-p", "tcp", "--dport", strconv.Itoa(port), "-j", "DROP")
-	dst := fmt.Sprintf("127.0.0.1:%d", port)
+	iptables(t, "filter", "INPUT", "-p", "tcp", "-d", testutil.DroppedIP, "--dport", strconv.Itoa(port), "-j", "DROP")
+	dst := net.JoinHostPort(testutil.DroppedIP, strconv.Itoa(port))
 	// SYN retransmits at ~1 s and ~3 s
 	if c, err := net.DialTimeout("tcp", dst, 3500*time.Millisecond); err == nil {
 		c.Close()
