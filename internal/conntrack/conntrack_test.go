@@ -20,11 +20,11 @@ func freePort(t *testing.T) uint16 {
 	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }
 
-// dnatRule redirects locally originated TCP to 127.0.0.1:from towards 127.0.0.1:to.
+// dnatRule redirects locally originated TCP to testutil.RuleIP:from towards 127.0.0.1:to.
 func dnatRule(t *testing.T, from, to uint16) {
 	t.Helper()
 	spec := []string{
-		"OUTPUT", "-p", "tcp", "-d", "127.0.0.1", "--dport", strconv.Itoa(int(from)),
+		"OUTPUT", "-p", "tcp", "-d", testutil.RuleIP, "--dport", strconv.Itoa(int(from)),
 		"-j", "DNAT", "--to-destination", "127.0.0.1:" + strconv.Itoa(int(to)),
 	}
 	out, err := exec.Command("iptables", append([]string{"-t", "nat", "-I"}, spec...)...).CombinedOutput()
@@ -60,18 +60,18 @@ func TestActualDestinationDNAT(t *testing.T) {
 	dialled := freePort(t)
 	dnatRule(t, dialled, target)
 
-	conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(dialled)))
+	conn, err := net.Dial("tcp", net.JoinHostPort(testutil.RuleIP, strconv.Itoa(int(dialled))))
 	if err != nil {
 		t.Fatalf("dial through DNAT: %v", err)
 	}
 	defer conn.Close()
 	src := conn.LocalAddr().(*net.TCPAddr).AddrPort()
-	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), dialled)
+	dst := netip.AddrPortFrom(netip.MustParseAddr(testutil.RuleIP), dialled)
 	actual, found, err := r.ActualDestination(netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), dst)
 	if err != nil || !found {
 		t.Fatalf("ActualDestination: found=%v err=%v", found, err)
 	}
-	if want := netip.AddrPortFrom(dst.Addr(), target); actual != want {
+	if want := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), target); actual != want {
 		t.Errorf("actual destination = %s, want %s", actual, want)
 	}
 

@@ -59,8 +59,8 @@ func WaitReadable(t testing.TB, c syscall.Conn, n int) {
 	t.Fatalf("%d bytes never arrived on fd %d", n, fd)
 }
 
-// DroppedIP is the loopback address that tests dropping packets (iptables DROP, to make
-// connects retransmit their SYNs) send to. Their rules match it and the port, never port
+// RuleIP is the loopback address that tests adding iptables rules (a DROP that makes connects
+// retransmit their SYNs, a DNAT) send to. Their rules match it and the port, never the port
 // alone: a port the kernel gave one test can be any other test's listener an instant later,
-// and all of 127.0.0.0/8 reaches this host while other tests listen on 127.0.0.1 only.
-const DroppedIP = "127.0.0.123"
+// and all of 127.0.0.0/8 reaches this host while other tests use 127.0.0.1 only.
+const RuleIP = "127.0.0.123"

@@ -299,8 +299,8 @@ func freePort(t *testing.T) int {
 func TestTracerRetransmits(t *testing.T) {
 	tr, _ := startTracer(t, nil)
 	port := freePort(t)
-	iptables(t, "filter", "INPUT", "-p", "tcp", "-d", testutil.DroppedIP, "--dport", strconv.Itoa(port), "-j", "DROP")
-	dst := net.JoinHostPort(testutil.DroppedIP, strconv.Itoa(port))
+	iptables(t, "filter", "INPUT", "-p", "tcp", "-d", testutil.RuleIP, "--dport", strconv.Itoa(port), "-j", "DROP")
+	dst := net.JoinHostPort(testutil.RuleIP, strconv.Itoa(port))
 	// SYN retransmits at ~1 s and ~3 s
 	if c, err := net.DialTimeout("tcp", dst, 3500*time.Millisecond); err == nil {
 		c.Close()
@@ -317,9 +317,9 @@ func TestTracerActualDestinationDNAT(t *testing.T) {
 	ln := echoServer(t)
 	target := ln.Addr().(*net.TCPAddr).Port
 	dialled := freePort(t)
-	iptables(t, "nat", "OUTPUT", "-p", "tcp", "-d", "127.0.0.1", "--dport", strconv.Itoa(dialled),
+	iptables(t, "nat", "OUTPUT", "-p", "tcp", "-d", testutil.RuleIP, "--dport", strconv.Itoa(dialled),
 		"-j", "DNAT", "--to-destination", fmt.Sprintf("127.0.0.1:%d", target))
-	dst := fmt.Sprintf("127.0.0.1:%d", dialled)
+	dst := net.JoinHostPort(testutil.RuleIP, strconv.Itoa(dialled))
 	c, err := net.Dial("tcp", dst)
 	if err != nil {
 		t.Fatalf("dial through DNAT: %v", err)

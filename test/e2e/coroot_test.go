@@ -62,7 +62,7 @@ func TestCorootAcceptance(t *testing.T) {
 	dockerWorkload(t, web, []string{"-v", volume + ":/data", "--cpus", "0.5", "-m", "256m"},
 		"serve", fmt.Sprintf("0.0.0.0:%d", serverPort))
 	url := fmt.Sprintf("http://127.0.0.1:%d/", serverPort)
-	dockerWorkload(t, client, nil, "client", url, addr(refusedPort), net.JoinHostPort(testutil.DroppedIP, strconv.Itoa(droppedPort)))
+	dockerWorkload(t, client, nil, "client", url, addr(refusedPort), net.JoinHostPort(testutil.RuleIP, strconv.Itoa(droppedPort)))
 	podLogs := t.TempDir()
 	pod := startCRIPod(t, "cxc-api-7d9f8b6c5d-x2x4z", "cx-coroot", podLogs)
 	pod.run(t, "client", "client", url)
@@ -416,11 +416,11 @@ func reportCoroot(t *testing.T, results []queryResult) {
 	t.Logf("summary: %v", count)
 }
 
-// dropSYNs makes the kernel drop TCP packets to testutil.DroppedIP:port while the test runs,
+// dropSYNs makes the kernel drop TCP packets to testutil.RuleIP:port while the test runs,
 // so connects to it retransmit their SYNs.
 func dropSYNs(t testing.TB, port int) {
 	t.Helper()
-	rule := []string{"INPUT", "-p", "tcp", "-d", testutil.DroppedIP, "--dport", strconv.Itoa(port), "-j", "DROP"}
+	rule := []string{"INPUT", "-p", "tcp", "-d", testutil.RuleIP, "--dport", strconv.Itoa(port), "-j", "DROP"}
 	if out, err := exec.Command("iptables", append([]string{"-I"}, rule...)...).CombinedOutput(); err != nil {
 		t.Fatalf("iptables -I %v: %v\n%s", rule, err, out)
 	}
