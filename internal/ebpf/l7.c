@@ -983,6 +983,10 @@ __attribute__((noinline)) int new_conn(struct l7_call *call, int verdict)
 		fresh->ino = call->a.ino;
 	}
 	bpf_map_update_elem(&l7_conns, &key, fresh, BPF_NOEXIST);
+	// A reset handled on another CPU between the check above and the insert found no state
+	// to delete: look again, so that such state lives one event at most.
+	if (!call->a.udp && BPF_CORE_READ((struct sock *)key, __sk_common.skc_state) == TCP_CLOSE)
+		bpf_map_delete_elem(&l7_conns, &key);
 	return 0;
 }
 

@@ -59,7 +59,7 @@ func TestContainerMetricsIncompleteCgroups(t *testing.T) {
 		return metricValues(t, mb.Emit())["codexray.source.errors{reason=cgroup_incomplete,source=containers}"]
 	}
 	for collection := 1; collection <= 2; collection++ {
-		got, _ := containerResource(t, r.collect(time.Now()), "/docker/"+id)
+		got, _ := containerResource(t, r.collect(context.Background(), time.Now()), "/docker/"+id)
 		assert.Equal(t, 4096.0, got["container.resources.memory.rss"], "collection %d", collection)
 		assert.Equal(t, 67108864.0, got["container.resources.memory.limit"], "collection %d", collection)
 		assert.Equal(t, 2.0, got["container.resources.cpu.usage"], "collection %d: usage from the container's cgroup v2", collection)
@@ -74,7 +74,7 @@ func TestContainerMetricsIncompleteCgroups(t *testing.T) {
 	put(filepath.Join(root, "cpu", ctr, "cpu.cfs_quota_us"), "30000\n")
 	put(filepath.Join(root, "cpu", ctr, "cpu.cfs_period_us"), "100000\n")
 	put(filepath.Join(root, "cpuacct", ctr, "cpuacct.usage"), "2000000500\n")
-	got, _ := containerResource(t, r.collect(time.Now()), "/docker/"+id)
+	got, _ := containerResource(t, r.collect(context.Background(), time.Now()), "/docker/"+id)
 	assert.Equal(t, 0.3, got["container.resources.cpu.limit_cores"])
 	assert.Equal(t, 0.03, got["container.resources.cpu.throttled"])
 	assert.Equal(t, 2.0000005, got["container.resources.cpu.usage"])

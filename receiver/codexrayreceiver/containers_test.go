@@ -145,7 +145,7 @@ func TestRegistryThatCannotStartDegrades(t *testing.T) {
 	var reported []*componentstatus.Event
 	host := &statusHost{report: func(ev *componentstatus.Event) { reported = append(reported, ev) }}
 	require.NoError(t, r.Start(context.Background(), host))
-	md := r.collect(time.Now())
+	md := r.collect(context.Background(), time.Now())
 	require.NoError(t, r.Shutdown(context.Background()))
 
 	assert.True(t, working.started)
@@ -290,7 +290,7 @@ func TestContainersSourceKubernetesRestart(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
 	r.registry.Scan()
 
-	md := r.collect(time.Now())
+	md := r.collect(context.Background(), time.Now())
 	before, start0 := containerResource(t, md, k8sID)
 	assert.Equal(t, 0.0, before["container.restarts"])
 	restartsStart0 := sumStart(t, md, k8sID, "container.restarts")
@@ -318,7 +318,7 @@ func TestContainersSourceKubernetesRestart(t *testing.T) {
 	time.Sleep(10 * time.Millisecond) // a visibly later start timestamp
 	replace(202, podDir+"/cri-containerd-"+oldID+".scope", 210, podDir+"/cri-containerd-"+newID+".scope", 250000)
 
-	md = r.collect(time.Now())
+	md = r.collect(context.Background(), time.Now())
 	after, start1 := containerResource(t, md, k8sID)
 	assert.Equal(t, restartsStart0, sumStart(t, md, k8sID, "container.restarts"), "a restart continues the count")
 	second, ok := r.registry.ContainerByID(k8sID)
@@ -334,7 +334,7 @@ func TestContainersSourceKubernetesRestart(t *testing.T) {
 	recreatedAt := pcommon.NewTimestampFromTime(time.Now())
 	replace(210, podDir, 211, newPodDir+"/cri-containerd-"+newPodID+".scope", 1000)
 
-	md = r.collect(time.Now())
+	md = r.collect(context.Background(), time.Now())
 	recreated, _ := containerResource(t, md, k8sID)
 	assert.Equal(t, 0.0, recreated["container.restarts"], "the new pod's attempt")
 	restartsStart2 := sumStart(t, md, k8sID, "container.restarts")

@@ -229,11 +229,11 @@ func (r *codexrayReceiver) tick(ctx context.Context) {
 	r.mu.Unlock()
 	var md pmetric.Metrics
 	if next != nil {
-		md = r.collect(time.Now())
+		md = r.collect(ctx, time.Now())
 	} else {
 		// In a logs pipeline only: the series are not collected, but the sources' state still
 		// ends with the retention, and the registry still learns the containers it never saw.
-		r.retention.apply(time.Now(), r.listing.Containers(), r.runningSources(), r.listing)
+		r.retention.apply(ctx, time.Now(), r.listing.Containers(), r.runningSources(), r.listing)
 	}
 	if r.state != nil {
 		r.saveState(ctx)
@@ -260,14 +260,14 @@ func (r *codexrayReceiver) saveState(ctx context.Context) {
 }
 
 // collect builds one pmetric.Metrics: a resource per container, then the node resource.
-func (r *codexrayReceiver) collect(t time.Time) pmetric.Metrics {
+func (r *codexrayReceiver) collect(ctx context.Context, t time.Time) pmetric.Metrics {
 	now := pcommon.NewTimestampFromTime(t)
 	mb := r.mb
 	running := r.runningSources()
 
 	registryRunning := r.states[registryName] == stateRunning
 	listed := r.listing.Containers()
-	retained := r.retention.apply(t, listed, running, r.listing)
+	retained := r.retention.apply(ctx, t, listed, running, r.listing)
 	corootOn := r.cfg.ResourceAttributes.CorootContainerID.Enabled
 	var names []corootNames
 	var skip []bool

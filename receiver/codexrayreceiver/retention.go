@@ -1,6 +1,7 @@
 package codexrayreceiver
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -75,7 +76,7 @@ func newRetention(containerRetention time.Duration) *retention {
 // apply takes the registry's list of this collection: sources forget the containers whose
 // retention is over (and those never described in time), the registry is asked about those it
 // never listed, and the containers reported only for a retainer's metric are returned, sorted.
-func (r *retention) apply(now time.Time, listed []*containers.Container, sources []source, reg goneDescriber) []retained {
+func (r *retention) apply(ctx context.Context, now time.Time, listed []*containers.Container, sources []source, reg goneDescriber) []retained {
 	// The sources are called without r.mu: what they emit meanwhile (log-pattern records) asks
 	// lastListed.
 	held := map[containers.ID]string{}
@@ -95,7 +96,7 @@ func (r *retention) apply(now time.Time, listed []*containers.Container, sources
 	forget := r.decide(now, listed, held, reg)
 	if len(forget) > 0 {
 		for _, h := range holders {
-			h.forgetContainers(forget)
+			h.forgetContainers(ctx, forget)
 		}
 	}
 	var out []retained

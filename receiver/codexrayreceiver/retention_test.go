@@ -1,6 +1,7 @@
 package codexrayreceiver
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -158,7 +159,7 @@ func (b *retentionBed) log(id containers.ID, file, text string) {
 // container.id ("" for the node).
 func (b *retentionBed) collect(d time.Duration) map[string][]metricstest.Point {
 	b.now = b.now.Add(d)
-	md := b.r.collect(b.now)
+	md := b.r.collect(context.Background(), b.now)
 	out := map[string][]metricstest.Point{}
 	for _, p := range metricstest.Points(md) {
 		id, _ := p.Resource.Get("codexray.container.id")

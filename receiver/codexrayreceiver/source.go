@@ -79,7 +79,7 @@ type containerHolder interface {
 	// it read the container's output from, when it knows one.
 	heldContainers() []heldContainer
 	// forgetContainers drops the state of containers gone for good.
-	forgetContainers(ids []containers.ID)
+	forgetContainers(ctx context.Context, ids []containers.ID)
 }
 
 // heldContainer is a container a source holds state for.

@@ -354,7 +354,7 @@ func (s *ebpfSource) heldContainers() []heldContainer {
 
 // forgetContainers drops the TCP state and L7 series of containers gone for good; a recent OOM
 // kill count stays (tracer.Forget).
-func (s *ebpfSource) forgetContainers(ids []containers.ID) {
+func (s *ebpfSource) forgetContainers(_ context.Context, ids []containers.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tracer != nil {

@@ -311,7 +311,7 @@ func TestEBPFSourceRetainsOOMKills(t *testing.T) {
 	assert.Equal(t, []containers.ID{"/docker/db", "/docker/web"}, held())
 	assert.Equal(t, []containers.ID{"/docker/web"}, src.retainedContainers())
 
-	src.forgetContainers([]containers.ID{"/docker/web", "/docker/db"})
+	src.forgetContainers(context.Background(), []containers.ID{"/docker/web", "/docker/db"})
 	assert.Equal(t, []containers.ID{"/docker/web"}, held(), "the OOM kill count stays")
 	mb := newTestMetricsBuilder()
 	src.recordRetained(mb, pcommon.NewTimestampFromTime(now), "/docker/web")

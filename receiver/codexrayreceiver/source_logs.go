@@ -246,13 +246,15 @@ func (s *logsSource) flushRecords(ctx context.Context, now time.Time, hold func(
 	defer s.flushMu.Unlock()
 	ts := pcommon.NewTimestampFromTime(now)
 	var current containers.ID
+	var currentC *containers.Container // the identity found when current's records began
 	first, known := true, false
-	emitFor := func(id containers.ID) {
+	// The identity is looked up once per container: between two lookups the registry or the
+	// retention may forget it.
+	emitFor := func(id containers.ID, c *containers.Container) {
 		rb := s.lb.NewResourceBuilder()
 		if id == logs.NodeID {
 			s.node.describeNode(rb)
 		} else {
-			c, _ := s.identity(id)
 			describeContainer(rb, c, corootNamesOf(c, now))
 			s.node.describeContainerNode(rb)
 		}
@@ -261,10 +263,10 @@ func (s *logsSource) flushRecords(ctx context.Context, now time.Time, hold func(
 	patterns.FlushPatterns(func(id containers.ID) bool { return id != logs.NodeID && hold(id) }, func(r logs.PatternRecord) {
 		if first || r.Container != current {
 			if !first && known {
-				emitFor(current)
+				emitFor(current, currentC)
 			}
-			_, known = s.identity(r.Container)
-			known = known || r.Container == logs.NodeID
+			currentC, known = s.identity(r.Container)
+			known = (known && currentC != nil) || r.Container == logs.NodeID
 			first, current = false, r.Container
 		}
 		if known {
@@ -273,7 +275,7 @@ func (s *logsSource) flushRecords(ctx context.Context, now time.Time, hold func(
 		}
 	})
 	if !first && known {
-		emitFor(current)
+		emitFor(current, currentC)
 	}
 	records := s.lb.Emit()
 	if s.emitLogs == nil {
@@ -317,7 +319,7 @@ func (s *logsSource) heldContainers() []heldContainer {
 
 // forgetContainers drops the streams of containers gone for good, after flushing the records
 // of their last lines.
-func (s *logsSource) forgetContainers(ids []containers.ID) {
+func (s *logsSource) forgetContainers(ctx context.Context, ids []containers.ID) {
 	patterns := s.currentPatterns()
 	if patterns == nil {
 		return
@@ -326,7 +328,7 @@ func (s *logsSource) forgetContainers(ids []containers.ID) {
 	for _, id := range ids {
 		gone[id] = true
 	}
-	s.flushRecords(context.Background(), time.Now(), func(id containers.ID) bool { return !gone[id] })
+	s.flushRecords(ctx, time.Now(), func(id containers.ID) bool { return !gone[id] })
 	patterns.Forget(ids)
 }
 

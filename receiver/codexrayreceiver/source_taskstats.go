@@ -115,7 +115,7 @@ func (s *taskstatsSource) heldContainers() []heldContainer {
 }
 
 // forgetContainers drops the delay totals of containers gone for good.
-func (s *taskstatsSource) forgetContainers(ids []containers.ID) {
+func (s *taskstatsSource) forgetContainers(_ context.Context, ids []containers.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.collector != nil {

@@ -503,8 +503,10 @@ func (s *Store) Containers(fn func(container string)) {
 func (s *Store) Forget(container string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.containers, container)
-	s.gen++
+	if _, ok := s.containers[container]; ok {
+		delete(s.containers, container)
+		s.gen++ // only when series went: forgetting an absent container keeps every Recent valid
+	}
 }
 
 // Expire forgets what has been idle for longer than the TTL. Series that come back start

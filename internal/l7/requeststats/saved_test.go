@@ -278,7 +278,8 @@ func TestRestoreInvalidatesRecent(t *testing.T) {
 		t.Errorf("after the restore: %+v %+v", cs.Requests, cs.Durations)
 	}
 
-	// A Recent of another container stays valid, and counts into its live series.
+	// A restore invalidates every Recent; another container's next request still counts into
+	// its live series.
 	var other Recent
 	s.RecordRecent(&other, time.Time{}, "c2", l7.ProtocolHTTP, false, d, 200, l7.MethodNone, time.Millisecond)
 	if err := s.Restore([]SavedContainer{{ID: "c3", Requests: saved[0].Requests}}, nil); err != nil {

@@ -84,8 +84,8 @@ func (c *Cluster) Root() string { return c.root }
 // every component and waits until the node is Ready. On error everything started so far is
 // stopped again and the end of each component's log is logged.
 //
-// One node runs on a machine at a time: Start waits for the lock beside the root (LockPath)
-// that Stop releases. Two runs at once would each take the other's leftovers for an earlier
+// One node runs on a machine at a time: Start waits for the machine's lock (LockFile) that
+// Stop releases. Two runs at once would each take the other's leftovers for an earlier
 // run's and remove them (pods, processes, logs).
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Root == "" {
@@ -97,7 +97,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	c := &Cluster{cfg: cfg, root: cfg.Root}
-	lock, err := lockRoot(ctx, LockPath(c.root), c.logf)
+	lock, err := lockMachine(ctx, LockFile, c.logf)
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +105,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	c.runDir, c.logDir, c.pkiDir = filepath.Join(c.root, "run"), filepath.Join(c.root, "logs"), filepath.Join(c.root, "pki")
 	if err := c.bringUp(ctx); err != nil {
 		c.logf("start failed: %v; stopping what was started", err)
+		var exited *exitedError
+		errors.As(err, &exited)
 		for _, p := range c.procs {
-			c.logf("%s log:\n%s", p.name, tailFile(p.logPath, 3000))
+			if exited == nil || exited.name != p.name { // the error has that one's log
+				c.logf("%s log:\n%s", p.name, tailFile(p.logPath, 3000))
+			}
 		}
 		c.Stop()
 		return nil, err

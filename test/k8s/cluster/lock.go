@@ -9,12 +9,13 @@ import (
 	"time"
 )
 
-// LockPath is the lock a run of the node with this root holds from Start to Stop.
-func LockPath(root string) string { return root + ".lock" }
+// LockFile is the lock a run of the node holds from Start to Stop. One for the machine, not
+// per root: the socket, pod log directory, bridge, cgroup root and Cleanup are machine-wide.
+const LockFile = "/run/cxk8s.lock"
 
-// lockRoot takes the exclusive lock at path, waiting while another run holds it. The kernel
+// lockMachine takes the exclusive lock at path, waiting while another run holds it. The kernel
 // releases it when the holder exits, so a run that died never blocks the next one.
-func lockRoot(ctx context.Context, path string, logf func(string, ...any)) (*os.File, error) {
+func lockMachine(ctx context.Context, path string, logf func(string, ...any)) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("node lock: %w", err)

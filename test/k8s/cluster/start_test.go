@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-func TestLockRootWaitsForTheHolder(t *testing.T) {
-	path := LockPath(filepath.Join(t.TempDir(), "node"))
+func TestLockMachineWaitsForTheHolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.lock")
 	nolog := func(string, ...any) {}
-	first, err := lockRoot(context.Background(), path, nolog)
+	first, err := lockMachine(context.Background(), path, nolog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +20,7 @@ func TestLockRootWaitsForTheHolder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	var logged []string
-	if _, err := lockRoot(ctx, path, func(f string, a ...any) { logged = append(logged, f) }); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := lockMachine(ctx, path, func(f string, a ...any) { logged = append(logged, f) }); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("second lock while held: %v, want the context's deadline", err)
 	}
 	if len(logged) != 1 || !strings.Contains(logged[0], "waiting") {
@@ -29,7 +29,7 @@ func TestLockRootWaitsForTheHolder(t *testing.T) {
 	// Once released, the next run takes it.
 	c := &Cluster{lock: first}
 	c.unlock()
-	second, err := lockRoot(context.Background(), path, nolog)
+	second, err := lockMachine(context.Background(), path, nolog)
 	if err != nil {
 		t.Fatalf("lock after release: %v", err)
 	}
