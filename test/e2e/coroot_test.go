@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -27,16 +27,18 @@ import (
 // workload: an HTTP server (on a wildcard address, with a named volume and CPU and memory
 // limits) and a client (over the host network, also failing to connect to a closed port and
 // retransmitting SYNs to a dropped one), a Kubernetes-shaped pod of a Deployment running a
-// client, an OOM-killed container, and Redis, Memcached, PostgreSQL and DNS servers with a client
-// of them all (the host's programs in containers). It then runs Coroot's node-agent queries
-// (test/coroot/queries.yaml) against that Prometheus: every provided query must return series,
-// every series must carry the query's required labels and no label coroot-node-agent's series
-// lack, and the workload must be named as coroot-node-agent names it; a connection to the
-// server must carry, in the query's joins_listen label, a listen_addr of the server (how Coroot
-// draws the service map). Queries of protocols codexray parses but the workload does not run
-// (MySQL, MongoDB, Kafka, ...) are run and listed as not checked, never as passing; a query
-// codexray has no source for (GPU, the language runtimes, FoundationDB) fails the test if it
-// returns series, since its status in queries.yaml would be stale.
+// client, an OOM-killed container, and a server of every other protocol codexray parses
+// (Redis, Memcached, PostgreSQL, DNS, MySQL, MongoDB, Kafka, Cassandra, ClickHouse, ZooKeeper,
+// RabbitMQ, NATS: l7servers_test.go) with a client of them all. It then runs Coroot's
+// node-agent queries (test/coroot/queries.yaml) against that Prometheus: every provided query
+// must return series, every series must carry the query's required labels and no label
+// coroot-node-agent's series lack, and the workload must be named as coroot-node-agent names
+// it; a connection to the server must carry, in the query's joins_listen label, a listen_addr
+// of the server (how Coroot draws the service map). Queries the workload cannot show (the
+// inbound ones of Kafka and ZooKeeper, whose servers the L7 capture does not detect) are run
+// and listed as not checked, never as passing; a query codexray has no source for (GPU, the
+// language runtimes, FoundationDB) fails the test if it returns series, since its status in
+// queries.yaml would be stale.
 func TestCorootAcceptance(t *testing.T) {
 	testutil.RequireDocker(t)
 	testutil.RequireContainerd(t)
@@ -52,10 +54,13 @@ func TestCorootAcceptance(t *testing.T) {
 	machineID := readMachineID(t)
 
 	// The workload. Started before the agent, except the OOM kill: the agent must find
-	// running containers at start as well as new ones.
+	// running containers at start as well as new ones. The L7 servers first: some take
+	// seconds to start.
+	started := time.Now()
+	suffix := strconv.Itoa(os.Getpid())
+	l7 := startL7Servers(t, suffix)
 	serverPort, refusedPort, droppedPort := freeServicePort(t), freePort(t), freePort(t)
 	dropSYNs(t, droppedPort)
-	suffix := strconv.Itoa(os.Getpid())
 	web, client, oom := "cxc-web-"+suffix, "cxc-client-"+suffix, "cxc-oom-"+suffix
 	volume := "cxc-data-" + suffix
 	t.Cleanup(func() { _ = exec.Command("docker", "volume", "rm", "-f", volume).Run() })
@@ -66,7 +71,7 @@ func TestCorootAcceptance(t *testing.T) {
 	podLogs := t.TempDir()
 	pod := startCRIPod(t, "cxc-api-7d9f8b6c5d-x2x4z", "cx-coroot", podLogs)
 	pod.run(t, "client", "client", url)
-	l7 := startL7Servers(t, suffix)
+	l7.startPeers(t)
 
 	promPort, exporterPort := freePort(t), freePort(t)
 	overlay := writeFile(t, "coroot-overlay.yaml", fmt.Sprintf(`
@@ -97,6 +102,9 @@ scrape_configs:
 `, addr(exporterPort)))
 	startLoggedProcess(t, nil, promBin, "--config.file="+promConfig, "--storage.tsdb.path="+t.TempDir(),
 		"--web.listen-address="+addr(promPort))
+	// The L7 client once its servers listen (RabbitMQ takes seconds), while the agent starts:
+	// each of its commands opens connections of its own.
+	l7.startClient(t)
 	// The OOM kill once the tracer runs, or the kernel's event would find no one listening.
 	waitFor(context.Background(), t, "the eBPF source running", 60*time.Second, func() (bool, error) {
 		agent.requireRunning(t)
@@ -114,13 +122,23 @@ scrape_configs:
 		volume: volume, server: fmt.Sprintf("127.0.0.1:%d", serverPort), l7: l7,
 	}
 	var results []queryResult
+	t.Logf("the workload and the agent started in %s", time.Since(started).Round(100*time.Millisecond))
+	// The last query to pass, and when: what this test's time goes to.
+	var last error
+	passing := time.Now()
 	for deadline := time.Now().Add(180 * time.Second); ; time.Sleep(time.Second) {
 		agent.requireRunning(t)
 		results = runCorootQueries(prom, queries, expect)
+		for i := range results {
+			if results[i].err != nil {
+				last, passing = fmt.Errorf("%s: %w", results[i].q.Name, results[i].err), time.Now()
+			}
+		}
 		if failures(results) == nil || time.Now().After(deadline) {
 			break
 		}
 	}
+	t.Logf("the last query to fail passed %s after the start; it failed with: %v", passing.Sub(started).Round(100*time.Millisecond), last)
 	reportCoroot(t, results)
 	if err := failures(results); err != nil {
 		t.Fatalf("Coroot queries failing after 180 s:\n%v", err)
@@ -137,80 +155,6 @@ type corootExpectations struct {
 	// listens are the listen_addr values (container_net_tcp_listen_info) of the workload's
 	// servers, by the address their clients dial.
 	listens map[string][]string
-}
-
-// l7Servers are the workload's servers of the protocols Coroot's L7 queries read, in docker
-// containers on the host's network, and one client container that talks to all of them.
-type l7Servers struct {
-	client                          string // its container_id
-	redis, memcached, postgres, dns l7Server
-}
-
-type l7Server struct {
-	id, addr string // container_id, the address its client dials
-}
-
-// startL7Servers starts redis, memcached, postgres and dnsmasq (the host's Debian programs)
-// in containers of their own, and a client container that, every half second, sets and gets a
-// redis key, sets and gets a memcached key, selects from postgres and resolves a name that
-// dnsmasq answers. Each client command opens its own connection, so the L7 capture sees them
-// begin whenever the agent started.
-func startL7Servers(t testing.TB, suffix string) *l7Servers {
-	t.Helper()
-	for _, prog := range []string{"redis-server", "redis-cli", "memcached", "dnsmasq"} {
-		_, err := exec.LookPath(prog)
-		testutil.SkipUnlessPrivileged(t, err == nil, "%s not installed (scripts/install-deps.sh installs it): %v", prog, err)
-	}
-	pgBins, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	testutil.SkipUnlessPrivileged(t, len(pgBins) > 0, "postgresql server not installed (scripts/install-deps.sh installs it)")
-	pgBin := pgBins[len(pgBins)-1]
-	s := &l7Servers{}
-	named := func(what string) (string, string) {
-		name := "cxc-" + what + "-" + suffix
-		return name, "/docker/" + name
-	}
-
-	var name string
-	rp, mp, pp := freeServicePort(t), freeServicePort(t), freeServicePort(t)
-	name, s.redis.id = named("redis")
-	s.redis.addr = fmt.Sprintf("127.0.0.1:%d", rp)
-	hostProgramContainer(t, name, nil, "redis-server", "--port", strconv.Itoa(rp), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", "/tmp")
-	name, s.memcached.id = named("memcached")
-	s.memcached.addr = fmt.Sprintf("127.0.0.1:%d", mp)
-	hostProgramContainer(t, name, nil, "memcached", "-l", "127.0.0.1", "-p", strconv.Itoa(mp), "-U", "0", "-u", "nobody")
-	name, s.postgres.id = named("postgres")
-	s.postgres.addr = fmt.Sprintf("127.0.0.1:%d", pp)
-	pgDir := t.TempDir()
-	if err := os.Chmod(pgDir, 0o777); err != nil { // the postgres user writes its cluster there
-		t.Fatal(err)
-	}
-	pgUser, err := user.Lookup("postgres") // docker resolves names in the image, which has none
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostProgramContainer(t, name, []string{"--user", pgUser.Uid + ":" + pgUser.Gid, "-v", pgDir + ":/pg"}, "sh", "-c", fmt.Sprintf(
-		"%[1]s/initdb -D /pg/data -A trust -U postgres --no-sync >/dev/null && exec %[1]s/postgres -D /pg/data -p %[2]d -k /pg -c listen_addresses=127.0.0.1 -c fsync=off",
-		pgBin, pp))
-	// DNS is told by port 53: dnsmasq listens there on a loopback address of its own.
-	dnsIP := fmt.Sprintf("127.54.%d.1", os.Getpid()%200+1)
-	name, s.dns.id = named("dns")
-	s.dns.addr = dnsIP + ":53"
-	hostProgramContainer(t, name, nil, "dnsmasq", "-k", "--conf-file=/dev/null", "--listen-address="+dnsIP, "--bind-interfaces",
-		"--port=53", "--no-resolv", "--no-hosts", "--address=/web.cx.test/10.1.2.3", "--local=/test/", "-u", "root",
-		"--pid-file=/tmp/dnsmasq.pid")
-	for _, srv := range []l7Server{s.redis, s.memcached, s.postgres, s.dns} {
-		waitListening(t, srv.addr, 60*time.Second)
-	}
-
-	name, s.client = named("l7client")
-	hostProgramContainer(t, name, nil, "sh", "-c", fmt.Sprintf(`while :; do
-redis-cli -h 127.0.0.1 -p %[1]d set cx v >/dev/null; redis-cli -h 127.0.0.1 -p %[1]d get cx >/dev/null
-printf 'set cx 0 0 1\r\nx\r\nget cx\r\nquit\r\n' | nc 127.0.0.1 %[2]d >/dev/null
-%[5]s/psql -h 127.0.0.1 -p %[3]d -U postgres -qAtc 'select 1' >/dev/null
-nslookup web.cx.test %[4]s >/dev/null
-sleep 0.5; done`, rp, mp, pp, dnsIP, pgBin))
-	return s
 }
 
 // queryResult is one query's outcome.
@@ -237,7 +181,13 @@ var identityLabels = []string{"machine_id", "system_uuid", "container_id", "app_
 
 func runCorootQueries(prom string, queries []coroot.Query, want corootExpectations) []queryResult {
 	want.listens = map[string][]string{}
-	for _, srv := range []l7Server{{want.web, want.server}, want.l7.redis, want.l7.memcached, want.l7.postgres} {
+	servers := []l7Server{{id: want.web, addr: want.server}}
+	for _, srv := range want.l7.byProtocol() {
+		if srv.servicePort {
+			servers = append(servers, srv)
+		}
+	}
+	for _, srv := range servers {
 		listens, _ := promQuery(prom, fmt.Sprintf(`%s{container_id=%q}`, coroot.ListenInfo, srv.id))
 		for _, l := range listens {
 			want.listens[srv.addr] = append(want.listens[srv.addr], l.Metric["listen_addr"])
@@ -364,6 +314,10 @@ func checkWorkload(q *coroot.Query, series []promSample, want corootExpectations
 		return need(map[string]string{"ip": "10.1.2.3", "fqdn": "web.cx.test"})
 	case "container_dns_requests_total", "container_dns_requests_latency":
 		return need(map[string]string{"container_id": want.l7.client})
+	case "l7_requests_by_dest", "l7_total_latency_by_dest":
+		// Summed by server: MySQL's and MongoDB's.
+		return errors.Join(need(map[string]string{"actual_destination": want.l7.mysql.addr}),
+			need(map[string]string{"actual_destination": want.l7.mongo.addr}))
 	case coroot.ListenInfo:
 		// The server listens on 0.0.0.0: reported at the addresses of its network namespace
 		// (the host's here, loopback included), as its clients dial it.
@@ -371,9 +325,9 @@ func checkWorkload(q *coroot.Query, series []promSample, want corootExpectations
 	}
 	// L7: the client's requests to each server (outbound, by destination) and the server's
 	// own view (inbound).
-	for proto, srv := range map[string]l7Server{
-		"http": {want.web, want.server}, "redis": want.l7.redis, "memcached": want.l7.memcached, "postgres": want.l7.postgres,
-	} {
+	servers := want.l7.byProtocol()
+	servers["http"] = l7Server{id: want.web, addr: want.server}
+	for proto, srv := range servers {
 		if !strings.HasPrefix(q.Name, "container_"+proto+"_") {
 			continue
 		}
@@ -384,9 +338,19 @@ func checkWorkload(q *coroot.Query, series []promSample, want corootExpectations
 		if proto == "http" {
 			client = want.client
 		}
-		return need(map[string]string{"container_id": client, "destination": srv.addr})
+		out := map[string]string{"container_id": client, "destination": srv.addr}
+		if proto == "rabbitmq" || proto == "nats" { // messages: published and delivered
+			return errors.Join(need(with(out, "method", "produce")), need(with(out, "method", "consume")))
+		}
+		return need(out)
 	}
 	return nil
+}
+
+func with(labels map[string]string, k, v string) map[string]string {
+	out := maps.Clone(labels)
+	out[k] = v
+	return out
 }
 
 func reportCoroot(t *testing.T, results []queryResult) {

@@ -310,17 +310,40 @@ func (w *workload) startOOMKill(t testing.TB, agent *loggedProcess, metricsAddr 
 // dockerRun starts a labelled, detached container and removes it at cleanup.
 func dockerRun(t testing.TB, args ...string) string {
 	t.Helper()
-	full := append([]string{"run", "-d", "--label", "codexray-test=1"}, args...)
-	out, err := exec.Command("docker", full...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker %v: %v\n%s", full, err, out)
+	return dockerRunAll(t, args)[0]
+}
+
+// dockerRunAll runs the containers (each one's docker run arguments) at once, removing them
+// at cleanup, and returns their ids.
+func dockerRunAll(t testing.TB, runs ...[]string) []string {
+	t.Helper()
+	ids, errs := make([]string, len(runs)), make([]error, len(runs))
+	var wg sync.WaitGroup
+	for i, args := range runs {
+		wg.Go(func() {
+			full := append([]string{"run", "-d", "--label", "codexray-test=1"}, args...)
+			out, err := exec.Command("docker", full...).CombinedOutput()
+			id := strings.TrimSpace(string(out))
+			switch {
+			case err != nil:
+				errs[i] = fmt.Errorf("docker %v: %w\n%s", full, err, out)
+			case len(id) != 64:
+				errs[i] = fmt.Errorf("docker run printed %q, want a 64-hex container id", id)
+			default:
+				ids[i] = id
+			}
+		})
 	}
-	id := strings.TrimSpace(string(out))
-	if len(id) != 64 {
-		t.Fatalf("docker run printed %q, want a 64-hex container id", id)
+	wg.Wait()
+	for _, id := range ids {
+		if id != "" {
+			t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
+		}
 	}
-	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
-	return id
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
 
 // The Prometheus text-format scraper and parser live in internal/testutil (test/k8s uses

@@ -91,8 +91,13 @@ var hostBinaries = []string{
 // (removed at cleanup) and returns its 64-hex id.
 func hostProgramContainer(t testing.TB, name string, extra []string, args ...string) string {
 	t.Helper()
+	return dockerRun(t, hostProgram(name, extra, args...)...)
+}
+
+// hostProgram is the docker run arguments of hostProgramContainer.
+func hostProgram(name string, extra []string, args ...string) []string {
 	opts := append(append([]string{"--name", name, "--network", "host"}, hostBinaries...), extra...)
-	return dockerRun(t, append(append(opts, testutil.DockerImage), args...)...)
+	return append(append(opts, testutil.DockerImage), args...)
 }
 
 // waitListening waits until something accepts TCP connections at addr.
