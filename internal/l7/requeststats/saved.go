@@ -259,6 +259,11 @@ func (s *Store) restoreRequests(c *containerState, sc *SavedContainer, re *Resto
 		case r.Method > l7.MethodConsume:
 			re.invalid("container %s: method %d", sc.ID, r.Method)
 			continue
+		case r.Status >= l7.DNSStatus(0) || (r.Status != l7.StatusUnknown && r.Status.Label() == "unknown"):
+			// A DNS RCODE belongs to the DNS series; a value no status has would be exported as
+			// a status label it never was.
+			re.invalid("container %s: status %d", sc.ID, r.Status)
+			continue
 		}
 		k := seriesKey{proto: r.Protocol, inbound: r.Inbound, dst: dst, status: r.Status, method: r.Method}
 		if _, dup := c.requests[k]; dup {

@@ -216,6 +216,8 @@ func TestRestoreSkipsInvalid(t *testing.T) {
 			c.Requests[0].Protocol, c.Requests[0].Inbound, c.Requests[0].SavedDestination = l7.ProtocolNATS, true, SavedDestination{}
 		}},
 		{"method", func(c *SavedContainer) { c.Requests[0].Method = 7 }},
+		{"dns status on a request", func(c *SavedContainer) { c.Requests[0].Status = l7.DNSStatus(3) }},
+		{"no status has that value", func(c *SavedContainer) { c.Requests[0].Status = 50 }},
 		{"twice", func(c *SavedContainer) { c.Requests = append(c.Requests, c.Requests[0]) }},
 		{"short histogram", func(c *SavedContainer) { h := hist; h.Counts = h.Counts[:3]; c.Durations = []SavedHistogram{h} }},
 		{"histogram count", func(c *SavedContainer) { h := hist; h.Count = 5; c.Durations = []SavedHistogram{h} }},
