@@ -144,3 +144,40 @@ func kernelRelease(t testing.TB) string {
 }
 
 func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+// otlpBackend is a second otelcol-codexray standing in for an OTLP backend: it receives
+// OTLP/gRPC at otlp and serves the metrics it got at prom (Prometheus text), with the listed
+// resource attributes as labels.
+type otlpBackend struct {
+	*loggedProcess
+	otlp, prom string
+}
+
+// startOTLPBackend starts one; with logs, the log records it receives are written to its log
+// (logPath) by the debug exporter.
+func startOTLPBackend(t testing.TB, bin string, logs bool, labels ...string) *otlpBackend {
+	t.Helper()
+	b := &otlpBackend{otlp: addr(freePort(t)), prom: addr(freePort(t))}
+	debug, logsPipeline := "", ""
+	if logs {
+		debug = "\n  debug: {verbosity: detailed}"
+		logsPipeline = "\n    logs: {receivers: [otlp], exporters: [debug]}"
+	}
+	b.loggedProcess = startLoggedProcess(t, nil, bin, "--config", writeFile(t, "backend.yaml", fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %s
+exporters:
+  prometheus:
+    endpoint: %s
+    resource_constant_labels:
+      included: [%s]%s
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines:
+    metrics: {receivers: [otlp], exporters: [prometheus]}%s
+`, b.otlp, b.prom, strings.Join(labels, ", "), debug, logsPipeline)))
+	return b
+}

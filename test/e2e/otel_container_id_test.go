@@ -30,27 +30,7 @@ func TestOTelSDKContainerIDMatches(t *testing.T) {
 	testutil.RequireContainerd(t)
 	bin := distBinary(t)
 
-	otlpPort, promPort := freePort(t), freePort(t)
-	backend := startLoggedProcess(t, nil, bin, "--config", writeFile(t, "backend.yaml", fmt.Sprintf(`
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: %s
-exporters:
-  prometheus:
-    endpoint: %s
-    resource_constant_labels:
-      included: [container.id, codexray.container.id, container.runtime.name, container.name, k8s.pod.name]
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      exporters: [prometheus]
-`, addr(otlpPort), addr(promPort))))
+	backend := startOTLPBackend(t, bin, false, "container.id", "codexray.container.id", "container.runtime.name", "container.name", "k8s.pod.name")
 
 	suffix := strconv.Itoa(os.Getpid())
 	dockerName := "cx-sdkid-" + suffix
@@ -68,7 +48,7 @@ receivers:
       dmi_root: %s
 `, testutil.ContainerdSocket, t.TempDir()))
 	agent := startLoggedProcess(t, []string{
-		"CODEXRAY_OTLP_ENDPOINT=" + addr(otlpPort),
+		"CODEXRAY_OTLP_ENDPOINT=" + backend.otlp,
 		"CODEXRAY_OTLP_INSECURE=true",
 		"CODEXRAY_COLLECTION_INTERVAL=2s",
 		"CODEXRAY_HEALTH_ENDPOINT=" + addr(freePort(t)),
@@ -103,7 +83,7 @@ receivers:
 	waitFor(ctx, t, "the agent's resources of both containers at the OTLP backend", 90*time.Second, func() (bool, error) {
 		agent.requireRunning(t)
 		backend.requireRunning(t)
-		s, err := scrape(addr(promPort))
+		s, err := scrape(backend.prom)
 		if err != nil {
 			return false, err
 		}

@@ -32,42 +32,16 @@ func TestOTLPPushToBackend(t *testing.T) {
 	bin := distBinary(t)
 	sources := sourcesInTree(t)
 
-	otlpPort, promPort := freePort(t), freePort(t)
-	backendConfig := writeFile(t, "backend.yaml", fmt.Sprintf(`
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: %s
-exporters:
-  prometheus:
-    endpoint: %s
-    resource_constant_labels:
-      included: [container.id, codexray.container.id, container.runtime.name, host.name]
-  debug:
-    verbosity: detailed
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      exporters: [prometheus]
-    logs:
-      receivers: [otlp]
-      exporters: [debug]
-`, addr(otlpPort), addr(promPort)))
-	backend := startLoggedProcess(t, nil, bin, "--config", backendConfig)
+	backend := startOTLPBackend(t, bin, true, "container.id", "codexray.container.id", "container.runtime.name", "host.name")
 
 	w := startWorkload(t, sources)
 	agent := startLoggedProcess(t, []string{
-		"CODEXRAY_OTLP_ENDPOINT=" + addr(otlpPort),
+		"CODEXRAY_OTLP_ENDPOINT=" + backend.otlp,
 		"CODEXRAY_OTLP_INSECURE=true",
 		"CODEXRAY_COLLECTION_INTERVAL=2s",
 		"CODEXRAY_HEALTH_ENDPOINT=" + addr(freePort(t)),
 	}, bin, "--config", filepath.Join(repoRoot(t), "config", "otlp.yaml"), "--config", testOverlay(t))
-	w.startOOMKill(t, agent, addr(promPort))
+	w.startOOMKill(t, agent, backend.prom)
 
 	ctx := context.Background()
 	var last []sample
@@ -75,7 +49,7 @@ service:
 		agent.requireRunning(t)
 		backend.requireRunning(t)
 		var err error
-		if last, err = scrape(addr(promPort)); err != nil {
+		if last, err = scrape(backend.prom); err != nil {
 			return false, err
 		}
 		err = checkAgentMetrics(last, sources, w, semconvLabels)

@@ -265,23 +265,7 @@ func sum(samples []sample) float64 {
 func TestShutdownPushesTheLastCollection(t *testing.T) {
 	testutil.RequireDocker(t)
 	bin := distBinary(t)
-	otlpPort, promPort := freePort(t), freePort(t)
-	backend := startLoggedProcess(t, nil, bin, "--config", writeFile(t, "backend.yaml", fmt.Sprintf(`
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: %s
-exporters:
-  prometheus:
-    endpoint: %s
-    resource_constant_labels:
-      included: [codexray.container.id]
-service:
-  telemetry: {metrics: {level: none}}
-  pipelines:
-    metrics: {receivers: [otlp], exporters: [prometheus]}
-`, addr(otlpPort), addr(promPort))))
+	backend := startOTLPBackend(t, bin, false, "codexray.container.id")
 
 	const lines = 500
 	writer := dockerRun(t, "--network", "none", testutil.DockerImage, "sh", "-c",
@@ -300,9 +284,9 @@ service:
   telemetry: {metrics: {level: none}}
   pipelines:
     metrics: {receivers: [codexray], processors: [batch], exporters: [otlp_grpc]}
-`, addr(otlpPort))))
-	b := &backendView{t: t, addr: addr(promPort)}
-	b.awaitAgent(backend) // the agent's first collection went through the backend
+`, backend.otlp)))
+	b := &backendView{t: t, addr: backend.prom}
+	b.awaitAgent(backend.loggedProcess) // the agent's first collection went through the backend
 	labels := map[string]string{"codexray_container_id": "/docker/" + writer}
 	out, err := exec.Command("docker", "logs", writer).CombinedOutput()
 	for deadline := time.Now().Add(30 * time.Second); strings.Count(string(out), "\n") < lines; {
@@ -317,5 +301,5 @@ service:
 		t.Fatalf("the lines reached the backend before the stop: the test proves nothing (%v)", err)
 	}
 	stop(t, agent, syscall.SIGTERM)
-	b.awaitValue(backend, "container_log_messages_total", labels, lines)
+	b.awaitValue(backend.loggedProcess, "container_log_messages_total", labels, lines)
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,7 +133,7 @@ func startCRIPod(t testing.TB, name, namespace, logDir string) *criPod {
 			"security_context": map[string]any{"namespace_options": map[string]any{"network": 2}},
 		},
 	}
-	p.id = crictl(t, "runp", writeJSON(t, p.dir, "pod.json", pod))
+	p.id = testutil.CrictlOutput(t, "runp", writeJSON(t, p.dir, "pod.json", pod))
 	t.Cleanup(func() {
 		_ = testutil.Crictl("stopp", p.id).Run()
 		_ = testutil.Crictl("rmp", "-f", p.id).Run()
@@ -154,21 +153,9 @@ func (p *criPod) run(t testing.TB, container string, args ...string) string {
 		"mounts":   []map[string]any{{"container_path": "/cxworkload", "host_path": workloadBinary(t), "readonly": true}},
 	}
 	podFile := filepath.Join(p.dir, "pod.json")
-	id := crictl(t, "create", p.id, writeJSON(t, p.dir, container+".json", ctr), podFile)
-	crictl(t, "start", id)
+	id := testutil.CrictlOutput(t, "create", p.id, writeJSON(t, p.dir, container+".json", ctr), podFile)
+	testutil.CrictlOutput(t, "start", id)
 	return id
-}
-
-func crictl(t testing.TB, args ...string) string {
-	t.Helper()
-	cmd := testutil.Crictl(args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
 }
 
 func writeJSON(t testing.TB, dir, name string, v any) string {

@@ -335,23 +335,12 @@ func diagnose(t *testing.T, c *cluster.Cluster) {
 	}
 	logs, _ := filepath.Glob(filepath.Join(cluster.PodLogsDir, agentNS+"_*", "*", "*.log"))
 	for _, l := range logs {
-		t.Logf("agent log %s:\n%s", l, tail(l, 6000))
+		t.Logf("agent log %s:\n%s", l, cluster.TailFile(l, 6000))
 	}
 	for _, name := range []string{"kubelet", "containerd", "kube-proxy", "kube-controller-manager", "kube-apiserver"} {
-		t.Logf("%s log:\n%s", name, tail(filepath.Join(c.LogDir(), name+".log"), 3000))
+		t.Logf("%s log:\n%s", name, cluster.TailFile(filepath.Join(c.LogDir(), name+".log"), 3000))
 	}
 	t.Logf("component logs stay in %s until the next run", c.LogDir())
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }
 
 // anyOf reports whether s is one of list.

@@ -109,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		errors.As(err, &exited)
 		for _, p := range c.procs {
 			if exited == nil || exited.name != p.name { // the error has that one's log
-				c.logf("%s log:\n%s", p.name, tailFile(p.logPath, 3000))
+				c.logf("%s log:\n%s", p.name, TailFile(p.logPath, 3000))
 			}
 		}
 		c.Stop()

@@ -68,7 +68,7 @@ func (e *exitedError) Error() string {
 func (p *process) running() error {
 	select {
 	case <-p.exited:
-		return &exitedError{name: p.name, state: p.cmd.ProcessState.String(), log: tailFile(p.logPath, 3000)}
+		return &exitedError{name: p.name, state: p.cmd.ProcessState.String(), log: TailFile(p.logPath, 3000)}
 	default:
 		return nil
 	}
@@ -142,7 +142,8 @@ func waitGone(pid int, d time.Duration) {
 	}
 }
 
-func tailFile(path string, n int) string {
+// TailFile returns the last n bytes of a file, or the error reading it, for logs of a failure.
+func TailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
